@@ -1,0 +1,169 @@
+"""Domain types shared by every stage: what a message becomes on its way out.
+
+Both ways in (PFI mode: the CDA arrives finished; render mode: Liaison renders
+it) produce the same :class:`DocumentJob`. Everything downstream of the router
+(packaging, mail, deposit, business acknowledgements) sees only DocumentJobs,
+so these types are plain frozen dataclasses that travel over the bus as JSON.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import asdict, dataclass, field, fields, replace
+from enum import StrEnum
+from typing import Any
+
+
+class Action(StrEnum):
+    """What the sender asks for the document (OBX-11 F/C/D, ORC-1 NW/RO/CA)."""
+
+    PUBLISH = "publish"
+    REPLACE = "replace"
+    DELETE = "delete"
+
+
+class RecipientKind(StrEnum):
+    PROFESSIONAL = "ps"      # a health professional, organisation or application mailbox
+    PATIENT = "patient"      # the patient's own Mon espace santé mailbox
+
+
+@dataclass(frozen=True)
+class MessageSource:
+    """Who sent the HL7 message: needed to answer with ZAM and to key idempotency."""
+
+    sending_application: str
+    sending_facility: str
+    receiving_application: str
+    receiving_facility: str
+    control_id: str
+    message_type: str          # e.g. "ORU^R01"
+    version: str = "2.5"
+    charset: str = "UNICODE UTF-8"
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """One MSSanté mailbox a document goes to, with the identity the HIS gave for it."""
+
+    address: str
+    kind: RecipientKind = RecipientKind.PROFESSIONAL
+    identifier: str = ""       # XCN.1 (8+RPPS, INS, ...) or empty for organisation mailboxes
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class Participant:
+    """A person or organisation (the sender of PRT SB, a CDA author)."""
+
+    identifier: str = ""
+    family: str = ""
+    given: str = ""
+    organisation_id: str = ""
+    organisation_name: str = ""
+
+
+@dataclass(frozen=True)
+class Flags:
+    """The MetaDMPMSS routing and visibility flags of the PFI volet."""
+
+    masque_ps: bool = False
+    invisible_patient: bool = False
+    invisible_rep_legaux: bool = False
+    connexion_secrete: bool = False
+    modif_conf_code: bool = False
+    dest_dmp: bool = False
+    dest_mss_ps: bool = False
+    dest_mss_patient: bool = False
+    ack_reception: bool = False
+    ack_lecture: bool = False
+    patient_no_reply: bool = False     # NTE-4 "FIN" after DESTMSSANTEPAT → X-MSS-MES: FIN
+    body_ps: str | None = None          # CORPSMAIL_PS, decoded
+    body_patient: str | None = None     # CORPSMAIL_PATIENT, decoded
+
+
+@dataclass(frozen=True)
+class CdaHeader:
+    """What the engine reads from a CDA header to package, address and deposit it."""
+
+    document_id: str                   # ClinicalDocument/id as root[^extension]
+    set_id: str = ""
+    version: int = 1
+    type_code: str = ""                # LOINC of ClinicalDocument/code
+    type_display: str = ""
+    type_system: str = "2.16.840.1.113883.6.1"
+    title: str = ""
+    effective_time: str = ""           # HL7 TS as written
+    confidentiality: str = "N"
+    language: str = "fr-FR"
+    template_ids: tuple[str, ...] = ()
+    format_code: str = ""
+    patient_ids: tuple[tuple[str, str], ...] = ()   # (root OID, extension) of recordTarget/patientRole/id
+    ins: str = ""                      # matricule INS when an INS OID is present
+    ins_oid: str = ""
+    patient_family: str = ""
+    patient_given: str = ""
+    patient_birth_time: str = ""
+    patient_gender: str = ""
+    ins_traits_complete: bool = False  # birth name, first given, all given, birth date, birthplace, sex
+    authors: tuple[Participant, ...] = ()
+    legal_authenticator: Participant | None = None
+    custodian: Participant | None = None
+    facility_type_code: str = ""       # encompassingEncounter/location/healthCareFacility/code
+    facility_type_display: str = ""
+    practice_setting_code: str = ""    # serviceEvent/performer/.../standardIndustryClassCode
+    practice_setting_display: str = ""
+    service_start: str = ""
+    service_stop: str = ""
+    parent_document_id: str = ""       # relatedDocument[@typeCode=RPLC]/parentDocument/id
+
+
+@dataclass(frozen=True)
+class DocumentJob:
+    """One document to send: the unit every downstream stage works on."""
+
+    job_id: str                        # stable: journal message key + document id
+    message_key: str                   # the journal key of the HL7 message it came from
+    source: MessageSource
+    action: Action
+    cda: bytes
+    header: CdaHeader
+    flags: Flags = field(default_factory=Flags)
+    recipients: tuple[Recipient, ...] = ()
+    reply_to: str = ""
+    sender: Participant = field(default_factory=Participant)
+    patient_ipp: str = ""
+
+    def to_json(self) -> bytes:
+        data = asdict(self)
+        data["cda"] = base64.b64encode(self.cda).decode("ascii")
+        return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> "DocumentJob":
+        data = json.loads(raw)
+        data["cda"] = base64.b64decode(data["cda"])
+        data["source"] = MessageSource(**data["source"])
+        data["action"] = Action(data["action"])
+        data["flags"] = Flags(**data["flags"])
+        data["sender"] = Participant(**data["sender"])
+        data["recipients"] = tuple(
+            Recipient(**{**r, "kind": RecipientKind(r["kind"])}) for r in data["recipients"]
+        )
+        data["header"] = _header_from_dict(data["header"])
+        return cls(**data)
+
+    def with_recipients(self, recipients: tuple[Recipient, ...]) -> "DocumentJob":
+        return replace(self, recipients=recipients)
+
+
+def _header_from_dict(data: dict[str, Any]) -> CdaHeader:
+    data = dict(data)
+    data["template_ids"] = tuple(data["template_ids"])
+    data["patient_ids"] = tuple(tuple(p) for p in data["patient_ids"])
+    data["authors"] = tuple(Participant(**a) for a in data["authors"])
+    for key in ("legal_authenticator", "custodian"):
+        if data.get(key) is not None:
+            data[key] = Participant(**data[key])
+    known = {f.name for f in fields(CdaHeader)}
+    return CdaHeader(**{k: v for k, v in data.items() if k in known})

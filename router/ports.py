@@ -1,0 +1,219 @@
+"""The ports: one small Protocol per thing the core needs from the outside.
+
+Adapters live in ``channels/`` and translate their library's errors into
+``router.errors`` at the boundary. The composition root (``channels/cli.py``)
+picks adapters from URLs in the configuration.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Protocol, runtime_checkable
+
+
+# --------------------------------------------------------------------- bus
+
+@dataclass(frozen=True)
+class Envelope:
+    """A message on the bus: opaque body, string headers, and its delivery count."""
+
+    body: bytes
+    message_id: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+    attempt: int = 0            # how many times it was retried before this delivery
+
+
+class Delivery(Protocol):
+    """One received envelope and the three ways to settle it.
+
+    Only :func:`router.settle.settle` calls these: no stage settles by itself.
+    """
+
+    envelope: Envelope
+
+    async def ack(self) -> None:
+        """Done: remove it from the queue."""
+
+    async def retry(self, delay: float, reason: str) -> None:
+        """Put it back after ``delay`` seconds with ``attempt + 1``, then ack this copy."""
+
+    async def park(self, reason: str) -> None:
+        """Move it to the queue's parked (dead-letter) queue with the reason, then ack."""
+
+
+DeliveryHandler = Callable[[Delivery], Awaitable[None]]
+
+
+class Subscription(Protocol):
+    async def cancel(self) -> None:
+        """Stop receiving; deliveries in flight are finished or returned to the queue."""
+
+
+class Bus(Protocol):
+    """Durable queues per stage, publisher confirms, delayed retry, parking."""
+
+    async def connect(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def publish(self, queue: str, body: bytes, *, message_id: str,
+                      headers: Mapping[str, str] | None = None) -> None:
+        """Return only once the message is durably stored (publisher confirm)."""
+
+    async def consume(self, queue: str, handler: DeliveryHandler, *, prefetch: int = 16) -> Subscription:
+        """Call ``handler`` for each delivery; the handler settles it (through settle())."""
+
+    async def parked(self, queue: str, limit: int = 100) -> list[Envelope]:
+        """The parked envelopes of ``queue`` (with header ``x-park-reason``), oldest first."""
+
+    async def replay(self, queue: str, message_id: str) -> bool:
+        """Move one parked envelope back to ``queue`` with its attempt count reset."""
+
+
+# ----------------------------------------------------------------- journal
+
+class MessageState(StrEnum):
+    RECEIVED = "received"          # stored, not yet on the bus
+    QUEUED = "queued"              # on the bus, AA sent
+    REJECTED = "rejected"          # NACKed at the door (AE/AR), kept here
+    PROCESSING = "processing"
+    DISPATCHED = "dispatched"      # document job(s) handed to delivery
+    DELIVERED = "delivered"        # every recipient accepted
+    PARTIAL = "partial"            # some recipients failed for good
+    FAILED = "failed"              # nothing could be delivered
+    PARKED = "parked"              # a stage parked it with a reason
+
+
+@dataclass(frozen=True)
+class ReceivedMessage:
+    """An inbound HL7 message as it arrived, before any processing."""
+
+    raw: bytes                     # exactly the bytes between 0x0B and 0x1C 0x0D
+    channel: str
+    sending_application: str
+    sending_facility: str
+    control_id: str
+    message_type: str
+    received_at: datetime
+    peer: str = ""
+
+
+@dataclass(frozen=True)
+class MessageRecord:
+    key: str
+    raw: bytes
+    channel: str
+    sending_application: str
+    sending_facility: str
+    control_id: str
+    message_type: str
+    state: MessageState
+    received_at: datetime
+    updated_at: datetime
+    ack_code: str = ""             # AA/AE/AR sent back at the door
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class JournalEvent:
+    message_key: str
+    at: datetime
+    step: str                      # "received", "queued", "validated", "mail", "zam", ...
+    state: str
+    detail: str = ""
+    document_id: str = ""
+    destination: str = ""          # a recipient address, "dmp", "his"
+
+
+class OutcomeStatus(StrEnum):
+    ACCEPTED = "accepted"          # the relay took it (250)
+    RETRYING = "retrying"          # 4xx, will try again
+    FAILED = "failed"              # 5xx or retries spent
+    REFUSED = "refused"            # not attempted on purpose (rule, whitelist, flags)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    document_id: str
+    destination: str
+    status: OutcomeStatus
+    detail: str
+    at: datetime
+    message_key: str = ""
+
+
+class Journal(Protocol):
+    """Every message and every step, never silently dropped."""
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def record_received(self, message: ReceivedMessage) -> tuple[str, bool]:
+        """Store the raw message; return (key, is_new).
+
+        Idempotent on (sending application, control id): a resent message
+        returns the existing key and ``False``.
+        """
+
+    async def set_state(self, key: str, state: MessageState, *, step: str,
+                        detail: str = "", ack_code: str | None = None) -> None:
+        """Move the message to ``state`` and append the step to its timeline."""
+
+    async def add_event(self, event: JournalEvent) -> None: ...
+
+    async def record_outcome(self, outcome: Outcome) -> None:
+        """Latest outcome per (document, destination) wins; every one is also an event."""
+
+    async def outcomes(self, document_id: str) -> list[Outcome]: ...
+
+    async def message(self, key: str) -> MessageRecord | None: ...
+
+    async def events(self, key: str) -> list[JournalEvent]: ...
+
+    async def search(self, *, state: MessageState | None = None, control_id: str | None = None,
+                     limit: int = 100) -> list[MessageRecord]: ...
+
+
+# ----------------------------------------------------------- mail and acks
+
+class RecipientStatus(StrEnum):
+    ACCEPTED = "accepted"          # 2xx
+    TEMPORARY = "temporary"        # 4xx: try again later
+    REJECTED = "rejected"          # 5xx: failed for this recipient
+
+
+@dataclass(frozen=True)
+class RecipientResult:
+    address: str
+    status: RecipientStatus
+    code: int
+    text: str
+
+
+class Mailer(Protocol):
+    """Send one MIME message; return one result per recipient.
+
+    Raises ``PeerUnavailable`` when the whole transaction failed temporarily
+    (connection, TLS, 4xx before DATA completed) and ``RejectedByPeer`` when
+    the relay refused the whole message for good.
+    """
+
+    async def send(self, message: bytes, *, sender: str, recipients: Sequence[str]) -> list[RecipientResult]: ...
+
+    async def close(self) -> None: ...
+
+
+class AckSink(Protocol):
+    """Business acknowledgements (ZAM) back to the HIS."""
+
+    async def send(self, message: bytes) -> None:
+        """Send one HL7 message (ER7 bytes, unframed) and wait for its positive ACK."""
+
+
+@runtime_checkable
+class Clock(Protocol):
+    def now(self) -> datetime: ...
