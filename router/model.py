@@ -40,6 +40,8 @@ class MessageSource:
     message_type: str          # e.g. "ORU^R01"
     version: str = "2.5"
     charset: str = "UNICODE UTF-8"
+    codec: str = "utf-8"          # the Python codec the message was decoded with
+    msh: str = ""                 # the original MSH segment, to answer with ACK/ZAM
 
 
 @dataclass(frozen=True)

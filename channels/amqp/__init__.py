@@ -1,0 +1,5 @@
+"""AMQP channel: the bus on RabbitMQ (``amqp://user:password@host:5672/``)."""
+
+from channels.amqp.bus import AmqpBus, from_url
+
+__all__ = ["AmqpBus", "from_url"]

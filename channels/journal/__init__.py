@@ -1,0 +1,10 @@
+"""Journal adapters: every message and every step, stored before the ACK.
+
+- ``sqlite:///var/lib/liaison/journal.sqlite`` -> :class:`SqliteJournal` (one server, the default)
+- ``postgresql://...`` -> PostgreSQL adapter (several workers; not written yet)
+"""
+
+from channels.journal.cipher import JournalDecryptError, JournalKeyError
+from channels.journal.sqlite import SqliteJournal, from_url
+
+__all__ = ["JournalDecryptError", "JournalKeyError", "SqliteJournal", "from_url"]

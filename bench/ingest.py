@@ -1,0 +1,149 @@
+"""Ingest benchmark: MLLP → journal → bus confirmed → AA, against the ceiling of a bare MLLP echo server.
+
+Starts ``liaison run --ingest-only`` in a subprocess (RabbitMQ bus by default,
+or the embedded one with --bus embedded), then N messages over M persistent
+MLLP connections, each connection waiting for its ACK before sending the next
+(as HIS senders do). Prints messages/s, p50/p99 latency, CPU seconds of the
+engine process per message, the same for a bare asyncio MLLP echo server in
+the same run, and their ratio. Figures only: nothing here asserts a timing.
+
+    .venv/bin/python bench/ingest.py --messages 20000 --connections 8 [--bus amqp|embedded]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+VT, FS, CR = b"\x0b", b"\x1c", b"\r"
+
+
+def sample_message(i: int) -> bytes:
+    obx = "".join(f"OBX|{n}|NM|2345-7^Glucose^LN||{90 + n}|mg/dL|70-110|N|||F\r" for n in range(1, 15))
+    text = (f"MSH|^~\\&|BENCH|CH-TEST|LIAISON|CH-TEST|20261123100000||ORU^R01^ORU_R01|B{i:09d}|P|2.5|||||FRA|"
+            f"UNICODE UTF-8\rPID|||285077512345655^^^ASIP-SANTE-INS-NIR&1.2.250.1.213.1.4.10&ISO^INS||"
+            f"MARTIN^Camille^^^^^L||19850712|F\rPV1|1|O\rOBR|1|P{i}|F{i}|11502-2^CR d'examens biologiques^LN\r" + obx)
+    return text.encode()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def wait_port(port: int, deadline: float) -> None:
+    while time.monotonic() < deadline:
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.close()
+            return
+        except OSError:
+            await asyncio.sleep(0.1)
+    raise TimeoutError(f"nothing listening on {port}")
+
+
+async def load(port: int, messages: int, connections: int, offset: int) -> tuple[float, list[float], int]:
+    latencies: list[float] = []
+    failures = 0
+    per_conn = messages // connections
+
+    async def one_connection(c: int) -> None:
+        nonlocal failures
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        for k in range(per_conn):
+            frame = VT + sample_message(offset + c * per_conn + k) + FS + CR
+            start = time.perf_counter()
+            writer.write(frame)
+            ack = await reader.readuntil(FS + CR)
+            latencies.append(time.perf_counter() - start)
+            if b"MSA|AA" not in ack:
+                failures += 1
+        writer.close()
+
+    start = time.perf_counter()
+    await asyncio.gather(*(one_connection(c) for c in range(connections)))
+    return time.perf_counter() - start, latencies, failures
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def measure(name: str, proc: subprocess.Popen, port: int, args) -> dict:
+    await wait_port(port, time.monotonic() + 60)
+    await load(port, min(2000, args.messages), args.connections, offset=10**8)   # warm-up
+    cpu0 = cpu_seconds(proc.pid)
+    elapsed, latencies, failures = await load(port, args.messages, args.connections, offset=0)
+    cpu = cpu_seconds(proc.pid) - cpu0
+    latencies.sort()
+    count = len(latencies)
+    return {"name": name, "rate": count / elapsed, "p50": statistics.median(latencies) * 1000,
+            "p99": latencies[int(count * 0.99) - 1] * 1000, "cpu_ms": cpu / count * 1000, "failures": failures}
+
+
+def start(cmd: list[str], env: dict | None = None) -> subprocess.Popen:
+    return subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **(env or {})},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--messages", type=int, default=20000)
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--bus", choices=["amqp", "embedded"], default="amqp")
+    parser.add_argument("--amqp-url", default=os.environ.get("LIAISON_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"))
+    args = parser.parse_args()
+    results = []
+
+    echo_port = free_port()
+    echo = start([sys.executable, "bench/mllp_echo.py", "--port", str(echo_port)])
+    try:
+        results.append(await measure("bare asyncio MLLP echo (ceiling)", echo, echo_port, args))
+    finally:
+        stop(echo)
+
+    with tempfile.TemporaryDirectory(prefix="liaison-bench-") as tmp:
+        port = free_port()
+        bus = args.amqp_url if args.bus == "amqp" else f"embedded://{tmp}/bus.sqlite"
+        config = Path(tmp) / "liaison.toml"
+        config.write_text(f'[engine]\nbus = "{bus}"\njournal = "sqlite://{tmp}/journal.sqlite"\n'
+                          f'[[listeners]]\nname = "bench"\nport = {port}\n')
+        engine = start([sys.executable, "-m", "channels.cli", "--log-level", "warning", "run", "--ingest-only",
+                        "-c", str(config)])
+        try:
+            results.append(await measure(f"liaison run --ingest-only ({args.bus} bus, SQLite journal)",
+                                         engine, port, args))
+        finally:
+            stop(engine)
+            if engine.returncode not in (0, -15, None):
+                print(engine.stderr.read().decode()[-2000:], file=sys.stderr)
+
+    print(f"\n{args.messages} messages of {len(sample_message(0))} bytes over {args.connections} connections")
+    print(f"{'':58} {'msg/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'CPU ms/msg':>11} {'non-AA':>7}")
+    for r in results:
+        print(f"{r['name']:58} {r['rate']:9.0f} {r['p50']:8.2f} {r['p99']:8.2f} {r['cpu_ms']:11.3f} {r['failures']:7}")
+    print(f"ratio engine / ceiling: {results[1]['rate'] / results[0]['rate']:.2f}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

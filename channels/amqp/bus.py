@@ -1,0 +1,268 @@
+"""AmqpBus: the bus on RabbitMQ (3.10+), for one or several servers.
+
+URL: ``amqp://user:password@host:5672/vhost`` (``amqps://`` for TLS; aio-pika query options
+such as ``?heartbeat=30`` pass through). Keyword options: ``prefix`` (default ``liaison.``,
+prepended to every queue name), ``publish_timeout``, ``connect_timeout``, ``close_timeout``.
+
+Features, the same contract as ``EmbeddedBus`` (both pass tests/contract/test_bus.py):
+
+- ``publish`` is persistent and returns once the broker confirmed it (publisher confirms);
+  concurrent publishes on the shared channel are pipelined, not serialised.
+- Queues are declared on first use (see ``wire.py`` for the layout): durable quorum stage
+  queues, quorum ``.parked`` queues, classic per-delay ``.retry.<ms>`` queues that
+  dead-letter back to the stage queue.
+- ``consume``: one channel per subscription with ``basic.qos(prefetch)``; a delivery left
+  unsettled, or in flight when the connection drops, is redelivered by the broker.
+- The connection is aio-pika's robust one: after a broker restart it reconnects and restores
+  declarations and consumers. While it is down, calls fail with ``BusUnavailable`` after
+  ``publish_timeout`` instead of hanging.
+- ``parked()`` and ``replay()`` read the whole parked queue with ``basic.get`` on a
+  throw-away channel without acking, then close that channel so the broker returns every
+  message, in order (see ``parked``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Mapping
+from contextlib import suppress
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import aio_pika
+import structlog
+from aio_pika.abc import AbstractChannel, AbstractRobustConnection
+from aiormq.exceptions import PublishError
+
+from channels.amqp import wire
+from channels.amqp.consumer import AmqpSubscription
+from channels.amqp.errors import AMQP_FAILURES, bus_errors
+from router.errors import BusUnavailable
+from router.ports import DeliveryHandler, Envelope, Subscription
+from router.settle import PARK_REASON_HEADER
+
+log = structlog.get_logger(__name__)
+T = TypeVar("T")
+
+
+class AmqpBus:
+    """The Bus port on RabbitMQ."""
+
+    def __init__(self, url: str, *, prefix: str = "liaison.", publish_timeout: float = 10.0,
+                 connect_timeout: float = 10.0, close_timeout: float = 10.0,
+                 reconnect_interval: float = 2.0):
+        self.url = url
+        self.prefix = prefix
+        self.publish_timeout = publish_timeout
+        self.connect_timeout = connect_timeout
+        self.close_timeout = close_timeout
+        self.reconnect_interval = reconnect_interval
+        self._connection: AbstractRobustConnection | None = None
+        self._channel: AbstractChannel | None = None
+        self._declared: set[str] = set()
+        self._subscriptions: set[AmqpSubscription] = set()
+        self._lock = asyncio.Lock()
+        self._closed = False
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> AmqpBus:
+        if urlsplit(url).scheme not in ("amqp", "amqps"):
+            raise ValueError(f"not an AMQP URL (amqp://user:password@host:5672/): {url!r}")
+        return cls(url, **options)
+
+    def __repr__(self) -> str:
+        parts = urlsplit(self.url)
+        return f"AmqpBus('{parts.scheme}://{parts.hostname}:{parts.port or 5672}{parts.path}')"
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def connect(self) -> None:
+        """Connect and open the publishing channel; raises BusUnavailable."""
+        async with self._lock:
+            if self._connection is not None:
+                return
+            with bus_errors(f"connect to {self!r}"):
+                connection = await asyncio.wait_for(aio_pika.connect_robust(
+                    self.url, reconnect_interval=self.reconnect_interval), self.connect_timeout)
+                try:
+                    channel = await asyncio.wait_for(connection.channel(publisher_confirms=True),
+                                                     self.connect_timeout)
+                except BaseException:
+                    await connection.close()
+                    raise
+            self._connection, self._channel, self._closed = connection, channel, False
+            log.info("bus.amqp.connected", broker=repr(self))
+
+    async def close(self) -> None:
+        """Cancel consumers (in-flight handlers get ``close_timeout``), then disconnect."""
+        async with self._lock:
+            self._closed = True
+            connection, self._connection, self._channel = self._connection, None, None
+            subscriptions, self._subscriptions = list(self._subscriptions), set()
+            await asyncio.gather(*(s.cancel() for s in subscriptions))
+            self._declared.clear()
+            if connection is not None:
+                with suppress(*AMQP_FAILURES):
+                    await asyncio.wait_for(connection.close(), self.close_timeout)
+
+    # ---------------------------------------------------------------- port
+
+    async def publish(self, queue: str, body: bytes, *, message_id: str,
+                      headers: Mapping[str, str] | None = None) -> None:
+        """Publish persistently; return once the broker confirmed."""
+        wire.check_queue(queue)
+        fields = wire.check_headers(headers)
+        attempt = wire.parse_attempt(fields.pop(wire.ATTEMPT_HEADER, None))
+        name = await self._declare(queue)
+        await self.send(name, body, message_id, wire.wire_headers(fields, attempt))
+
+    async def consume(self, queue: str, handler: DeliveryHandler, *, prefetch: int = 16) -> Subscription:
+        if prefetch < 1:
+            raise ValueError("prefetch must be at least 1")
+        name = await self._declare(queue)
+        connection = await self._ready()
+        channel = await self._call(connection.channel(publisher_confirms=False), f"open a channel for {name}")
+        try:
+            await self._call(channel.set_qos(prefetch_count=prefetch), f"set prefetch on {name}")
+            amqp_queue = await self._call(channel.declare_queue(
+                name, durable=True, arguments=wire.MAIN_ARGUMENTS), f"declare {name}")
+            subscription = AmqpSubscription(self, channel, amqp_queue, handler, close_timeout=self.close_timeout)
+            await subscription.start()
+        except BaseException:
+            with suppress(*AMQP_FAILURES):
+                await channel.close()
+            raise
+        self._subscriptions.add(subscription)
+        return subscription
+
+    async def parked(self, queue: str, limit: int = 100) -> list[Envelope]:
+        """Read up to ``limit`` parked messages, oldest first, without removing them.
+
+        Every parked message is fetched with ``basic.get`` (no ack) on a throw-away channel,
+        the first ``limit`` kept, then the channel is closed and the broker returns them all.
+        All of them, because a quorum queue puts returned messages at its tail: returning only
+        the first ``limit`` would move them behind the others. The cost is one round trip per
+        parked message; this is an operator's call, not a hot path.
+        """
+        name = await self._declare(queue)
+        found: list[Envelope] = []
+        async with self._admin_channel(wire.parked_name(name)) as parked_queue:
+            async for message in self._fetch_all(parked_queue):
+                if len(found) < limit:
+                    found.append(wire.envelope(message.body, message.message_id, message.headers))
+        return found
+
+    async def replay(self, queue: str, message_id: str) -> bool:
+        """Move the oldest parked message with this id back to ``queue``, attempt 0.
+
+        Same scan as ``parked``: the match is republished (confirmed) then acked; the others
+        go back, in their order, when the scan's channel closes.
+        """
+        name = await self._declare(queue)
+        replayed = False
+        async with self._admin_channel(wire.parked_name(name)) as parked_queue:
+            async for message in self._fetch_all(parked_queue):
+                if replayed or message.message_id != message_id:
+                    continue
+                envelope = wire.envelope(message.body, message.message_id, message.headers)
+                headers = {k: v for k, v in envelope.headers.items() if k != PARK_REASON_HEADER}
+                await self.send(name, envelope.body, message_id, wire.wire_headers(headers, 0))
+                await self._call(message.ack(), f"ack replayed {message_id}")
+                replayed = True
+        return replayed
+
+    async def _fetch_all(self, amqp_queue: Any) -> AsyncIterator[Any]:
+        """Every message present when the queue was declared, unacked (bounded by that count)."""
+        for _ in range(amqp_queue.declaration_result.message_count or 0):
+            message = await self._call(amqp_queue.get(no_ack=False, fail=False), f"read {amqp_queue.name}")
+            if message is None:
+                return
+            yield message
+
+    # ------------------------------------------------------------ helpers
+
+    async def send(self, name: str, body: bytes, message_id: str, headers: Mapping[str, str]) -> None:
+        """Publish to the full queue ``name`` (persistent, mandatory) and wait for the confirm."""
+        if not isinstance(body, (bytes, bytearray, memoryview)):
+            raise TypeError(f"body must be bytes, not {type(body).__name__}")
+        await self._ready()
+        channel = self._channel
+        assert channel is not None
+        message = aio_pika.Message(bytes(body), message_id=message_id, headers=dict(headers),
+                                   delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
+        try:
+            await self._call(channel.default_exchange.publish(message, routing_key=name, mandatory=True),
+                             f"publish {message_id} to {name}")
+        except BusUnavailable as exc:
+            if isinstance(exc.__cause__, PublishError):    # returned: the queue vanished; redeclare next time
+                self._declared.clear()
+            raise
+
+    async def retry_queue(self, name: str, delay: float) -> str:
+        """The delay queue for ``delay`` seconds in front of ``name``, declared on first use."""
+        retry_name, arguments = wire.retry_queue(name, delay)
+        if retry_name not in self._declared:
+            await self._declare_one(retry_name, arguments)
+        return retry_name
+
+    def forget(self, subscription: AmqpSubscription) -> None:
+        self._subscriptions.discard(subscription)
+
+    async def _declare(self, queue: str) -> str:
+        wire.check_queue(queue)
+        name = self.prefix + queue
+        if name not in self._declared:
+            await self._declare_one(wire.parked_name(name), wire.PARKED_ARGUMENTS)
+            await self._declare_one(name, wire.MAIN_ARGUMENTS)
+        return name
+
+    async def _declare_one(self, name: str, arguments: dict[str, Any]) -> None:
+        await self._ready()
+        assert self._channel is not None
+        await self._call(self._channel.declare_queue(name, durable=True, arguments=arguments), f"declare {name}")
+        self._declared.add(name)
+
+    async def _ready(self) -> AbstractRobustConnection:
+        if self._closed:
+            raise BusUnavailable(f"{self!r} is closed")
+        if self._connection is None:
+            await self.connect()
+        assert self._connection is not None
+        return self._connection
+
+    async def _call(self, awaitable: Awaitable[T], doing: str) -> T:
+        """Await an aio-pika call with the publish timeout; failures become BusUnavailable."""
+        with bus_errors(doing):
+            return await asyncio.wait_for(awaitable, self.publish_timeout)
+
+    def _admin_channel(self, name: str) -> _AdminChannel:
+        return _AdminChannel(self, name)
+
+
+class _AdminChannel:
+    """A throw-away channel on one queue; closing it returns every unacked message."""
+
+    def __init__(self, bus: AmqpBus, name: str):
+        self._bus = bus
+        self._name = name
+        self._channel: AbstractChannel | None = None
+
+    async def __aenter__(self):
+        connection = await self._bus._ready()
+        self._channel = await self._bus._call(connection.channel(publisher_confirms=False),
+                                              f"open a channel for {self._name}")
+        try:
+            return await self._bus._call(self._channel.declare_queue(
+                self._name, durable=True, arguments=wire.PARKED_ARGUMENTS, robust=False), f"declare {self._name}")
+        except BaseException:
+            await self.__aexit__()
+            raise
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._channel is not None:
+            with suppress(*AMQP_FAILURES):
+                await asyncio.wait_for(self._channel.close(), self._bus.close_timeout)
+
+
+def from_url(url: str, **options: Any) -> AmqpBus:
+    return AmqpBus.from_url(url, **options)

@@ -1,0 +1,93 @@
+"""How the bus contract is laid out on RabbitMQ: queue names, queue arguments, headers.
+
+For a stage queue ``q`` and the prefix ``liaison.``:
+
+- ``liaison.q``: durable **quorum** queue, the stage's work;
+- ``liaison.q.parked``: durable quorum queue of parked messages (header ``x-park-reason``);
+- ``liaison.q.retry.<ms>``: durable classic queue per retry delay, ``x-message-ttl=<ms>``,
+  dead-lettering to the default exchange with routing key ``liaison.q``: a retried message
+  waits there and comes back to the stage queue when its TTL expires. One queue per delay
+  keeps the TTL uniform, so expiry at the head of the queue is always on time.
+
+Headers: the envelope's headers are the string-valued application headers. ``x-attempt``
+carries the retry count on the wire (absent means 0) and becomes ``Envelope.attempt``;
+the broker's own bookkeeping (``x-death``, ``x-first-death-*``, ``x-delivery-count``) is
+left out, so a stage that forwards headers does not forward them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from router.ports import Envelope
+
+ATTEMPT_HEADER = "x-attempt"
+LAST_ERROR_HEADER = "x-last-error"
+MAX_REASON = 1000                       # characters of a retry or park reason kept in the headers
+QUEUE_NAME = re.compile(r"[a-z0-9._-]{1,200}")
+
+MAIN_ARGUMENTS = {"x-queue-type": "quorum"}
+PARKED_ARGUMENTS = {"x-queue-type": "quorum"}
+_BROKER_HEADERS = ("x-death", "x-first-death-", "x-last-death-", "x-delivery-count", ATTEMPT_HEADER)
+
+
+def check_queue(queue: str) -> None:
+    if not isinstance(queue, str) or not QUEUE_NAME.fullmatch(queue):
+        raise ValueError(f"bad queue name {queue!r}: use 1 to 200 of [a-z0-9._-]")
+
+
+def check_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
+    fields = dict(headers or {})
+    for key, value in fields.items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise TypeError(f"bus headers are str -> str; got {key!r}: {type(value).__name__}")
+    return fields
+
+
+def parked_name(name: str) -> str:
+    return f"{name}.parked"
+
+
+def retry_queue(name: str, delay: float) -> tuple[str, dict[str, Any]]:
+    """The delay queue for ``delay`` seconds in front of the stage queue ``name``."""
+    ms = max(1, round(delay * 1000))
+    return f"{name}.retry.{ms}", {
+        "x-queue-type": "classic",
+        "x-message-ttl": ms,
+        "x-dead-letter-exchange": "",
+        "x-dead-letter-routing-key": name,
+    }
+
+
+def wire_headers(headers: Mapping[str, str], attempt: int) -> dict[str, str]:
+    """Headers to send: the envelope's, plus ``x-attempt`` when it is not 0."""
+    out = {k: v for k, v in headers.items() if k != ATTEMPT_HEADER}
+    if attempt:
+        out[ATTEMPT_HEADER] = str(attempt)
+    return out
+
+
+def envelope(body: bytes, message_id: str | None, raw: Mapping[str, Any] | None) -> Envelope:
+    """The envelope of a received AMQP message."""
+    headers: dict[str, str] = {}
+    for key, value in (raw or {}).items():
+        if key.startswith(_BROKER_HEADERS):
+            continue
+        if isinstance(value, bytes):
+            value = value.decode("utf-8", "replace")
+        if isinstance(value, str):
+            headers[key] = value
+    return Envelope(body=body, message_id=message_id or "", headers=headers,
+                    attempt=parse_attempt((raw or {}).get(ATTEMPT_HEADER)))
+
+
+def parse_attempt(value: Any) -> int:
+    """The ``x-attempt`` header as a count; anything unreadable counts as 0."""
+    if isinstance(value, bytes):
+        value = value.decode("ascii", "replace")
+    try:
+        return max(0, int(value or 0))
+    except (TypeError, ValueError):
+        return 0

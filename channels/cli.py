@@ -1,0 +1,108 @@
+"""The ``liaison`` command: run, demo, send, check-config.
+
+    liaison run [-c liaison.toml]          start the engine (embedded defaults without -c)
+    liaison worker [-c liaison.toml]       only the pipeline consumers, for more servers on one bus
+    liaison demo [--dir DIR]               the whole chain on loopback, with a table of what was delivered
+    liaison send --host H --port P FILE…   an MLLP client printing each ACK
+    liaison check-config FILE              validate a configuration and say what it would start
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from pathlib import Path
+
+from channels.logs import configure_logging
+from router.config import Settings, load_settings
+from router.errors import ConfigError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="liaison", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--log-level", default="info")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="start the engine")
+    run.add_argument("-c", "--config", type=Path)
+    run.add_argument("--ingest-only", action="store_true",
+                     help="only the MLLP listeners (store + queue + ACK); workers run elsewhere")
+    worker = sub.add_parser("worker", help="only the pipeline consumers (no listener)")
+    worker.add_argument("-c", "--config", type=Path)
+    demo = sub.add_parser("demo", help="run the whole chain on loopback with sample messages")
+    demo.add_argument("--dir", type=Path, help="where to keep the demo's files (default: a new temp dir)")
+    send = sub.add_parser("send", help="send HL7 files over MLLP and print each ACK")
+    send.add_argument("--host", default="127.0.0.1")
+    send.add_argument("--port", type=int, required=True)
+    send.add_argument("--timeout", type=float, default=10.0)
+    send.add_argument("files", nargs="+", type=Path)
+    check = sub.add_parser("check-config", help="validate a configuration file")
+    check.add_argument("file", type=Path)
+    args = parser.parse_args(argv)
+
+    configure_logging(args.log_level if args.command != "demo" else "warning")
+    try:
+        if args.command == "run":
+            settings = load_settings(args.config) if args.config else Settings()
+            return asyncio.run(_run(settings, consume=not args.ingest_only))
+        if args.command == "worker":
+            settings = load_settings(args.config) if args.config else Settings()
+            return asyncio.run(_run(settings, listen=False))
+        if args.command == "demo":
+            from channels.demo.run import run_demo
+            return asyncio.run(run_demo(args.dir))
+        if args.command == "send":
+            from channels.mllp.client import send_files
+            failures = asyncio.run(send_files(args.host, args.port, args.files, timeout=args.timeout))
+            return 1 if failures else 0
+        if args.command == "check-config":
+            return _check_config(args.file)
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+async def _run(settings: Settings, *, listen: bool = True, consume: bool = True) -> int:
+    from channels.engine import Engine
+    engine = Engine(settings)
+    await engine.start(listen=listen, consume=consume)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await engine.stop()
+    return 0
+
+
+def _check_config(path: Path) -> int:
+    settings = load_settings(path)
+    print(f"{path}: valid")
+    print(f"  bus      {settings.bus}")
+    print(f"  journal  {settings.journal} ({'encrypted' if settings.journal_key else 'NOT encrypted: set LIAISON_JOURNAL_KEY'})")
+    for listener in settings.listeners:
+        tls = "mTLS" if listener.tls_client_ca else "TLS" if listener.tls_cert else "plain"
+        print(f"  listener {listener.name} on {listener.host}:{listener.port} ({tls}, default charset "
+              f"{listener.default_charset}, max frame {listener.max_frame_bytes} bytes)")
+    print(f"  mss      {settings.mss.relay or 'no relay: documents will wait in deliver.mss'}")
+    print(f"  acks     {f'{settings.acks.host}:{settings.acks.port}' if settings.acks.enabled else 'no ZAM destination'}")
+    for problem in _file_problems(settings):
+        print(f"  warning: {problem}")
+    return 0
+
+
+def _file_problems(settings: Settings) -> list[str]:
+    problems = []
+    for key, value in (("mss.client_cert", settings.mss.client_cert), ("mss.client_key", settings.mss.client_key),
+                       ("mss.ca_file", settings.mss.ca_file)):
+        if value and not Path(value).is_file():
+            problems.append(f"{key}: file {value} not found")
+    return problems
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,155 @@
+"""``liaison demo``: the whole PFI chain on loopback, with no configuration at all.
+
+Starts, in one process and on 127.0.0.1 only: a throw-away test PKI, a TLS
+mail server that requires the client certificate (standing in for the
+MSSanté operator), a fake HIS that receives the ZAM acknowledgements, and the
+engine itself on the embedded bus with an encrypted SQLite journal. Sends the
+sample messages over MLLP, waits (bounded) until every message has a final
+state, prints what happened, and exits 0 only if every recipient got its mail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import email
+import os
+import tempfile
+import time
+from email import policy
+from pathlib import Path
+
+from channels.demo.his import RecordingHis
+from channels.demo.samples import Sample, demo_messages
+from channels.engine import Engine
+from channels.mllp.sender import MllpSender
+from channels.smtp.sink import SmtpSink
+from channels.smtp.testpki import make_test_pki
+from router.config import AckSettings, ListenerSettings, MssSettings, Settings
+from router.hl7.ack import read_ack
+from router.hl7.charset import decode_lenient
+from router.ports import MessageState, OutcomeStatus
+
+FINAL = {MessageState.DELIVERED, MessageState.PARTIAL, MessageState.FAILED, MessageState.PARKED,
+         MessageState.REJECTED}
+DEADLINE_SECONDS = 60.0
+
+
+async def run_demo(directory: Path | None = None, out=print) -> int:
+    root = Path(directory or tempfile.mkdtemp(prefix="liaison-demo-")).resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    pki = make_test_pki(root / "pki")
+    sink = SmtpSink.from_pki(pki, root / "mail")
+    his = RecordingHis(root / "his")
+    smtp_port, his_port = await sink.start(), await his.start()
+    settings = Settings(
+        bus=f"embedded://{root / 'bus.sqlite'}",
+        journal=f"sqlite://{root / 'journal.sqlite'}",
+        journal_key=os.urandom(32),
+        listeners=(ListenerSettings(name="demo", host="127.0.0.1", port=0),),
+        retry_delays=(0.5, 1.0, 2.0),
+        mss=MssSettings(relay=f"smtp://127.0.0.1:{smtp_port}", sender="pfi@ch-test.mssante.fr",
+                        client_cert=str(pki.client_cert), client_key=str(pki.client_key), ca_file=str(pki.ca_cert),
+                        nil="DEMO-0000", message_id_domain="ch-test.mssante.fr"),
+        acks=AckSettings(host="127.0.0.1", port=his_port),
+    )
+    engine = Engine(settings)
+    await engine.start()
+    try:
+        samples = demo_messages()
+        out(f"Liaison demo in {root}")
+        out(f"  engine MLLP on 127.0.0.1:{engine.port('demo')}, MSSanté relay (TLS + client certificate) on "
+            f"127.0.0.1:{smtp_port}, HIS for ZAMs on 127.0.0.1:{his_port}")
+        if not engine.schema_dir:
+            out("  CDA_extended.xsd not found: schema check OFF (set LIAISON_CDA_SCHEMA_DIR or put the ANS "
+                "fixtures in ../shared/fixtures)")
+        else:
+            out(f"  CDAs checked against {engine.schema_dir}/CDA_extended.xsd")
+        keys = await _send_all(engine, samples, out)
+        states = await _wait_final(engine, keys)
+        expected = sum(len(_recipients(s)) for s in samples)
+        mails = await _wait_mails(sink, expected)
+        zams = await his.wait_for(expected, timeout=10.0)
+        ok = await _report(engine, samples, keys, states, root, mails, zams, out)
+    finally:
+        await engine.stop()
+        await his.close()
+        sink.stop()
+    return 0 if ok else 1
+
+
+async def _send_all(engine: Engine, samples: list[Sample], out) -> dict[str, str]:
+    sender = MllpSender("127.0.0.1", engine.port("demo"), timeout=10.0)
+    keys: dict[str, str] = {}
+    try:
+        for sample in samples:
+            reply, _ = await sender.exchange(sample.raw)
+            out(f"  sent {sample.name} ({sample.control_id}): ACK {reply.code} {reply.text}".rstrip())
+            found = await engine.journal.search(control_id=sample.control_id, limit=1)
+            if found:
+                keys[sample.control_id] = found[0].key
+    finally:
+        await sender.close()
+    return keys
+
+
+async def _wait_final(engine: Engine, keys: dict[str, str]) -> dict[str, MessageState]:
+    deadline = time.monotonic() + DEADLINE_SECONDS
+    states: dict[str, MessageState] = {}
+    while time.monotonic() < deadline:
+        for control_id, key in keys.items():
+            record = await engine.journal.message(key)
+            states[control_id] = record.state if record else MessageState.RECEIVED
+        if all(state in FINAL for state in states.values()):
+            break
+        await asyncio.sleep(0.1)
+    return states
+
+
+async def _wait_mails(sink: SmtpSink, expected: int):
+    try:
+        await sink.wait_for(1, timeout=5.0)
+    except TimeoutError:
+        return []
+    return list(sink.messages)
+
+
+def _recipients(sample: Sample) -> list[str]:
+    text = decode_lenient(sample.raw)[0]
+    return [seg.rsplit("^", 1)[-1] for seg in text.split("\r") if seg.startswith("PRT||UC||RCT")]
+
+
+async def _report(engine: Engine, samples, keys, states, root: Path, mails, zams, out) -> bool:
+    xdm_dir = root / "xdm"
+    xdm_dir.mkdir(exist_ok=True)
+    for index, mail in enumerate(mails, 1):
+        parsed = email.message_from_bytes(mail.data, policy=policy.SMTP)
+        for part in parsed.iter_attachments():
+            if part.get_filename() == "IHE_XDM.ZIP":
+                (xdm_dir / f"{index:03d}_IHE_XDM.ZIP").write_bytes(part.get_content())
+    out("")
+    out(f"{'message':<18} {'document':<44} {'recipient':<42} {'status'}")
+    out("-" * 118)
+    all_ok = True
+    for sample in samples:
+        key = keys.get(sample.control_id)
+        record = await engine.journal.message(key) if key else None
+        events = await engine.journal.events(key) if key else []
+        document_id = next((e.document_id for e in events if e.document_id), "")
+        outcomes = {o.destination: o for o in await engine.journal.outcomes(document_id)} if document_id else {}
+        title = next((e.detail for e in events if e.step == "pfi"), sample.description)
+        for n, address in enumerate(_recipients(sample)):
+            outcome = outcomes.get(address)
+            status = outcome.status.value if outcome else (record.state.value if record else "not received")
+            if outcome is None or outcome.status != OutcomeStatus.ACCEPTED:
+                all_ok = False
+                status += f" ({outcome.detail if outcome else (record.detail if record else '')})"
+            out(f"{sample.name if n == 0 else '':<18} {title[:44] if n == 0 else '':<44} {address:<42} {status}")
+    out("")
+    out(f"mails received by the relay: {len(mails)} in {root / 'mail'}")
+    out(f"IHE_XDM.ZIP attachments:      {xdm_dir}")
+    out(f"ZAM acknowledgements (HIS):   {len(zams)} in {root / 'his'}")
+    out(f"journal (encrypted SQLite):   {root / 'journal.sqlite'}")
+    out("result: " + ("every document was delivered to every recipient" if all_ok and mails
+                      else "NOT everything was delivered"))
+    return all_ok and bool(mails)

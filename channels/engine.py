@@ -1,0 +1,156 @@
+"""The composition root: wires adapters chosen by URL to the core's stages.
+
+``Engine`` is what ``liaison run`` and ``liaison demo`` start: the journal, the
+bus, the MLLP listeners (the door), and one consumer per pipeline stage
+(``inbound`` → ``deliver.mss`` → ``acks.his``). It is the only module that
+imports both the core and the adapters.
+"""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass, field
+
+import structlog
+
+from channels.mllp.sender import MllpAckSink, MllpSender
+from channels.mllp.server import MllpServer
+from mappings.cda_header import read_header
+from router import queues
+from router.cda_schema import CdaSchemaValidator, locate_schema_dir
+from router.config import ListenerSettings, Settings
+from router.errors import ConfigError
+from router.ingest import Ingest
+from router.ports import AckSink, Bus, Journal, Mailer, Subscription
+from router.settle import RetryPolicy, settle
+from router.stages.acks import AckStage
+from router.stages.deliver import DeliverStage
+from router.stages.process import ProcessStage
+from router.stages.zam import ZamQueue
+
+log = structlog.get_logger(__name__)
+
+
+def bus_from_url(url: str) -> Bus:
+    scheme = url.split("://", 1)[0]
+    if scheme == "embedded":
+        from channels.embedded.bus import EmbeddedBus
+        return EmbeddedBus.from_url(url)
+    if scheme in ("amqp", "amqps"):
+        from channels.amqp.bus import AmqpBus
+        return AmqpBus.from_url(url)
+    raise ConfigError("engine.bus", f"unsupported bus URL {url!r}")
+
+
+def journal_from_url(url: str, key: bytes | None) -> Journal:
+    if url.startswith("sqlite://"):
+        from channels.journal import from_url
+        return from_url(url, key=key)
+    raise ConfigError("engine.journal", f"unsupported journal URL {url!r}")
+
+
+def mailer_from_settings(settings: Settings) -> Mailer | None:
+    mss = settings.mss
+    if not mss.relay:
+        return None
+    from channels.smtp.mailer import SmtpMailer
+    return SmtpMailer.from_url(mss.relay, client_cert=mss.client_cert or None, client_key=mss.client_key or None,
+                               ca_file=mss.ca_file or None, timeout=mss.timeout)
+
+
+def listener_ssl(listener: ListenerSettings) -> ssl.SSLContext | None:
+    if not listener.tls_cert:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(listener.tls_cert, listener.tls_key)
+    if listener.tls_client_ca:
+        context.verify_mode = ssl.CERT_REQUIRED
+        context.load_verify_locations(listener.tls_client_ca)
+    return context
+
+
+@dataclass
+class Engine:
+    settings: Settings
+    bus: Bus | None = None
+    journal: Journal | None = None
+    mailer: Mailer | None = None
+    ack_sink: AckSink | None = None
+    servers: dict[str, MllpServer] = field(default_factory=dict)
+    subscriptions: list[Subscription] = field(default_factory=list)
+    schema_dir: str = ""
+
+    async def start(self, *, listen: bool = True, consume: bool = True) -> None:
+        s = self.settings
+        self.journal = self.journal or journal_from_url(s.journal, s.journal_key)
+        self.bus = self.bus or bus_from_url(s.bus)
+        self.mailer = self.mailer or mailer_from_settings(s)
+        if self.ack_sink is None and s.acks.enabled:
+            self.ack_sink = MllpAckSink(MllpSender(s.acks.host, s.acks.port, timeout=s.acks.timeout))
+        await self.journal.open()
+        await self.bus.connect()
+        if consume:
+            await self._start_consumers()
+        if listen:
+            for listener in s.listeners:
+                await self._start_listener(listener)
+
+    async def _start_consumers(self) -> None:
+        s = self.settings
+        policy = RetryPolicy(delays=s.retry_delays)
+        zams = ZamQueue(self.bus, self.journal, enabled=self.ack_sink is not None)
+        schema_dir = locate_schema_dir(s.cda_schema_dir or None)
+        schema_check = None
+        if schema_dir is not None:
+            schema_check = CdaSchemaValidator(schema_dir).validate
+            self.schema_dir = str(schema_dir)
+        else:
+            log.warning("engine.no_cda_schema", hint="set engine.cda_schema_dir or LIAISON_CDA_SCHEMA_DIR")
+        stages = {queues.INBOUND: ProcessStage(self.bus, self.journal, zams, cda_reader=read_header,
+                                               schema_check=schema_check)}
+        if self.mailer is not None:
+            stages[queues.DELIVER_MSS] = DeliverStage(self.journal, self.mailer, zams, settings=s.mss,
+                                                      source_id=s.source_id, policy=policy)
+        else:
+            log.warning("engine.no_mss_relay", hint="documents wait in deliver.mss until [mss] relay is set")
+        if self.ack_sink is not None:
+            stages[queues.ACKS_HIS] = AckStage(self.journal, self.ack_sink)
+        for queue, stage in stages.items():
+            self.subscriptions.append(await self.bus.consume(queue, _settling(stage, policy, queue),
+                                                             prefetch=s.prefetch))
+
+    async def _start_listener(self, listener: ListenerSettings) -> None:
+        ingest = Ingest(self.journal, self.bus, channel=listener.name, default_charset=listener.default_charset,
+                        max_frame_bytes=listener.max_frame_bytes)
+        server = MllpServer(ingest, host=listener.host, port=listener.port,
+                            max_frame_bytes=listener.max_frame_bytes, read_timeout=listener.read_timeout,
+                            max_connections=listener.max_connections, ssl_context=listener_ssl(listener))
+        await server.start()
+        self.servers[listener.name] = server
+        log.info("engine.listening", channel=listener.name, host=listener.host, port=server.port)
+
+    def port(self, name: str = "his") -> int:
+        return self.servers[name].port
+
+    async def stop(self) -> None:
+        """Graceful: stop taking input, let in-flight work settle, close connections."""
+        for server in self.servers.values():
+            await server.close()
+        for subscription in self.subscriptions:
+            await subscription.cancel()
+        self.subscriptions.clear()
+        for closable in (self.mailer, self.ack_sink):
+            close = getattr(closable, "close", None)
+            if close is not None:
+                await close()
+        if self.bus is not None:
+            await self.bus.close()
+        if self.journal is not None:
+            await self.journal.close()
+
+
+def _settling(stage, policy: RetryPolicy, queue: str):
+    async def handle(delivery) -> None:
+        await settle(delivery, stage, policy, queue=queue)
+    return handle

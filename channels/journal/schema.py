@@ -1,0 +1,138 @@
+"""The SQLite journal's schema, its version table, and the encryption check.
+
+Tables:
+
+- ``messages``: one row per received message. ``raw`` holds exactly the bytes
+  received (or their AES-GCM envelope); identifiers, states and timestamps are
+  clear columns for search. ``UNIQUE (sending_application, control_id)`` is the
+  idempotency key (MSH-3 + MSH-10, see ``sqlite.py`` for why not MSH-4).
+- ``events``: the append-only timeline (an UPDATE trigger refuses rewrites).
+- ``outcomes``: the current outcome per (document id, destination); every
+  outcome is also appended to ``events``, so history is never lost.
+- ``settings``: whether the journal is encrypted, and a key-check value.
+- ``schema_version``: one row per applied migration; later versions append to
+  ``MIGRATIONS`` and never edit an applied one.
+
+Timestamps are UTC ISO-8601 text with microseconds
+(``2024-05-01T10:00:00.000000+00:00``): fixed width, so they sort as text.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime
+
+from channels.journal.cipher import Codec, JournalDecryptError, JournalKeyError, aad
+from router.errors import ConfigError
+
+KEY_CHECK_PLAINTEXT = b"liaison journal key check v1"
+
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: (
+        """CREATE TABLE messages (
+            key                 TEXT PRIMARY KEY,
+            raw                 BLOB NOT NULL,
+            channel             TEXT NOT NULL,
+            peer                TEXT NOT NULL DEFAULT '',
+            sending_application TEXT NOT NULL,
+            sending_facility    TEXT NOT NULL,
+            control_id          TEXT NOT NULL,
+            message_type        TEXT NOT NULL,
+            state               TEXT NOT NULL,
+            ack_code            TEXT NOT NULL DEFAULT '',
+            detail              BLOB NOT NULL,
+            received_at         TEXT NOT NULL,
+            updated_at          TEXT NOT NULL,
+            UNIQUE (sending_application, control_id)
+        )""",
+        "CREATE INDEX messages_by_received ON messages (received_at)",
+        "CREATE INDEX messages_by_state ON messages (state, received_at)",
+        "CREATE INDEX messages_by_control_id ON messages (control_id)",
+        """CREATE TABLE events (
+            id          INTEGER PRIMARY KEY,
+            message_key TEXT NOT NULL,
+            at          TEXT NOT NULL,
+            step        TEXT NOT NULL,
+            state       TEXT NOT NULL,
+            detail      BLOB NOT NULL,
+            document_id TEXT NOT NULL DEFAULT '',
+            destination TEXT NOT NULL DEFAULT ''
+        )""",
+        "CREATE INDEX events_by_message ON events (message_key, at)",
+        "CREATE INDEX events_by_document ON events (document_id) WHERE document_id <> ''",
+        """CREATE TRIGGER events_append_only BEFORE UPDATE ON events
+           BEGIN SELECT RAISE(ABORT, 'journal events are append-only'); END""",
+        """CREATE TABLE outcomes (
+            document_id TEXT NOT NULL,
+            destination TEXT NOT NULL,
+            status      TEXT NOT NULL,
+            detail      BLOB NOT NULL,
+            at          TEXT NOT NULL,
+            message_key TEXT NOT NULL DEFAULT '',
+            PRIMARY KEY (document_id, destination)
+        )""",
+        "CREATE TABLE settings (name TEXT PRIMARY KEY, value BLOB NOT NULL)",
+    ),
+}
+LATEST = max(MIGRATIONS)
+
+
+def ts(moment: datetime) -> str:
+    """Store a datetime as fixed-width UTC text; naive datetimes are taken as UTC."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Bring the schema to ``LATEST``; idempotent. Returns the version in use."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute("CREATE TABLE IF NOT EXISTS schema_version ("
+                     "version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)")
+        current = conn.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()[0]
+        if current > LATEST:
+            raise ConfigError("engine.journal", f"journal schema v{current} is newer than this Liaison "
+                              f"(knows up to v{LATEST}): upgrade Liaison")
+        for version in range(current + 1, LATEST + 1):
+            for statement in MIGRATIONS[version]:
+                conn.execute(statement)
+            conn.execute("INSERT INTO schema_version VALUES (?, ?)", (version, ts(datetime.now(UTC))))
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return max(current, LATEST)
+
+
+def check_codec(conn: sqlite3.Connection, codec: Codec) -> None:
+    """Record the encryption mode of a new journal; refuse a key that does not fit an old one."""
+    where = aad("settings", "key_check")
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        rows = dict(conn.execute("SELECT name, value FROM settings"))
+        if "cipher" not in rows:
+            conn.execute("INSERT INTO settings VALUES ('cipher', ?)", (codec.name,))
+            if codec.encrypted:
+                conn.execute("INSERT INTO settings VALUES ('key_check', ?)",
+                             (codec.seal_bytes(KEY_CHECK_PLAINTEXT, where),))
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    if "cipher" not in rows:
+        return
+    stored = rows["cipher"]
+    if stored != codec.name:
+        if codec.encrypted:
+            raise JournalKeyError("this journal was created without encryption; open it without a key")
+        raise JournalKeyError(f"this journal is encrypted ({stored}): a key is required to open it")
+    if codec.encrypted:
+        try:
+            ok = codec.open_bytes(rows["key_check"], where) == KEY_CHECK_PLAINTEXT
+        except JournalDecryptError:
+            ok = False
+        if not ok:
+            raise JournalKeyError("wrong key: it does not decrypt this journal")

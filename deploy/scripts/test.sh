@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Install everything Liaison's tests need on a fresh Debian/Ubuntu machine, then run the whole suite.
+#   - Debian packages: python3-venv, rabbitmq-server, postfix (installed without prompts, not left running)
+#   - a virtualenv in .venv with Liaison and its test dependencies
+#   - RabbitMQ started on 127.0.0.1 for the run (the contract suite against it is mandatory here)
+# Usage: deploy/scripts/test.sh [pytest args...]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+root=$(pwd)
+
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo -n "$@"; fi; }
+
+need_apt=()
+command -v rabbitmq-server >/dev/null 2>&1 || [ -x /usr/sbin/rabbitmq-server ] || need_apt+=(rabbitmq-server)
+[ -x /usr/sbin/postfix ] || need_apt+=(postfix)
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need_apt+=(python3-venv)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "== apt-get install ${need_apt[*]}"
+  echo "postfix postfix/main_mailer_type select No configuration" | as_root debconf-set-selections
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need_apt[@]}"
+fi
+
+echo "== virtualenv and Python packages"
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -e ".[test]"
+
+echo "== RabbitMQ on 127.0.0.1"
+as_root deploy/scripts/start-rabbitmq.sh
+trap 'as_root deploy/scripts/stop-rabbitmq.sh >/dev/null 2>&1 || true' EXIT
+
+echo "== tests"
+export LIAISON_REQUIRE_RABBITMQ=1 LIAISON_REQUIRE_POSTFIX=1
+set +e
+.venv/bin/python -m pytest -q -p no:cacheprovider "$@"
+status=$?
+set -e
+if [ "$status" -eq 5 ]; then
+  echo "pytest collected no tests: that is a failure here" >&2
+  exit 1
+fi
+exit "$status"

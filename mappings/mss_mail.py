@@ -1,0 +1,129 @@
+"""The MSSanté mail that carries one document as IHE_XDM.ZIP (Référentiel socle MSSanté #2).
+
+A pure function: a DocumentJob and its XDM archive in, RFC 5322 bytes (CRLF)
+and the Message-ID out; no I/O. What it writes, and why:
+
+- ``Subject: XDM/1.0/DDM+<title> <FAMILY> <Given> <DD/MM/YYYY>``: the CI-SIS
+  convention receiving clients and mail rules key on;
+- a ``text/plain`` UTF-8 body (CORPSMAIL_PS / CORPSMAIL_PATIENT, else the
+  configured default) and the ``IHE_XDM.ZIP`` attachment (application/zip, base64);
+- ``X-MSS-CODECDA`` (the document's type code), ``X-MSS-INS`` (``O`` only for a
+  qualified INS: an INS-NIR matricule under the production or test OID, not a
+  NIA, with complete identity traits; ``N`` otherwise) and ``X-MSS-NIL`` (the
+  product reference, on every message);
+- ``X-MSS-MES: FIN`` to a patient's Mon espace santé mailbox when the author does
+  not want a reply; ``Disposition-Notification-To`` when a read acknowledgement
+  (MDN) is wanted; ``Reply-To`` when the HIS gave one.
+
+The Message-ID and the MIME boundary are derived from the job and its
+recipients, so building the same mail twice gives the same bytes (for a given
+``now``) and a resent message keeps its Message-ID.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from email.headerregistry import Address
+from email.message import EmailMessage, MIMEPart
+from email.policy import SMTP
+from email.utils import format_datetime
+
+from router.errors import MappingError
+from router.model import DocumentJob, Recipient, RecipientKind
+
+__all__ = ["ATTACHMENT_NAME", "QUALIFIED_INS_OIDS", "build_mss_mail", "mss_subject", "ins_header"]
+
+ATTACHMENT_NAME = "IHE_XDM.ZIP"
+
+#: INS-NIR (production) and INS-NIR de test. The NIA (1.2.250.1.213.1.4.9) is not a qualified INS.
+QUALIFIED_INS_OIDS = frozenset({"1.2.250.1.213.1.4.8", "1.2.250.1.213.1.4.10"})
+
+_POLICY = SMTP  # CRLF line endings, 78-column folding, RFC 2047 for non-ASCII headers
+
+
+def build_mss_mail(job: DocumentJob, xdm_zip: bytes, *, sender: str, recipients: Sequence[Recipient],
+                   audience: str, nil: str, default_body: str, message_id_domain: str,
+                   now: datetime | None = None) -> tuple[bytes, str]:
+    """Build the mail for ``recipients`` (all of one audience); return (RFC 5322 bytes, Message-ID)."""
+    kind = _audience(audience)
+    if not recipients:
+        raise MappingError("an MSSanté mail needs at least one recipient")
+    if not job.header.type_code:
+        raise MappingError(f"document {job.header.document_id}: no type code for X-MSS-CODECDA")
+    if not nil:
+        raise MappingError("X-MSS-NIL is required on every MSSanté message: set mss.nil")
+    digest = _digest(job, kind, recipients)
+    message_id = f"<{digest[:32]}@{message_id_domain}>"
+    when = now or datetime.now(timezone.utc)
+
+    msg = EmailMessage(policy=_POLICY)
+    msg["From"] = _one_line(sender)
+    msg["To"] = [Address(display_name=_one_line(r.name), addr_spec=_one_line(r.address)) for r in recipients]
+    if job.reply_to:
+        msg["Reply-To"] = _one_line(job.reply_to)
+    msg["Subject"] = mss_subject(job)
+    msg["Date"] = format_datetime(when if when.tzinfo else when.replace(tzinfo=timezone.utc))
+    msg["Message-ID"] = message_id
+    msg["X-MSS-CODECDA"] = _one_line(job.header.type_code)
+    msg["X-MSS-INS"] = ins_header(job)
+    msg["X-MSS-NIL"] = _one_line(nil)
+    if kind is RecipientKind.PATIENT and job.flags.patient_no_reply:
+        msg["X-MSS-MES"] = "FIN"
+    if job.flags.ack_lecture:
+        msg["Disposition-Notification-To"] = _one_line(sender)
+
+    body = (job.flags.body_ps if kind is RecipientKind.PROFESSIONAL else job.flags.body_patient) or default_body
+    msg.set_content(body, subtype="plain", charset="utf-8", cte="quoted-printable")
+    msg.make_mixed()
+    attachment = MIMEPart(policy=_POLICY)  # a MIMEPart, so the part gets no MIME-Version header of its own
+    attachment.set_content(xdm_zip, maintype="application", subtype="zip", disposition="attachment",
+                           filename=ATTACHMENT_NAME)
+    msg.attach(attachment)
+    msg.set_boundary(f"=_liaison_{digest[32:56]}")
+    return msg.as_bytes(policy=_POLICY), message_id
+
+
+def mss_subject(job: DocumentJob) -> str:
+    """``XDM/1.0/DDM+<title> <FAMILY> <Given> <DD/MM/YYYY>``, leaving out the parts the CDA lacks."""
+    header = job.header
+    parts = [
+        _one_line(header.title or header.type_display),
+        _one_line(header.patient_family).upper(),
+        _one_line(header.patient_given),
+        _birth_date(header.patient_birth_time),
+    ]
+    return "XDM/1.0/DDM+" + " ".join(p for p in parts if p)
+
+
+def ins_header(job: DocumentJob) -> str:
+    """``O`` when the CDA carries a qualified INS (INS-NIR OID and complete traits), else ``N``."""
+    header = job.header
+    qualified = bool(header.ins) and header.ins_oid in QUALIFIED_INS_OIDS and header.ins_traits_complete
+    return "O" if qualified else "N"
+
+
+def _audience(audience: str) -> RecipientKind:
+    try:
+        return RecipientKind(audience)
+    except ValueError:
+        raise MappingError(f"unknown mail audience {audience!r}: expected 'ps' or 'patient'") from None
+
+
+def _birth_date(hl7_ts: str) -> str:
+    """HL7 TS ``YYYYMMDD[...]`` → ``DD/MM/YYYY``; empty when the day is not known."""
+    digits = hl7_ts[:8]
+    if len(digits) != 8 or not digits.isdigit():
+        return ""
+    return f"{digits[6:8]}/{digits[4:6]}/{digits[0:4]}"
+
+
+def _one_line(text: str) -> str:
+    """Collapse whitespace (CR/LF included) so no header can be split or injected."""
+    return " ".join(text.split())
+
+
+def _digest(job: DocumentJob, kind: RecipientKind, recipients: Sequence[Recipient]) -> str:
+    seed = "\n".join([job.job_id, job.header.document_id, kind.value, *sorted(r.address for r in recipients)])
+    return hashlib.sha256(seed.encode("utf-8")).hexdigest()

@@ -1,0 +1,366 @@
+"""XDS.b metadata (ebRIM 3.0 ``lcm:SubmitObjectsRequest``) for one CDA, from a DocumentJob.
+
+One builder serves both ways out: the ``METADATA.XML`` of the IHE_XDM.ZIP mailed over
+MSSanté, and later the ITI-41 provide-and-register to the DMP. The differences are
+parameters: XDM gives ``document_filename`` (the ``URI`` slot) and carries the French
+extra-metadata ``action`` (C = replaces the parent document, D = delete); ITI-41 passes
+``document_filename=None, xdm_action=False`` and, for a replacement, the registry
+``entryUUID`` of the replaced entry (``replaced_entry_uuid``) to add the RPLC association.
+
+Values come from the job's CdaHeader (CDA → XDS mapping of the IG "Transmission d'un
+document CDA-R2 en HL7v2", spec/french-interop.md §4). Ids are deterministic
+(UUID v5 of the document id and the action) so the same job always gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import structlog
+from lxml import etree
+
+from mappings.cda_header import INS_OIDS, RPPS_OID, FINESS_OID, patient_cx
+from mappings.codes import load as load_codes
+from router.errors import MappingError
+from router.model import Action, DocumentJob, Participant
+
+log = structlog.get_logger(__name__)
+
+LCM = "urn:oasis:names:tc:ebxml-regrep:xsd:lcm:3.0"
+RIM = "urn:oasis:names:tc:ebxml-regrep:xsd:rim:3.0"
+_NSMAP = {"lcm": LCM, "rim": RIM}
+
+# Standard XDS UUIDs (IHE ITI TF-3 §4.2.5).
+DE_OBJECT_TYPE = "urn:uuid:7edca82f-054d-47f2-a032-9b2a5b5186c1"
+DE_AUTHOR = "urn:uuid:93606bcf-9494-43ec-9b4e-a7748d1a838d"
+DE_CLASS_CODE = "urn:uuid:41a5887f-8865-4c09-adf7-e362475b143a"
+DE_CONFIDENTIALITY_CODE = "urn:uuid:f4f85eac-e6cb-4883-b524-f2705394840f"
+DE_EVENT_CODE = "urn:uuid:2c6b8cb7-8b2a-4051-b291-b1ae6a575ef4"
+DE_FORMAT_CODE = "urn:uuid:a09d5840-386c-46f2-b5ad-9c3699a4309d"
+DE_FACILITY_TYPE_CODE = "urn:uuid:f33fb8ac-18af-42cc-ae0e-ed0b0bdb91e1"
+DE_PRACTICE_SETTING_CODE = "urn:uuid:cccf5598-8b07-4b77-a05e-ae952c785ead"
+DE_TYPE_CODE = "urn:uuid:f0306f51-975f-434e-a61c-c59651d33983"
+DE_PATIENT_ID = "urn:uuid:58a6f841-87b3-4a3e-92fd-a8ffeff98427"
+DE_UNIQUE_ID = "urn:uuid:2e82c1f6-a085-4c72-9da3-8640a32e42ab"
+SS_NODE = "urn:uuid:a54d6aa5-d40d-43f9-88c5-b4633d873bdd"
+SS_AUTHOR = "urn:uuid:a7058bb9-b4e4-4307-ba5b-e3f0ab85e12d"
+SS_CONTENT_TYPE_CODE = "urn:uuid:aa543740-bdda-424e-8c96-df4873be8500"
+SS_PATIENT_ID = "urn:uuid:6b5aea1a-874d-4603-a4bc-96a0a7b38446"
+SS_SOURCE_ID = "urn:uuid:554ac39e-e3fe-47fe-b233-965d2a147832"
+SS_UNIQUE_ID = "urn:uuid:96fdda7c-d067-4183-912e-bf5ee74998a8"
+HAS_MEMBER = "urn:oasis:names:tc:ebxml-regrep:AssociationType:HasMember"
+RPLC = "urn:ihe:iti:2007:AssociationType:RPLC"
+_OT = "urn:oasis:names:tc:ebxml-regrep:ObjectType:RegistryObject:"
+
+FACILITY_TYPE_SCHEME = "1.2.250.1.71.4.2.4"        # TRE_R02-SecteurActivite
+PRACTICE_SETTING_SCHEME = "1.2.250.1.213.1.1.4.9"  # TRE_A01 practiceSettingCode
+#: French XDM extra metadata (IG transmission CDA-R2 en HL7v2, exemples 2 and 3).
+ACTION_SLOT = "action"
+_XDM_ACTION = {Action.REPLACE: "C", Action.DELETE: "D"}
+
+_NS_LIAISON = uuid.uuid5(uuid.NAMESPACE_URL, "https://github.com/liaison/xds-metadata")
+
+
+def _content_type_default() -> tuple[str, str, str]:
+    table = load_codes("content_types")
+    code = table["default"]
+    return code, table["labels"][code], table["coding_scheme"]
+
+
+#: (code, display, coding scheme) of the submission set contentTypeCode when the caller gives none.
+DEFAULT_CONTENT_TYPE = _content_type_default()
+
+
+def content_type_for_patient_class(patient_class: str) -> tuple[str, str, str]:
+    """contentTypeCode for a PV1-2 patient class (I, O, R, N, E), per the IG's proposal."""
+    table = load_codes("content_types")
+    code = table["by_patient_class"].get((patient_class or "").strip().upper(), table["default"])
+    return code, table["labels"].get(code, code), table["coding_scheme"]
+
+
+def class_code_for(type_code: str) -> tuple[str, str, str]:
+    """(code, display, scheme) of the XDS classCode for a CDA typeCode (see codes/class_codes.json)."""
+    table = load_codes("class_codes")
+    entry = table["by_type_code"].get(type_code, table["default"])
+    return entry["code"], entry["display"], table["coding_scheme"]
+
+
+def format_code_scheme(format_code: str) -> str:
+    """Coding scheme OID of a formatCode: TRE_A11 for IHE codes, TRE_A06 for the French ones."""
+    for prefix, scheme in load_codes("format_codes")["coding_schemes"].items():
+        if format_code.startswith(prefix):
+            return scheme
+    return load_codes("format_codes")["coding_schemes"]["urn:ihe:"]
+
+
+def confidentiality_codes(job: DocumentJob) -> list[tuple[str, str, str]]:
+    """The DocumentEntry confidentialityCode list: the CDA's, then the masking flags."""
+    table = load_codes("confidentiality")["codes"]
+    codes = [job.header.confidentiality or "N"]
+    flags = job.flags
+    codes += [code for wanted, code in ((flags.masque_ps, "MASQUE_PS"),
+                                        (flags.invisible_patient, "INVISIBLE_PATIENT"),
+                                        (flags.invisible_rep_legaux, "INVISIBLE_REPRESENTANTS_LEGAUX"))
+              if wanted]
+    result = []
+    for code in codes:
+        entry = table.get(code, {"scheme": "2.16.840.1.113883.5.25", "display": code})
+        result.append((code, entry["display"], entry["scheme"]))
+    return result
+
+
+def entry_uuid(document_id: str) -> str:
+    """The deterministic entryUUID of the DocumentEntry for a document id."""
+    return _urn_uuid("document-entry", document_id)
+
+
+def build_submission(job: DocumentJob, *, submission_time: datetime, source_id: str,
+                     document_filename: str | None = "DOC0001.XML",
+                     content_type_code: tuple[str, str, str] = DEFAULT_CONTENT_TYPE,
+                     xdm_action: bool = True,
+                     replaced_entry_uuid: str | None = None) -> etree._Element:
+    """The ``lcm:SubmitObjectsRequest`` for the job's single document.
+
+    - ``document_filename``: URI slot (XDM); None for ITI-41.
+    - ``xdm_action``: add the French ``action`` slot (C/D) for REPLACE/DELETE jobs (XDM only).
+    - ``replaced_entry_uuid``: registry entryUUID of the document being replaced; when given
+      with a REPLACE job, an RPLC association is added (ITI-41 hook: the caller finds the
+      entryUUID by querying the registry for ``job.header.parent_document_id``).
+    """
+    header = job.header
+    if not source_id:
+        raise MappingError("XDS sourceId is not configured")
+    patient_id = _patient_id(job)
+    de_id = entry_uuid(header.document_id)
+    ss_id = _urn_uuid("submission-set", header.document_id, job.action.value)
+    ss_unique_id = "2.25." + str(uuid.UUID(_urn_uuid("submission-set-unique-id", header.document_id,
+                                                      job.action.value)[9:]).int)
+
+    request = etree.Element(f"{{{LCM}}}SubmitObjectsRequest", nsmap=_NSMAP)
+    objects = _sub(request, "RegistryObjectList")
+
+    package = _sub(objects, "RegistryPackage", id=ss_id, objectType=f"{_OT}RegistryPackage")
+    _slot(package, "submissionTime", _xds_time_of(submission_time))
+    _slot(package, "intendedRecipient", *[f"||^^Internet^{r.address}" for r in job.recipients])
+    _name(package, header.title)
+    sender = _submission_author(job)
+    _author(package, ss_id, SS_AUTHOR, sender, "ss-author")
+    _classification(package, ss_id, SS_CONTENT_TYPE_CODE, *content_type_code, key="ss-content-type")
+    _external_id(package, ss_id, SS_PATIENT_ID, patient_id, "XDSSubmissionSet.patientId")
+    _external_id(package, ss_id, SS_SOURCE_ID, source_id, "XDSSubmissionSet.sourceId")
+    _external_id(package, ss_id, SS_UNIQUE_ID, ss_unique_id, "XDSSubmissionSet.uniqueId")
+
+    entry = _sub(objects, "ExtrinsicObject", id=de_id, mimeType="text/xml", objectType=DE_OBJECT_TYPE)
+    _slot(entry, "creationTime", xds_time(header.effective_time))
+    _slot(entry, "hash", hashlib.sha1(job.cda).hexdigest())
+    _slot(entry, "languageCode", header.language)
+    if header.legal_authenticator is not None:
+        _slot(entry, "legalAuthenticator", _xcn(header.legal_authenticator))
+    _slot(entry, "serviceStartTime", xds_time(header.service_start))
+    _slot(entry, "serviceStopTime", xds_time(header.service_stop))
+    _slot(entry, "size", str(len(job.cda)))
+    _slot(entry, "sourcePatientId", _source_patient_id(job))
+    _slot(entry, "sourcePatientInfo", *_source_patient_info(job))
+    if document_filename:
+        _slot(entry, "URI", document_filename)
+    if xdm_action and job.action in _XDM_ACTION:
+        _slot(entry, ACTION_SLOT, _XDM_ACTION[job.action])
+    _name(entry, header.title)
+    for index, author in enumerate(header.authors or (sender,)):
+        _author(entry, de_id, DE_AUTHOR, author, f"de-author-{index}")
+    _classification(entry, de_id, DE_CLASS_CODE, *class_code_for(header.type_code), key="class")
+    for index, (code, display, scheme) in enumerate(confidentiality_codes(job)):
+        _classification(entry, de_id, DE_CONFIDENTIALITY_CODE, code, display, scheme, key=f"conf-{index}")
+    fmt = header.format_code
+    _classification(entry, de_id, DE_FORMAT_CODE, fmt, _format_display(fmt), format_code_scheme(fmt),
+                    key="format")
+    _classification(entry, de_id, DE_FACILITY_TYPE_CODE, header.facility_type_code,
+                    header.facility_type_display, FACILITY_TYPE_SCHEME, key="facility")
+    _classification(entry, de_id, DE_PRACTICE_SETTING_CODE, header.practice_setting_code,
+                    header.practice_setting_display, PRACTICE_SETTING_SCHEME, key="practice")
+    _classification(entry, de_id, DE_TYPE_CODE, header.type_code, header.type_display, header.type_system,
+                    key="type")
+    _external_id(entry, de_id, DE_PATIENT_ID, patient_id, "XDSDocumentEntry.patientId")
+    _external_id(entry, de_id, DE_UNIQUE_ID, header.document_id, "XDSDocumentEntry.uniqueId")
+
+    _sub(objects, "Classification", id=_urn_uuid(ss_id, "ss-node"), classifiedObject=ss_id,
+         classificationNode=SS_NODE, objectType=f"{_OT}Classification")
+    member = _sub(objects, "Association", id=_urn_uuid(ss_id, "has-member"), associationType=HAS_MEMBER,
+                  sourceObject=ss_id, targetObject=de_id, objectType=f"{_OT}Association")
+    _slot(member, "SubmissionSetStatus", "Original")
+    if replaced_entry_uuid and job.action is Action.REPLACE:
+        _sub(objects, "Association", id=_urn_uuid(ss_id, "rplc"), associationType=RPLC,
+             sourceObject=de_id, targetObject=replaced_entry_uuid, objectType=f"{_OT}Association")
+    missing = [n for n, v in (("healthcareFacilityTypeCode", header.facility_type_code),
+                              ("practiceSettingCode", header.practice_setting_code)) if not v]
+    if missing:
+        log.warning("xds_metadata_incomplete", document_id=header.document_id, missing=missing)
+    return request
+
+
+def metadata_bytes(request: etree._Element) -> bytes:
+    """Serialise a SubmitObjectsRequest as UTF-8 XML with its declaration."""
+    return etree.tostring(request, xml_declaration=True, encoding="UTF-8")
+
+
+def xds_time(hl7_ts: str) -> str:
+    """An HL7 TS (``YYYYMMDDHHMMSS[.f][+ZZZZ]``) as an XDS DTM: UTC, same precision, no fraction.
+
+    Without an offset the digits are kept as written (the CDA gives no way to know the zone).
+    """
+    ts = (hl7_ts or "").strip()
+    if not ts:
+        return ""
+    offset = ""
+    for sign in "+-":
+        if sign in ts:
+            ts, offset = ts.split(sign, 1)[0], sign + ts.split(sign, 1)[1]
+            break
+    digits = ts.split(".", 1)[0]
+    if not digits.isdigit():
+        return ""
+    if not offset or len(digits) < 10 or len(offset) != 5 or not offset[1:].isdigit():
+        return digits[:14]
+    padded = digits.ljust(14, "0")
+    local = datetime.strptime(padded, "%Y%m%d%H%M%S")
+    delta = timedelta(hours=int(offset[1:3]), minutes=int(offset[3:5]))
+    utc = local - delta if offset[0] == "+" else local + delta
+    return utc.strftime("%Y%m%d%H%M%S")[:len(digits[:14])]
+
+
+# --- element helpers ------------------------------------------------------------------------
+
+def _urn_uuid(*parts: str) -> str:
+    return f"urn:uuid:{uuid.uuid5(_NS_LIAISON, '|'.join(parts))}"
+
+
+def _sub(parent: etree._Element, tag: str, **attrs: str) -> etree._Element:
+    return etree.SubElement(parent, f"{{{RIM}}}{tag}", attrs)
+
+
+def _slot(parent: etree._Element, name: str, *values: str) -> None:
+    values = tuple(v for v in values if v)
+    if not values:
+        return
+    slot = _sub(parent, "Slot", name=name)
+    value_list = _sub(slot, "ValueList")
+    for value in values:
+        _sub(value_list, "Value").text = value
+
+
+def _name(parent: etree._Element, text: str) -> None:
+    if text:
+        _sub(_sub(parent, "Name"), "LocalizedString", charset="UTF-8", value=text,
+             **{"{http://www.w3.org/XML/1998/namespace}lang": "fr-FR"})
+
+
+def _classification(parent: etree._Element, object_id: str, scheme: str, code: str, display: str,
+                    coding_scheme: str, *, key: str) -> None:
+    if not code:
+        return
+    cl = _sub(parent, "Classification", id=_urn_uuid(object_id, key), classificationScheme=scheme,
+              classifiedObject=object_id, nodeRepresentation=code, objectType=f"{_OT}Classification")
+    _slot(cl, "codingScheme", coding_scheme)
+    _name(cl, display or code)
+
+
+def _external_id(parent: etree._Element, object_id: str, scheme: str, value: str, name: str) -> None:
+    ext = _sub(parent, "ExternalIdentifier", id=_urn_uuid(object_id, name), identificationScheme=scheme,
+               registryObject=object_id, value=value, objectType=f"{_OT}ExternalIdentifier")
+    _name(ext, name)
+
+
+def _author(parent: etree._Element, object_id: str, scheme: str, who: Participant, key: str) -> None:
+    cl = _sub(parent, "Classification", id=_urn_uuid(object_id, key), classificationScheme=scheme,
+              classifiedObject=object_id, nodeRepresentation="", objectType=f"{_OT}Classification")
+    _slot(cl, "authorPerson", _xcn(who))
+    _slot(cl, "authorInstitution", _xon(who))
+
+
+# --- HL7 v2 data types used in slot values ------------------------------------------------------
+
+def _esc(value: str) -> str:
+    """HL7 v2 escaping of the delimiters that may appear in names."""
+    return (value.replace("\\", "\\E\\").replace("|", "\\F\\").replace("^", "\\S\\")
+            .replace("&", "\\T\\").replace("~", "\\R\\"))
+
+
+def _xcn(who: Participant) -> str:
+    """A person as XCN: ``id^FAMILY^Given^^^^^^&<IdNat_PS OID>&ISO^D^^^IDNPS``."""
+    if not (who.identifier or who.family or who.given):
+        return ""
+    value = f"{_esc(who.identifier)}^{_esc(who.family)}^{_esc(who.given)}"
+    if who.identifier:
+        value += f"^^^^^^&{RPPS_OID}&ISO^D^^^IDNPS"
+    return value
+
+
+def _xon(who: Participant) -> str:
+    """An organisation as XON: ``Name^^^^^&<IdNat_Struct OID>&ISO^IDNST^^^<id>``."""
+    if not (who.organisation_id or who.organisation_name):
+        return ""
+    value = _esc(who.organisation_name)
+    if who.organisation_id:
+        value += f"^^^^^&{FINESS_OID}&ISO^IDNST^^^{_esc(who.organisation_id)}"
+    return value
+
+
+def _patient_id(job: DocumentJob) -> str:
+    """XDS patientId: the INS as ``<INS>^^^&<oid>&ISO^NH``; without an INS, the source id."""
+    header = job.header
+    if header.ins:
+        return f"{header.ins}^^^&{header.ins_oid}&ISO^NH"
+    fallback = _source_patient_id(job)
+    if not fallback:
+        raise MappingError(f"document {header.document_id} has no patient identifier")
+    log.warning("xds_patient_id_without_ins", document_id=header.document_id)
+    return fallback
+
+
+def _source_patient_id(job: DocumentJob) -> str:
+    """The local IPP (the job's, or the first non-INS recordTarget id), else the INS."""
+    local = [(root, ext) for root, ext in job.header.patient_ids if root not in INS_OIDS and ext]
+    if job.patient_ipp:
+        match = next(((root, ext) for root, ext in local if ext == job.patient_ipp), None)
+        if match:
+            return patient_cx(*match)
+    if local:
+        return patient_cx(*local[0])
+    if job.header.ins:
+        return patient_cx(job.header.ins_oid, job.header.ins)
+    return ""
+
+
+def _source_patient_info(job: DocumentJob) -> list[str]:
+    header = job.header
+    info = [f"PID-3|{patient_cx(root, ext)}" for root, ext in header.patient_ids if ext]
+    if header.patient_family or header.patient_given:
+        info.append(f"PID-5|{_esc(header.patient_family)}^{_esc(header.patient_given)}^^^^^L")
+    if header.patient_birth_time:
+        info.append(f"PID-7|{header.patient_birth_time[:8]}")
+    if header.patient_gender:
+        info.append(f"PID-8|{header.patient_gender}")
+    return info
+
+
+def _submission_author(job: DocumentJob) -> Participant:
+    """The submission set author: PRT SB sender, else the first CDA author, else the custodian."""
+    sender = job.sender
+    if sender.identifier or sender.organisation_id or sender.family:
+        return sender
+    if job.header.authors:
+        return job.header.authors[0]
+    return job.header.custodian or Participant()
+
+
+def _format_display(format_code: str) -> str:
+    return load_codes("format_codes")["displays"].get(format_code, format_code)
+
+
+def _xds_time_of(moment: datetime) -> str:
+    """Submission time in UTC; a naive datetime is taken as UTC."""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(timezone.utc)
+    return moment.strftime("%Y%m%d%H%M%S")

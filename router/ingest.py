@@ -1,0 +1,176 @@
+"""The door: one HL7 frame in, one HL7 ACK out — store, then acknowledge.
+
+This is the ingest hot path, so it reads the MSH only (a lazy splitter, no
+python-hl7 tree). Order of work for every frame:
+
+1. decode by MSH-18 and read the header; unreadable → AR, journaled;
+2. triage what is cheap to know now: message type accepted by this engine,
+   a PID segment present; a refusal is an AE/AR with an ERR segment, journaled;
+3. journal the raw bytes (idempotent on sending application + MSH-10): a
+   resent message gets the ACK it got the first time and is not processed again;
+4. publish to the ``inbound`` queue and wait for the bus's confirmation;
+5. only then mark it queued and answer AA.
+
+Everything that needs the full message (the CDA, its schema, the PID/CDA
+match, the MetaDMPMSS flags) happens behind the bus, and its outcome reaches
+the HIS as ZAM business acknowledgements.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from datetime import datetime, timezone
+
+import structlog
+
+from router import queues
+from router.errors import EngineError, ParseError, TransientError
+from router.hl7 import ack as acks
+from router.hl7.charset import decode_lenient, encode, encode_message
+from router.hl7.msh import MshHeader, read_header, segment_ids
+from router.ports import Bus, Journal, MessageState, ReceivedMessage
+
+log = structlog.get_logger(__name__)
+
+#: Message types and triggers the engine takes in today (PFI mode).
+ACCEPTED_EVENTS: Mapping[str, frozenset[str]] = {
+    "ORU": frozenset({"R01"}),
+    "MDM": frozenset({"T02", "T04", "T10"}),
+}
+
+
+class Ingest:
+    """Implements the MLLP listener's FrameHandler for one channel."""
+
+    def __init__(self, journal: Journal, bus: Bus, *, channel: str, default_charset: str = "utf-8",
+                 accepted: Mapping[str, frozenset[str]] = ACCEPTED_EVENTS, max_frame_bytes: int = 0):
+        self.journal = journal
+        self.bus = bus
+        self.channel = channel
+        self.default_charset = default_charset
+        self.accepted = accepted
+        self.max_frame_bytes = max_frame_bytes
+
+    async def handle_frame(self, raw: bytes, peer: str) -> bytes:
+        text, codec, lossy = decode_lenient(raw, self.default_charset)
+        try:
+            header = read_header(text)
+        except ParseError as exc:
+            return await self._unreadable(raw, peer, f"unreadable message: {exc}")
+
+        refusal = self._triage(header, text)
+        if refusal is None and lossy:
+            refusal = EngineError(f"bytes not valid in the declared charset {codec} (MSH-18 {header.charset!r})",
+                                  hl7_code="103", hl7_text="Table value not found")
+        if refusal is not None:
+            return await self._refuse(raw, peer, header, codec, refusal)
+
+        key, is_new = await self.journal.record_received(self._received(raw, peer, header, header.control_id))
+        if not is_new:
+            replay = await self._answer_duplicate(key, header, codec)
+            if replay is not None:
+                return replay
+        try:
+            await self.bus.publish(queues.INBOUND, raw, message_id=key,
+                                   headers={"channel": self.channel, "codec": codec})
+        except TransientError as exc:
+            # Stored but not queued: ask the sender to resend later (AR, original mode).
+            # The resend finds the journal row still "received" and publishes it then.
+            log.warning("ingest.bus_unavailable", key=key, control_id=header.control_id, error=str(exc))
+            await self.journal.set_state(key, MessageState.RECEIVED, step="queue",
+                                         detail=f"bus unavailable, AR sent: {exc}", ack_code="AR")
+            return self._ack(header, codec, "AR", text="temporarily unable to store the message, resend later",
+                             error=exc)
+        await self.journal.set_state(key, MessageState.QUEUED, step="queued", ack_code="AA")
+        return self._ack(header, codec, "AA")
+
+    async def handle_oversize(self, prefix: bytes, size: int, peer: str) -> bytes:
+        reason = f"message of {size} bytes exceeds the channel limit of {self.max_frame_bytes} bytes"
+        text, codec, _ = decode_lenient(prefix, self.default_charset)
+        try:
+            header = read_header(text)
+        except ParseError:
+            return await self._unreadable(prefix, peer, reason + " (first bytes kept; MSH unreadable)")
+        refusal = EngineError(reason + "; only the first bytes are kept in the journal",
+                              hl7_code="207", hl7_text="Application internal error")
+        return await self._refuse(prefix, peer, header, codec, refusal, ack_code="AR")
+
+    async def handle_truncated(self, partial: bytes, peer: str) -> None:
+        control = "?"
+        try:
+            control = read_header(decode_lenient(partial, self.default_charset)[0]).control_id
+        except ParseError:
+            pass
+        reason = (f"truncated frame from {peer}: connection closed or timed out before the end of block "
+                  f"({len(partial)} bytes, MSH-10 {control}); no ACK could be sent")
+        message = ReceivedMessage(raw=partial, channel=self.channel, sending_application="",
+                                  sending_facility="", control_id=_synthetic_id("truncated", control),
+                                  message_type="", received_at=_now(), peer=peer)
+        key, _ = await self.journal.record_received(message)
+        await self.journal.set_state(key, MessageState.REJECTED, step="truncated", detail=reason)
+        log.warning("ingest.truncated", key=key, peer=peer, size=len(partial))
+
+    # ------------------------------------------------------------------ helpers
+
+    def _triage(self, header: MshHeader, text: str) -> EngineError | None:
+        triggers = self.accepted.get(header.message_type)
+        if triggers is None or header.trigger not in triggers:
+            event = f"{header.message_type}^{header.trigger}"
+            return EngineError(f"message type {event} is not accepted on channel {self.channel}",
+                               hl7_code="200", hl7_text="Unsupported message type")
+        if "PID" not in segment_ids(text):
+            return EngineError("required segment PID is missing", hl7_code="100",
+                               hl7_text="Segment sequence error")
+        return None
+
+    async def _refuse(self, raw: bytes, peer: str, header: MshHeader, codec: str, error: EngineError,
+                      *, ack_code: str | None = None) -> bytes:
+        code = ack_code or ("AR" if error.hl7_code == "200" else "AE")
+        # Refused messages get a journal id of their own, so that a corrected resend
+        # with the same MSH-10 is not mistaken for a duplicate.
+        message = self._received(raw, peer, header, _synthetic_id("refused", header.control_id))
+        key, _ = await self.journal.record_received(message)
+        await self.journal.set_state(key, MessageState.REJECTED, step="refused", detail=str(error), ack_code=code)
+        log.info("ingest.refused", key=key, control_id=header.control_id, ack=code, reason=str(error))
+        return self._ack(header, codec, code, text=str(error), error=error)
+
+    async def _unreadable(self, raw: bytes, peer: str, reason: str) -> bytes:
+        message = ReceivedMessage(raw=raw, channel=self.channel, sending_application="", sending_facility="",
+                                  control_id=_synthetic_id("unreadable", "?"), message_type="",
+                                  received_at=_now(), peer=peer)
+        key, _ = await self.journal.record_received(message)
+        await self.journal.set_state(key, MessageState.REJECTED, step="refused", detail=reason, ack_code="AR")
+        log.info("ingest.unreadable", key=key, peer=peer, reason=reason)
+        return encode(acks.build_minimal_nack(reason, codec=self.default_charset), self.default_charset)
+
+    async def _answer_duplicate(self, key: str, header: MshHeader, codec: str) -> bytes | None:
+        """The ACK for a resent message, or None when it must still be queued."""
+        record = await self.journal.message(key)
+        if record is None or record.state == MessageState.RECEIVED:
+            return None
+        log.info("ingest.duplicate", key=key, control_id=header.control_id, state=record.state)
+        code = record.ack_code or "AA"
+        return self._ack(header, codec, code,
+                         text=f"duplicate of message {key} ({record.state}); not processed again")
+
+    def _received(self, raw: bytes, peer: str, header: MshHeader, control_id: str) -> ReceivedMessage:
+        return ReceivedMessage(raw=raw, channel=self.channel, sending_application=header.sending_application,
+                               sending_facility=header.sending_facility, control_id=control_id,
+                               message_type=f"{header.message_type}^{header.trigger}",
+                               received_at=_now(), peer=peer)
+
+    @staticmethod
+    def _ack(header: MshHeader, codec: str, code: str, *, text: str = "", error: EngineError | None = None) -> bytes:
+        if error is None:
+            return encode(acks.build_ack(header, code, text=text), codec)
+        return encode(acks.build_ack(header, code, text=text, error_code=error.hl7_code,
+                                     error_text=error.hl7_text), codec)
+
+
+def _synthetic_id(kind: str, control_id: str) -> str:
+    return f"{control_id}#{kind}-{uuid.uuid4().hex[:12]}"
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)

@@ -1,0 +1,1 @@
+"""Pipeline stages: one module per bus queue consumer, each a small callable on an Envelope."""

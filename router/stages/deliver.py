@@ -1,0 +1,153 @@
+"""Stage ``deliver.mss``: package a DocumentJob as IHE_XDM.ZIP and mail it over MSSanté.
+
+Idempotent per (document id, recipient): a recipient whose outcome is already
+final (accepted or failed) is never mailed again, so a redelivered or retried
+job only goes to the recipients still pending. The relay's answer per
+recipient decides: 2xx accepted, 5xx failed for that recipient, 4xx retried
+through the bus (the job raises ``PeerUnavailable`` so settle() schedules the
+retry) until the retry policy is spent, then failed. Each final outcome is
+journaled and, when asked (ACK_RECEPTION=Y) or on failure, answered to the HIS
+with a ZAM^Z02.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import structlog
+
+from mappings.mss_mail import build_mss_mail
+from mappings.xdm import build_xdm
+from router.config import MssSettings
+from router.errors import PeerUnavailable, RejectedByPeer
+from router.model import DocumentJob, Recipient, RecipientKind
+from router.ports import (Envelope, Journal, JournalEvent, Mailer, MessageState, Outcome, OutcomeStatus,
+                          RecipientResult, RecipientStatus)
+from router.settle import RetryPolicy
+from router.stages.clock import now
+from router.stages.zam import MSS_REJECTED, MSS_UNREACHABLE, ZamQueue
+
+log = structlog.get_logger(__name__)
+
+_FINAL = {OutcomeStatus.ACCEPTED, OutcomeStatus.FAILED, OutcomeStatus.REFUSED}
+
+
+class DeliverStage:
+    def __init__(self, journal: Journal, mailer: Mailer, zams: ZamQueue, *, settings: MssSettings,
+                 source_id: str, policy: RetryPolicy,
+                 xdm_builder: Callable[..., bytes] = build_xdm):
+        self.journal = journal
+        self.mailer = mailer
+        self.zams = zams
+        self.settings = settings
+        self.source_id = source_id
+        self.policy = policy
+        self.xdm_builder = xdm_builder
+
+    async def __call__(self, envelope: Envelope) -> None:
+        job = DocumentJob.from_json(envelope.body)
+        last_attempt = self.policy.next_delay(envelope.attempt) is None
+        done = {o.destination: o.status for o in await self.journal.outcomes(job.header.document_id)}
+        await self._refuse_unaddressable(job, done)
+        pending = [r for r in self._addressable(job) if done.get(r.address) not in _FINAL]
+        if pending:
+            xdm = self.xdm_builder(job, submission_time=now(), source_id=self.source_id)
+            for audience in (RecipientKind.PROFESSIONAL, RecipientKind.PATIENT):
+                group = [r for r in pending if r.kind == audience]
+                if group:
+                    await self._send(job, xdm, audience, group, last_attempt=last_attempt)
+        await self._settle_message_state(job)
+        outcomes = {o.destination: o.status for o in await self.journal.outcomes(job.header.document_id)}
+        waiting = [a for a, s in outcomes.items() if s == OutcomeStatus.RETRYING]
+        if waiting:
+            raise PeerUnavailable(f"relay asked to retry later for {', '.join(waiting)}")
+
+    async def _refuse_unaddressable(self, job: DocumentJob, done: dict) -> None:
+        """A PRT recipient the flags do not allow is never mailed, and the journal says why."""
+        allowed = {r.address for r in self._addressable(job)}
+        for recipient in job.recipients:
+            if recipient.address in allowed or recipient.address in done:
+                continue
+            flag = "DESTMSSANTEPAT" if recipient.kind == RecipientKind.PATIENT else "DESTMSSANTEPS"
+            await self.journal.record_outcome(Outcome(
+                document_id=job.header.document_id, destination=recipient.address, status=OutcomeStatus.REFUSED,
+                detail=f"not mailed: {flag}=N", at=now(), message_key=job.message_key))
+
+    def _addressable(self, job: DocumentJob) -> list[Recipient]:
+        """Recipients the MetaDMPMSS flags allow to be mailed."""
+        allowed = []
+        for recipient in job.recipients:
+            if recipient.kind == RecipientKind.PATIENT and not job.flags.dest_mss_patient:
+                continue
+            if recipient.kind == RecipientKind.PROFESSIONAL and not job.flags.dest_mss_ps:
+                continue
+            allowed.append(recipient)
+        return allowed
+
+    async def _send(self, job: DocumentJob, xdm: bytes, audience: RecipientKind, group: Sequence[Recipient],
+                    *, last_attempt: bool) -> None:
+        message, message_id = build_mss_mail(
+            job, xdm, sender=self.settings.sender, recipients=group, audience=audience.value,
+            nil=self.settings.nil, default_body=self.settings.default_body,
+            message_id_domain=self.settings.message_id_domain)
+        addresses = [r.address for r in group]
+        try:
+            results = await self.mailer.send(message, sender=self.settings.sender, recipients=addresses)
+        except PeerUnavailable as exc:
+            results = [RecipientResult(a, RecipientStatus.TEMPORARY, _code(exc, 421), str(exc)) for a in addresses]
+        except RejectedByPeer as exc:
+            results = [RecipientResult(a, RecipientStatus.REJECTED, _code(exc, 554), str(exc)) for a in addresses]
+        by_address = {r.address: r for r in group}
+        for result in results:
+            await self._record(job, by_address[result.address], result, message_id, last_attempt=last_attempt)
+
+    async def _record(self, job: DocumentJob, recipient: Recipient, result: RecipientResult, message_id: str,
+                      *, last_attempt: bool) -> None:
+        detail = f"{result.code} {result.text}".strip()
+        if result.status == RecipientStatus.ACCEPTED:
+            status = OutcomeStatus.ACCEPTED
+            detail = f"accepted by the relay as {message_id}: {detail}"
+        elif result.status == RecipientStatus.REJECTED:
+            status = OutcomeStatus.FAILED
+        elif last_attempt:
+            status = OutcomeStatus.FAILED
+            detail = f"retries spent; last answer: {detail}"
+        else:
+            status = OutcomeStatus.RETRYING
+        await self.journal.record_outcome(Outcome(document_id=job.header.document_id, destination=recipient.address,
+                                                  status=status, detail=detail, at=now(),
+                                                  message_key=job.message_key))
+        log.info("deliver.outcome", document_id=job.header.document_id, message_key=job.message_key,
+                 status=status, code=result.code)
+        if status == OutcomeStatus.ACCEPTED and job.flags.ack_reception:
+            await self.zams.reception_mss(job.source, job.message_key, document_id=job.header.document_id,
+                                          address=recipient.address, recipient_id=recipient.identifier,
+                                          delivered=True)
+        elif status == OutcomeStatus.FAILED:
+            reason = MSS_UNREACHABLE if result.status == RecipientStatus.TEMPORARY else MSS_REJECTED
+            await self.zams.reception_mss(job.source, job.message_key, document_id=job.header.document_id,
+                                          address=recipient.address, recipient_id=recipient.identifier,
+                                          delivered=False, reason=detail, detail=reason)
+
+    async def _settle_message_state(self, job: DocumentJob) -> None:
+        outcomes = await self.journal.outcomes(job.header.document_id)
+        statuses = [o.status for o in outcomes if o.destination in {r.address for r in self._addressable(job)}]
+        if not statuses or OutcomeStatus.RETRYING in statuses:
+            return
+        accepted = statuses.count(OutcomeStatus.ACCEPTED)
+        if accepted == len(statuses):
+            state = MessageState.DELIVERED
+        elif accepted:
+            state = MessageState.PARTIAL
+        else:
+            state = MessageState.FAILED
+        await self.journal.set_state(job.message_key, state, step="delivered",
+                                     detail=f"{accepted}/{len(statuses)} recipient(s) accepted")
+
+
+def _code(exc: Exception, default: int) -> int:
+    code = getattr(exc, "code", None)
+    try:
+        return int(code) if code is not None else default
+    except (TypeError, ValueError):
+        return default

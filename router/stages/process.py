@@ -1,0 +1,104 @@
+"""Stage ``inbound``: a stored HL7 message becomes a checked DocumentJob.
+
+Full parse (python-hl7), PFI reading (CDA from OBX-5, PRT recipients,
+MetaDMPMSS flags and their combination rules, PID against the CDA), then the
+CDA against ``CDA_extended.xsd``. Only a job that passed every check is handed
+to delivery. A permanent failure is recorded in the journal with its reason,
+reported to the HIS as an error ZAM, and re-raised so settle() parks it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import structlog
+
+from router import queues
+from router.errors import PermanentError
+from router.hl7.parse import parse_message
+from router.model import CdaHeader, DocumentJob, MessageSource
+from router.pfi import read_pfi
+from router.ports import Bus, Envelope, Journal, JournalEvent, MessageState
+from router.stages.clock import now
+from router.stages.zam import DOCUMENT_INVALID, ZamQueue
+
+log = structlog.get_logger(__name__)
+
+#: States after which a redelivered inbound message has nothing left to do here.
+_DONE = {MessageState.DISPATCHED, MessageState.DELIVERED, MessageState.PARTIAL, MessageState.FAILED}
+
+
+class ProcessStage:
+    def __init__(self, bus: Bus, journal: Journal, zams: ZamQueue, *,
+                 cda_reader: Callable[[bytes], CdaHeader],
+                 schema_check: Callable[[bytes], None] | None,
+                 default_charset: str = "utf-8"):
+        self.bus = bus
+        self.journal = journal
+        self.zams = zams
+        self.cda_reader = cda_reader
+        self.schema_check = schema_check
+        self.default_charset = default_charset
+
+    async def __call__(self, envelope: Envelope) -> None:
+        key = envelope.message_id
+        record = await self.journal.message(key)
+        if record is not None and record.state in _DONE:
+            log.info("process.already_done", key=key, state=record.state)
+            return
+        await self.journal.set_state(key, MessageState.PROCESSING, step="processing",
+                                     detail=f"attempt {envelope.attempt + 1}")
+        source: MessageSource | None = None
+        try:
+            parsed = parse_message(envelope.body, envelope.headers.get("codec") or self.default_charset)
+            source = _source(parsed)
+            job = read_pfi(parsed.message, message_key=key, source=source, cda_reader=self.cda_reader)
+            await self._event(key, job, "pfi", "read",
+                              f"{job.action} {job.header.type_code} for {len(job.recipients)} recipient(s)")
+            if self.schema_check is not None:
+                self.schema_check(job.cda)
+                await self._event(key, job, "schema", "valid", "CDA conforms to CDA_extended.xsd")
+            else:
+                await self._event(key, job, "schema", "skipped", "no CDA schema directory configured")
+        except PermanentError as exc:
+            await self.journal.set_state(key, MessageState.PARKED, step="invalid", detail=_reason(exc))
+            if source is not None:
+                await self.zams.reception_mss(source, key, document_id="", address="", recipient_id="",
+                                              delivered=False, reason=str(exc), detail=DOCUMENT_INVALID)
+            raise
+        await self._dispatch(job)
+
+    async def _dispatch(self, job: DocumentJob) -> None:
+        wants_mail = (job.flags.dest_mss_ps or job.flags.dest_mss_patient) and job.recipients
+        if wants_mail:
+            await self.bus.publish(queues.DELIVER_MSS, job.to_json(), message_id=job.job_id,
+                                   headers={"message_key": job.message_key, "document_id": job.header.document_id})
+        if job.flags.dest_dmp:
+            # The DMP deposit (ITI-41) is its own stage; until it is configured, say so in the journal.
+            await self._event(job.message_key, job, "dmp", "not_configured",
+                              "DESTDMP=Y but no DMP deposit channel is configured; not deposited")
+        await self.journal.set_state(job.message_key, MessageState.DISPATCHED, step="dispatched",
+                                     detail=f"document {job.header.document_id} to "
+                                            f"{', '.join(r.address for r in job.recipients) or 'no mailbox'}")
+
+    async def _event(self, key: str, job: DocumentJob, step: str, state: str, detail: str) -> None:
+        await self.journal.add_event(JournalEvent(message_key=key, at=now(), step=step, state=state,
+                                                  detail=detail, document_id=job.header.document_id))
+
+
+def _source(parsed) -> MessageSource:
+    header = parsed.header
+    msh = parsed.text.split("\r", 1)[0]
+    return MessageSource(
+        sending_application=header.sending_application, sending_facility=header.sending_facility,
+        receiving_application=header.receiving_application, receiving_facility=header.receiving_facility,
+        control_id=header.control_id, message_type=f"{header.message_type}^{header.trigger}",
+        version=header.version, charset=header.charset, codec=parsed.codec, msh=msh)
+
+
+def _reason(exc: PermanentError) -> str:
+    details = getattr(exc, "details", None)
+    text = f"{type(exc).__name__}: {exc}"
+    if details:
+        text += " | " + " | ".join(details[:5])
+    return text

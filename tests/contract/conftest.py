@@ -1,0 +1,132 @@
+"""Fixtures shared by the contract suites.
+
+Bus: every test that asks for ``bus_kind`` (directly or through ``bus``, ``bus_factory``,
+``bus_url``) runs twice, on ``EmbeddedBus`` (a fresh SQLite file) and on ``AmqpBus``
+(the broker at ``LIAISON_AMQP_URL``, default amqp://guest:guest@127.0.0.1:5672/, queues
+prefixed ``liaison-test.`` and deleted after the test). When RabbitMQ is not reachable the
+AMQP runs are skipped, or fail when ``LIAISON_REQUIRE_RABBITMQ=1`` (as in CI).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Awaitable, Callable
+
+import aio_pika
+import pytest
+
+from channels.amqp import AmqpBus
+from channels.embedded import EmbeddedBus
+from router.errors import BusUnavailable
+from router.settle import RetryPolicy
+
+# ----------------------------------------------------------------------------- bus
+
+AMQP_URL = os.environ.get("LIAISON_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+AMQP_TEST_PREFIX = "liaison-test."
+FAST_RETRY = RetryPolicy(delays=(0.2, 0.2))       # the only delays the bus tests use
+
+_rabbitmq_problem: dict[str, str | None] = {}
+
+
+def open_bus(url: str):
+    """A bus object (not connected) for a URL, as the composition root would build it."""
+    if url.startswith("embedded:"):
+        return EmbeddedBus.from_url(url)
+    return AmqpBus.from_url(url, prefix=AMQP_TEST_PREFIX, connect_timeout=5.0)
+
+
+async def _check_rabbitmq() -> None:
+    if AMQP_URL not in _rabbitmq_problem:
+        probe = AmqpBus(AMQP_URL, connect_timeout=5.0)
+        try:
+            await probe.connect()
+            _rabbitmq_problem[AMQP_URL] = None
+        except BusUnavailable as exc:
+            _rabbitmq_problem[AMQP_URL] = str(exc)
+        finally:
+            await probe.close()
+    problem = _rabbitmq_problem[AMQP_URL]
+    if problem is None:
+        return
+    if os.environ.get("LIAISON_REQUIRE_RABBITMQ") == "1":
+        pytest.fail(f"LIAISON_REQUIRE_RABBITMQ=1 but RabbitMQ is not reachable at {AMQP_URL}: {problem}",
+                    pytrace=False)
+    pytest.skip("RabbitMQ not running: start it with deploy/scripts/start-rabbitmq.sh")
+
+
+@pytest.fixture(params=["embedded", "amqp"])
+def bus_kind(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+async def bus_url(bus_kind, tmp_path) -> str:
+    """Where the test's store lives: a fresh SQLite file, or the test broker."""
+    if bus_kind == "embedded":
+        return f"embedded://{tmp_path / 'bus.sqlite'}?poll_interval=0.05&close_timeout=5"
+    await _check_rabbitmq()
+    return AMQP_URL
+
+
+@pytest.fixture
+async def bus_factory(bus_url) -> Callable[[], Awaitable]:
+    """Make new, connected bus objects on the same store or broker; all closed at the end."""
+    made = []
+
+    async def make():
+        bus = open_bus(bus_url)
+        made.append(bus)
+        await bus.connect()
+        return bus
+
+    yield make
+    for bus in reversed(made):
+        await bus.close()
+
+
+@pytest.fixture
+async def bus(bus_factory):
+    return await bus_factory()
+
+
+@pytest.fixture
+async def new_queue(bus_url) -> Callable[[], str]:
+    """Make unique queue names (using every allowed kind of character); AMQP queues are deleted after."""
+    names: list[str] = []
+
+    def make() -> str:
+        names.append(f"t.{uuid.uuid4().hex[:12]}_x-1")
+        return names[-1]
+
+    yield make
+    if bus_url.startswith("amqp") and names:
+        connection = await aio_pika.connect(AMQP_URL)
+        try:
+            channel = await connection.channel()
+            suffixes = ["", ".parked"] + [f".retry.{round(d * 1000)}" for d in FAST_RETRY.delays]
+            for name in names:
+                for suffix in suffixes:
+                    await channel.queue_delete(AMQP_TEST_PREFIX + name + suffix)
+        finally:
+            await connection.close()
+
+
+@pytest.fixture
+def queue(new_queue) -> str:
+    return new_queue()
+
+
+@pytest.fixture
+def unreachable_bus(bus_kind, tmp_path):
+    """A bus whose store cannot be reached: a path under a regular file, or a closed port."""
+    if bus_kind == "embedded":
+        blocker = tmp_path / "not-a-directory"
+        blocker.write_text("a file where a directory should be\n")
+        return EmbeddedBus(blocker / "bus.sqlite")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return AmqpBus(f"amqp://guest:guest@127.0.0.1:{port}/", connect_timeout=5.0)

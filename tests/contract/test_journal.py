@@ -1,0 +1,463 @@
+"""Contract suite for the Journal port: every adapter must pass it.
+
+Runs against ``SqliteJournal`` in clear and encrypted at rest; the PostgreSQL
+adapter joins by adding a backend to ``BACKENDS``. The last section holds
+checks specific to the SQLite adapter (URL, locking, group commit, tampering).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+import stat
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from channels.journal import JournalDecryptError, JournalKeyError, SqliteJournal, from_url
+from router.errors import ConfigError, TransientError
+from router.ports import (Journal, JournalEvent, MessageState, Outcome, OutcomeStatus, ReceivedMessage)
+
+KEY = bytes.fromhex("8f1c2e3d4a5b6c7d8e9fa0b1c2d3e4f5061728394a5b6c7d8e9fa0b1c2d3e4f5")
+OTHER_KEY = bytes(32)
+T0 = datetime(2025, 3, 14, 9, 30, 0, 123456, tzinfo=UTC)
+
+
+def hl7(control_id: str, *, app: str = "DXCARE", facility: str = "CHU-TEST", trigger: str = "A03",
+        note: bytes = b"") -> bytes:
+    """A fictitious ADT message in ISO 8859-1, as hospital systems send them."""
+    return (f"MSH|^~\\&|{app}|{facility}|LIAISON|CHU-TEST|20250314093000||ADT^{trigger}^ADT_A03|{control_id}|P|2.5"
+            "|||||FRA|8859/1\r".encode("ascii")
+            + "PID|||700123^^^CHU-TEST^PI||DURAND^Hélène^^^^^L||19800101|F\r".encode("latin-1")
+            + b"PV1||I|CARDIO^^^CHU-TEST|||||10001234567^MARTIN^Paul\r" + note)
+
+
+def received(control_id: str, *, app: str = "DXCARE", facility: str = "CHU-TEST", raw: bytes | None = None,
+             at: datetime = T0, message_type: str = "ADT^A03", peer: str = "127.0.0.1:40001") -> ReceivedMessage:
+    return ReceivedMessage(raw=raw if raw is not None else hl7(control_id, app=app, facility=facility),
+                           channel="mllp", sending_application=app, sending_facility=facility,
+                           control_id=control_id, message_type=message_type, received_at=at, peer=peer)
+
+
+# ---------------------------------------------------------------- backends
+
+_DEFAULT = object()
+
+
+@dataclass
+class Backend:
+    name: str
+    encrypted: bool
+    make: Callable[..., Journal]          # make(key=...) -> an unopened journal on the same store
+    stored_bytes: Callable[[], bytes]      # everything the store holds on disk
+
+
+def sqlite_backend(tmp_path: Path, encrypted: bool) -> Backend:
+    path = tmp_path / "journal.sqlite"
+
+    def make(key: object = _DEFAULT) -> Journal:
+        return SqliteJournal(path, key=(KEY if encrypted else None) if key is _DEFAULT else key)
+
+    def stored_bytes() -> bytes:
+        return b"".join(p.read_bytes() for p in sorted(tmp_path.glob("journal.sqlite*")))
+
+    return Backend(f"sqlite-{'encrypted' if encrypted else 'clear'}", encrypted, make, stored_bytes)
+
+
+BACKENDS = {
+    "sqlite-clear": lambda tmp_path: sqlite_backend(tmp_path, encrypted=False),
+    "sqlite-encrypted": lambda tmp_path: sqlite_backend(tmp_path, encrypted=True),
+}
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+def backend(request, tmp_path) -> Backend:
+    return BACKENDS[request.param](tmp_path)
+
+
+@pytest.fixture
+async def journal(backend):
+    journal = backend.make()
+    await journal.open()
+    yield journal
+    await journal.close()
+
+
+# ----------------------------------------------------------- received bytes
+
+async def test_raw_bytes_round_trip_unaltered(journal):
+    raw = (hl7("RAW-1") + "OBX|1|TX|||Compte rendu: très bien, cœur régulier\r".encode("latin-1", errors="replace")
+           + "NTE|1||Grüße – UTF-8 text\r".encode("utf-8") + b"NTE|2||\xff\xfe\x80\x00\x1b binary\r\r\n")
+    key, is_new = await journal.record_received(received("RAW-1", raw=raw))
+
+    record = await journal.message(key)
+    assert is_new is True
+    assert type(record.raw) is bytes
+    assert record.raw == raw
+
+
+async def test_received_message_is_stored_with_its_identifiers(journal):
+    key, _ = await journal.record_received(received("META-1", facility="CHU-SUD", message_type="ADT^A03"))
+
+    record = await journal.message(key)
+    assert (record.key, record.channel, record.sending_application, record.sending_facility, record.control_id,
+            record.message_type) == (key, "mllp", "DXCARE", "CHU-SUD", "META-1", "ADT^A03")
+    assert record.state is MessageState.RECEIVED
+    assert record.received_at == T0
+    assert record.ack_code == ""
+    assert [event.step for event in await journal.events(key)] == ["received"]
+
+
+async def test_unknown_key_has_no_message_and_no_events(journal):
+    assert await journal.message("01NOSUCHKEY0000000000000000") is None
+    assert await journal.events("01NOSUCHKEY0000000000000000") == []
+
+
+# -------------------------------------------------------------- idempotency
+
+async def test_resent_message_returns_first_key_and_is_recorded_as_duplicate(journal):
+    first, first_new = await journal.record_received(received("DUP-1"))
+    again, again_new = await journal.record_received(received("DUP-1", at=T0 + timedelta(seconds=30)))
+
+    assert (first_new, again_new) == (True, False)
+    assert again == first
+    assert len(await journal.search(control_id="DUP-1")) == 1
+    steps = [event.step for event in await journal.events(first)]
+    assert steps == ["received", "duplicate"]
+    assert (await journal.message(first)).received_at == T0
+
+
+async def test_resend_with_different_bytes_keeps_the_first_copy_and_says_so(journal):
+    key, _ = await journal.record_received(received("DUP-2"))
+    changed = hl7("DUP-2", note=b"NTE|1||edited\r")
+    again, is_new = await journal.record_received(received("DUP-2", raw=changed))
+
+    assert (again, is_new) == (key, False)
+    assert (await journal.message(key)).raw == hl7("DUP-2")
+    duplicate = [event for event in await journal.events(key) if event.step == "duplicate"]
+    assert len(duplicate) == 1 and "different bytes" in duplicate[0].detail
+
+
+async def test_sending_facility_is_not_part_of_the_idempotency_key(journal):
+    key, _ = await journal.record_received(received("FAC-1", facility="CHU-NORD"))
+    again, is_new = await journal.record_received(received("FAC-1", facility="CHU-SUD"))
+
+    assert (again, is_new) == (key, False)
+
+
+async def test_same_control_id_from_two_applications_is_two_messages(journal):
+    dxcare, new_a = await journal.record_received(received("SHARED-1", app="DXCARE"))
+    labo, new_b = await journal.record_received(received("SHARED-1", app="GLIMS"))
+
+    assert new_a and new_b
+    assert dxcare != labo
+    assert {record.sending_application for record in await journal.search(control_id="SHARED-1")} == {
+        "DXCARE", "GLIMS"}
+
+
+# ----------------------------------------------------------- state and events
+
+async def test_state_transitions_keep_timestamps_ack_code_and_ordered_events(journal):
+    key, _ = await journal.record_received(received("STATE-1", at=datetime.now(UTC)))
+    await journal.set_state(key, MessageState.QUEUED, step="queued", ack_code="AA")
+    await journal.set_state(key, MessageState.PROCESSING, step="parsed")
+    await journal.set_state(key, MessageState.PARKED, step="validated", detail="CDA invalide: section manquante")
+
+    record = await journal.message(key)
+    assert record.state is MessageState.PARKED
+    assert record.ack_code == "AA"
+    assert record.detail == "CDA invalide: section manquante"
+    assert record.updated_at >= record.received_at
+    events = await journal.events(key)
+    assert [(e.step, e.state) for e in events] == [
+        ("received", "received"), ("queued", "queued"), ("parsed", "processing"), ("validated", "parked")]
+    assert [e.at for e in events] == sorted(e.at for e in events)
+    assert events[-1].detail == "CDA invalide: section manquante"
+    assert events[-1].at == record.updated_at
+
+
+async def test_set_state_on_unknown_key_raises_key_error(journal):
+    with pytest.raises(KeyError):
+        await journal.set_state("01NOSUCHKEY0000000000000000", MessageState.QUEUED, step="queued")
+
+
+async def test_events_are_returned_in_time_order(journal):
+    key, _ = await journal.record_received(received("EVT-1"))
+    await journal.add_event(JournalEvent(key, T0 + timedelta(seconds=20), "zam", "sent", "ZAM^Z01 acquitté",
+                                         "1.2.250.1.999.1.1.20250314.1", "his"))
+    await journal.add_event(JournalEvent(key, T0 + timedelta(seconds=10), "validated", "ok"))
+
+    events = await journal.events(key)
+    assert [e.step for e in events] == ["received", "validated", "zam"]
+    assert events[2] == JournalEvent(key, T0 + timedelta(seconds=20), "zam", "sent", "ZAM^Z01 acquitté",
+                                     "1.2.250.1.999.1.1.20250314.1", "his")
+
+
+# ------------------------------------------------------------------- outcomes
+
+DOC = "1.2.250.1.999.1.1.20250314.7"
+MAIL_A = "dr.martin@hopital-test.mssante.fr"
+MAIL_B = "dr.bernard@cabinet-test.mssante.fr"
+
+
+async def test_latest_outcome_per_document_and_destination_wins_and_history_is_kept(journal):
+    key, _ = await journal.record_received(received("OUT-1"))
+    await journal.record_outcome(Outcome(DOC, MAIL_A, OutcomeStatus.RETRYING, "451 4.3.0 try later", T0, key))
+    await journal.record_outcome(Outcome(DOC, MAIL_B, OutcomeStatus.FAILED, "550 5.1.1 unknown", T0, key))
+    await journal.record_outcome(Outcome(DOC, MAIL_A, OutcomeStatus.ACCEPTED, "250 2.0.0 queued",
+                                         T0 + timedelta(minutes=1), key))
+
+    current = {o.destination: o for o in await journal.outcomes(DOC)}
+    assert current == {
+        MAIL_A: Outcome(DOC, MAIL_A, OutcomeStatus.ACCEPTED, "250 2.0.0 queued", T0 + timedelta(minutes=1), key),
+        MAIL_B: Outcome(DOC, MAIL_B, OutcomeStatus.FAILED, "550 5.1.1 unknown", T0, key),
+    }
+    history = [(e.destination, e.state, e.detail) for e in await journal.events(key) if e.document_id == DOC]
+    assert history == [(MAIL_A, "retrying", "451 4.3.0 try later"), (MAIL_B, "failed", "550 5.1.1 unknown"),
+                       (MAIL_A, "accepted", "250 2.0.0 queued")]
+
+
+async def test_an_older_outcome_arriving_late_does_not_replace_a_newer_one(journal):
+    await journal.record_outcome(Outcome(DOC, "dmp", OutcomeStatus.ACCEPTED, "Success", T0 + timedelta(minutes=5)))
+    await journal.record_outcome(Outcome(DOC, "dmp", OutcomeStatus.RETRYING, "timeout", T0))
+
+    [current] = await journal.outcomes(DOC)
+    assert current.status is OutcomeStatus.ACCEPTED
+    assert [e.state for e in await journal.document_events(DOC)] == ["retrying", "accepted"]
+
+
+async def test_outcomes_of_an_unknown_document_are_empty(journal):
+    assert await journal.outcomes("1.2.250.1.999.404") == []
+
+
+# --------------------------------------------------------------------- search
+
+async def test_search_filters_by_state_and_control_id_newest_first(journal):
+    keys = []
+    for i in range(5):
+        key, _ = await journal.record_received(received(f"S-{i}", at=T0 + timedelta(seconds=i)))
+        keys.append(key)
+    await journal.set_state(keys[1], MessageState.QUEUED, step="queued")
+    await journal.set_state(keys[3], MessageState.QUEUED, step="queued")
+
+    assert [r.key for r in await journal.search(state=MessageState.QUEUED)] == [keys[3], keys[1]]
+    assert [r.key for r in await journal.search(control_id="S-2")] == [keys[2]]
+    assert [r.key for r in await journal.search(state=MessageState.QUEUED, control_id="S-2")] == []
+    assert [r.key for r in await journal.search()] == keys[::-1]
+    assert [r.key for r in await journal.search(limit=2)] == [keys[4], keys[3]]
+
+
+async def test_search_extra_filters(journal):
+    old, _ = await journal.record_received(received("X-1", at=T0, message_type="ADT^A03"))
+    new, _ = await journal.record_received(received("X-2", at=T0 + timedelta(hours=1), message_type="ORU^R01"))
+    lab, _ = await journal.record_received(received("X-3", app="GLIMS", at=T0 + timedelta(hours=2),
+                                                    message_type="ORU^R01"))
+
+    assert [r.key for r in await journal.search(since=T0 + timedelta(minutes=30))] == [lab, new]
+    assert [r.key for r in await journal.search(message_type="ORU^R01")] == [lab, new]
+    assert [r.key for r in await journal.search(sending_application="DXCARE")] == [new, old]
+
+
+# ---------------------------------------------------------------- durability
+
+async def test_everything_survives_close_and_reopen(backend):
+    journal = backend.make()
+    await journal.open()
+    key, _ = await journal.record_received(received("DUR-1"))
+    await journal.set_state(key, MessageState.QUEUED, step="queued", ack_code="AA", detail="publié")
+    await journal.record_outcome(Outcome(DOC, MAIL_A, OutcomeStatus.ACCEPTED, "250 ok", datetime.now(UTC), key))
+    await journal.close()
+
+    reopened = backend.make()
+    await reopened.open()
+    try:
+        record = await reopened.message(key)
+        assert (record.raw, record.state, record.ack_code, record.detail) == (
+            hl7("DUR-1"), MessageState.QUEUED, "AA", "publié")
+        assert [e.step for e in await reopened.events(key)] == ["received", "queued", "outcome"]
+        assert [o.status for o in await reopened.outcomes(DOC)] == [OutcomeStatus.ACCEPTED]
+        assert await reopened.record_received(received("DUR-1")) == (key, False)
+    finally:
+        await reopened.close()
+
+
+async def test_a_write_is_committed_when_it_returns(backend, journal):
+    key, _ = await journal.record_received(received("COMMIT-1"))
+    await journal.set_state(key, MessageState.QUEUED, step="queued", ack_code="AA")
+
+    other = backend.make()
+    await other.open()
+    try:
+        record = await other.message(key)
+        assert (record.state, record.ack_code) == (MessageState.QUEUED, "AA")
+    finally:
+        await other.close()
+
+
+async def test_close_commits_the_writes_already_queued(backend):
+    journal = backend.make()
+    await journal.open()
+    tasks = [asyncio.create_task(journal.record_received(received(f"Q-{i}"))) for i in range(50)]
+    await asyncio.sleep(0)          # let every task queue its write
+    await journal.close()
+    keys = [task.result()[0] for task in tasks]
+
+    reopened = backend.make()
+    await reopened.open()
+    try:
+        assert {r.key for r in await reopened.search(limit=100)} == set(keys)
+    finally:
+        await reopened.close()
+
+
+async def test_writes_after_close_raise_transient_error(backend):
+    journal = backend.make()
+    await journal.open()
+    await journal.close()
+
+    with pytest.raises(TransientError):
+        await journal.record_received(received("LATE-1"))
+
+
+async def test_concurrent_writers_all_stored_with_unique_keys(journal):
+    async def connection(n: int) -> list[tuple[str, bool]]:
+        return [await journal.record_received(received(f"C{n}-{i}")) for i in range(500)]
+
+    results = await asyncio.gather(*(connection(n) for n in range(8)))
+
+    keys = [key for batch in results for key, _ in batch]
+    assert all(is_new for batch in results for _, is_new in batch)
+    assert len(set(keys)) == 8 * 500
+    assert {r.key for r in await journal.search(limit=10_000)} == set(keys)
+    assert (await journal.message(results[5][321][0])).raw == hl7("C5-321")
+
+
+# ------------------------------------------------------------------ at rest
+
+async def test_contents_are_encrypted_at_rest_and_metadata_stays_searchable(backend, journal):
+    secret = b"MARKER-NIR-180017512345678"
+    key, _ = await journal.record_received(received("REST-1", raw=hl7("REST-1", note=b"NTE|1||" + secret + b"\r")))
+    await journal.set_state(key, MessageState.PARKED, step="validated", detail="MARKER-DETAIL-DURAND")
+    await journal.record_outcome(Outcome(DOC, MAIL_A, OutcomeStatus.FAILED, "MARKER-OUTCOME-DURAND", T0, key))
+    while_open = backend.stored_bytes()
+    await journal.close()
+    after_close = backend.stored_bytes()
+
+    for stored in (while_open, after_close):
+        assert b"REST-1" in stored                      # searchable metadata in clear
+        for marker in (secret, b"MARKER-DETAIL-DURAND", b"MARKER-OUTCOME-DURAND"):
+            assert (marker in stored) is (not backend.encrypted), marker
+
+
+async def test_opening_with_a_key_that_does_not_fit_fails_clearly(backend, journal):
+    await journal.record_received(received("K-1"))
+    await journal.close()
+
+    wrong = backend.make(key=OTHER_KEY) if backend.encrypted else backend.make(key=KEY)
+    with pytest.raises(JournalKeyError) as error:
+        await wrong.open()
+    assert isinstance(error.value, ConfigError)
+    assert ("wrong key" if backend.encrypted else "without encryption") in str(error.value)
+
+
+async def test_an_encrypted_journal_needs_its_key(backend, journal):
+    if not backend.encrypted:
+        pytest.skip("clear journal")
+    await journal.close()
+
+    with pytest.raises(JournalKeyError, match="key is required"):
+        await backend.make(key=None).open()
+
+
+# ------------------------------------------------------ SQLite adapter only
+
+def test_from_url_reads_absolute_and_relative_paths():
+    assert from_url("sqlite:///var/lib/liaison/journal.sqlite").path == Path("/var/lib/liaison/journal.sqlite")
+    assert from_url("sqlite:////var/lib/liaison/journal.sqlite").path == Path("/var/lib/liaison/journal.sqlite")
+    assert from_url("sqlite:journal.sqlite").path == Path("journal.sqlite")
+    with pytest.raises(ConfigError):
+        from_url("postgresql://db/liaison")
+
+
+def test_a_key_must_be_32_bytes(tmp_path):
+    with pytest.raises(JournalKeyError, match="32 bytes"):
+        SqliteJournal(tmp_path / "j.sqlite", key=b"too short")
+
+
+async def test_a_locked_database_raises_transient_error_then_recovers(tmp_path):
+    path = tmp_path / "j.sqlite"
+    async with SqliteJournal(path, busy_timeout=0.05) as journal:
+        holder = sqlite3.connect(path, isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        with pytest.raises(TransientError, match="journal unavailable"):
+            await journal.record_received(received("LOCK-1"))
+        holder.execute("ROLLBACK")
+        holder.close()
+
+        assert (await journal.record_received(received("LOCK-1")))[1] is True
+
+
+async def test_a_faulty_write_fails_alone_in_its_batch(tmp_path):
+    async with SqliteJournal(tmp_path / "j.sqlite") as journal:
+        results = await asyncio.gather(
+            *(journal.record_received(received(f"B-{i}")) for i in range(5)),
+            journal.set_state("01NOSUCHKEY0000000000000000", MessageState.QUEUED, step="queued"),
+            *(journal.record_received(received(f"B-{i}")) for i in range(5, 10)),
+            return_exceptions=True)
+
+        assert isinstance(results[5], KeyError)
+        good = results[:5] + results[6:]
+        assert all(isinstance(result, tuple) and result[1] for result in good)
+        assert len(await journal.search(limit=100)) == 10
+
+
+async def test_concurrent_writes_share_commits(tmp_path):
+    async with SqliteJournal(tmp_path / "j.sqlite") as journal:
+        async def connection(n: int) -> None:
+            for i in range(100):
+                await journal.record_received(received(f"G{n}-{i}"))
+
+        await asyncio.gather(*(connection(n) for n in range(8)))
+
+        stats = journal.stats()
+        assert stats["operations"] == 800
+        assert stats["commits"] < stats["operations"]
+
+
+async def test_file_is_private_and_schema_version_recorded(tmp_path):
+    path = tmp_path / "sub" / "j.sqlite"
+    async with SqliteJournal(path):
+        pass
+    async with SqliteJournal(path):       # reopening does not migrate again
+        pass
+
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(1,)]
+
+
+async def test_a_value_moved_to_another_row_does_not_decrypt(tmp_path):
+    path = tmp_path / "j.sqlite"
+    async with SqliteJournal(path, key=KEY) as journal:
+        first, _ = await journal.record_received(received("MOVE-1"))
+        second, _ = await journal.record_received(received("MOVE-2"))
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE messages SET raw = (SELECT raw FROM messages WHERE key = ?) WHERE key = ?",
+                     (first, second))
+
+    async with SqliteJournal(path, key=KEY) as journal:
+        assert (await journal.message(first)).raw == hl7("MOVE-1")
+        with pytest.raises(JournalDecryptError, match="wrong key or altered value"):
+            await journal.message(second)
+
+
+async def test_events_cannot_be_rewritten(tmp_path):
+    path = tmp_path / "j.sqlite"
+    async with SqliteJournal(path) as journal:
+        await journal.record_received(received("APPEND-1"))
+    with sqlite3.connect(path) as conn, pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        conn.execute("UPDATE events SET step = 'forged'")

@@ -1,0 +1,278 @@
+"""SmtpMailer against the aiosmtpd sink over real TLS with client certificates."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import pytest
+from structlog.testing import capture_logs
+
+from channels.smtp.mailer import SmtpMailer
+from router.errors import ConfigError, PeerUnavailable, RejectedByPeer
+from router.ports import RecipientStatus
+
+SENDER = "pfi@hopital-test.mssante.fr"
+MARTIN = "dr.martin@hopital-test.mssante.fr"
+DURAND = "dr.durand@hopital-test.mssante.fr"
+LABO = "biologie@labo-test.mssante.fr"
+PATIENT = "280017512345678@patient.mssante.fr"
+MESSAGE = (b"From: pfi@hopital-test.mssante.fr\r\nTo: dr.martin@hopital-test.mssante.fr\r\n"
+           b"Subject: XDM/1.0/DDM+Test\r\nX-MSS-NIL: TEST-0001\r\n\r\nBonjour,\r\n.ligne qui commence par un point\r\n")
+
+
+async def test_delivers_with_the_client_certificate(start_sink, make_mailer, tmp_path):
+    sink = await start_sink()
+    mailer = make_mailer(sink.port)
+
+    results = await mailer.send(MESSAGE, sender=SENDER, recipients=[MARTIN])
+
+    assert [(r.address, r.status, r.code) for r in results] == [(MARTIN, RecipientStatus.ACCEPTED, 250)]
+    [mail] = await sink.wait_for(1)
+    assert mail.data == MESSAGE                      # dot-stuffing undone by the server: same bytes
+    assert mail.sender == SENDER and mail.recipients == (MARTIN,)
+    assert mail.client_subject == "pfi.hopital-test.mssante.fr"
+    [stored] = mail.files
+    assert stored.parent == sink.maildir / MARTIN / "new"
+    assert stored.read_bytes().endswith(MESSAGE)
+
+
+async def test_implicit_tls(start_sink, make_mailer):
+    sink = await start_sink(implicit_tls=True)
+    mailer = make_mailer(sink.port, security="tls")
+
+    results = await mailer.send(MESSAGE, sender=SENDER, recipients=[MARTIN])
+
+    assert results[0].status is RecipientStatus.ACCEPTED
+    [mail] = await sink.wait_for(1)
+    assert mail.client_subject == "pfi.hopital-test.mssante.fr"
+
+
+async def test_temporary_refusal_then_acceptance(start_sink, make_mailer):
+    sink = await start_sink(rcpt_script={MARTIN: [451, 250]})
+    mailer = make_mailer(sink.port)
+
+    first = await mailer.send(MESSAGE, sender=SENDER, recipients=[MARTIN])
+    assert [(r.status, r.code) for r in first] == [(RecipientStatus.TEMPORARY, 451)]
+    assert sink.messages == [] and sink.data_commands == 0     # no DATA when nobody was accepted
+
+    second = await mailer.send(MESSAGE, sender=SENDER, recipients=[MARTIN])
+    assert [(r.status, r.code) for r in second] == [(RecipientStatus.ACCEPTED, 250)]
+    [mail] = await sink.wait_for(1)
+    assert mail.recipients == (MARTIN,)
+
+
+async def test_one_recipient_rejected_the_other_delivered_once(start_sink, make_mailer):
+    sink = await start_sink(rcpt_script={DURAND: [550]})
+    mailer = make_mailer(sink.port)
+
+    results = await mailer.send(MESSAGE, sender=SENDER, recipients=[MARTIN, DURAND])
+
+    assert [(r.address, r.status, r.code) for r in results] == [
+        (MARTIN, RecipientStatus.ACCEPTED, 250), (DURAND, RecipientStatus.REJECTED, 550)]
+    assert "5.1.1" in results[1].text
+    [mail] = await sink.wait_for(1)
+    assert mail.recipients == (MARTIN,)
+    assert not (sink.maildir / DURAND).exists()
+
+
+async def test_failed_data_marks_accepted_recipients_temporary(start_sink, make_mailer):
+    sink = await start_sink(rcpt_script={DURAND: [550]}, data_script=[452, 250])
+    mailer = make_mailer(sink.port)
+
+    results = await mailer.send(MESSAGE, sender=SENDER, recipients=[MARTIN, DURAND, LABO])
+
+    assert [(r.status, r.code) for r in results] == [
+        (RecipientStatus.TEMPORARY, 452), (RecipientStatus.REJECTED, 550), (RecipientStatus.TEMPORARY, 452)]
+    assert sink.messages == []
+    again = await mailer.send(MESSAGE, sender=SENDER, recipients=[MARTIN])   # the session is still usable
+    assert again[0].status is RecipientStatus.ACCEPTED
+    assert sink.connections == 1
+
+
+async def test_data_refused_for_good_rejects_accepted_recipients(start_sink, make_mailer):
+    sink = await start_sink(data_script=[554])
+    mailer = make_mailer(sink.port)
+
+    results = await mailer.send(MESSAGE, sender=SENDER, recipients=[MARTIN, LABO])
+
+    assert [(r.status, r.code) for r in results] == [(RecipientStatus.REJECTED, 554)] * 2
+
+
+async def test_sender_refused_for_good_is_rejected_by_peer(start_sink, make_mailer):
+    sink = await start_sink(mail_script=["553 5.7.1 Sender address rejected: not owned by user"])
+    mailer = make_mailer(sink.port)
+
+    with pytest.raises(RejectedByPeer, match="MAIL FROM: 553 5.7.1") as caught:
+        await mailer.send(MESSAGE, sender=SENDER, recipients=[MARTIN])
+    assert caught.value.code == 553
+
+
+async def test_sender_refused_for_now_is_peer_unavailable(start_sink, make_mailer):
+    sink = await start_sink(mail_script=[451, 250])
+    mailer = make_mailer(sink.port)
+
+    with pytest.raises(PeerUnavailable, match="451"):
+        await mailer.send(MESSAGE, sender=SENDER, recipients=[MARTIN])
+    results = await mailer.send(MESSAGE, sender=SENDER, recipients=[MARTIN])
+    assert results[0].status is RecipientStatus.ACCEPTED
+
+
+async def test_421_is_peer_unavailable_and_drops_the_session(start_sink, make_mailer):
+    sink = await start_sink(rcpt_script={MARTIN: [421, 250]})
+    mailer = make_mailer(sink.port)
+
+    with pytest.raises(PeerUnavailable, match="421"):
+        await mailer.send(MESSAGE, sender=SENDER, recipients=[MARTIN])
+    await mailer.send(MESSAGE, sender=SENDER, recipients=[MARTIN])
+    assert sink.connections == 2
+
+
+async def test_connection_refused_is_peer_unavailable(make_mailer):
+    with socket.socket() as sock:                    # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    mailer = make_mailer(port)
+
+    with pytest.raises(PeerUnavailable, match="cannot connect") as caught:
+        await mailer.send(MESSAGE, sender=SENDER, recipients=[MARTIN])
+    assert isinstance(caught.value.__cause__, Exception)
+
+
+async def test_client_without_certificate_is_refused(start_sink, make_mailer):
+    sink = await start_sink()
+    mailer = make_mailer(sink.port, client_cert=None, client_key=None)
+
+    with pytest.raises(PeerUnavailable, match="client certificate"):
+        await mailer.send(MESSAGE, sender=SENDER, recipients=[MARTIN])
+    assert sink.messages == []
+    assert any("certificate" in reason for reason in sink.tls_refusals)
+
+
+async def test_client_certificate_from_another_ca_is_refused(start_sink, make_mailer, pki):
+    sink = await start_sink()
+    mailer = make_mailer(sink.port, client_cert=pki.untrusted_client_cert, client_key=pki.untrusted_client_key)
+
+    with pytest.raises(PeerUnavailable):
+        await mailer.send(MESSAGE, sender=SENDER, recipients=[MARTIN])
+    assert sink.messages == []
+    assert any("certificate verify failed" in reason for reason in sink.tls_refusals)
+
+
+async def test_relay_certificate_from_an_unknown_ca_is_refused(start_sink, make_mailer, pki):
+    sink = await start_sink()
+    mailer = make_mailer(sink.port, ca_file=pki.untrusted_ca_cert)
+
+    with pytest.raises(PeerUnavailable, match="TLS handshake .* failed"):
+        await mailer.send(MESSAGE, sender=SENDER, recipients=[MARTIN])
+    assert sink.messages == []
+
+
+async def test_relay_name_must_match_its_certificate(start_sink, make_mailer):
+    sink = await start_sink()
+    mailer = make_mailer(sink.port, server_hostname="relay.ailleurs.example")
+
+    with pytest.raises(PeerUnavailable, match="TLS handshake"):
+        await mailer.send(MESSAGE, sender=SENDER, recipients=[MARTIN])
+
+
+async def test_connection_is_reused_across_sends(start_sink, make_mailer):
+    sink = await start_sink()
+    mailer = make_mailer(sink.port)
+
+    await mailer.send(MESSAGE, sender=SENDER, recipients=[MARTIN])
+    await mailer.send(MESSAGE, sender=SENDER, recipients=[LABO])
+
+    mails = await sink.wait_for(2)
+    assert [m.recipients for m in mails] == [(MARTIN,), (LABO,)]
+    assert sink.connections == 1
+    assert {m.connection for m in mails} == {1}
+
+
+async def test_reconnects_when_the_relay_closed_the_connection(start_sink, make_mailer):
+    sink = await start_sink()
+    mailer = make_mailer(sink.port)
+    await mailer.send(MESSAGE, sender=SENDER, recipients=[MARTIN])
+
+    sink.drop_connections()
+    results = await mailer.send(MESSAGE, sender=SENDER, recipients=[LABO])
+
+    assert results[0].status is RecipientStatus.ACCEPTED
+    mails = await sink.wait_for(2)
+    assert [m.connection for m in mails] == [1, 2]
+
+
+async def test_pool_sends_concurrently_over_several_connections(start_sink, make_mailer):
+    sink = await start_sink()
+    mailer = make_mailer(sink.port, pool_size=3)
+
+    batches = await asyncio.gather(*(mailer.send(MESSAGE, sender=SENDER, recipients=[MARTIN]) for _ in range(6)))
+
+    assert all(results[0].status is RecipientStatus.ACCEPTED for results in batches)
+    mails = await sink.wait_for(6)
+    assert 1 < sink.connections <= 3
+    assert len({m.connection for m in mails}) == sink.connections
+
+
+async def test_close_says_quit_and_a_later_send_reconnects(start_sink, make_mailer):
+    sink = await start_sink()
+    mailer = make_mailer(sink.port)
+    await mailer.send(MESSAGE, sender=SENDER, recipients=[MARTIN])
+
+    await mailer.close()
+    await mailer.send(MESSAGE, sender=SENDER, recipients=[MARTIN])
+
+    assert sink.connections == 2
+
+
+async def test_logs_carry_no_recipient_address(start_sink, make_mailer):
+    sink = await start_sink()
+    mailer = make_mailer(sink.port)
+
+    with capture_logs() as logs:
+        await mailer.send(MESSAGE, sender=SENDER, recipients=[PATIENT])
+
+    assert any(entry["event"] == "smtp.sent" for entry in logs)
+    assert "280017512345678" not in repr(logs)
+
+
+async def test_invalid_recipient_address_is_rejected_without_asking_the_relay(start_sink, make_mailer):
+    sink = await start_sink()
+    mailer = make_mailer(sink.port)
+
+    results = await mailer.send(MESSAGE, sender=SENDER, recipients=["dr martin@hopital-test.mssante.fr\r\nRSET",
+                                                                   MARTIN])
+
+    assert [r.status for r in results] == [RecipientStatus.REJECTED, RecipientStatus.ACCEPTED]
+    [mail] = await sink.wait_for(1)
+    assert mail.recipients == (MARTIN,)
+
+
+def test_from_url_reads_security_port_and_options(pki):
+    tls = dict(client_cert=pki.client_cert, client_key=pki.client_key, ca_file=pki.ca_cert)
+
+    starttls = SmtpMailer.from_url("smtp://relay.hopital-test.mssante.fr?timeout=5&pool=2&helo=pfi.test", **tls)
+    implicit = SmtpMailer.from_url("smtps://relay.hopital-test.mssante.fr", **tls)
+    explicit = SmtpMailer.from_url("smtp://relay.hopital-test.mssante.fr:2525?security=starttls", **tls)
+
+    assert (starttls.security, starttls.port, starttls.timeout, starttls.helo) == ("starttls", 587, 5.0, "pfi.test")
+    assert (implicit.security, implicit.port) == ("tls", 465)
+    assert explicit.port == 2525
+    assert starttls.tls_context.minimum_version >= __import__("ssl").TLSVersion.TLSv1_2
+
+
+@pytest.mark.parametrize("url, key", [
+    ("http://relay.example.fr", "smtp.url"),
+    ("smtp://relay.example.fr?sécurité=tls", "smtp.url"),
+    ("smtp://relay.example.fr?security=none", "smtp.security"),
+    ("smtp://relay.example.fr?min_tls=TLSv1_1", "smtp.min_tls"),
+])
+def test_from_url_names_the_wrong_key(url, key):
+    with pytest.raises(ConfigError) as caught:
+        SmtpMailer.from_url(url)
+    assert caught.value.key == key
+
+
+def test_missing_client_certificate_file_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="smtp.client_cert"):
+        SmtpMailer("localhost", 587, client_cert=tmp_path / "absent.pem", client_key=tmp_path / "absent.key")
