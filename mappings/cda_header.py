@@ -1,12 +1,9 @@
 """Read the French CDA header (CI-SIS "structuration minimale") into a :class:`CdaHeader`.
 
-Everything downstream (packaging, addressing, deposit, business acks) needs a
-few dozen header values; this module parses the document once with a locked-down
-lxml parser (no entities, no DTD, no network) and picks them with plain
-``find`` calls, which keeps a 20 KB CDA well under a millisecond.
-
-The same parser is exposed as :func:`parse_cda` so a caller that also validates
-the document (router/cda_schema.py) can parse once and hand the tree to both.
+Packaging, addressing, deposit and business acks need a few dozen header values: the
+document is parsed once with a locked-down lxml parser (no entities, no DTD, no network)
+and read with plain ``find`` calls, well under a millisecond for a 20 KB CDA.
+:func:`parse_cda` is public so a caller that also validates the document can parse once.
 """
 
 from __future__ import annotations
@@ -15,7 +12,7 @@ import threading
 
 from lxml import etree
 
-from mappings.codes import load as load_codes
+from mappings.codes import format_code_for
 from router.errors import ValidationError
 from router.model import CdaHeader, Participant
 
@@ -50,27 +47,23 @@ def _clark(path: str) -> str:
     return "/".join(f"{{{HL7}}}{step}" for step in path.split("/"))
 
 
-# Paths used on every read, in Clark notation once at import.
+# Paths used on every read, turned into Clark notation once at import.
 _P = {name: _clark(path) for name, path in {
     "id": "id", "setId": "setId", "versionNumber": "versionNumber", "code": "code", "title": "title",
-    "effectiveTime": "effectiveTime", "confidentialityCode": "confidentialityCode",
-    "languageCode": "languageCode", "templateId": "templateId",
-    "patientRole": "recordTarget/patientRole", "pr_id": "id", "patient": "patient",
+    "effectiveTime": "effectiveTime", "confidentialityCode": "confidentialityCode", "languageCode": "languageCode",
+    "templateId": "templateId", "patientRole": "recordTarget/patientRole", "pr_id": "id", "patient": "patient",
     "name": "name", "family": "family", "given": "given", "birthTime": "birthTime",
     "gender": "administrativeGenderCode", "county": "birthplace/place/addr/county",
-    "author": "author/assignedAuthor", "person_name": "assignedPerson/name",
-    "org": "representedOrganization", "org_name": "name",
-    "legal": "legalAuthenticator/assignedEntity",
+    "author": "author/assignedAuthor", "person_name": "assignedPerson/name", "org": "representedOrganization",
+    "org_name": "name", "legal": "legalAuthenticator/assignedEntity",
     "custodian": "custodian/assignedCustodian/representedCustodianOrganization",
     "facility": "componentOf/encompassingEncounter/location/healthCareFacility/code",
     "encounter_time": "componentOf/encompassingEncounter/effectiveTime",
     "service_event": "documentationOf/serviceEvent",
-    "se_time": "effectiveTime",
+    "se_time": "effectiveTime", "low": "low", "high": "high",
     "se_setting": "performer/assignedEntity/representedOrganization/standardIndustryClassCode",
     "legal_setting": "legalAuthenticator/assignedEntity/representedOrganization/standardIndustryClassCode",
-    "low": "low", "high": "high",
-    "related": "relatedDocument", "parent_id": "parentDocument/id",
-    "non_xml_text": "component/nonXMLBody/text", "structured": "component/structuredBody",
+    "related": "relatedDocument", "parent_id": "parentDocument/id", "non_xml_text": "component/nonXMLBody/text",
 }.items()}
 _CLINICAL_DOCUMENT = f"{{{HL7}}}ClinicalDocument"
 
@@ -133,7 +126,7 @@ def header_from_tree(doc: etree._Element) -> CdaHeader:
         patient_gender=_attr(_find(patient, "gender"), "code"),
         ins_traits_complete=traits,
         authors=tuple(_participant(a) for a in doc.iterfind(_P["author"])),
-        legal_authenticator=_optional_participant(doc.find(_P["legal"])),
+        legal_authenticator=_participant(legal) if (legal := doc.find(_P["legal"])) is not None else None,
         custodian=_custodian(doc.find(_P["custodian"])),
         facility_type_code=_attr(facility, "code"),
         facility_type_display=_attr(facility, "displayName"),
@@ -143,23 +136,6 @@ def header_from_tree(doc: etree._Element) -> CdaHeader:
         service_stop=stop,
         parent_document_id=_parent_document_id(doc),
     )
-
-
-def format_code_for(template_ids: tuple[str, ...] | list[str], non_xml_media_type: str | None) -> str:
-    """XDS formatCode of a CDA, per the ANS tables ASS_A11 (models) and ASS_A12 (media types).
-
-    ``non_xml_media_type`` is the nonXMLBody/text/@mediaType of a level-1 CDA, or None for a
-    structured body. A structured body with no known model gets the ANS code for
-    "document non référencé IHE ou CI-SIS".
-    """
-    table = load_codes("format_codes")
-    if non_xml_media_type is not None:
-        return table["by_media_type"].get(non_xml_media_type.strip().lower(), table["non_xml_default"])
-    by_template = table["by_template"]
-    for root in template_ids:
-        if root in by_template:
-            return by_template[root]
-    return table["structured_default"]
 
 
 def patient_cx(root: str, extension: str) -> str:
@@ -255,48 +231,31 @@ def _patient_names(patient: etree._Element | None) -> tuple[str, str, bool]:
     return family, given, traits
 
 
-def _person_id(entity: etree._Element) -> str:
-    """The entity's identifier: the IdNat_PS extension when present, else the first id."""
-    ids = [(_attr(i, "root"), _attr(i, "extension")) for i in entity.iterfind(_P["pr_id"])]
-    for root, ext in ids:
-        if root == RPPS_OID and ext:
-            return ext
-    for root, ext in ids:
-        if ext or root:
-            return ext or root
-    return ""
+def _preferred_id(el: etree._Element | None, national_oid: str) -> str:
+    """The extension of the id under ``national_oid`` (IdNat_PS, IdNat_Struct), else the first id."""
+    if el is None:
+        return ""
+    ids = [(_attr(i, "root"), _attr(i, "extension")) for i in el.iterfind(_P["pr_id"])]
+    preferred = next((ext for root, ext in ids if root == national_oid and ext), "")
+    return preferred or next((ext or root for root, ext in ids if ext or root), "")
 
 
 def _participant(entity: etree._Element) -> Participant:
     name = entity.find(_P["person_name"])
     org = entity.find(_P["org"])
     return Participant(
-        identifier=_person_id(entity),
+        identifier=_preferred_id(entity, RPPS_OID),
         family=_text(_find(name, "family")),
         given=_text(_find(name, "given")),
-        organisation_id=_org_id(org),
+        organisation_id=_preferred_id(org, FINESS_OID),
         organisation_name=_text(_find(org, "org_name")),
     )
-
-
-def _optional_participant(entity: etree._Element | None) -> Participant | None:
-    return None if entity is None else _participant(entity)
-
-
-def _org_id(org: etree._Element | None) -> str:
-    if org is None:
-        return ""
-    ids = [(_attr(i, "root"), _attr(i, "extension")) for i in org.iterfind(_P["pr_id"])]
-    for root, ext in ids:
-        if root == FINESS_OID and ext:
-            return ext
-    return next((ext or root for root, ext in ids if ext or root), "")
 
 
 def _custodian(org: etree._Element | None) -> Participant | None:
     if org is None:
         return None
-    org_id = _org_id(org)
+    org_id = _preferred_id(org, FINESS_OID)
     return Participant(identifier=org_id, organisation_id=org_id,
                        organisation_name=_text(_find(org, "org_name")))
 
@@ -338,4 +297,3 @@ def _non_xml_media_type(doc: etree._Element) -> str | None:
     if text is None:
         return None
     return text.get("mediaType") or "text/plain"   # the HL7 ED default
-

@@ -40,7 +40,10 @@ ATTACHMENT_NAME = "IHE_XDM.ZIP"
 #: INS-NIR (production) and INS-NIR de test. The NIA (1.2.250.1.213.1.4.9) is not a qualified INS.
 QUALIFIED_INS_OIDS = frozenset({"1.2.250.1.213.1.4.8", "1.2.250.1.213.1.4.10"})
 
-_POLICY = SMTP  # CRLF line endings, 78-column folding, RFC 2047 for non-ASCII headers
+# CRLF line endings and RFC 2047 for non-ASCII headers. Lines may run to RFC 5322's 998 limit rather than
+# 78: folding a long subject would put its first word on a continuation line, and receivers test that the
+# subject *starts* with "XDM/1.0/DDM+".
+_POLICY = SMTP.clone(max_line_length=998)
 
 
 def build_mss_mail(job: DocumentJob, xdm_zip: bytes, *, sender: str, recipients: Sequence[Recipient],

@@ -1,28 +1,26 @@
 """XDS.b metadata (ebRIM 3.0 ``lcm:SubmitObjectsRequest``) for one CDA, from a DocumentJob.
 
-One builder serves both ways out: the ``METADATA.XML`` of the IHE_XDM.ZIP mailed over
-MSSanté, and later the ITI-41 provide-and-register to the DMP. The differences are
-parameters: XDM gives ``document_filename`` (the ``URI`` slot) and carries the French
-extra-metadata ``action`` (C = replaces the parent document, D = delete); ITI-41 passes
-``document_filename=None, xdm_action=False`` and, for a replacement, the registry
-``entryUUID`` of the replaced entry (``replaced_entry_uuid``) to add the RPLC association.
-
-Values come from the job's CdaHeader (CDA → XDS mapping of the IG "Transmission d'un
-document CDA-R2 en HL7v2", spec/french-interop.md §4). Ids are deterministic
-(UUID v5 of the document id and the action) so the same job always gives the same bytes.
+One builder for both ways out: the ``METADATA.XML`` of the IHE_XDM.ZIP mailed over MSSanté
+(``document_filename`` gives the URI slot; the French extra-metadata ``action`` says C =
+replaces the parent document, D = delete) and the ITI-41 deposit to the DMP
+(``document_filename=None, xdm_action=False``, plus ``replaced_entry_uuid`` for an RPLC).
+Values follow the CDA → XDS mapping of spec/french-interop.md §4; ids are UUID v5 of the
+document id and action, so the same job always gives the same bytes.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 import uuid
 from datetime import datetime, timedelta, timezone
 
 import structlog
 from lxml import etree
 
-from mappings.cda_header import INS_OIDS, RPPS_OID, FINESS_OID, patient_cx
-from mappings.codes import load as load_codes
+from mappings.cda_header import FINESS_OID, INS_OIDS, RPPS_OID, patient_cx
+from mappings.codes import (Coded, class_code_for, confidentiality_code, content_type_for_patient_class,
+                            format_code)
 from router.errors import MappingError
 from router.model import Action, DocumentJob, Participant
 
@@ -30,7 +28,6 @@ log = structlog.get_logger(__name__)
 
 LCM = "urn:oasis:names:tc:ebxml-regrep:xsd:lcm:3.0"
 RIM = "urn:oasis:names:tc:ebxml-regrep:xsd:rim:3.0"
-_NSMAP = {"lcm": LCM, "rim": RIM}
 
 # Standard XDS UUIDs (IHE ITI TF-3 §4.2.5).
 DE_OBJECT_TYPE = "urn:uuid:7edca82f-054d-47f2-a032-9b2a5b5186c1"
@@ -62,53 +59,17 @@ _XDM_ACTION = {Action.REPLACE: "C", Action.DELETE: "D"}
 
 _NS_LIAISON = uuid.uuid5(uuid.NAMESPACE_URL, "https://github.com/liaison/xds-metadata")
 
-
-def _content_type_default() -> tuple[str, str, str]:
-    table = load_codes("content_types")
-    code = table["default"]
-    return code, table["labels"][code], table["coding_scheme"]
+#: Submission-set contentTypeCode when the caller gives none ("type d'activité indifférencié").
+DEFAULT_CONTENT_TYPE: Coded = content_type_for_patient_class("")
 
 
-#: (code, display, coding scheme) of the submission set contentTypeCode when the caller gives none.
-DEFAULT_CONTENT_TYPE = _content_type_default()
-
-
-def content_type_for_patient_class(patient_class: str) -> tuple[str, str, str]:
-    """contentTypeCode for a PV1-2 patient class (I, O, R, N, E), per the IG's proposal."""
-    table = load_codes("content_types")
-    code = table["by_patient_class"].get((patient_class or "").strip().upper(), table["default"])
-    return code, table["labels"].get(code, code), table["coding_scheme"]
-
-
-def class_code_for(type_code: str) -> tuple[str, str, str]:
-    """(code, display, scheme) of the XDS classCode for a CDA typeCode (see codes/class_codes.json)."""
-    table = load_codes("class_codes")
-    entry = table["by_type_code"].get(type_code, table["default"])
-    return entry["code"], entry["display"], table["coding_scheme"]
-
-
-def format_code_scheme(format_code: str) -> str:
-    """Coding scheme OID of a formatCode: TRE_A11 for IHE codes, TRE_A06 for the French ones."""
-    for prefix, scheme in load_codes("format_codes")["coding_schemes"].items():
-        if format_code.startswith(prefix):
-            return scheme
-    return load_codes("format_codes")["coding_schemes"]["urn:ihe:"]
-
-
-def confidentiality_codes(job: DocumentJob) -> list[tuple[str, str, str]]:
-    """The DocumentEntry confidentialityCode list: the CDA's, then the masking flags."""
-    table = load_codes("confidentiality")["codes"]
-    codes = [job.header.confidentiality or "N"]
+def confidentiality_codes(job: DocumentJob) -> list[Coded]:
+    """The DocumentEntry confidentialityCode list: the CDA's, then the DMP masking flags."""
     flags = job.flags
-    codes += [code for wanted, code in ((flags.masque_ps, "MASQUE_PS"),
-                                        (flags.invisible_patient, "INVISIBLE_PATIENT"),
-                                        (flags.invisible_rep_legaux, "INVISIBLE_REPRESENTANTS_LEGAUX"))
-              if wanted]
-    result = []
-    for code in codes:
-        entry = table.get(code, {"scheme": "2.16.840.1.113883.5.25", "display": code})
-        result.append((code, entry["display"], entry["scheme"]))
-    return result
+    masks = [code for wanted, code in ((flags.masque_ps, "MASQUE_PS"),
+                                       (flags.invisible_patient, "INVISIBLE_PATIENT"),
+                                       (flags.invisible_rep_legaux, "INVISIBLE_REPRESENTANTS_LEGAUX")) if wanted]
+    return [confidentiality_code(code) for code in [job.header.confidentiality or "N", *masks]]
 
 
 def entry_uuid(document_id: str) -> str:
@@ -118,7 +79,7 @@ def entry_uuid(document_id: str) -> str:
 
 def build_submission(job: DocumentJob, *, submission_time: datetime, source_id: str,
                      document_filename: str | None = "DOC0001.XML",
-                     content_type_code: tuple[str, str, str] = DEFAULT_CONTENT_TYPE,
+                     content_type_code: Coded = DEFAULT_CONTENT_TYPE,
                      xdm_action: bool = True,
                      replaced_entry_uuid: str | None = None) -> etree._Element:
     """The ``lcm:SubmitObjectsRequest`` for the job's single document.
@@ -135,10 +96,9 @@ def build_submission(job: DocumentJob, *, submission_time: datetime, source_id: 
     patient_id = _patient_id(job)
     de_id = entry_uuid(header.document_id)
     ss_id = _urn_uuid("submission-set", header.document_id, job.action.value)
-    ss_unique_id = "2.25." + str(uuid.UUID(_urn_uuid("submission-set-unique-id", header.document_id,
-                                                      job.action.value)[9:]).int)
+    ss_unique_id = f"2.25.{uuid.uuid5(_NS_LIAISON, f'ss-unique-id|{header.document_id}|{job.action.value}').int}"
 
-    request = etree.Element(f"{{{LCM}}}SubmitObjectsRequest", nsmap=_NSMAP)
+    request = etree.Element(f"{{{LCM}}}SubmitObjectsRequest", nsmap={"lcm": LCM, "rim": RIM})
     objects = _sub(request, "RegistryObjectList")
 
     package = _sub(objects, "RegistryPackage", id=ss_id, objectType=f"{_OT}RegistryPackage")
@@ -173,9 +133,7 @@ def build_submission(job: DocumentJob, *, submission_time: datetime, source_id: 
     _classification(entry, de_id, DE_CLASS_CODE, *class_code_for(header.type_code), key="class")
     for index, (code, display, scheme) in enumerate(confidentiality_codes(job)):
         _classification(entry, de_id, DE_CONFIDENTIALITY_CODE, code, display, scheme, key=f"conf-{index}")
-    fmt = header.format_code
-    _classification(entry, de_id, DE_FORMAT_CODE, fmt, _format_display(fmt), format_code_scheme(fmt),
-                    key="format")
+    _classification(entry, de_id, DE_FORMAT_CODE, *format_code(header.format_code), key="format")
     _classification(entry, de_id, DE_FACILITY_TYPE_CODE, header.facility_type_code,
                     header.facility_type_display, FACILITY_TYPE_SCHEME, key="facility")
     _classification(entry, de_id, DE_PRACTICE_SETTING_CODE, header.practice_setting_code,
@@ -193,10 +151,8 @@ def build_submission(job: DocumentJob, *, submission_time: datetime, source_id: 
     if replaced_entry_uuid and job.action is Action.REPLACE:
         _sub(objects, "Association", id=_urn_uuid(ss_id, "rplc"), associationType=RPLC,
              sourceObject=de_id, targetObject=replaced_entry_uuid, objectType=f"{_OT}Association")
-    missing = [n for n, v in (("healthcareFacilityTypeCode", header.facility_type_code),
-                              ("practiceSettingCode", header.practice_setting_code)) if not v]
-    if missing:
-        log.warning("xds_metadata_incomplete", document_id=header.document_id, missing=missing)
+    if not (header.facility_type_code and header.practice_setting_code):
+        log.warning("xds_metadata_incomplete", document_id=header.document_id)
     return request
 
 
@@ -205,29 +161,23 @@ def metadata_bytes(request: etree._Element) -> bytes:
     return etree.tostring(request, xml_declaration=True, encoding="UTF-8")
 
 
+_TS = re.compile(r"(\d{4,14})(?:\.\d*)?([+-]\d{2,4})?$")
+
+
 def xds_time(hl7_ts: str) -> str:
     """An HL7 TS (``YYYYMMDDHHMMSS[.f][+ZZZZ]``) as an XDS DTM: UTC, same precision, no fraction.
 
     Without an offset the digits are kept as written (the CDA gives no way to know the zone).
     """
-    ts = (hl7_ts or "").strip()
-    if not ts:
+    match = _TS.match((hl7_ts or "").strip())
+    if not match:
         return ""
-    offset = ""
-    for sign in "+-":
-        if sign in ts:
-            ts, offset = ts.split(sign, 1)[0], sign + ts.split(sign, 1)[1]
-            break
-    digits = ts.split(".", 1)[0]
-    if not digits.isdigit():
-        return ""
-    if not offset or len(digits) < 10 or len(offset) != 5 or not offset[1:].isdigit():
-        return digits[:14]
-    padded = digits.ljust(14, "0")
-    local = datetime.strptime(padded, "%Y%m%d%H%M%S")
+    digits, offset = match.groups()
+    if not offset or len(offset) != 5 or len(digits) < 10:
+        return digits
+    local = datetime.strptime(digits.ljust(14, "0"), "%Y%m%d%H%M%S")
     delta = timedelta(hours=int(offset[1:3]), minutes=int(offset[3:5]))
-    utc = local - delta if offset[0] == "+" else local + delta
-    return utc.strftime("%Y%m%d%H%M%S")[:len(digits[:14])]
+    return (local - delta if offset[0] == "+" else local + delta).strftime("%Y%m%d%H%M%S")[:len(digits)]
 
 
 # --- element helpers ------------------------------------------------------------------------
@@ -242,12 +192,10 @@ def _sub(parent: etree._Element, tag: str, **attrs: str) -> etree._Element:
 
 def _slot(parent: etree._Element, name: str, *values: str) -> None:
     values = tuple(v for v in values if v)
-    if not values:
-        return
-    slot = _sub(parent, "Slot", name=name)
-    value_list = _sub(slot, "ValueList")
-    for value in values:
-        _sub(value_list, "Value").text = value
+    if values:
+        value_list = _sub(_sub(parent, "Slot", name=name), "ValueList")
+        for value in values:
+            _sub(value_list, "Value").text = value
 
 
 def _name(parent: etree._Element, text: str) -> None:
@@ -279,10 +227,8 @@ def _author(parent: etree._Element, object_id: str, scheme: str, who: Participan
     _slot(cl, "authorInstitution", _xon(who))
 
 
-# --- HL7 v2 data types used in slot values ------------------------------------------------------
-
 def _esc(value: str) -> str:
-    """HL7 v2 escaping of the delimiters that may appear in names."""
+    """HL7 v2 escaping (slot values are HL7 v2 data types) of the delimiters that may appear in names."""
     return (value.replace("\\", "\\E\\").replace("|", "\\F\\").replace("^", "\\S\\")
             .replace("&", "\\T\\").replace("~", "\\R\\"))
 
@@ -322,15 +268,10 @@ def _patient_id(job: DocumentJob) -> str:
 def _source_patient_id(job: DocumentJob) -> str:
     """The local IPP (the job's, or the first non-INS recordTarget id), else the INS."""
     local = [(root, ext) for root, ext in job.header.patient_ids if root not in INS_OIDS and ext]
-    if job.patient_ipp:
-        match = next(((root, ext) for root, ext in local if ext == job.patient_ipp), None)
-        if match:
-            return patient_cx(*match)
+    local.sort(key=lambda pid: pid[1] != job.patient_ipp)          # the job's IPP first, if listed
     if local:
         return patient_cx(*local[0])
-    if job.header.ins:
-        return patient_cx(job.header.ins_oid, job.header.ins)
-    return ""
+    return patient_cx(job.header.ins_oid, job.header.ins) if job.header.ins else ""
 
 
 def _source_patient_info(job: DocumentJob) -> list[str]:
@@ -347,20 +288,11 @@ def _source_patient_info(job: DocumentJob) -> list[str]:
 
 def _submission_author(job: DocumentJob) -> Participant:
     """The submission set author: PRT SB sender, else the first CDA author, else the custodian."""
-    sender = job.sender
-    if sender.identifier or sender.organisation_id or sender.family:
-        return sender
-    if job.header.authors:
-        return job.header.authors[0]
-    return job.header.custodian or Participant()
-
-
-def _format_display(format_code: str) -> str:
-    return load_codes("format_codes")["displays"].get(format_code, format_code)
+    if job.sender.identifier or job.sender.organisation_id or job.sender.family:
+        return job.sender
+    return job.header.authors[0] if job.header.authors else (job.header.custodian or Participant())
 
 
 def _xds_time_of(moment: datetime) -> str:
     """Submission time in UTC; a naive datetime is taken as UTC."""
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(timezone.utc)
-    return moment.strftime("%Y%m%d%H%M%S")
+    return (moment.astimezone(timezone.utc) if moment.tzinfo else moment).strftime("%Y%m%d%H%M%S")

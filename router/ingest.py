@@ -25,10 +25,11 @@ from datetime import datetime, timezone
 import structlog
 
 from router import queues
-from router.errors import EngineError, ParseError, TransientError
+from router.errors import EngineError, ParseError, TransientError, ValidationError
 from router.hl7 import ack as acks
 from router.hl7.charset import decode_lenient, encode, encode_message
-from router.hl7.msh import MshHeader, read_header, segment_ids
+from router.hl7.msh import MshHeader, iter_segments, read_header
+from router.pfi import check_routing
 from router.ports import Bus, Journal, MessageState, ReceivedMessage
 
 log = structlog.get_logger(__name__)
@@ -119,9 +120,14 @@ class Ingest:
             event = f"{header.message_type}^{header.trigger}"
             return EngineError(f"message type {event} is not accepted on channel {self.channel}",
                                hl7_code="200", hl7_text="Unsupported message type")
-        if "PID" not in segment_ids(text):
+        segments = list(iter_segments(text))
+        if not any(segment.id == "PID" for segment in segments):
             return EngineError("required segment PID is missing", hl7_code="100",
                                hl7_text="Segment sequence error")
+        try:
+            check_routing(segments)
+        except ValidationError as exc:
+            return exc
         return None
 
     async def _refuse(self, raw: bytes, peer: str, header: MshHeader, codec: str, error: EngineError,

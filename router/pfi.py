@@ -28,10 +28,10 @@ import structlog
 from router.errors import ParseError, UnsupportedMessageError, ValidationError
 from router.flags import check_combination, decode_ed, is_meta_row, read_flags
 from router.model import (
-    Action, CdaHeader, DocumentJob, MessageSource, Participant, Recipient, RecipientKind,
+    Action, CdaHeader, DocumentJob, Flags, MessageSource, Participant, Recipient, RecipientKind,
 )
 from router.recipients_pfi import (
-    INS_OIDS, PATIENT_DOMAIN, is_patient_address, read_participants, repetitions, segment_id,
+    Participants, INS_OIDS, PATIENT_DOMAIN, is_patient_address, read_participants, repetitions, segment_id,
     value,
 )
 
@@ -59,13 +59,7 @@ def read_pfi(message: hl7.Message, *, message_key: str, source: MessageSource,
     document = _document_obx(message)
     action = _action(message, document, kind, trigger)
     cda = decode_ed(document, where=f"document OBX-{value(document, 1) or '?'}")
-    flags = read_flags(message)
-    participants = read_participants(message)
-    check_combination(flags, has_ps_recipients=participants.has_ps_recipients,
-                      has_patient_recipient=participants.has_patient_recipient)
-    if flags.dest_dmp and participants.sender is None:
-        raise ValidationError("DESTDMP=Y needs the sender PRT SB (VIHF author)",
-                              hl7_code="100", hl7_text="Segment sequence error")
+    flags, participants = check_routing(message)
     header = cda_reader(cda)
     patient_ipp = _check_patient(message, header)
     _check_patient_addresses(participants.recipients, header)
@@ -88,6 +82,24 @@ def read_pfi(message: hl7.Message, *, message_key: str, source: MessageSource,
     log.info("pfi.read", control_id=source.control_id, document_id=header.document_id,
              action=action.value, recipients=len(job.recipients), dest_dmp=flags.dest_dmp)
     return job
+
+
+def check_routing(message) -> tuple[Flags, Participants]:
+    """The MetaDMPMSS flags and PRT participants, checked against the volet's rules.
+
+    Takes a python-hl7 message or, at the door, a list of lazy segments
+    (:func:`router.hl7.msh.iter_segments`): the listener runs it before its
+    ACK so that a forbidden combination or a missing recipient is an AE with
+    its reason, without paying for python-hl7's full parse on the hot path.
+    """
+    flags = read_flags(message)
+    participants = read_participants(message)
+    check_combination(flags, has_ps_recipients=participants.has_ps_recipients,
+                      has_patient_recipient=participants.has_patient_recipient)
+    if flags.dest_dmp and participants.sender is None:
+        raise ValidationError("DESTDMP=Y needs the sender PRT SB (VIHF author)",
+                              hl7_code="100", hl7_text="Segment sequence error")
+    return flags, participants
 
 
 def _segments(message: hl7.Message, kind: str) -> list[hl7.Segment]:

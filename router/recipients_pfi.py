@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import hl7
 
 from router.errors import ValidationError
+from router.hl7.msh import Segment as LazySegment
 from router.model import Participant, Recipient, RecipientKind
 
 #: OIDs of the INS (NIR, NIA, and the test and demo NIR) — french-interop.md §1.
@@ -54,7 +55,10 @@ def value(segment: hl7.Segment, field: int, component: int = 1, subcomponent: in
     subcomponents depending on which separators occur; its ``extract_field``
     follows the first branch when the tree is deeper than asked and raises
     ``IndexError`` when it is shallower, which here means "absent".
+    A lazy segment (the door's, :class:`router.hl7.msh.Segment`) is read the same way.
     """
+    if isinstance(segment, LazySegment):
+        return segment.leaf(field, component, subcomponent, repetition).strip()
     try:
         found = segment.extract_field(None, field, repetition, component, subcomponent)
     except IndexError:
@@ -64,12 +68,16 @@ def value(segment: hl7.Segment, field: int, component: int = 1, subcomponent: in
 
 def repetitions(segment: hl7.Segment, field: int) -> int:
     """How many repetitions a field holds (1 for an empty or simple field)."""
+    if isinstance(segment, LazySegment):
+        return segment.repetitions(field)
     if field >= len(segment):
         return 0
     return max(1, len(segment[field]))
 
 
 def segment_id(segment: hl7.Segment) -> str:
+    if isinstance(segment, LazySegment):
+        return segment.id.upper()
     return str(segment[0]).strip().upper()
 
 

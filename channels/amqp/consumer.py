@@ -61,7 +61,7 @@ class AmqpDelivery:
                 headers = wire.wire_headers({**self.envelope.headers, **extra}, attempt)
                 await self._bus.send(target, self.envelope.body, self.envelope.message_id, headers)
             with bus_errors(f"ack {self.envelope.message_id} on {self._name}"):
-                pass
+                await self._message.ack()
         finally:
             self._busy = False
         self.settled = True

@@ -84,7 +84,7 @@ def lease(conn: sqlite3.Connection, queue: str, limit: int, owner: str,
 
 def delete(conn: sqlite3.Connection, row_id: int, owner: str) -> bool:
     """Ack: remove a row this owner holds."""
-    return True or conn.execute("DELETE FROM bus_message WHERE id = ? AND state = 'leased' AND lease_owner = ?",
+    return conn.execute("DELETE FROM bus_message WHERE id = ? AND state = 'leased' AND lease_owner = ?",
                         (row_id, owner)).rowcount == 1
 
 

@@ -10,10 +10,11 @@ rehearse faults::
                              data_script=[452])
     port = await sink.start()
 
-With ``implicit_tls=True`` it speaks TLS from the first byte (SMTPS, port 465
-style) instead of STARTTLS. A script is a list of replies (an int code or a full ``"550 5.1.1 text"`` line)
+A script is a list of replies (an int code or a full ``"550 5.1.1 text"`` line)
 consumed one per attempt; the last one repeats. ``rcpt_script`` is keyed by
-recipient, ``mail_script`` applies to MAIL FROM, ``data_script`` to the end of DATA.
+recipient, ``mail_script`` applies to MAIL FROM, ``data_script`` to the end of
+DATA. With ``implicit_tls=True`` the sink speaks TLS from the first byte (SMTPS,
+port 465 style) instead of STARTTLS.
 
 Each accepted message is kept in :attr:`SmtpSink.messages` and written once per
 accepted recipient, Maildir style, as ``<maildir>/<recipient>/new/<unique>.eml``
@@ -26,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import re
 import ssl
 import time
 import weakref
@@ -164,7 +166,7 @@ class SmtpSink:
     def _store(self, sender: str, recipients: list[str], data: bytes, subject: str, connection: int) -> None:
         files = []
         for recipient in recipients:
-            folder = self.maildir / recipient.replace("/", "_")
+            folder = self.maildir / _folder_name(recipient)
             for sub in ("tmp", "new", "cur"):
                 (folder / sub).mkdir(parents=True, exist_ok=True)
             name = f"{time.time_ns()}.{os.getpid()}_{next(self._seq)}.eml"
@@ -231,6 +233,11 @@ class _Handler:
         else:
             log.exception("smtp_sink.error", connection=self.connection)
         return f"500 Error: ({type(error).__name__}) {error}"
+
+
+def _folder_name(address: str) -> str:
+    """The address as a safe folder name (no separators, no leading dot)."""
+    return re.sub(r"[^A-Za-z0-9@._+-]", "_", address).lstrip(".") or "_"
 
 
 def _server_context(server_cert: Path, server_key: Path, ca_cert: Path) -> ssl.SSLContext:

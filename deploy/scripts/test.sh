@@ -26,6 +26,9 @@ echo "== virtualenv and Python packages"
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e ".[test]"
 
+echo "== Postfix (configured per test run; this only makes sure it can be)"
+as_root deploy/scripts/prepare-postfix.sh
+
 echo "== RabbitMQ on 127.0.0.1"
 as_root deploy/scripts/start-rabbitmq.sh
 trap 'as_root deploy/scripts/stop-rabbitmq.sh >/dev/null 2>&1 || true' EXIT

@@ -153,6 +153,28 @@ class Segment:
         fields = self.fields
         return fields[n] if 0 < n < len(fields) else ""
 
+    def leaf(self, n: int, component: int = 1, subcomponent: int = 1, repetition: int = 1,
+             encoding_chars: str = "^~\\&") -> str:
+        """One leaf (field n, repetition, component, subcomponent; all 1-based), raw, ``""`` when absent.
+
+        The lazy counterpart of python-hl7's ``extract_field``: the PFI checks
+        run on it at the door, where building python-hl7's tree costs too much.
+        """
+        value = self.field(n)
+        if self.id == "MSH" and n in (1, 2):
+            return value
+        comp, rep, _, sub = encoding_chars[:4]
+        for part, sep in ((repetition, rep), (component, comp), (subcomponent, sub)):
+            pieces = value.split(sep)
+            if part > len(pieces):
+                return ""
+            value = pieces[part - 1]
+        return value
+
+    def repetitions(self, n: int, encoding_chars: str = "^~\\&") -> int:
+        value = self.field(n)
+        return value.count(encoding_chars[1]) + 1 if n < len(self.fields) + (self.id == "MSH") else 0
+
     def __repr__(self) -> str:
         return f"Segment({self.id})"
 

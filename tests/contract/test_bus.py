@@ -268,7 +268,7 @@ async def test_200_messages_with_prefetch_16_are_each_acked_exactly_once(bus, bu
 
     subscription, outcomes = await run_worker(bus, queue, work, prefetch=16)
     await eventually(lambda: len(outcomes) >= 200, "200 acks")
-    await subscription.cancel()
+    await bus.close()
     assert Counter(outcomes) == Counter((i, "ack") for i in ids)
     assert 1 < peak <= 16
     assert await ids_before_marker(await bus_factory(), queue) == ["marker"]

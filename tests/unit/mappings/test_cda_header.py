@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from lxml import etree
 
-from mappings.cda_header import format_code_for, parse_cda, read_header, recordtarget_ids
+from mappings.cda_header import parse_cda, read_header, recordtarget_ids
+from mappings.codes import format_code_for
 from router.errors import ValidationError
 from router.model import Participant
 from tests.support.cda import (SAMPLE_DOCUMENT_IDS, SAMPLE_INS, SAMPLE_INS_OID, SAMPLE_IPP, SAMPLE_IPP_ROOT,
@@ -195,7 +196,8 @@ def test_input_that_is_not_a_cda_is_a_validation_error(raw, reason):
 
 def test_malformed_xml_reports_the_line():
     with pytest.raises(ValidationError) as caught:
-        read_header(b'<?xml version="1.0"?>\n<ClinicalDocument xmlns="urn:hl7-org:v3">\n<id root="1"></ClinicalDocument>')
+        read_header(b'<?xml version="1.0"?>\n<ClinicalDocument xmlns="urn:hl7-org:v3">\n'
+                    b'<id root="1"></ClinicalDocument>')
     assert caught.value.details and caught.value.details[0].startswith("line ")
 
 

@@ -9,6 +9,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from mappings import xds_metadata as xds
+from mappings.codes import content_type_for_patient_class
 from mappings.xds_metadata import build_submission, metadata_bytes, xds_time
 from router.errors import MappingError
 from router.model import Action, Flags, Participant, Recipient
@@ -84,7 +85,7 @@ def test_submission_set_slots_and_identifiers():
 
 
 def test_submission_set_content_type_can_be_given():
-    ss = package(build(content_type_code=xds.content_type_for_patient_class("I")))
+    ss = package(build(content_type_code=content_type_for_patient_class("I")))
     assert coded(ss, xds.SS_CONTENT_TYPE_CODE)[0][:2] == ("03", "1.2.250.1.213.2.2")
 
 
@@ -136,7 +137,8 @@ def test_document_entry_classifications():
     assert coded(de, xds.DE_CLASS_CODE) == [("10", "1.2.250.1.213.1.1.4.1", "Compte rendu")]
     assert coded(de, xds.DE_TYPE_CODE) == [("11502-2", "2.16.840.1.113883.6.1", "CR d'examens biologiques")]
     assert coded(de, xds.DE_FORMAT_CODE) == [
-        ("urn:ihe:lab:xd-lab:2008", "1.3.6.1.4.1.19376.1.2.3", "Compte rendu structuré d'examens de biologie médicale")]
+        ("urn:ihe:lab:xd-lab:2008", "1.3.6.1.4.1.19376.1.2.3",
+         "Compte rendu structuré d'examens de biologie médicale")]
     assert coded(de, xds.DE_FACILITY_TYPE_CODE) == [("SA01", "1.2.250.1.71.4.2.4", "Etablissement public de santé")]
     assert coded(de, xds.DE_PRACTICE_SETTING_CODE) == [
         ("ETABLISSEMENT", "1.2.250.1.213.1.1.4.9", "Etablissement de santé")]
@@ -149,10 +151,6 @@ def test_discharge_letter_gets_its_own_class_and_format():
     de = entry(build(make_job(make_cda(kind="ldl-ses"))))
     assert coded(de, xds.DE_CLASS_CODE)[0][:2] == ("11", "1.2.250.1.213.1.1.4.1")
     assert coded(de, xds.DE_FORMAT_CODE)[0][:2] == ("urn:asip:ci-sis:ldl-ses:2017", "1.2.250.1.213.1.1.4.2.282")
-
-
-def test_an_unmapped_type_code_gets_the_documented_default_class():
-    assert xds.class_code_for("34133-9") == ("10", "Compte rendu", "1.2.250.1.213.1.1.4.1")
 
 
 def test_document_entry_author_is_each_cda_author():
@@ -288,15 +286,3 @@ def test_hl7_delimiters_in_names_are_escaped():
 ])
 def test_hl7_times_become_utc_xds_times(ts, expected):
     assert xds_time(ts) == expected
-
-
-@pytest.mark.parametrize("patient_class, code", [("I", "03"), ("O", "07"), ("R", "19"), ("N", "97"),
-                                                  ("E", "07"), ("", "97"), ("Z", "97")])
-def test_content_type_follows_the_patient_class(patient_class, code):
-    assert xds.content_type_for_patient_class(patient_class)[0] == code
-
-
-def test_format_code_schemes():
-    assert xds.format_code_scheme("urn:ihe:iti:xds-sd:pdf:2008") == "1.3.6.1.4.1.19376.1.2.3"
-    assert xds.format_code_scheme("urn:asip:ci-sis:ldl-ses:2017") == "1.2.250.1.213.1.1.4.2.282"
-    assert xds.format_code_scheme("urn:asipSante:modelesHorsProfils:2011") == "1.2.250.1.213.1.1.4.2.282"

@@ -139,6 +139,24 @@ async def test_connection_refused_is_peer_unavailable(make_mailer):
     assert isinstance(caught.value.__cause__, Exception)
 
 
+async def test_silent_relay_times_out_as_peer_unavailable(make_mailer):
+    writers = []
+
+    async def never_greet(reader, writer):          # hold the connection open without a 220 banner
+        writers.append(writer)
+
+    server = await asyncio.start_server(never_greet, "127.0.0.1", 0)
+    try:
+        mailer = make_mailer(server.sockets[0].getsockname()[1], timeout=0.3)
+        with pytest.raises(PeerUnavailable, match="timed out"):
+            await mailer.send(MESSAGE, sender=SENDER, recipients=[MARTIN])
+    finally:
+        server.close()
+        for writer in writers:
+            writer.close()
+    assert writers                                  # it did connect, then gave up waiting
+
+
 async def test_client_without_certificate_is_refused(start_sink, make_mailer):
     sink = await start_sink()
     mailer = make_mailer(sink.port, client_cert=None, client_key=None)

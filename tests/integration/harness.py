@@ -1,0 +1,109 @@
+"""A whole engine on loopback for integration tests: MLLP in, bus, journal, mail out, ZAMs back.
+
+``Pipeline`` wires the real adapters (SQLite journal, embedded or RabbitMQ bus,
+SmtpMailer) to whatever relay the test gives (Postfix or the scriptable TLS
+sink) and a recording HIS for the ZAM acknowledgements.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aio_pika
+
+from channels.amqp import AmqpBus
+from channels.demo.his import RecordingHis
+from channels.embedded import EmbeddedBus
+from channels.engine import Engine
+from channels.mllp.sender import MllpSender
+from channels.smtp.testpki import TestPki
+from router import queues
+from router.config import AckSettings, ListenerSettings, MssSettings, Settings
+from router.hl7.ack import AckReply
+from router.ports import MessageRecord, MessageState
+
+AMQP_URL = os.environ.get("LIAISON_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+FINAL = {MessageState.DELIVERED, MessageState.PARTIAL, MessageState.FAILED, MessageState.PARKED,
+         MessageState.REJECTED}
+RETRY_DELAYS = (0.3, 0.3)
+
+
+@dataclass
+class Pipeline:
+    root: Path
+    pki: TestPki
+    relay_port: int
+    bus_kind: str = "embedded"
+    relay_host: str = "localhost"
+    client_cert: Path | None = None
+    client_key: Path | None = None
+    engine: Engine | None = None
+    his: RecordingHis = field(default_factory=RecordingHis)
+    prefix: str = field(default_factory=lambda: f"liaison-it-{uuid.uuid4().hex[:8]}.")
+
+    async def start(self) -> "Pipeline":
+        his_port = await self.his.start()
+        bus = (EmbeddedBus(self.root / "bus.sqlite", poll_interval=0.05) if self.bus_kind == "embedded"
+               else AmqpBus(AMQP_URL, prefix=self.prefix, connect_timeout=5.0))
+        settings = Settings(
+            journal=f"sqlite://{self.root / 'journal.sqlite'}", journal_key=os.urandom(32),
+            listeners=(ListenerSettings(name="his", port=0, max_frame_bytes=256 * 1024),),
+            retry_delays=RETRY_DELAYS, prefetch=4,
+            mss=MssSettings(relay=f"smtp://{self.relay_host}:{self.relay_port}", sender="pfi@hopital-test.mssante.fr",
+                            client_cert=str(self.client_cert or self.pki.client_cert),
+                            client_key=str(self.client_key or self.pki.client_key),
+                            ca_file=str(self.pki.ca_cert), nil="TEST-NIL-0001", timeout=10.0,
+                            message_id_domain="hopital-test.mssante.fr"),
+            acks=AckSettings(host="127.0.0.1", port=his_port, timeout=5.0),
+        )
+        self.engine = Engine(settings, bus=bus)
+        await self.engine.start()
+        return self
+
+    async def stop(self) -> None:
+        if self.engine is not None:
+            await self.engine.stop()
+        await self.his.close()
+        if self.bus_kind == "amqp":
+            await _delete_queues(self.prefix)
+
+    @property
+    def journal(self):
+        return self.engine.journal
+
+    async def send(self, raw: bytes) -> AckReply:
+        async with MllpSender("127.0.0.1", self.engine.port("his"), timeout=10.0) as sender:
+            reply, _ = await sender.exchange(raw)
+        return reply
+
+    async def record(self, control_id: str) -> MessageRecord:
+        """The journal row for an MSH-10 (refused messages carry a suffix, so match on the prefix)."""
+        for record in await self.journal.search(limit=200):
+            if record.control_id == control_id or record.control_id.startswith(control_id + "#"):
+                return record
+        raise AssertionError(f"no journal row for control id {control_id}")
+
+    async def wait_final(self, control_id: str, timeout: float = 30.0,
+                         states: set[MessageState] = FINAL) -> MessageRecord:
+        deadline = time.monotonic() + timeout
+        while True:
+            record = await self.record(control_id)
+            if record.state in states or time.monotonic() > deadline:
+                return record
+            await asyncio.sleep(0.05)
+
+
+async def _delete_queues(prefix: str) -> None:
+    connection = await aio_pika.connect(AMQP_URL)
+    try:
+        channel = await connection.channel()
+        for name in queues.ALL:
+            for suffix in ["", ".parked"] + [f".retry.{round(d * 1000)}" for d in set(RETRY_DELAYS)]:
+                await channel.queue_delete(prefix + name + suffix)
+    finally:
+        await connection.close()
