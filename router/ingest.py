@@ -28,6 +28,7 @@ from router import queues
 from router.errors import EngineError, ParseError, TransientError, ValidationError
 from router.hl7 import ack as acks
 from router.hl7.charset import decode_lenient, encode, encode_message
+from router.hl7.segments import normalise_segments
 from router.hl7.msh import MshHeader, iter_segments, read_header
 from router.pfi import check_routing
 from router.ports import Bus, Journal, MessageState, ReceivedMessage
@@ -55,6 +56,8 @@ class Ingest:
 
     async def handle_frame(self, raw: bytes, peer: str) -> bytes:
         text, codec, lossy = decode_lenient(raw, self.default_charset)
+        if "\n" in text:
+            text = normalise_segments(text)      # the raw bytes stay as received
         try:
             header = read_header(text)
         except ParseError as exc:
