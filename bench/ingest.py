@@ -25,15 +25,15 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from tests.support.messages import DR_LEROY, DR_MARTIN, encode_message, make_pfi_oru  # noqa: E402
 VT, FS, CR = b"\x0b", b"\x1c", b"\r"
 
 
 def sample_message(i: int) -> bytes:
-    obx = "".join(f"OBX|{n}|NM|2345-7^Glucose^LN||{90 + n}|mg/dL|70-110|N|||F\r" for n in range(1, 15))
-    text = (f"MSH|^~\\&|BENCH|CH-TEST|LIAISON|CH-TEST|20261123100000||ORU^R01^ORU_R01|B{i:09d}|P|2.5|||||FRA|"
-            f"UNICODE UTF-8\rPID|||285077512345655^^^ASIP-SANTE-INS-NIR&1.2.250.1.213.1.4.10&ISO^INS||"
-            f"MARTIN^Camille^^^^^L||19850712|F\rPV1|1|O\rOBR|1|P{i}|F{i}|11502-2^CR d'examens biologiques^LN\r" + obx)
-    return text.encode()
+    """A PFI ORU^R01 of about 2 KB (the door reads MSH, PID, PRT and MetaDMPMSS rows, not the document)."""
+    document = b"<ClinicalDocument xmlns='urn:hl7-org:v3'>" + b"x" * 600 + b"</ClinicalDocument>"
+    return encode_message(make_pfi_oru(document, control_id=f"B{i:09d}", recipients=[DR_MARTIN, DR_LEROY]))
 
 
 def free_port() -> int:

@@ -78,6 +78,7 @@ class Engine:
     mailer: Mailer | None = None
     ack_sink: AckSink | None = None
     servers: dict[str, MllpServer] = field(default_factory=dict)
+    ingests: list[Ingest] = field(default_factory=list)
     subscriptions: list[Subscription] = field(default_factory=list)
     schema_dir: str = ""
 
@@ -128,6 +129,7 @@ class Engine:
                             max_connections=listener.max_connections, ssl_context=listener_ssl(listener))
         await server.start()
         self.servers[listener.name] = server
+        self.ingests.append(ingest)
         log.info("engine.listening", channel=listener.name, host=listener.host, port=server.port)
 
     def port(self, name: str = "his") -> int:
@@ -137,6 +139,8 @@ class Engine:
         """Graceful: stop taking input, let in-flight work settle, close connections."""
         for server in self.servers.values():
             await server.close()
+        for ingest in self.ingests:
+            await ingest.drain()
         for subscription in self.subscriptions:
             await subscription.cancel()
         self.subscriptions.clear()

@@ -18,6 +18,8 @@ the HIS as ZAM business acknowledgements.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import uuid
 from collections.abc import Mapping
 from datetime import datetime, timezone
@@ -34,6 +36,8 @@ from router.pfi import check_routing
 from router.ports import Bus, Journal, MessageState, ReceivedMessage
 
 log = structlog.get_logger(__name__)
+
+_ONLY_RECEIVED = frozenset({MessageState.RECEIVED})
 
 #: Message types and triggers the engine takes in today (PFI mode).
 ACCEPTED_EVENTS: Mapping[str, frozenset[str]] = {
@@ -53,6 +57,7 @@ class Ingest:
         self.default_charset = default_charset
         self.accepted = accepted
         self.max_frame_bytes = max_frame_bytes
+        self._background: set[asyncio.Task] = set()
 
     async def handle_frame(self, raw: bytes, peer: str) -> bytes:
         text, codec, lossy = decode_lenient(raw, self.default_charset)
@@ -86,7 +91,7 @@ class Ingest:
                                          detail=f"bus unavailable, AR sent: {exc}", ack_code="AR")
             return self._ack(header, codec, "AR", text="temporarily unable to store the message, resend later",
                              error=exc)
-        await self.journal.set_state(key, MessageState.QUEUED, step="queued", ack_code="AA")
+        self._mark_queued(key, header.control_id)
         return self._ack(header, codec, "AA")
 
     async def handle_oversize(self, prefix: bytes, size: int, peer: str) -> bytes:
@@ -116,6 +121,29 @@ class Ingest:
         log.warning("ingest.truncated", key=key, peer=peer, size=len(partial))
 
     # ------------------------------------------------------------------ helpers
+
+    def _mark_queued(self, key: str, control_id: str) -> None:
+        """Record "queued" without holding the ACK for a third durable write.
+
+        The AA already rests on two durable facts, the journal row and the bus
+        confirm. If this write is lost in a crash the row stays "received": a
+        resend is published again and the worker, idempotent per message, skips
+        it. ``only_from`` keeps it from undoing a worker that was faster.
+        """
+        task = asyncio.create_task(self.journal.set_state(
+            key, MessageState.QUEUED, step="queued", ack_code="AA", only_from=_ONLY_RECEIVED))
+        self._background.add(task)
+        task.add_done_callback(functools.partial(self._background_done, key=key, control_id=control_id))
+
+    def _background_done(self, task: asyncio.Task, *, key: str, control_id: str) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("ingest.queued_state_lost", key=key, control_id=control_id, error=str(task.exception()))
+
+    async def drain(self) -> None:
+        """Wait for the background journal writes (on shutdown)."""
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
 
     def _triage(self, header: MshHeader, text: str) -> EngineError | None:
         triggers = self.accepted.get(header.message_type)

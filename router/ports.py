@@ -159,9 +159,17 @@ class Journal(Protocol):
         returns the existing key and ``False``.
         """
 
-    async def set_state(self, key: str, state: MessageState, *, step: str,
-                        detail: str = "", ack_code: str | None = None) -> None:
-        """Move the message to ``state`` and append the step to its timeline."""
+    async def set_state(self, key: str, state: MessageState, *, step: str, detail: str = "",
+                        ack_code: str | None = None,
+                        only_from: frozenset[MessageState] | None = None) -> bool:
+        """Move the message to ``state`` and append the step to its timeline.
+
+        With ``only_from``, the state moves only if the current one is among
+        them (the step is still recorded): the door marks a message queued
+        only while it is still "received", so that it never undoes a worker
+        that was faster than the door. Returns whether the state moved.
+        Raises ``KeyError`` for an unknown key.
+        """
 
     async def add_event(self, event: JournalEvent) -> None: ...
 

@@ -96,10 +96,11 @@ class AmqpBus:
     async def close(self) -> None:
         """Cancel consumers (in-flight handlers get ``close_timeout``), then disconnect."""
         async with self._lock:
+            subscriptions, self._subscriptions = list(self._subscriptions), set()
+            # Handlers still running may publish their results: the connection stays up until they end.
+            await asyncio.gather(*(s.cancel() for s in subscriptions))
             self._closed = True
             connection, self._connection, self._channel = self._connection, None, None
-            subscriptions, self._subscriptions = list(self._subscriptions), set()
-            await asyncio.gather(*(s.cancel() for s in subscriptions))
             self._declared.clear()
             if connection is not None:
                 with suppress(*AMQP_FAILURES):
@@ -228,12 +229,15 @@ class AmqpBus:
         if self._connection is None:
             await self.connect()
         assert self._connection is not None
+        if not self._connection.connected.is_set():      # fail fast while aio-pika reconnects
+            raise BusUnavailable(f"{self!r}: connection lost, reconnecting")
         return self._connection
 
     async def _call(self, awaitable: Awaitable[T], doing: str) -> T:
         """Await an aio-pika call with the publish timeout; failures become BusUnavailable."""
         with bus_errors(doing):
-            return await asyncio.wait_for(awaitable, self.publish_timeout)
+            async with asyncio.timeout(self.publish_timeout):
+                return await awaitable
 
     def _admin_channel(self, name: str) -> _AdminChannel:
         return _AdminChannel(self, name)

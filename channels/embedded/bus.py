@@ -87,13 +87,14 @@ class EmbeddedBus:
     async def close(self) -> None:
         """Cancel consumers (in-flight handlers get ``close_timeout``), return leases, close."""
         async with self._lock:
+            subscriptions, self._subscriptions = list(self._subscriptions), set()
+            # Handlers still running may publish their results: the store stays usable until they end.
+            await asyncio.gather(*(s.cancel() for s in subscriptions))
             self._closed = True
             store, self._store = self._store, None
             if store is None:
                 return
-            subscriptions, self._subscriptions = list(self._subscriptions), set()
             try:
-                await asyncio.gather(*(s.cancel() for s in subscriptions))
                 if await store.run(partial(sql.release, owner=self._owner)):
                     store.notify()
             except BusUnavailable as exc:

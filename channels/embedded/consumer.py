@@ -143,7 +143,7 @@ class EmbeddedSubscription:
             try:
                 rows, next_due = await self.store.run(partial(
                     sql.lease, queue=self.queue, limit=free, owner=self.owner, now=time.time()))
-            except BusUnavailable as exc:
+            except Exception as exc:  # noqa: BLE001 - the consumer keeps trying, at the poll interval
                 log.warning("bus.lease_failed", queue=self.queue, error=str(exc))
                 await self._sleep(self._poll_interval)
                 continue

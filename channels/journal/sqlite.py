@@ -154,21 +154,32 @@ class SqliteJournal:
         """Store the raw message; on a resend return the first key, ``False``, and log a "duplicate" event."""
         return await self._write(lambda conn: self._insert_message(conn, message, ts(self._clock.now())))
 
-    async def set_state(self, key: str, state: MessageState, *, step: str,
-                        detail: str = "", ack_code: str | None = None) -> None:
-        """Move the message to ``state``; raise ``KeyError`` if no message has this key."""
+    async def set_state(self, key: str, state: MessageState, *, step: str, detail: str = "",
+                        ack_code: str | None = None,
+                        only_from: frozenset[MessageState] | None = None) -> bool:
+        """Move the message to ``state`` (if its state is in ``only_from``, when given); record the step.
+
+        Raise ``KeyError`` if no message has this key.
+        """
         at = ts(self._clock.now())
+        allowed = None if only_from is None else [str(s) for s in only_from]
 
-        def update(conn: sqlite3.Connection) -> None:
+        def update(conn: sqlite3.Connection) -> bool:
             sealed = self._codec.seal_text(detail, aad("messages", key, "detail"))
-            cursor = conn.execute(
-                "UPDATE messages SET state = ?, detail = ?, updated_at = ?, ack_code = coalesce(?, ack_code) "
-                "WHERE key = ?", (str(state), sealed, at, ack_code, key))
-            if cursor.rowcount != 1:
+            sql = ("UPDATE messages SET state = ?, detail = ?, updated_at = ?, ack_code = coalesce(?, ack_code) "
+                   "WHERE key = ?")
+            params: list = [str(state), sealed, at, ack_code, key]
+            if allowed is not None:
+                sql += f" AND state IN ({', '.join('?' * len(allowed))})"
+                params += allowed
+            moved = conn.execute(sql, params).rowcount == 1
+            if not moved and (allowed is None or conn.execute(
+                    "SELECT 1 FROM messages WHERE key = ?", (key,)).fetchone() is None):
                 raise KeyError(f"no message {key!r} in the journal")
-            self._insert_event(conn, key, at, step, str(state), detail)
+            self._insert_event(conn, key, at, step, str(state) if moved else f"{state} (not applied)", detail)
+            return moved
 
-        await self._write(update)
+        return await self._write(update)
 
     async def add_event(self, event: JournalEvent) -> None:
         await self._write(lambda conn: self._insert_event(

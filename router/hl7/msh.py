@@ -126,12 +126,13 @@ def read_header(text: str) -> MshHeader:
 class Segment:
     """One segment line; fields are split the first time they are asked for."""
 
-    __slots__ = ("line", "field_sep", "_fields")
+    __slots__ = ("line", "field_sep", "_fields", "_tree")
 
     def __init__(self, line: str, field_sep: str = "|"):
         self.line = line
         self.field_sep = field_sep
         self._fields: list[str] | None = None
+        self._tree: dict[int, list[list[str]]] | None = None
 
     @property
     def id(self) -> str:
@@ -159,17 +160,26 @@ class Segment:
 
         The lazy counterpart of python-hl7's ``extract_field``: the PFI checks
         run on it at the door, where building python-hl7's tree costs too much.
+        A field is split into repetitions and components once, on first use.
         """
-        value = self.field(n)
         if self.id == "MSH" and n in (1, 2):
+            return self.field(n)
+        if self._tree is None:
+            self._tree = {}
+        reps = self._tree.get(n)
+        if reps is None:
+            comp, rep = encoding_chars[0], encoding_chars[1]
+            reps = self._tree[n] = [r.split(comp) for r in self.field(n).split(rep)]
+        if repetition > len(reps):
+            return ""
+        components = reps[repetition - 1]
+        if component > len(components):
+            return ""
+        value = components[component - 1]
+        if subcomponent == 1 and encoding_chars[3] not in value:
             return value
-        comp, rep, _, sub = encoding_chars[:4]
-        for part, sep in ((repetition, rep), (component, comp), (subcomponent, sub)):
-            pieces = value.split(sep)
-            if part > len(pieces):
-                return ""
-            value = pieces[part - 1]
-        return value
+        pieces = value.split(encoding_chars[3])
+        return pieces[subcomponent - 1] if subcomponent <= len(pieces) else ""
 
     def repetitions(self, n: int, encoding_chars: str = "^~\\&") -> int:
         value = self.field(n)

@@ -52,7 +52,7 @@ async def _check_rabbitmq() -> None:
     if problem is None:
         return
     if os.environ.get("LIAISON_REQUIRE_RABBITMQ") == "1":
-        pytest.fail(f"LIAISON_REQUIRE_RABBITMQ=1 but RabbitMQ is not reachable at {AMQP_URL}: {problem}",
+        pytest.fail(f"LIAISON_REQUIRE_RABBITMQ=1 but RabbitMQ is not reachable: {problem}",
                     pytrace=False)
     pytest.skip("RabbitMQ not running: start it with deploy/scripts/start-rabbitmq.sh")
 

@@ -13,12 +13,14 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import aio_pika
 import pytest
+from aiormq.exceptions import ChannelPreconditionFailed
 
 from router.errors import BusUnavailable, PeerUnavailable, ValidationError
 from router.ports import Envelope
 from router.settle import PARK_REASON_HEADER, RetryPolicy, settle
-from tests.contract.conftest import FAST_RETRY
+from tests.contract.conftest import AMQP_TEST_PREFIX, AMQP_URL, FAST_RETRY
 
 DEADLINE = 20.0
 REPO = Path(__file__).resolve().parents[2]
@@ -234,7 +236,8 @@ async def test_a_delivery_settles_only_once(bus, queue):
     await eventually(lambda: errors, "the second ack to fail")
 
 
-async def test_close_lets_the_running_handler_finish(bus_factory, queue):
+async def test_close_lets_the_running_handler_finish_and_publish(bus_factory, new_queue):
+    queue, next_queue = new_queue(), new_queue()
     consumer = await bus_factory()
     await consumer.publish(queue, b"slow", message_id="G-1")
     started, release = asyncio.Event(), asyncio.Event()
@@ -242,6 +245,7 @@ async def test_close_lets_the_running_handler_finish(bus_factory, queue):
     async def slow(envelope):
         started.set()
         await release.wait()
+        await consumer.publish(next_queue, b"result", message_id="G-1-result")
 
     _, outcomes = await run_worker(consumer, queue, slow)
     await eventually(started.is_set, "the handler to start")
@@ -251,7 +255,9 @@ async def test_close_lets_the_running_handler_finish(bus_factory, queue):
     release.set()
     await closing
     assert outcomes == [("G-1", "ack")]
-    assert await ids_before_marker(await bus_factory(), queue) == ["marker"]
+    after = await bus_factory()
+    assert await ids_before_marker(after, queue) == ["marker"]
+    assert await ids_before_marker(after, next_queue) == ["G-1-result", "marker"]
 
 
 async def test_200_messages_with_prefetch_16_are_each_acked_exactly_once(bus, bus_factory, queue):
@@ -335,3 +341,50 @@ async def _line_starting(stream: asyncio.StreamReader, prefix: str) -> str:
         if line.startswith(prefix):
             return line
     pytest.fail(f"the child process ended without printing {prefix!r}")
+
+
+# ------------------------------------------------ adapter-specific guarantees
+
+SECOND_PROCESS = """
+import asyncio, sys
+import channels.embedded.store
+from router.errors import BusUnavailable
+from tests.contract.conftest import open_bus
+
+channels.embedded.store.BUSY_TIMEOUT = 0.2
+
+async def main(url, queue):
+    try:
+        await open_bus(url).publish(queue, b"x", message_id="second-process")
+    except BusUnavailable as exc:
+        print("BusUnavailable:", exc, flush=True)
+    else:
+        print("published", flush=True)
+
+asyncio.run(main(sys.argv[1], sys.argv[2]))
+"""
+
+
+@pytest.mark.parametrize("bus_kind", ["embedded"])
+async def test_embedded_file_is_refused_to_a_second_process(bus, bus_url, queue):
+    await bus.publish(queue, b"x", message_id="first-process")
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", SECOND_PROCESS, bus_url, queue, cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=asyncio.subprocess.PIPE)
+    output, _ = await asyncio.wait_for(child.communicate(), DEADLINE)
+    assert "BusUnavailable: embedded bus" in output.decode()
+    assert "in use by another process" in output.decode()
+
+
+@pytest.mark.parametrize("bus_kind", ["amqp"])
+async def test_amqp_stage_and_parked_queues_are_durable_quorum_queues(bus, queue):
+    await bus.publish(queue, b"x", message_id="Q-1")
+    connection = await aio_pika.connect(AMQP_URL)
+    try:
+        for name in (AMQP_TEST_PREFIX + queue, AMQP_TEST_PREFIX + queue + ".parked"):
+            channel = await connection.channel()
+            await channel.declare_queue(name, durable=True, arguments={"x-queue-type": "quorum"})
+            with pytest.raises(ChannelPreconditionFailed):
+                await channel.declare_queue(name, durable=True, arguments={"x-queue-type": "classic"})
+    finally:
+        await connection.close()
