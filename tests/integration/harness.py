@@ -42,6 +42,7 @@ class Pipeline:
     relay_host: str = "localhost"
     client_cert: Path | None = None
     client_key: Path | None = None
+    max_frame_bytes: int = 16 * 1024 * 1024
     engine: Engine | None = None
     his: RecordingHis = field(default_factory=RecordingHis)
     prefix: str = field(default_factory=lambda: f"liaison-it-{uuid.uuid4().hex[:8]}.")
@@ -52,7 +53,7 @@ class Pipeline:
                else AmqpBus(AMQP_URL, prefix=self.prefix, connect_timeout=5.0))
         settings = Settings(
             journal=f"sqlite://{self.root / 'journal.sqlite'}", journal_key=os.urandom(32),
-            listeners=(ListenerSettings(name="his", port=0, max_frame_bytes=256 * 1024),),
+            listeners=(ListenerSettings(name="his", port=0, max_frame_bytes=self.max_frame_bytes),),
             retry_delays=RETRY_DELAYS, prefetch=4,
             mss=MssSettings(relay=f"smtp://{self.relay_host}:{self.relay_port}", sender="pfi@hopital-test.mssante.fr",
                             client_cert=str(self.client_cert or self.pki.client_cert),

@@ -38,7 +38,7 @@ async def relay(tmp_path):
 @pytest.fixture
 async def pipe(relay, tmp_path):
     pki, sink = relay
-    pipeline = Pipeline(tmp_path, pki, sink.port, relay_host="127.0.0.1")
+    pipeline = Pipeline(tmp_path, pki, sink.port, relay_host="127.0.0.1", max_frame_bytes=256 * 1024)
     await pipeline.start()
     yield pipeline
     await pipeline.stop()
