@@ -1,0 +1,59 @@
+"""The ``liaison`` command as a newcomer uses it: check-config, send, and the demo."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from pathlib import Path
+
+from channels.cli import main
+from channels.demo.run import run_demo
+from tests.integration.test_pfi_bad_input import PATIENT, CDA
+from tests.support.messages import encode_message, make_pfi_oru
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_check_config_accepts_the_example_and_names_the_bad_key(tmp_path, capsys, monkeypatch):
+    assert main(["check-config", str(ROOT / "deploy" / "liaison.example.toml")]) == 2    # its key file is absent
+    assert "engine.journal_key_file" in capsys.readouterr().err
+    monkeypatch.setenv("LIAISON_JOURNAL_KEY", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")
+    assert main(["check-config", str(ROOT / "deploy" / "liaison.example.toml")]) == 0
+    assert "valid" in capsys.readouterr().out
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[mss]\nrelay = "smtp://relay:587"\n')
+    assert main(["check-config", str(bad)]) == 2
+    assert "mss.sender" in capsys.readouterr().err
+
+
+async def test_demo_delivers_every_sample_and_says_where_the_files_are(tmp_path):
+    lines: list[str] = []
+    assert await run_demo(tmp_path / "demo", out=lines.append) == 0
+    text = "\n".join(lines)
+    assert "every document was delivered to every recipient" in text
+    assert text.count("accepted") == 4
+    assert len(list((tmp_path / "demo" / "xdm").glob("*_IHE_XDM.ZIP"))) == 3
+    assert len(list((tmp_path / "demo" / "his").glob("*_ZAM_Z02.hl7"))) == 4
+
+
+async def test_send_prints_one_line_per_message_with_its_ack(tmp_path):
+    from tests.integration.harness import Pipeline
+    from channels.smtp.testpki import make_test_pki
+    pipe = Pipeline(tmp_path, make_test_pki(tmp_path / "pki"), relay_port=9)   # no relay needed to get an ACK
+    await pipe.start()
+    try:
+        good = encode_message(make_pfi_oru(CDA, patient=PATIENT, control_id="CLI-1"))
+        refused = encode_message(make_pfi_oru(CDA, patient=PATIENT, control_id="CLI-2", message_type="ADT^A01"))
+        path = tmp_path / "two.hl7"
+        path.write_bytes(good.replace(b"\r", b"\n") + refused)      # a file with LF endings and two messages
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "channels.cli", "send", "--port", str(pipe.engine.port("his")), str(path),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+        lines = out.decode().strip().splitlines()
+        assert proc.returncode == 1, err.decode()           # one message was not accepted
+        assert "AA" in lines[0] and "CLI-1" in lines[0]
+        assert "AR" in lines[1] and "CLI-2" in lines[1]
+    finally:
+        await pipe.stop()
