@@ -9,6 +9,14 @@ For a stage queue ``q`` and the prefix ``liaison.``:
   waits there and comes back to the stage queue when its TTL expires. One queue per delay
   keeps the TTL uniform, so expiry at the head of the queue is always on time.
 
+The broker's move from a retry queue back to the stage queue is not confirmed internally
+(RabbitMQ's default at-most-once dead-lettering): a retried message could be lost if the
+stage queue has no quorum at the instant its delay ends. Quorum retry queues with
+``dead-letter-strategy=at-least-once`` would close that gap at the cost of more broker work.
+
+No ``x-delivery-limit`` is set: on 3.x quorum queues redeliver without limit (on 4.x see
+deploy/rabbitmq/README.md).
+
 Headers: the envelope's headers are the string-valued application headers. ``x-attempt``
 carries the retry count on the wire (absent means 0) and becomes ``Envelope.attempt``;
 the broker's own bookkeeping (``x-death``, ``x-first-death-*``, ``x-delivery-count``) is

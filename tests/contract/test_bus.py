@@ -41,6 +41,11 @@ async def eventually(predicate, what: str, timeout: float = DEADLINE):
         await asyncio.sleep(0.02)
 
 
+async def _count(awaitable, n: int) -> bool:
+    """For ``eventually``: whether the awaited list has ``n`` items."""
+    return len(await awaitable) == n
+
+
 async def run_worker(bus, queue, work, *, policy: RetryPolicy = FAST_RETRY, prefetch: int = 16):
     """Consume ``queue`` the way the engine does; return (subscription, outcomes)."""
     outcomes: list[tuple[str, str]] = []
@@ -180,10 +185,6 @@ async def test_parked_lists_oldest_first_and_replay_moves_one_back(bus, queue):
     assert [e.message_id for e in await bus.parked(queue)] == ["R-0", "R-2"]
     assert await bus.replay(queue, "no-such-id") is False
     await subscription.cancel()
-
-
-async def _count(awaitable, n: int) -> bool:
-    return len(await awaitable) == n
 
 
 async def test_unsettled_delivery_is_redelivered_when_its_consumer_bus_closes(bus, bus_factory, queue):
