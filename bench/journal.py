@@ -25,7 +25,6 @@ import asyncio
 import logging
 import os
 import sqlite3
-import statistics
 import sys
 import tempfile
 import time

@@ -29,7 +29,7 @@ import structlog
 from router import queues
 from router.errors import EngineError, ParseError, TransientError, ValidationError
 from router.hl7 import ack as acks
-from router.hl7.charset import decode_lenient, encode, encode_message
+from router.hl7.charset import decode_lenient, encode
 from router.hl7.segments import normalise_segments
 from router.hl7.msh import MshHeader, iter_segments, read_header
 from router.pfi import check_routing

@@ -37,6 +37,7 @@ from aiormq.exceptions import PublishError
 from channels.amqp import wire
 from channels.amqp.consumer import AmqpSubscription
 from channels.amqp.errors import AMQP_FAILURES, bus_errors
+from channels.bus_common import check_headers, check_queue
 from router.errors import BusUnavailable
 from router.ports import DeliveryHandler, Envelope, Subscription
 from router.settle import PARK_REASON_HEADER
@@ -111,8 +112,8 @@ class AmqpBus:
     async def publish(self, queue: str, body: bytes, *, message_id: str,
                       headers: Mapping[str, str] | None = None) -> None:
         """Publish persistently; return once the broker confirmed."""
-        wire.check_queue(queue)
-        fields = wire.check_headers(headers)
+        check_queue(queue)
+        fields = check_headers(headers)
         attempt = wire.parse_attempt(fields.pop(wire.ATTEMPT_HEADER, None))
         name = await self._declare(queue)
         await self.send(name, body, message_id, wire.wire_headers(fields, attempt))
@@ -210,7 +211,7 @@ class AmqpBus:
         self._subscriptions.discard(subscription)
 
     async def _declare(self, queue: str) -> str:
-        wire.check_queue(queue)
+        check_queue(queue)
         name = self.prefix + queue
         if name not in self._declared:
             await self._declare_one(wire.parked_name(name), wire.PARKED_ARGUMENTS)

@@ -16,10 +16,13 @@ from contextlib import suppress
 from typing import TYPE_CHECKING
 
 import structlog
+
+
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 
 from channels.amqp import wire
 from channels.amqp.errors import AMQP_FAILURES, bus_errors
+from channels.bus_common import finish_handlers
 from router.ports import DeliveryHandler
 from router.settle import PARK_REASON_HEADER
 
@@ -112,14 +115,7 @@ class AmqpSubscription:
         if self._tag is not None:
             with suppress(*AMQP_FAILURES):
                 await asyncio.wait_for(self._queue.cancel(self._tag), self._close_timeout)
-        running = self._tasks - {asyncio.current_task()}     # a handler may cancel its own subscription
-        if running:
-            _, pending = await asyncio.wait(running, timeout=self._close_timeout)
-            for task in pending:
-                task.cancel()
-            if pending:
-                log.warning("bus.handlers_cancelled", queue=self._queue.name, count=len(pending))
-                await asyncio.gather(*pending, return_exceptions=True)
+        await finish_handlers(self._tasks, timeout=self._close_timeout, queue=self._queue.name)
         with suppress(*AMQP_FAILURES):
             await asyncio.wait_for(self._channel.close(), self._close_timeout)
         self._bus.forget(self)

@@ -25,7 +25,6 @@ left out, so a stage that forwards headers does not forward them.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -34,24 +33,12 @@ from router.ports import Envelope
 ATTEMPT_HEADER = "x-attempt"
 LAST_ERROR_HEADER = "x-last-error"
 MAX_REASON = 1000                       # characters of a retry or park reason kept in the headers
-QUEUE_NAME = re.compile(r"[a-z0-9._-]{1,200}")
 
 MAIN_ARGUMENTS = {"x-queue-type": "quorum"}
 PARKED_ARGUMENTS = {"x-queue-type": "quorum"}
 _BROKER_HEADERS = ("x-death", "x-first-death-", "x-last-death-", "x-delivery-count", ATTEMPT_HEADER)
 
 
-def check_queue(queue: str) -> None:
-    if not isinstance(queue, str) or not QUEUE_NAME.fullmatch(queue):
-        raise ValueError(f"bad queue name {queue!r}: use 1 to 200 of [a-z0-9._-]")
-
-
-def check_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
-    fields = dict(headers or {})
-    for key, value in fields.items():
-        if not isinstance(key, str) or not isinstance(value, str):
-            raise TypeError(f"bus headers are str -> str; got {key!r}: {type(value).__name__}")
-    return fields
 
 
 def parked_name(name: str) -> str:

@@ -11,7 +11,6 @@ state, prints what happened, and exits 0 only if every recipient got its mail.
 from __future__ import annotations
 
 import asyncio
-import base64
 import email
 import os
 import tempfile
@@ -26,7 +25,6 @@ from channels.mllp.sender import MllpSender
 from channels.smtp.sink import SmtpSink
 from channels.smtp.testpki import make_test_pki
 from router.config import AckSettings, ListenerSettings, MssSettings, Settings
-from router.hl7.ack import read_ack
 from router.hl7.charset import decode_lenient
 from router.ports import MessageState, OutcomeStatus
 

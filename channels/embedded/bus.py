@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import time
 import uuid
 from collections.abc import Mapping
@@ -35,6 +34,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import structlog
 
+from channels.bus_common import check_headers, check_queue
 from channels.embedded import sql, store as stores
 from channels.embedded.consumer import EmbeddedSubscription
 from router.errors import BusUnavailable
@@ -44,7 +44,6 @@ from router.settle import PARK_REASON_HEADER
 log = structlog.get_logger(__name__)
 
 ATTEMPT_HEADER = "x-attempt"
-QUEUE_NAME = re.compile(r"[a-z0-9._-]{1,200}")
 
 
 class EmbeddedBus:
@@ -151,17 +150,6 @@ class EmbeddedBus:
         return self._store
 
 
-def check_queue(queue: str) -> None:
-    if not isinstance(queue, str) or not QUEUE_NAME.fullmatch(queue):
-        raise ValueError(f"bad queue name {queue!r}: use 1 to 200 of [a-z0-9._-]")
-
-
-def check_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
-    fields = dict(headers or {})
-    for key, value in fields.items():
-        if not isinstance(key, str) or not isinstance(value, str):
-            raise TypeError(f"bus headers are str -> str; got {key!r}: {type(value).__name__}")
-    return fields
 
 
 def parse_attempt(value: str | None) -> int:

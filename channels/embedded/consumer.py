@@ -18,8 +18,11 @@ from typing import TYPE_CHECKING
 
 import structlog
 
+
+
 from channels.embedded import sql
 from router.errors import BusUnavailable
+from channels.bus_common import finish_handlers
 from router.ports import DeliveryHandler, Envelope
 from router.settle import PARK_REASON_HEADER
 
@@ -114,14 +117,7 @@ class EmbeddedSubscription:
         self._cancelled = True
         self._wakeup.set()
         await self._runner
-        running = self._tasks - {asyncio.current_task()}     # a handler may cancel its own subscription
-        if running:
-            _, pending = await asyncio.wait(running, timeout=self._close_timeout)
-            for task in pending:
-                task.cancel()
-            if pending:
-                log.warning("bus.handlers_cancelled", queue=self.queue, count=len(pending))
-                await asyncio.gather(*pending, return_exceptions=True)
+        await finish_handlers(self._tasks, timeout=self._close_timeout, queue=self.queue)
         self.store.unwatch(self.queue, self)
         if self._held:
             held, self._held = list(self._held), set()

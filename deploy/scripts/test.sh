@@ -30,8 +30,12 @@ echo "== Postfix (configured per test run; this only makes sure it can be)"
 as_root deploy/scripts/prepare-postfix.sh
 
 echo "== RabbitMQ on 127.0.0.1"
-as_root deploy/scripts/start-rabbitmq.sh
-trap 'as_root deploy/scripts/stop-rabbitmq.sh >/dev/null 2>&1 || true' EXIT
+if as_root rabbitmq-diagnostics -q -n rabbit@localhost ping >/dev/null 2>&1; then
+  echo "RabbitMQ already running: leaving it as it is"
+else
+  as_root deploy/scripts/start-rabbitmq.sh
+  trap 'as_root deploy/scripts/stop-rabbitmq.sh >/dev/null 2>&1 || true' EXIT
+fi
 
 echo "== tests"
 export LIAISON_REQUIRE_RABBITMQ=1 LIAISON_REQUIRE_POSTFIX=1

@@ -21,7 +21,7 @@ from mappings.xdm import build_xdm
 from router.config import MssSettings
 from router.errors import PeerUnavailable, RejectedByPeer
 from router.model import DocumentJob, Recipient, RecipientKind
-from router.ports import (Envelope, Journal, JournalEvent, Mailer, MessageState, Outcome, OutcomeStatus,
+from router.ports import (Envelope, Journal, Mailer, MessageState, Outcome, OutcomeStatus,
                           RecipientResult, RecipientStatus)
 from router.settle import RetryPolicy
 from router.stages.clock import now
