@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import aio_pika
+import aiormq
 import structlog
 from aio_pika.abc import AbstractChannel, AbstractRobustConnection
 from aiormq.exceptions import PublishError
@@ -190,10 +191,15 @@ class AmqpBus:
         await self._ready()
         channel = self._channel
         assert channel is not None
-        message = aio_pika.Message(bytes(body), message_id=message_id, headers=dict(headers),
-                                   delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
+        # Straight to aiormq's basic_publish (the robust channel's current underlying channel):
+        # aio-pika's Message/Exchange wrappers cost about a third of the CPU of a publish on the
+        # ingest hot path and add nothing here; the confirm and the mandatory return are the same.
+        properties = aiormq.spec.Basic.Properties(message_id=message_id, headers=dict(headers),
+                                                  delivery_mode=2)
         try:
-            await self._call(channel.default_exchange.publish(message, routing_key=name, mandatory=True),
+            raw_channel = await channel.get_underlay_channel()
+            await self._call(_confirmed(raw_channel.basic_publish(bytes(body), routing_key=name, mandatory=True,
+                                                                  properties=properties)),
                              f"publish {message_id} to {name}")
         except BusUnavailable as exc:
             if isinstance(exc.__cause__, PublishError):    # returned: the queue vanished; redeclare next time
@@ -271,3 +277,11 @@ class _AdminChannel:
 
 def from_url(url: str, **options: Any) -> AmqpBus:
     return AmqpBus.from_url(url, **options)
+
+
+async def _confirmed(publishing: Awaitable[Any]) -> None:
+    """Wait for the broker's confirm of a basic_publish; a return (no such queue) or a nack is an error."""
+    confirmation = await publishing
+    if isinstance(confirmation, aiormq.spec.Basic.Ack):
+        return
+    raise PublishError(f"publish not confirmed: {type(confirmation).__name__}", confirmation)

@@ -126,17 +126,14 @@ def read_header(text: str) -> MshHeader:
 class Segment:
     """One segment line; fields are split the first time they are asked for."""
 
-    __slots__ = ("line", "field_sep", "_fields", "_tree")
+    __slots__ = ("line", "field_sep", "id", "_fields", "_tree")
 
     def __init__(self, line: str, field_sep: str = "|"):
         self.line = line
         self.field_sep = field_sep
+        self.id = line[:3]
         self._fields: list[str] | None = None
         self._tree: dict[int, list[list[str]]] | None = None
-
-    @property
-    def id(self) -> str:
-        return self.line[:3]
 
     @property
     def fields(self) -> list[str]:
