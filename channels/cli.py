@@ -4,6 +4,7 @@
     liaison worker [-c liaison.toml]       only the pipeline consumers, for more servers on one bus
     liaison demo [--dir DIR]               the whole chain on loopback, with a table of what was delivered
     liaison send --host H --port P FILE…   an MLLP client printing each ACK
+    liaison journal search|show [KEY]      a message's timeline: every step, state and reason
     liaison check-config FILE              validate a configuration and say what it would start
 """
 
@@ -18,6 +19,7 @@ from pathlib import Path
 from channels.logs import configure_logging
 from router.config import Settings, load_settings
 from router.errors import ConfigError
+from router.ports import MessageState
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,11 +39,22 @@ def main(argv: list[str] | None = None) -> int:
     send.add_argument("--port", type=int, required=True)
     send.add_argument("--timeout", type=float, default=10.0)
     send.add_argument("files", nargs="+", type=Path)
+    journal = sub.add_parser("journal", help="search the journal, or show one message's timeline")
+    journal.add_argument("-c", "--config", type=Path)
+    jsub = journal.add_subparsers(dest="journal_command", required=True)
+    jsearch = jsub.add_parser("search")
+    jsearch.add_argument("--state", choices=[s.value for s in MessageState])
+    jsearch.add_argument("--control-id")
+    jsearch.add_argument("--limit", type=int, default=50)
+    jshow = jsub.add_parser("show")
+    jshow.add_argument("key")
+    jshow.add_argument("--raw", action="store_true", help="also print the message as received")
     check = sub.add_parser("check-config", help="validate a configuration file")
     check.add_argument("file", type=Path)
     args = parser.parse_args(argv)
 
-    configure_logging(args.log_level if args.command != "demo" else "warning")
+    quiet = args.command in ("demo", "journal", "send", "check-config") and args.log_level == "info"
+    configure_logging("warning" if quiet else args.log_level)
     try:
         if args.command == "run":
             settings = load_settings(args.config) if args.config else Settings()
@@ -56,6 +69,13 @@ def main(argv: list[str] | None = None) -> int:
             from channels.mllp.client import send_files
             failures = asyncio.run(send_files(args.host, args.port, args.files, timeout=args.timeout))
             return 1 if failures else 0
+        if args.command == "journal":
+            from channels import journal_cli
+            settings = load_settings(args.config) if args.config else Settings()
+            if args.journal_command == "search":
+                return asyncio.run(journal_cli.search(settings, state=args.state, control_id=args.control_id,
+                                                      limit=args.limit))
+            return asyncio.run(journal_cli.show(settings, args.key, raw=args.raw))
         if args.command == "check-config":
             return _check_config(args.file)
     except ConfigError as exc:

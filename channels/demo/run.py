@@ -11,6 +11,7 @@ state, prints what happened, and exits 0 only if every recipient got its mail.
 from __future__ import annotations
 
 import asyncio
+import base64
 import email
 import os
 import tempfile
@@ -40,10 +41,12 @@ async def run_demo(directory: Path | None = None, out=print) -> int:
     sink = SmtpSink.from_pki(pki, root / "mail")
     his = RecordingHis(root / "his")
     smtp_port, his_port = await sink.start(), await his.start()
+    journal_key = os.urandom(32)
+    _write_journal_config(root, journal_key)
     settings = Settings(
         bus=f"embedded://{root / 'bus.sqlite'}",
         journal=f"sqlite://{root / 'journal.sqlite'}",
-        journal_key=os.urandom(32),
+        journal_key=journal_key,
         listeners=(ListenerSettings(name="demo", host="127.0.0.1", port=0),),
         retry_delays=(0.5, 1.0, 2.0),
         mss=MssSettings(relay=f"smtp://127.0.0.1:{smtp_port}", sender="pfi@ch-test.mssante.fr",
@@ -74,6 +77,15 @@ async def run_demo(directory: Path | None = None, out=print) -> int:
         await his.close()
         sink.stop()
     return 0 if ok else 1
+
+
+def _write_journal_config(root: Path, key: bytes) -> None:
+    """Keep the journal's key (mode 0600) and a configuration naming it, for ``liaison journal``."""
+    key_file = root / "journal.key"
+    key_file.touch(mode=0o600)
+    key_file.write_text(base64.b64encode(key).decode("ascii") + "\n")
+    (root / "liaison.toml").write_text(f'[engine]\njournal = "sqlite://{root / "journal.sqlite"}"\n'
+                                       f'journal_key_file = "journal.key"\n')
 
 
 async def _send_all(engine: Engine, samples: list[Sample], out) -> dict[str, str]:
@@ -148,6 +160,8 @@ async def _report(engine: Engine, samples, keys, states, root: Path, mails, zams
     out(f"IHE_XDM.ZIP attachments:      {xdm_dir}")
     out(f"ZAM acknowledgements (HIS):   {len(zams)} in {root / 'his'}")
     out(f"journal (encrypted SQLite):   {root / 'journal.sqlite'}")
+    out(f"  see every step:             liaison journal -c {root / 'liaison.toml'} search")
+    out(f"                              liaison journal -c {root / 'liaison.toml'} show <key>")
     out("result: " + ("every document was delivered to every recipient" if all_ok and mails
                       else "NOT everything was delivered"))
     return all_ok and bool(mails)

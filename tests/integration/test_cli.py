@@ -27,7 +27,7 @@ def test_check_config_accepts_the_example_and_names_the_bad_key(tmp_path, capsys
     assert "mss.sender" in capsys.readouterr().err
 
 
-async def test_demo_delivers_every_sample_and_says_where_the_files_are(tmp_path):
+async def test_demo_delivers_every_sample_and_its_journal_tells_every_step(tmp_path, capsys):
     lines: list[str] = []
     assert await run_demo(tmp_path / "demo", out=lines.append) == 0
     text = "\n".join(lines)
@@ -35,6 +35,17 @@ async def test_demo_delivers_every_sample_and_says_where_the_files_are(tmp_path)
     assert text.count("accepted") == 4
     assert len(list((tmp_path / "demo" / "xdm").glob("*_IHE_XDM.ZIP"))) == 3
     assert len(list((tmp_path / "demo" / "his").glob("*_ZAM_Z02.hl7"))) == 4
+
+    config = str(tmp_path / "demo" / "liaison.toml")
+    capsys.readouterr()
+    assert await asyncio.to_thread(main, ["journal", "-c", config, "search", "--state", "delivered"]) == 0
+    listing = capsys.readouterr().out.splitlines()
+    assert len(listing) == 3 and "ORU^R01" in "".join(listing) and "MDM^T02" in "".join(listing)
+    key = listing[1].split()[0]
+    assert await asyncio.to_thread(main, ["journal", "-c", config, "show", key]) == 0
+    timeline = capsys.readouterr().out
+    for step in ("received", "queued", "processing", "schema", "dispatched", "outcome", "zam", "delivered"):
+        assert f"  {step} " in timeline
 
 
 async def test_send_prints_one_line_per_message_with_its_ack(tmp_path):

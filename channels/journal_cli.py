@@ -1,0 +1,59 @@
+"""``liaison journal search|show``: what happened to a message, step by step, from the journal.
+
+Reads the journal named by the configuration (its key from LIAISON_JOURNAL_KEY
+or the key file, as the engine does). Prints identifiers, states and reasons;
+the raw message is shown only with ``--raw``.
+"""
+
+from __future__ import annotations
+
+from router.config import Settings
+from router.ports import MessageState
+
+
+async def search(settings: Settings, *, state: str | None, control_id: str | None, limit: int, out=print) -> int:
+    from channels.engine import journal_from_url
+    journal = journal_from_url(settings.journal, settings.journal_key)
+    await journal.open()
+    try:
+        records = await journal.search(state=MessageState(state) if state else None, control_id=control_id,
+                                       limit=limit)
+    finally:
+        await journal.close()
+    out(f"{'key':<27} {'received (UTC)':<20} {'type':<8} {'MSH-10':<24} {'from':<14} {'state':<10} ack")
+    for r in records:
+        out(f"{r.key:<27} {r.received_at:%Y-%m-%d %H:%M:%S} {r.message_type:<8} {r.control_id[:24]:<24} "
+            f"{r.sending_application[:14]:<14} {r.state.value:<10} {r.ack_code}")
+    return 0
+
+
+async def show(settings: Settings, key: str, *, raw: bool, out=print) -> int:
+    from channels.engine import journal_from_url
+    journal = journal_from_url(settings.journal, settings.journal_key)
+    await journal.open()
+    try:
+        record = await journal.message(key)
+        if record is None:
+            out(f"no message {key} in {settings.journal}")
+            return 1
+        events = await journal.events(key)
+        documents = sorted({e.document_id for e in events if e.document_id})
+        outcomes = [o for d in documents for o in await journal.outcomes(d)]
+    finally:
+        await journal.close()
+    out(f"message {record.key}: {record.message_type} MSH-10 {record.control_id} from "
+        f"{record.sending_application}/{record.sending_facility} on {record.channel}")
+    out(f"state {record.state.value} (ACK {record.ack_code or '-'}) {record.detail}")
+    out("timeline:")
+    for e in events:
+        where = " ".join(x for x in (e.document_id and f"doc={e.document_id}", e.destination and f"to={e.destination}")
+                         if x)
+        out(f"  {e.at:%Y-%m-%d %H:%M:%S.%f}"[:-3] + f"  {e.step:<11} {e.state:<12} {where} {e.detail}".rstrip())
+    if outcomes:
+        out("outcomes:")
+        for o in outcomes:
+            out(f"  {o.destination:<42} {o.status.value:<9} {o.detail}")
+    if raw:
+        out("raw message:")
+        out(record.raw.decode("utf-8", errors="replace").replace("\r", "\n"))
+    return 0
