@@ -68,3 +68,37 @@ async def test_send_prints_one_line_per_message_with_its_ack(tmp_path):
         assert "AR" in lines[1] and "CLI-2" in lines[1]
     finally:
         await pipe.stop()
+
+
+async def test_listener_configured_with_mutual_tls_refuses_a_client_without_certificate(tmp_path):
+    import ssl
+    from channels.engine import Engine
+    from channels.mllp.sender import MllpSender
+    from channels.smtp.testpki import make_test_pki
+    from router.config import settings_from_dict
+    from router.errors import PeerUnavailable
+    pki = make_test_pki(tmp_path / "pki")
+    settings = settings_from_dict({
+        "engine": {"bus": f"embedded://{tmp_path / 'bus.sqlite'}", "journal": f"sqlite://{tmp_path / 'j.sqlite'}"},
+        "listeners": [{"name": "tls", "port": 0, "tls_cert": str(pki.server_cert), "tls_key": str(pki.server_key),
+                       "tls_client_ca": str(pki.ca_cert)}]})
+    engine = Engine(settings)
+    await engine.start(consume=False)
+    try:
+        raw = encode_message(make_pfi_oru(CDA, patient=PATIENT, control_id="TLS-1"))
+        with_cert = ssl.create_default_context(cafile=str(pki.ca_cert))
+        with_cert.load_cert_chain(str(pki.client_cert), str(pki.client_key))
+        async with MllpSender("localhost", engine.port("tls"), ssl_context=with_cert) as sender:
+            reply, _ = await sender.exchange(raw)
+        assert reply.code == "AA"
+        without_cert = ssl.create_default_context(cafile=str(pki.ca_cert))
+        try:
+            async with MllpSender("localhost", engine.port("tls"), ssl_context=without_cert, timeout=5) as sender:
+                await sender.exchange(encode_message(make_pfi_oru(CDA, patient=PATIENT, control_id="TLS-2")))
+        except PeerUnavailable:
+            pass
+        else:
+            raise AssertionError("a client without certificate was served")
+        assert [r.control_id for r in await engine.journal.search()] == ["TLS-1"]
+    finally:
+        await engine.stop()
