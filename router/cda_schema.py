@@ -74,9 +74,9 @@ def locate_schema_dir(configured: str | os.PathLike | None = None, *,
                       env: dict[str, str] | None = None) -> Path | None:
     """The first directory holding CDA_extended.xsd, or None.
 
-    Looks at, in order: ``configured``, the ``LIAISON_CDA_SCHEMA_DIR`` variable, and the
-    ANS fixtures in ``../shared/fixtures`` relative to the repository root and to the
-    current directory. ``env`` defaults to ``os.environ`` (tests pass a dict).
+    Looks at, in order: ``configured``, the ``LIAISON_CDA_SCHEMA_DIR`` variable, the ANS
+    fixtures named by ``LIAISON_FIXTURES``, and ``../shared/fixtures`` relative to the
+    repository root and to the current directory. ``env`` defaults to ``os.environ`` (tests pass a dict).
     """
     env = os.environ if env is None else env
     candidates: list[tuple[str, Path]] = []
@@ -84,6 +84,8 @@ def locate_schema_dir(configured: str | os.PathLike | None = None, *,
         candidates.append(("configured", Path(configured)))
     if env.get(ENV_VAR):
         candidates.append((ENV_VAR, Path(env[ENV_VAR])))
+    if env.get("LIAISON_FIXTURES"):
+        candidates.append(("LIAISON_FIXTURES", Path(env["LIAISON_FIXTURES"]).joinpath(*_FIXTURE_PARTS[2:])))
     repo_root = Path(__file__).resolve().parents[1]
     candidates.append(("repository", repo_root.parent.joinpath(*_FIXTURE_PARTS)))
     candidates.append(("working directory", Path.cwd().parent.joinpath(*_FIXTURE_PARTS)))
