@@ -25,6 +25,7 @@ from router.ports import AckSink, Bus, Journal, Mailer, Subscription
 from router.settle import RetryPolicy, settle
 from router.stages.acks import AckStage
 from router.stages.deliver import DeliverStage
+from router.stages.parked import park_recorder
 from router.stages.process import ProcessStage
 from router.stages.zam import ZamQueue
 
@@ -118,7 +119,8 @@ class Engine:
         if self.ack_sink is not None:
             stages[queues.ACKS_HIS] = AckStage(self.journal, self.ack_sink)
         for queue, stage in stages.items():
-            self.subscriptions.append(await self.bus.consume(queue, _settling(stage, policy, queue),
+            on_park = park_recorder(queue, self.journal, stage)
+            self.subscriptions.append(await self.bus.consume(queue, _settling(stage, policy, queue, on_park),
                                                              prefetch=s.prefetch))
 
     async def _start_listener(self, listener: ListenerSettings) -> None:
@@ -154,7 +156,7 @@ class Engine:
             await self.journal.close()
 
 
-def _settling(stage, policy: RetryPolicy, queue: str):
+def _settling(stage, policy: RetryPolicy, queue: str, on_park):
     async def handle(delivery) -> None:
-        await settle(delivery, stage, policy, queue=queue)
+        await settle(delivery, stage, policy, queue=queue, on_park=on_park)
     return handle

@@ -158,6 +158,8 @@ def _mss(table: Mapping[str, Any]) -> MssSettings:
     sender = _str(table, "mss.sender", "")
     if relay and "@" not in sender:
         raise ConfigError("mss.sender", "the platform's MSSanté address is required when mss.relay is set")
+    if relay and not _str(table, "mss.nil", ""):
+        raise ConfigError("mss.nil", "X-MSS-NIL (the product reference) is required on every MSSanté message")
     return MssSettings(
         relay=relay, sender=sender,
         client_cert=_str(table, "mss.client_cert", ""), client_key=_str(table, "mss.client_key", ""),

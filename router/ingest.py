@@ -88,7 +88,8 @@ class Ingest:
             # The resend finds the journal row still "received" and publishes it then.
             log.warning("ingest.bus_unavailable", key=key, control_id=header.control_id, error=str(exc))
             await self.journal.set_state(key, MessageState.RECEIVED, step="queue",
-                                         detail=f"bus unavailable, AR sent: {exc}", ack_code="AR")
+                                         detail=f"bus unavailable, AR sent: {exc}", ack_code="AR",
+                                         only_from=_ONLY_RECEIVED)
             return self._ack(header, codec, "AR", text="temporarily unable to store the message, resend later",
                              error=exc)
         self._mark_queued(key, header.control_id)
@@ -169,7 +170,9 @@ class Ingest:
         message = self._received(raw, peer, header, _synthetic_id("refused", header.control_id))
         key, _ = await self.journal.record_received(message)
         await self.journal.set_state(key, MessageState.REJECTED, step="refused", detail=str(error), ack_code=code)
-        log.info("ingest.refused", key=key, control_id=header.control_id, ack=code, reason=str(error))
+        # The reason goes to the sender (MSA-3) and the encrypted journal, not to the log:
+        # it may quote a field, e.g. a malformed patient address, which holds the INS.
+        log.info("ingest.refused", key=key, control_id=header.control_id, ack=code, error_code=error.hl7_code)
         return self._ack(header, codec, code, text=str(error), error=error)
 
     async def _unreadable(self, raw: bytes, peer: str, reason: str) -> bytes:

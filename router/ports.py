@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
@@ -129,6 +129,7 @@ class JournalEvent:
 
 
 class OutcomeStatus(StrEnum):
+    SENDING = "sending"            # claimed by one worker, which is sending now
     ACCEPTED = "accepted"          # the relay took it (250)
     RETRYING = "retrying"          # 4xx, will try again
     FAILED = "failed"              # 5xx or retries spent
@@ -175,6 +176,16 @@ class Journal(Protocol):
 
     async def record_outcome(self, outcome: Outcome) -> None:
         """Latest outcome per (document, destination) wins; every one is also an event."""
+
+    async def claim(self, document_id: str, destination: str, *, message_key: str,
+                    stale_after: timedelta) -> bool:
+        """Take the right to send ``document_id`` to ``destination``, once.
+
+        True when there is no outcome yet, or it is RETRYING, or it is a SENDING
+        claim older than ``stale_after`` (its worker died); the outcome becomes
+        SENDING. False otherwise: another copy of the job is sending it, or it
+        is final. This is what keeps two copies of a job from mailing twice.
+        """
 
     async def outcomes(self, document_id: str) -> list[Outcome]: ...
 

@@ -34,14 +34,21 @@ class RetryPolicy:
 
 
 async def settle(delivery: Delivery, work: Callable[[Envelope], Awaitable[None]],
-                 policy: RetryPolicy, *, queue: str = "") -> str:
-    """Run ``work`` on the delivery's envelope and settle it; return "ack", "retry" or "park"."""
+                 policy: RetryPolicy, *, queue: str = "",
+                 on_park: Callable[[Envelope, str], Awaitable[None]] | None = None) -> str:
+    """Run ``work`` on the delivery's envelope and settle it; return "ack", "retry" or "park".
+
+    ``on_park`` is told before a message is parked (the journal records why), so
+    that nothing is parked behind the journal's back.
+    """
     envelope = delivery.envelope
     try:
         await work(envelope)
     except PermanentError as exc:
+        reason = f"{type(exc).__name__}: {exc}"
         log.warning("bus.park", queue=queue, message_id=envelope.message_id, reason=str(exc))
-        await delivery.park(f"{type(exc).__name__}: {exc}")
+        await _tell(on_park, envelope, reason, queue)
+        await delivery.park(reason)
         return "park"
     except Exception as exc:  # noqa: BLE001 - every failure must settle the delivery
         transient = isinstance(exc, TransientError)
@@ -52,10 +59,22 @@ async def settle(delivery: Delivery, work: Callable[[Envelope], Awaitable[None]]
         if delay is None:
             log.warning("bus.park", queue=queue, message_id=envelope.message_id,
                         reason=reason, attempts=envelope.attempt + 1)
-            await delivery.park(f"retries spent after {envelope.attempt + 1} attempts; last: {reason}")
+            reason = f"retries spent after {envelope.attempt + 1} attempts; last: {reason}"
+            await _tell(on_park, envelope, reason, queue)
+            await delivery.park(reason)
             return "park"
         log.info("bus.retry", queue=queue, message_id=envelope.message_id, delay=delay, reason=reason)
         await delivery.retry(delay, reason)
         return "retry"
     await delivery.ack()
     return "ack"
+
+
+async def _tell(on_park, envelope: Envelope, reason: str, queue: str) -> None:
+    """Run the park hook; its own failure is logged and never stops the parking."""
+    if on_park is None:
+        return
+    try:
+        await on_park(envelope, reason)
+    except Exception:  # noqa: BLE001 - the message must still be parked
+        log.exception("bus.park_hook_failed", queue=queue, message_id=envelope.message_id)

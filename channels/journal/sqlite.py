@@ -31,7 +31,7 @@ import asyncio
 import os
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -203,6 +203,25 @@ class SqliteJournal:
                                outcome.document_id, outcome.destination)
 
         await self._write(upsert)
+
+    async def claim(self, document_id: str, destination: str, *, message_key: str,
+                    stale_after: timedelta) -> bool:
+        now = self._clock.now()
+        at, stale = ts(now), ts(now - stale_after)
+
+        def take(conn: sqlite3.Connection) -> bool:
+            sealed = self._codec.seal_text("claimed for sending", aad("outcomes", document_id, destination, "detail"))
+            cursor = conn.execute(
+                "INSERT INTO outcomes (document_id, destination, status, detail, at, message_key) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (document_id, destination) DO UPDATE SET "
+                "status = excluded.status, detail = excluded.detail, at = excluded.at, "
+                "message_key = excluded.message_key "
+                "WHERE outcomes.status = ? OR (outcomes.status = ? AND outcomes.at < ?)",
+                (document_id, destination, str(OutcomeStatus.SENDING), sealed, at, message_key,
+                 str(OutcomeStatus.RETRYING), str(OutcomeStatus.SENDING), stale))
+            return cursor.rowcount == 1
+
+        return await self._write(take)
 
     async def _write(self, operation: Any) -> Any:
         if self._writer is None:

@@ -1,18 +1,21 @@
 """Stage ``deliver.mss``: package a DocumentJob as IHE_XDM.ZIP and mail it over MSSanté.
 
-Idempotent per (document id, recipient): a recipient whose outcome is already
-final (accepted or failed) is never mailed again, so a redelivered or retried
-job only goes to the recipients still pending. The relay's answer per
-recipient decides: 2xx accepted, 5xx failed for that recipient, 4xx retried
-through the bus (the job raises ``PeerUnavailable`` so settle() schedules the
-retry) until the retry policy is spent, then failed. Each final outcome is
-journaled and, when asked (ACK_RECEPTION=Y) or on failure, answered to the HIS
-with a ZAM^Z02.
+Each (document, recipient) is mailed once: before sending, the stage *claims*
+the recipient in the journal (Journal.claim), so two copies of a job (a resent
+message, a redelivery) never both mail it, and a recipient whose outcome is
+final is never mailed again. The relay's answer per recipient decides: 2xx
+accepted, 5xx failed for that recipient, 4xx retried through the bus (the job
+raises ``PeerUnavailable`` so settle() schedules the retry) until the retry
+policy is spent, then failed. Each final outcome is journaled and, when asked
+(ACK_RECEPTION=Y) or on failure, answered to the HIS with a ZAM^Z02, queued
+before the outcome is written so that a crash in between repeats the ZAM
+rather than losing it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 
 import structlog
 
@@ -21,8 +24,8 @@ from mappings.xdm import build_xdm
 from router.config import MssSettings
 from router.errors import PeerUnavailable, RejectedByPeer
 from router.model import DocumentJob, Recipient, RecipientKind
-from router.ports import (Envelope, Journal, Mailer, MessageState, Outcome, OutcomeStatus,
-                          RecipientResult, RecipientStatus)
+from router.ports import (Envelope, Journal, Mailer, MessageState, Outcome, OutcomeStatus, RecipientResult,
+                          RecipientStatus)
 from router.settle import RetryPolicy
 from router.stages.clock import now
 from router.stages.zam import MSS_REJECTED, MSS_UNREACHABLE, ZamQueue
@@ -43,24 +46,39 @@ class DeliverStage:
         self.source_id = source_id
         self.policy = policy
         self.xdm_builder = xdm_builder
+        # A claim older than this belongs to a worker that died mid-send: a few SMTP timeouts.
+        self.stale_claim = timedelta(seconds=max(60.0, 4 * settings.timeout))
 
     async def __call__(self, envelope: Envelope) -> None:
         job = DocumentJob.from_json(envelope.body)
         last_attempt = self.policy.next_delay(envelope.attempt) is None
         done = {o.destination: o.status for o in await self.journal.outcomes(job.header.document_id)}
         await self._refuse_unaddressable(job, done)
-        pending = [r for r in self._addressable(job) if done.get(r.address) not in _FINAL]
-        if pending:
+        claimed = [r for r in self._addressable(job) if done.get(r.address) not in _FINAL
+                   and await self.journal.claim(job.header.document_id, r.address, message_key=job.message_key,
+                                                stale_after=self.stale_claim)]
+        if claimed:
             xdm = self.xdm_builder(job, submission_time=now(), source_id=self.source_id)
             for audience in (RecipientKind.PROFESSIONAL, RecipientKind.PATIENT):
-                group = [r for r in pending if r.kind == audience]
+                group = [r for r in claimed if r.kind == audience]
                 if group:
                     await self._send(job, xdm, audience, group, last_attempt=last_attempt)
         await self._settle_message_state(job)
-        outcomes = {o.destination: o.status for o in await self.journal.outcomes(job.header.document_id)}
-        waiting = [a for a, s in outcomes.items() if s == OutcomeStatus.RETRYING]
+        outcomes = await self.journal.outcomes(job.header.document_id)
+        waiting = sum(1 for o in outcomes if o.status == OutcomeStatus.RETRYING)
         if waiting:
-            raise PeerUnavailable(f"relay asked to retry later for {', '.join(waiting)}")
+            # Counts only: recipient addresses (a patient's holds the INS) stay out of logs and bus headers.
+            raise PeerUnavailable(f"relay asked to retry later for {waiting} recipient(s) of document "
+                                  f"{job.header.document_id}")
+
+    async def parked(self, envelope: Envelope, reason: str) -> None:
+        """The job was parked (a permanent error, or retries spent): fail what is still pending, tell the HIS."""
+        job = DocumentJob.from_json(envelope.body)
+        done = {o.destination: o.status for o in await self.journal.outcomes(job.header.document_id)}
+        for recipient in self._addressable(job):
+            if done.get(recipient.address) not in _FINAL:
+                await self._final(job, recipient, OutcomeStatus.FAILED, f"not sent: {reason}", MSS_UNREACHABLE)
+        await self._settle_message_state(job)
 
     async def _refuse_unaddressable(self, job: DocumentJob, done: dict) -> None:
         """A PRT recipient the flags do not allow is never mailed, and the journal says why."""
@@ -105,34 +123,41 @@ class DeliverStage:
                       *, last_attempt: bool) -> None:
         detail = f"{result.code} {result.text}".strip()
         if result.status == RecipientStatus.ACCEPTED:
-            status = OutcomeStatus.ACCEPTED
-            detail = f"accepted by the relay as {message_id}: {detail}"
+            await self._final(job, recipient, OutcomeStatus.ACCEPTED,
+                              f"accepted by the relay as {message_id}: {detail}", None)
         elif result.status == RecipientStatus.REJECTED:
-            status = OutcomeStatus.FAILED
+            await self._final(job, recipient, OutcomeStatus.FAILED, detail, MSS_REJECTED)
         elif last_attempt:
-            status = OutcomeStatus.FAILED
-            detail = f"retries spent; last answer: {detail}"
+            await self._final(job, recipient, OutcomeStatus.FAILED, f"retries spent; last answer: {detail}",
+                              MSS_UNREACHABLE)
         else:
-            status = OutcomeStatus.RETRYING
-        await self.journal.record_outcome(Outcome(document_id=job.header.document_id, destination=recipient.address,
-                                                  status=status, detail=detail, at=now(),
-                                                  message_key=job.message_key))
-        log.info("deliver.outcome", document_id=job.header.document_id, message_key=job.message_key,
-                 status=status, code=result.code)
+            await self._outcome(job, recipient, OutcomeStatus.RETRYING, detail)
+
+    async def _final(self, job: DocumentJob, recipient: Recipient, status: OutcomeStatus, detail: str,
+                     error: tuple[str, str] | None) -> None:
+        """Queue the ZAM first, then write the final outcome (a crash in between repeats the ZAM)."""
         if status == OutcomeStatus.ACCEPTED and job.flags.ack_reception:
             await self.zams.reception_mss(job.source, job.message_key, document_id=job.header.document_id,
                                           address=recipient.address, recipient_id=recipient.identifier,
                                           delivered=True)
         elif status == OutcomeStatus.FAILED:
-            reason = MSS_UNREACHABLE if result.status == RecipientStatus.TEMPORARY else MSS_REJECTED
             await self.zams.reception_mss(job.source, job.message_key, document_id=job.header.document_id,
                                           address=recipient.address, recipient_id=recipient.identifier,
-                                          delivered=False, reason=detail, detail=reason)
+                                          delivered=False, reason=detail, detail=error or MSS_REJECTED)
+        await self._outcome(job, recipient, status, detail)
+
+    async def _outcome(self, job: DocumentJob, recipient: Recipient, status: OutcomeStatus, detail: str) -> None:
+        await self.journal.record_outcome(Outcome(document_id=job.header.document_id, destination=recipient.address,
+                                                  status=status, detail=detail, at=now(),
+                                                  message_key=job.message_key))
+        log.info("deliver.outcome", document_id=job.header.document_id, message_key=job.message_key,
+                 status=status)
 
     async def _settle_message_state(self, job: DocumentJob) -> None:
         outcomes = await self.journal.outcomes(job.header.document_id)
-        statuses = [o.status for o in outcomes if o.destination in {r.address for r in self._addressable(job)}]
-        if not statuses or OutcomeStatus.RETRYING in statuses:
+        addressable = {r.address for r in self._addressable(job)}
+        statuses = [o.status for o in outcomes if o.destination in addressable]
+        if len(statuses) < len(addressable) or any(s not in _FINAL for s in statuses):
             return
         accepted = statuses.count(OutcomeStatus.ACCEPTED)
         if accepted == len(statuses):

@@ -24,6 +24,9 @@ from router.stages.zam import DOCUMENT_INVALID, ZamQueue
 
 log = structlog.get_logger(__name__)
 
+#: A fast delivery may already have written the final state: never move it back.
+_DISPATCHABLE = frozenset({MessageState.RECEIVED, MessageState.QUEUED, MessageState.PROCESSING})
+
 #: States after which a redelivered inbound message has nothing left to do here.
 _DONE = {MessageState.DISPATCHED, MessageState.DELIVERED, MessageState.PARTIAL, MessageState.FAILED}
 
@@ -63,8 +66,12 @@ class ProcessStage:
         except PermanentError as exc:
             await self.journal.set_state(key, MessageState.PARKED, step="invalid", detail=_reason(exc))
             if source is not None:
+                # 9xx (patient) codes of the volet go in ERR-5; table 0357 codes in ERR-3.
+                own_table = exc.hl7_code.startswith("9")
                 await self.zams.reception_mss(source, key, document_id="", address="", recipient_id="",
-                                              delivered=False, reason=str(exc), detail=DOCUMENT_INVALID)
+                                              delivered=False, reason=str(exc),
+                                              detail=(exc.hl7_code, exc.hl7_text) if own_table else DOCUMENT_INVALID,
+                                              error_code="207" if own_table else exc.hl7_code)
             raise
         await self._dispatch(job)
 
@@ -74,12 +81,21 @@ class ProcessStage:
             await self.bus.publish(queues.DELIVER_MSS, job.to_json(), message_id=job.job_id,
                                    headers={"message_key": job.message_key, "document_id": job.header.document_id})
         if job.flags.dest_dmp:
-            # The DMP deposit (ITI-41) is its own stage; until it is configured, say so in the journal.
+            # The DMP deposit (ITI-41) is its own stage; until one is configured, the journal and
+            # the HIS (ZAM^Z01 N) are told so rather than left waiting.
             await self._event(job.message_key, job, "dmp", "not_configured",
                               "DESTDMP=Y but no DMP deposit channel is configured; not deposited")
+            await self.zams.reception_dmp(job.source, job.message_key, document_id=job.header.document_id,
+                                          delivered=False, reason="not deposited")
+        if not wants_mail:
+            await self.journal.set_state(job.message_key, MessageState.FAILED, step="dispatched",
+                                         detail="nothing to deliver: no MSSanté destination, and no DMP channel",
+                                         only_from=_DISPATCHABLE)
+            return
         await self.journal.set_state(job.message_key, MessageState.DISPATCHED, step="dispatched",
                                      detail=f"document {job.header.document_id} to "
-                                            f"{', '.join(r.address for r in job.recipients) or 'no mailbox'}")
+                                            f"{', '.join(r.address for r in job.recipients) or 'no mailbox'}",
+                                     only_from=_DISPATCHABLE)
 
     async def _event(self, key: str, job: DocumentJob, step: str, state: str, detail: str) -> None:
         await self.journal.add_event(JournalEvent(message_key=key, at=now(), step=step, state=state,

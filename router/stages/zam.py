@@ -13,7 +13,7 @@ import uuid
 from router import queues
 from router.hl7.charset import encode_message
 from router.hl7.msh import read_header
-from router.hl7.zam import build_zam_z02
+from router.hl7.zam import build_zam_z01, build_zam_z02
 from router.model import MessageSource
 from router.ports import Bus, Journal, JournalEvent
 from router.stages.clock import now
@@ -22,6 +22,7 @@ from router.stages.clock import now
 MSS_REJECTED = ("MSSRejected", "Refusé par le relais MSSanté")
 MSS_UNREACHABLE = ("MSSUnavailable", "Relais MSSanté injoignable")
 DOCUMENT_INVALID = ("DocumentInvalid", "Document ou message invalide")
+DMP_NOT_CONFIGURED = ("DMPNotConfigured", "Pas de canal de dépôt DMP configuré sur la plateforme")
 
 
 class ZamQueue:
@@ -33,28 +34,42 @@ class ZamQueue:
         self.enabled = enabled
 
     async def reception_mss(self, source: MessageSource, message_key: str, *, document_id: str,
-                            address: str, recipient_id: str, delivered: bool,
-                            reason: str = "", detail: tuple[str, str] = MSS_REJECTED) -> None:
+                            address: str, recipient_id: str, delivered: bool, reason: str = "",
+                            detail: tuple[str, str] = MSS_REJECTED, error_code: str = "207") -> None:
         """Queue one ZAM^Z02 for ``address`` (empty address: the whole message failed)."""
-        destination = "his"
+        await self._queue(source, message_key, document_id, address, "Z02", delivered, reason, detail, error_code,
+                          lambda original, kwargs: build_zam_z02(original, recipient_address=address,
+                                                                 recipient_id=recipient_id, delivered=delivered,
+                                                                 **kwargs))
+
+    async def reception_dmp(self, source: MessageSource, message_key: str, *, document_id: str, delivered: bool,
+                            reason: str = "", detail: tuple[str, str] = DMP_NOT_CONFIGURED) -> None:
+        """Queue the ZAM^Z01 that answers DESTDMP=Y."""
+        await self._queue(source, message_key, document_id, "dmp", "Z01", delivered, reason, detail, "207",
+                          lambda original, kwargs: build_zam_z01(original, delivered=delivered, **kwargs))
+
+    async def _queue(self, source, message_key, document_id, target, trigger, delivered, reason, detail,
+                     error_code, build) -> None:
         if not self.enabled:
             await self.journal.add_event(JournalEvent(
                 message_key=message_key, at=now(), step="zam", state="skipped", document_id=document_id,
-                destination=destination, detail="no HIS acknowledgement destination configured ([acks])"))
+                destination="his", detail="no HIS acknowledgement destination configured ([acks])"))
             return
-        original = read_header(source.msh)
         kwargs = {}
         if not delivered:
-            kwargs = {"error_code": "207", "error_text": "Application internal error",
+            kwargs = {"error_code": error_code, "error_text": _ERROR_TEXTS.get(error_code, "Application error"),
                       "detail_code": detail[0], "detail_text": f"{detail[1]}: {reason}"[:200]}
-        text = build_zam_z02(original, recipient_address=address, recipient_id=recipient_id,
-                             delivered=delivered, **kwargs)
-        zam_id = f"zam:{message_key}:{document_id}:{address or 'message'}:{'Y' if delivered else 'N'}"
+        text = build(read_header(source.msh), kwargs)
         await self.bus.publish(queues.ACKS_HIS, encode_message(text, source.codec),
-                               message_id=f"{zam_id}:{uuid.uuid4().hex[:8]}",
+                               message_id=f"zam:{message_key}:{trigger}:{uuid.uuid4().hex[:12]}",
                                headers={"message_key": message_key, "document_id": document_id,
-                                        "recipient": address, "codec": source.codec})
+                                        "recipient": "" if target == "dmp" else target, "codec": source.codec})
         await self.journal.add_event(JournalEvent(
             message_key=message_key, at=now(), step="zam", state="queued", document_id=document_id,
-            destination=destination,
-            detail=f"ZAM^Z02 {'Y' if delivered else 'N'} for {address or 'the message'}"))
+            destination="his", detail=f"ZAM^{trigger} {'Y' if delivered else 'N'} for {target or 'the message'}"))
+
+
+#: HL7 table 0357 texts for the ERR-3 codes the stages use.
+_ERROR_TEXTS = {"100": "Segment sequence error", "101": "Required field missing", "102": "Data type error",
+                "103": "Table value not found", "200": "Unsupported message type", "201": "Unsupported event code",
+                "207": "Application internal error"}

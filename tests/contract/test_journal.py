@@ -461,3 +461,20 @@ async def test_events_cannot_be_rewritten(tmp_path):
         await journal.record_received(received("APPEND-1"))
     with sqlite3.connect(path) as conn, pytest.raises(sqlite3.IntegrityError, match="append-only"):
         conn.execute("UPDATE events SET step = 'forged'")
+
+
+async def test_claim_gives_one_sender_per_document_and_recipient(journal):
+    args = dict(message_key="K1", stale_after=timedelta(minutes=5))
+    assert await journal.claim("DOC-C", "a@x.mssante.fr", **args) is True
+    assert await journal.claim("DOC-C", "a@x.mssante.fr", **args) is False          # someone is sending
+    assert await journal.claim("DOC-C", "b@x.mssante.fr", **args) is True           # another recipient
+    now = datetime.now(UTC)
+    await journal.record_outcome(Outcome("DOC-C", "a@x.mssante.fr", OutcomeStatus.RETRYING, "451", now, "K1"))
+    assert await journal.claim("DOC-C", "a@x.mssante.fr", **args) is True           # a 4xx may be retried
+    await journal.record_outcome(Outcome("DOC-C", "a@x.mssante.fr", OutcomeStatus.ACCEPTED, "250",
+                                         now + timedelta(seconds=1), "K1"))
+    assert await journal.claim("DOC-C", "a@x.mssante.fr", **args) is False          # final: never again
+    stale = dict(message_key="K2", stale_after=timedelta(0))
+    assert await journal.claim("DOC-C", "b@x.mssante.fr", **stale) is True          # its sender died
+    statuses = {o.destination: o.status for o in await journal.outcomes("DOC-C")}
+    assert statuses == {"a@x.mssante.fr": OutcomeStatus.ACCEPTED, "b@x.mssante.fr": OutcomeStatus.SENDING}

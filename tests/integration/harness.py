@@ -43,6 +43,7 @@ class Pipeline:
     client_cert: Path | None = None
     client_key: Path | None = None
     max_frame_bytes: int = 16 * 1024 * 1024
+    nil: str = "TEST-NIL-0001"
     engine: Engine | None = None
     his: RecordingHis = field(default_factory=RecordingHis)
     prefix: str = field(default_factory=lambda: f"liaison-it-{uuid.uuid4().hex[:8]}.")
@@ -58,7 +59,7 @@ class Pipeline:
             mss=MssSettings(relay=f"smtp://{self.relay_host}:{self.relay_port}", sender="pfi@hopital-test.mssante.fr",
                             client_cert=str(self.client_cert or self.pki.client_cert),
                             client_key=str(self.client_key or self.pki.client_key),
-                            ca_file=str(self.pki.ca_cert), nil="TEST-NIL-0001", timeout=10.0,
+                            ca_file=str(self.pki.ca_cert), nil=self.nil, timeout=10.0,
                             message_id_domain="hopital-test.mssante.fr"),
             acks=AckSettings(host="127.0.0.1", port=his_port, timeout=5.0),
         )

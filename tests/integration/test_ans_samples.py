@@ -56,8 +56,11 @@ async def test_official_oru_sample_with_the_official_cda_is_delivered_to_its_prt
                         "279035121518989@patient.mssante.fr": OutcomeStatus.ACCEPTED}
     events = await pipe.journal.events(record.key)
     assert any(e.step == "dmp" for e in events)           # DESTDMP=Y is said, not silently dropped
-    zams = await pipe.his.wait_for(2, timeout=10)
-    assert all("ZAM^Z02^ZAM_Z01" in z and "|015|Y^^" in z for z in zams)
+    zams = await pipe.his.wait_for(3, timeout=10)
+    z02 = [z for z in zams if "ZAM^Z02^ZAM_Z01" in z]
+    z01 = [z for z in zams if "ZAM^Z01^ZAM_Z01" in z]
+    assert len(z02) == 2 and all("|015|Y^^" in z for z in z02)
+    assert len(z01) == 1 and "|015|N^^" in z01[0] and "DMPNotConfigured" in z01[0]   # DESTDMP=Y is answered
     mails = await pipe.sink.wait_for(2, timeout=10)
     assert {m.recipients for m in mails} == {("adam.hoda@test-ci-sis.mssante.fr",),
                                              ("279035121518989@patient.mssante.fr",)}

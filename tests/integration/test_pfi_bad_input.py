@@ -187,3 +187,31 @@ async def test_truncated_frame_is_journaled_and_junk_between_frames_is_skipped(p
     acks = [await asyncio.wait_for(reader.readuntil(b"\x1c\r"), 10) for _ in range(2)]
     writer.close()
     assert [b"MSA|AA|J1" in acks[0], b"MSA|AA|J2" in acks[1]] == [True, True]
+
+
+async def test_a_parked_delivery_job_fails_its_recipients_in_the_journal_and_tells_the_his(relay, tmp_path):
+    """No X-MSS-NIL: the mail cannot be built (a permanent error). The job is parked, and not silently."""
+    pki, sink = relay
+    pipeline = Pipeline(tmp_path, pki, sink.port, relay_host="127.0.0.1", nil="")
+    await pipeline.start()
+    try:
+        assert (await pipeline.send(oru("NO-NIL"))).code == "AA"
+        record = await pipeline.wait_final("NO-NIL")
+        assert record.state == MessageState.FAILED
+        outcome, = await pipeline.journal.outcomes(HEADER.document_id)
+        assert outcome.status == OutcomeStatus.FAILED and "X-MSS-NIL" in outcome.detail
+        zam, = await pipeline.his.wait_for(1, timeout=10)
+        assert "ZAM^Z02" in zam and "|N^^" in zam
+        assert any(e.step == "parked" for e in await pipeline.journal.events(record.key))
+        assert sink.messages == []
+    finally:
+        await pipeline.stop()
+
+
+async def test_dmp_only_message_is_answered_with_a_z01_error_while_no_dmp_channel_exists(pipe):
+    raw = oru("DMP-ONLY", recipients=[], flags={"DESTDMP": "Y", "DESTMSSANTEPS": "N"})
+    assert (await pipe.send(raw)).code == "AA"
+    record = await pipe.wait_final("DMP-ONLY")
+    assert record.state == MessageState.FAILED and "DMP" in record.detail
+    zam, = await pipe.his.wait_for(1, timeout=10)
+    assert "ZAM^Z01" in zam and "ACK_RECEPTION_DMP" in zam and "|N^^" in zam

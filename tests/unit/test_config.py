@@ -26,6 +26,7 @@ def test_defaults_run_on_embedded_bus_and_sqlite():
     ({"listeners": [{"default_charset": "klingon"}]}, "listeners[0].default_charset"),
     ({"mss": {"relay": "http://relay"}}, "mss.relay"),
     ({"mss": {"relay": "smtp://relay:587"}}, "mss.sender"),
+    ({"mss": {"relay": "smtp://relay:587", "sender": "pfi@ch.mssante.fr"}}, "mss.nil"),
     ({"acks": {"port": "2576"}}, "acks.port"),
 ])
 def test_errors_name_the_key(data, key):
@@ -48,7 +49,7 @@ def test_journal_key_file_is_relative_to_the_configuration(tmp_path):
     (tmp_path / "journal.key").write_text(base64.b64encode(b"k" * 32).decode())
     (tmp_path / "liaison.toml").write_text('[engine]\njournal_key_file = "journal.key"\n'
                                            '[[listeners]]\nname = "labo"\nport = 2600\n'
-                                           '[mss]\nrelay = "smtp://relay.test:587"\nsender = "pfi@ch.mssante.fr"\n')
+                                           '[mss]\nrelay = "smtp://relay.test:587"\nsender = "pfi@ch.mssante.fr"\nnil = "0000"\n')
     settings = load_settings(tmp_path / "liaison.toml", env={})
     assert settings.journal_key == b"k" * 32
     assert settings.listeners[0].name == "labo" and settings.listeners[0].port == 2600

@@ -1,0 +1,55 @@
+"""Two copies of the same delivery job (a resent message, a bus redelivery) mail each recipient once."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from datetime import datetime, timezone
+
+from channels.journal import SqliteJournal
+from router.config import MssSettings
+from router.model import Flags, Recipient
+from router.ports import Envelope, ReceivedMessage, OutcomeStatus, RecipientResult, RecipientStatus
+from router.settle import RetryPolicy
+from router.stages.deliver import DeliverStage
+from router.stages.zam import ZamQueue
+from tests.support.cda import make_job
+
+
+class SlowRecordingMailer:
+    """Accepts everything, slowly, and keeps who was mailed."""
+
+    def __init__(self):
+        self.sent: list[tuple[str, ...]] = []
+
+    async def send(self, message: bytes, *, sender: str, recipients):
+        await asyncio.sleep(0.2)            # both copies are in flight at once
+        self.sent.append(tuple(recipients))
+        return [RecipientResult(r, RecipientStatus.ACCEPTED, 250, "2.0.0 Ok") for r in recipients]
+
+    async def close(self):
+        pass
+
+
+async def test_two_concurrent_copies_of_a_job_mail_each_recipient_once(tmp_path):
+    journal = SqliteJournal(tmp_path / "journal.sqlite")
+    await journal.open()
+    try:
+        mailer = SlowRecordingMailer()
+        stage = DeliverStage(journal, mailer, ZamQueue(bus=None, journal=journal, enabled=False),
+                             settings=MssSettings(sender="pfi@hopital-test.mssante.fr", nil="NIL"),
+                             source_id="1.2.3", policy=RetryPolicy(delays=(1.0,)))
+        key, _ = await journal.record_received(ReceivedMessage(
+            raw=b"MSH|...", channel="test", sending_application="LABO-TEST", sending_facility="LABO",
+            control_id="MSG0001", message_type="ORU^R01", received_at=datetime.now(timezone.utc)))
+        recipients = (Recipient("dr.martin@hopital-test.mssante.fr", identifier="810000123454"),
+                      Recipient("cardiologie@hopital-test.mssante.fr"))
+        job = replace(make_job(recipients=recipients, flags=Flags(dest_mss_ps=True)), message_key=key)
+        envelope = Envelope(body=job.to_json(), message_id=job.job_id)
+        await asyncio.gather(stage(envelope), stage(envelope))
+        assert mailer.sent == [tuple(r.address for r in job.recipients)]
+        assert {o.status for o in await journal.outcomes(job.header.document_id)} == {OutcomeStatus.ACCEPTED}
+        await stage(envelope)                # a later redelivery: final outcomes are never mailed again
+        assert len(mailer.sent) == 1
+    finally:
+        await journal.close()
