@@ -86,6 +86,10 @@ def main(argv: list[str] | None = None) -> int:
 
 async def _run(settings: Settings, *, listen: bool = True, consume: bool = True) -> int:
     from channels.engine import Engine
+    if settings.bus.startswith("embedded:") and not (listen and consume):
+        # The embedded bus is one file locked by one process: a lone listener or worker has no partner.
+        print("warning: the embedded bus serves one process; run listeners and workers apart only on a "
+              "shared amqp:// bus", file=sys.stderr)
     engine = Engine(settings)
     await engine.start(listen=listen, consume=consume)
     stop = asyncio.Event()
