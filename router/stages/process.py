@@ -16,8 +16,9 @@ import structlog
 from router import queues
 from router.errors import PermanentError
 from router.hl7.parse import parse_message
-from router.model import CdaHeader, DocumentJob, MessageSource
+from router.model import CdaHeader, DocumentJob, MessageSource, Recipient
 from router.pfi import read_pfi
+from router.recipients_pfi import read_participants
 from router.ports import Bus, Envelope, Journal, JournalEvent, MessageState
 from router.stages.clock import now
 from router.stages.zam import DOCUMENT_INVALID, ZamQueue
@@ -52,6 +53,7 @@ class ProcessStage:
         await self.journal.set_state(key, MessageState.PROCESSING, step="processing",
                                      detail=f"attempt {envelope.attempt + 1}")
         source: MessageSource | None = None
+        parsed = None
         try:
             parsed = parse_message(envelope.body, envelope.headers.get("codec") or self.default_charset)
             source = _source(parsed)
@@ -66,14 +68,25 @@ class ProcessStage:
         except PermanentError as exc:
             await self.journal.set_state(key, MessageState.PARKED, step="invalid", detail=_reason(exc))
             if source is not None:
-                # 9xx (patient) codes of the volet go in ERR-5; table 0357 codes in ERR-3.
-                own_table = exc.hl7_code.startswith("9")
-                await self.zams.reception_mss(source, key, document_id="", address="", recipient_id="",
-                                              delivered=False, reason=str(exc),
-                                              detail=(exc.hl7_code, exc.hl7_text) if own_table else DOCUMENT_INVALID,
-                                              error_code="207" if own_table else exc.hl7_code)
+                await self._refusal_zams(source, key, parsed.message, exc)
             raise
         await self._dispatch(job)
+
+    async def _refusal_zams(self, source: MessageSource, key: str, message, exc: PermanentError) -> None:
+        """One ZAM^Z02 N per PRT recipient (one for the message when they cannot be read), with the reason.
+
+        9xx (patient) codes of the volet go in ERR-5; table 0357 codes in ERR-3.
+        """
+        own_table = exc.hl7_code.startswith("9")
+        detail = (exc.hl7_code, exc.hl7_text) if own_table else DOCUMENT_INVALID
+        try:
+            recipients = read_participants(message).recipients
+        except PermanentError:
+            recipients = ()
+        for recipient in recipients or (Recipient(address=""),):
+            await self.zams.reception_mss(source, key, document_id="", address=recipient.address,
+                                          recipient_id=recipient.identifier, delivered=False, reason=str(exc),
+                                          detail=detail, error_code="207" if own_table else exc.hl7_code)
 
     async def _dispatch(self, job: DocumentJob) -> None:
         wants_mail = (job.flags.dest_mss_ps or job.flags.dest_mss_patient) and job.recipients

@@ -97,7 +97,9 @@ async def test_pid_that_does_not_match_the_cda_is_parked_with_904(pipe):
     assert record.state == MessageState.PARKED
     assert "INS" in record.detail and HEADER.ins not in record.detail       # the reason, never the INS itself
     zam, = await pipe.his.wait_for(1, timeout=10)
-    assert "\rERR|" in zam
+    err = next(seg for seg in zam.split("\r") if seg.startswith("ERR|")).split("|")
+    assert err[3].startswith("207^") and err[5].startswith("904^")           # volet code in ERR-5
+    assert f"^^X.400^{DR_MARTIN.address}" in zam                              # one ZAM per PRT recipient
 
 
 async def test_latin1_message_with_accents_is_delivered_and_answered_in_latin1(pipe, relay):
