@@ -147,7 +147,7 @@ async def _report(engine: Engine, samples, keys, states, root: Path, mails, zams
         events = await engine.journal.events(key) if key else []
         document_id = next((e.document_id for e in events if e.document_id), "")
         outcomes = {o.destination: o for o in await engine.journal.outcomes(document_id)} if document_id else {}
-        title = next((e.detail for e in events if e.step == "pfi"), sample.description)
+        title = sample.document or sample.description
         for n, address in enumerate(_recipients(sample)):
             outcome = outcomes.get(address)
             status = outcome.status.value if outcome else (record.state.value if record else "not received")

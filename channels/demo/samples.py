@@ -32,6 +32,7 @@ class Sample:
     control_id: str
     description: str
     raw: bytes
+    document: str = ""
 
 
 def demo_messages(now: datetime | None = None) -> list[Sample]:
@@ -49,9 +50,9 @@ def demo_messages(now: datetime | None = None) -> list[Sample]:
                body="Chère consœur, voici la lettre de liaison de sortie de votre patiente.")
     return [
         Sample("lab-report", f"DEMO{stamp}01", "ORU^R01 CR-BIO, UTF-8, to a doctor and the patient",
-               oru.encode("utf-8")),
+               oru.encode("utf-8"), f"{lab_header.type_code} {lab_header.title}"),
         Sample("discharge-letter", f"DEMO{stamp}02", "MDM^T02 lettre de liaison, ISO 8859-1, to two mailboxes",
-               mdm.encode("latin-1")),
+               mdm.encode("latin-1"), f"{letter_header.type_code} {letter_header.title}"),
     ]
 
 
