@@ -24,7 +24,6 @@ import base64
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-from xml.sax.saxutils import escape as xml_escape
 
 INS_TEST_OID = "1.2.250.1.213.1.4.10"
 IPP_OID = "1.2.250.1.999.1.1"            # fictitious hospital IPP domain
@@ -249,77 +248,18 @@ def make_cda(
     with_ins: bool = True,
     version: int = 1,
     parent_extension: str | None = None,
-    type_code: tuple[str, str] = ("11502-2", "CR d'examens biologiques"),
-    title: str = "Compte rendu de test",
+    kind: str = "cr-bio",
 ) -> bytes:
-    """A small ClinicalDocument with the French header elements the engine reads.
+    """The schema-valid sample CDA (tests/support/cda.py) made to describe ``patient``.
 
-    Not schema-complete: enough for header extraction and PID/INS checks.
-    ``parent_extension`` adds a relatedDocument RPLC (a replacement).
+    ``with_ins=False`` drops the INS; ``parent_extension`` adds a relatedDocument RPLC.
     """
-    ins_id = f'<id root="{patient.ins_oid}" extension="{patient.ins}"/>' if with_ins else ""
-    related = (
-        f'<relatedDocument typeCode="RPLC"><parentDocument><id root="{DOC_ROOT}" '
-        f'extension="{xml_escape(parent_extension)}"/></parentDocument></relatedDocument>'
-        if parent_extension else ""
-    )
-    body = base64.b64encode("Résultat normal.".encode("utf-8")).decode("ascii")
-    xml = f"""<?xml version="1.0" encoding="UTF-8"?>
-<ClinicalDocument xmlns="urn:hl7-org:v3" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
-  <realmCode code="FR"/>
-  <typeId root="2.16.840.1.113883.1.3" extension="POCD_HD000040"/>
-  <templateId root="2.16.840.1.113883.2.8.2.1"/>
-  <templateId root="1.2.250.1.213.1.1.1.1"/>
-  <id root="{DOC_ROOT}" extension="{xml_escape(document_extension)}"/>
-  <code code="{type_code[0]}" codeSystem="2.16.840.1.113883.6.1" displayName="{xml_escape(type_code[1])}"/>
-  <title>{xml_escape(title)}</title>
-  <effectiveTime value="20240315103000+0100"/>
-  <confidentialityCode code="N" codeSystem="2.16.840.1.113883.5.25"/>
-  <languageCode code="fr-FR"/>
-  <setId root="{DOC_ROOT}.9" extension="SET-0001"/>
-  <versionNumber value="{version}"/>
-  <recordTarget>
-    <patientRole>
-      <id root="{IPP_OID}" extension="{patient.ipp}"/>
-      {ins_id}
-      <patient>
-        <name>
-          <given qualifier="BR">{xml_escape(patient.given)}</given>
-          <family qualifier="BR">{xml_escape(patient.family)}</family>
-        </name>
-        <administrativeGenderCode code="{patient.sex}" codeSystem="2.16.840.1.113883.5.1"/>
-        <birthTime value="{patient.birth_date}"/>
-      </patient>
-    </patientRole>
-  </recordTarget>
-  <author>
-    <time value="20240315103000+0100"/>
-    <assignedAuthor>
-      <id root="{RPPS_OID}" extension="{SENDER.identifier}"/>
-      <assignedPerson>
-        <name><given>{SENDER.given}</given><family>{SENDER.family}</family></name>
-      </assignedPerson>
-      <representedOrganization>
-        <id root="{STRUCT_OID}" extension="1{SENDER.finess}"/>
-        <name>{xml_escape(SENDER.organisation)}</name>
-      </representedOrganization>
-    </assignedAuthor>
-  </author>
-  <custodian>
-    <assignedCustodian><representedCustodianOrganization>
-      <id root="{STRUCT_OID}" extension="1{SENDER.finess}"/>
-      <name>{xml_escape(SENDER.organisation)}</name>
-    </representedCustodianOrganization></assignedCustodian>
-  </custodian>
-  {related}
-  <component>
-    <nonXMLBody>
-      <text mediaType="text/plain" representation="B64">{body}</text>
-    </nonXMLBody>
-  </component>
-</ClinicalDocument>
-"""
-    return xml.encode("utf-8")
+    from tests.support.cda import make_cda as sample_cda
+    return sample_cda(
+        kind=kind, document_id=f"{DOC_ROOT}^{document_extension}", version=version,
+        ins=patient.ins if with_ins else None, ins_oid=patient.ins_oid, ipp=patient.ipp,
+        family=patient.family, given=patient.given, birth_time=patient.birth_date, gender=patient.sex,
+        parent_document_id=f"{DOC_ROOT}^{parent_extension}" if parent_extension else None)
 
 
 def _esc(text: str) -> str:
