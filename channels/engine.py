@@ -85,6 +85,7 @@ class Engine:
 
     async def start(self, *, listen: bool = True, consume: bool = True) -> None:
         s = self.settings
+        schema_check = self._schema_check() if consume else None     # fail before opening anything
         self.journal = self.journal or journal_from_url(s.journal, s.journal_key)
         self.bus = self.bus or bus_from_url(s.bus)
         self.mailer = self.mailer or mailer_from_settings(s)
@@ -93,22 +94,29 @@ class Engine:
         await self.journal.open()
         await self.bus.connect()
         if consume:
-            await self._start_consumers()
+            await self._start_consumers(schema_check)
         if listen:
             for listener in s.listeners:
                 await self._start_listener(listener)
 
-    async def _start_consumers(self) -> None:
+    def _schema_check(self):
+        """The CDA_extended.xsd check, or None where the configuration allows running without it."""
+        s = self.settings
+        schema_dir = locate_schema_dir(s.cda_schema_dir or None)
+        if schema_dir is not None:
+            self.schema_dir = str(schema_dir)
+            return CdaSchemaValidator(schema_dir).validate
+        if s.cda_schema_required:
+            raise ConfigError("engine.cda_schema_dir", "CDA_extended.xsd not found (set engine.cda_schema_dir or "
+                              "LIAISON_CDA_SCHEMA_DIR): no CDA may be sent unchecked; set "
+                              "engine.cda_schema_required = false only for a demonstration")
+        log.warning("engine.no_cda_schema", hint="set engine.cda_schema_dir or LIAISON_CDA_SCHEMA_DIR")
+        return None
+
+    async def _start_consumers(self, schema_check) -> None:
         s = self.settings
         policy = RetryPolicy(delays=s.retry_delays)
         zams = ZamQueue(self.bus, self.journal, enabled=self.ack_sink is not None)
-        schema_dir = locate_schema_dir(s.cda_schema_dir or None)
-        schema_check = None
-        if schema_dir is not None:
-            schema_check = CdaSchemaValidator(schema_dir).validate
-            self.schema_dir = str(schema_dir)
-        else:
-            log.warning("engine.no_cda_schema", hint="set engine.cda_schema_dir or LIAISON_CDA_SCHEMA_DIR")
         stages = {queues.INBOUND: ProcessStage(self.bus, self.journal, zams, cda_reader=read_header,
                                                schema_check=schema_check)}
         if self.mailer is not None:

@@ -70,6 +70,7 @@ class Settings:
     journal: str = "sqlite:///var/lib/liaison/journal.sqlite"
     journal_key: bytes | None = None
     cda_schema_dir: str = ""
+    cda_schema_required: bool = True        # no CDA_extended.xsd found: refuse to start rather than send unchecked
     source_id: str = "1.2.250.1.999.1"      # OID of this platform (XDS sourceId)
     prefetch: int = 16
     retry_delays: tuple[float, ...] = (1.0, 5.0, 30.0, 120.0, 600.0)
@@ -94,8 +95,8 @@ def settings_from_dict(data: Mapping[str, Any], env: Mapping[str, str] | None = 
                        *, base: Path | None = None) -> Settings:
     env = env if env is not None else {}
     engine = _table(data, "engine")
-    _no_unknown(engine, "engine", {"bus", "journal", "journal_key_file", "cda_schema_dir", "source_id",
-                                    "prefetch", "retry_delays"})
+    _no_unknown(engine, "engine", {"bus", "journal", "journal_key_file", "cda_schema_dir", "cda_schema_required",
+                                    "source_id", "prefetch", "retry_delays"})
     _no_unknown(data, "", {"engine", "listeners", "mss", "acks"})
     bus = _str(engine, "engine.bus", Settings.bus)
     _check_scheme("engine.bus", bus, SUPPORTED_BUS_SCHEMES)
@@ -110,6 +111,7 @@ def settings_from_dict(data: Mapping[str, Any], env: Mapping[str, str] | None = 
         journal=journal,
         journal_key=_journal_key(engine, env, base),
         cda_schema_dir=_str(engine, "engine.cda_schema_dir", ""),
+        cda_schema_required=_bool(engine, "engine.cda_schema_required", True),
         source_id=_str(engine, "engine.source_id", Settings.source_id),
         prefetch=prefetch,
         retry_delays=tuple(float(d) for d in delays),
@@ -218,6 +220,13 @@ def _str(table: Mapping[str, Any], key: str, default: str) -> str:
     value = table.get(key.rsplit(".", 1)[-1], default)
     if not isinstance(value, str):
         raise ConfigError(key, f"expected a string, got {type(value).__name__}")
+    return value
+
+
+def _bool(table: Mapping[str, Any], key: str, default: bool) -> bool:
+    value = table.get(key.rsplit(".", 1)[-1], default)
+    if not isinstance(value, bool):
+        raise ConfigError(key, f"expected true or false, got {value!r}")
     return value
 
 

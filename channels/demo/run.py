@@ -47,6 +47,7 @@ async def run_demo(directory: Path | None = None, out=print) -> int:
         bus=f"embedded://{root / 'bus.sqlite'}",
         journal=f"sqlite://{root / 'journal.sqlite'}",
         journal_key=journal_key,
+        cda_schema_required=False,          # the demo runs without the ANS files too, and says so
         listeners=(ListenerSettings(name="demo", host="127.0.0.1", port=0),),
         retry_delays=(0.5, 1.0, 2.0),
         mss=MssSettings(relay=f"smtp://127.0.0.1:{smtp_port}", sender="pfi@ch-test.mssante.fr",

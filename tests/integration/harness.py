@@ -55,7 +55,7 @@ class Pipeline:
         settings = Settings(
             journal=f"sqlite://{self.root / 'journal.sqlite'}", journal_key=os.urandom(32),
             listeners=(ListenerSettings(name="his", port=0, max_frame_bytes=self.max_frame_bytes),),
-            retry_delays=RETRY_DELAYS, prefetch=4,
+            retry_delays=RETRY_DELAYS, prefetch=4, cda_schema_required=False,
             mss=MssSettings(relay=f"smtp://{self.relay_host}:{self.relay_port}", sender="pfi@hopital-test.mssante.fr",
                             client_cert=str(self.client_cert or self.pki.client_cert),
                             client_key=str(self.client_key or self.pki.client_key),

@@ -102,3 +102,26 @@ async def test_listener_configured_with_mutual_tls_refuses_a_client_without_cert
         assert [r.control_id for r in await engine.journal.search()] == ["TLS-1"]
     finally:
         await engine.stop()
+
+
+async def test_engine_refuses_to_start_without_the_cda_schema_unless_told(tmp_path, monkeypatch):
+    import channels.engine
+    from channels.engine import Engine
+    from router.config import settings_from_dict
+    from router.errors import ConfigError
+    monkeypatch.setattr(channels.engine, "locate_schema_dir", lambda configured=None: None)   # nowhere to be found
+    engine_table = {"bus": f"embedded://{tmp_path / 'bus.sqlite'}", "journal": f"sqlite://{tmp_path / 'j.sqlite'}"}
+    engine = Engine(settings_from_dict({"engine": engine_table, "listeners": [{"port": 0}]}))
+    try:
+        await engine.start()
+    except ConfigError as exc:
+        assert exc.key == "engine.cda_schema_dir"
+    else:
+        await engine.stop()
+        raise AssertionError("started without CDA_extended.xsd")
+    assert engine.journal is None                       # refused before opening anything
+    relaxed = Engine(settings_from_dict({"engine": {**engine_table, "cda_schema_required": False},
+                                         "listeners": [{"port": 0}]}))
+    await relaxed.start()
+    assert relaxed.servers and not relaxed.schema_dir
+    await relaxed.stop()
