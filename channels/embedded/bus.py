@@ -1,7 +1,7 @@
 """EmbeddedBus: durable queues in one local SQLite file, the default bus for one server.
 
 URL: ``embedded:///var/lib/liaison/bus.sqlite`` (absolute path), ``embedded:data/bus.sqlite``
-(relative to the working directory); options ``?poll_interval=0.2&close_timeout=10``.
+(relative to the working directory); options ``?poll_interval=0.2&close_timeout=10&unsettled_grace=10``.
 
 Features, the same contract as ``AmqpBus`` (both pass tests/contract/test_bus.py):
 
@@ -49,10 +49,12 @@ ATTEMPT_HEADER = "x-attempt"
 class EmbeddedBus:
     """The Bus port on a local SQLite file."""
 
-    def __init__(self, path: str | Path, *, poll_interval: float = 0.2, close_timeout: float = 10.0):
+    def __init__(self, path: str | Path, *, poll_interval: float = 0.2, close_timeout: float = 10.0,
+                 unsettled_grace: float = 10.0):
         self.path = Path(path)
         self.poll_interval = poll_interval
         self.close_timeout = close_timeout
+        self.unsettled_grace = unsettled_grace
         self._owner = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
         self._store: stores.Store | None = None
         self._closed = False
@@ -67,7 +69,7 @@ class EmbeddedBus:
             raise ValueError(f"not an embedded bus URL (embedded:///path/to/bus.sqlite): {url!r}")
         query: dict[str, float] = {}
         for key, value in parse_qsl(parts.query):
-            if key not in ("poll_interval", "close_timeout"):
+            if key not in ("poll_interval", "close_timeout", "unsettled_grace"):
                 raise ValueError(f"unknown embedded bus option {key!r} in {url!r}")
             query[key] = float(value)
         return cls(parts.netloc + parts.path, **{**query, **options})
@@ -121,7 +123,8 @@ class EmbeddedBus:
         store = await self._ready()
         subscription = EmbeddedSubscription(store, self._owner, queue, handler, prefetch=prefetch,
                                             poll_interval=self.poll_interval,
-                                            close_timeout=self.close_timeout)
+                                            close_timeout=self.close_timeout,
+                                            unsettled_grace=self.unsettled_grace)
         self._subscriptions.add(subscription)
         return subscription
 

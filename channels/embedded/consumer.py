@@ -46,6 +46,10 @@ class EmbeddedDelivery:
         self._row_id = row.id
         self._busy = False
 
+    @property
+    def row_id(self) -> int:
+        return self._row_id
+
     async def ack(self) -> None:
         await self._settle(lambda owner: partial(sql.delete, row_id=self._row_id, owner=owner))
 
@@ -79,7 +83,7 @@ class EmbeddedSubscription:
     """The consumer of one queue, started by ``EmbeddedBus.consume``."""
 
     def __init__(self, store: Store, owner: str, queue: str, handler: DeliveryHandler, *,
-                 prefetch: int, poll_interval: float, close_timeout: float):
+                 prefetch: int, poll_interval: float, close_timeout: float, unsettled_grace: float = 10.0):
         self.store = store
         self.owner = owner
         self.queue = queue
@@ -87,8 +91,10 @@ class EmbeddedSubscription:
         self._prefetch = prefetch
         self._poll_interval = poll_interval
         self._close_timeout = close_timeout
+        self._unsettled_grace = unsettled_grace
         self._held: set[int] = set()              # leased rows not settled yet
         self._tasks: set[asyncio.Task] = set()
+        self._give_backs: set[asyncio.Task] = set()
         self._wakeup = asyncio.Event()
         self._loop = asyncio.get_running_loop()
         self._cancelled = False
@@ -171,5 +177,27 @@ class EmbeddedSubscription:
         except Exception:  # noqa: BLE001 - a handler defect must not kill the consumer
             log.exception("bus.handler_failed", queue=self.queue, message_id=message_id)
         if not delivery.settled:
+            # Usually a settle that failed on a passing store error (disk full, I/O). As a broker
+            # does when a channel breaks, give the message back to the queue after a grace period
+            # instead of holding its prefetch slot until a restart.
             log.error("bus.unsettled", queue=self.queue, message_id=message_id,
-                      detail="held until the subscription is cancelled or the bus closed")
+                      detail=f"given back to the queue in {self._unsettled_grace:g} s")
+            self._loop.call_later(self._unsettled_grace, self._give_back_later, delivery)
+
+    def _give_back_later(self, delivery: EmbeddedDelivery) -> None:
+        if delivery.settled or self._cancelled:
+            return              # settled meanwhile, or cancel() already returned what it held
+        task = asyncio.ensure_future(self._give_back(delivery))
+        self._give_backs.add(task)
+        task.add_done_callback(self._give_backs.discard)
+
+    async def _give_back(self, delivery: EmbeddedDelivery) -> None:
+        row_id = delivery.row_id
+        try:
+            released = await self.store.run(partial(sql.release, owner=self.owner, row_ids=[row_id]))
+        except BusUnavailable as exc:
+            log.warning("bus.release_failed", queue=self.queue, error=str(exc))
+            return
+        if released:
+            self.settled(row_id)
+            self.store.notify(self.queue)
