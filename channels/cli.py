@@ -5,6 +5,7 @@
     liaison demo [--dir DIR]               the whole chain on loopback, with a table of what was delivered
     liaison send --host H --port P FILE…   an MLLP client printing each ACK
     liaison journal search|show [KEY]      a message's timeline: every step, state and reason
+    liaison validate [--no-profiles] FILE… check CDA files against CDA_extended.xsd and the CI-SIS schematrons
     liaison check-config FILE              validate a configuration and say what it would start
 """
 
@@ -49,11 +50,16 @@ def main(argv: list[str] | None = None) -> int:
     jshow = jsub.add_parser("show")
     jshow.add_argument("key")
     jshow.add_argument("--raw", action="store_true", help="also print the message as received")
+    validate = sub.add_parser("validate", help="check CDA files against the XSD and the CI-SIS schematrons")
+    validate.add_argument("--schema-dir", type=Path, help="directory of CDA_extended.xsd")
+    validate.add_argument("--schematron-dir", type=Path, help="the CI-SIS schematrons directory")
+    validate.add_argument("--no-profiles", action="store_true", help="only the volet schematron, not minimal structure")
+    validate.add_argument("files", nargs="+", type=Path)
     check = sub.add_parser("check-config", help="validate a configuration file")
     check.add_argument("file", type=Path)
     args = parser.parse_args(argv)
 
-    quiet = args.command in ("demo", "journal", "send", "check-config") and args.log_level == "info"
+    quiet = args.command in ("demo", "journal", "send", "check-config", "validate") and args.log_level == "info"
     configure_logging("warning" if quiet else args.log_level)
     try:
         if args.command == "run":
@@ -76,6 +82,11 @@ def main(argv: list[str] | None = None) -> int:
                 return asyncio.run(journal_cli.search(settings, state=args.state, control_id=args.control_id,
                                                       limit=args.limit))
             return asyncio.run(journal_cli.show(settings, args.key, raw=args.raw))
+        if args.command == "validate":
+            from channels.validate_cli import run_validate
+            invalid = run_validate(args.files, schema_dir=args.schema_dir, schematron_dir=args.schematron_dir,
+                                   profiles=not args.no_profiles)
+            return min(invalid, 125)
         if args.command == "check-config":
             return _check_config(args.file)
     except ConfigError as exc:

@@ -125,3 +125,20 @@ async def test_engine_refuses_to_start_without_the_cda_schema_unless_told(tmp_pa
     await relaxed.start()
     assert relaxed.servers and not relaxed.schema_dir
     await relaxed.stop()
+
+
+def test_validate_checks_our_sample_cdas_against_the_xsd_and_the_ci_sis_schematrons(capsys, tmp_path):
+    from tests.support.fixtures import require_fixture
+    require_fixture("TestContenuCDA-3-0", "schematrons")
+    samples = sorted((ROOT / "channels" / "demo" / "samples" / "cda").glob("*.xml"))
+    assert main(["validate", *map(str, samples)]) == 0
+    assert capsys.readouterr().out.count(": OK") == len(samples) == 2
+    broken = tmp_path / "broken.xml"
+    from lxml import etree
+    doc = etree.parse(str(samples[0]))
+    birth = doc.find(".//{urn:hl7-org:v3}recordTarget//{urn:hl7-org:v3}birthTime")
+    birth.getparent().remove(birth)                 # still schema-valid: only the schematrons can tell
+    broken.write_bytes(etree.tostring(doc, xml_declaration=True, encoding="UTF-8"))
+    assert main(["validate", str(broken)]) == 1
+    out = capsys.readouterr().out
+    assert "INVALID" in out and "[xsd]" not in out and ".sch]" in out

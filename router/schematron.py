@@ -1,0 +1,268 @@
+"""Check a CDA against the CI-SIS ISO Schematrons (XSLT2 query binding) with Saxon.
+
+A ``.sch`` is compiled once per process into XSLT by the ISO "skeleton" shipped in
+the installed lxml (``iso_dsdl_include`` → ``iso_abstract_expand`` →
+``iso_svrl_for_xslt1``), run by saxonche. The skeleton as shipped refuses
+``queryBinding="xslt2"``; the SVRL stylesheet is patched *in memory* with a
+higher-precedence template accepting ``xslt2``/``xpath2`` and emitting XSLT 2.0,
+and compiled from that text with the lxml directory as its base URI so its
+``xsl:import`` of the skeleton still resolves. Nothing is written next to the
+reference files: the generated XSLT is compiled from a string whose static base
+URI is the ``.sch`` itself, so ``document('../jeuxDeValeurs/…')`` and includes
+resolve as if the file sat there. With ``cache_dir`` the generated XSLT text is
+also kept on disk (keyed by a hash of the included schematron), which saves the
+generation step (seconds for the minimal-structure profile) in later processes;
+Saxon-HE still has to compile it in each process.
+
+Validation is then one transform per document, producing SVRL whose
+``failed-assert`` and ``successful-report`` become a :class:`SchematronReport`.
+
+Where the schematrons live is a deployment matter: :func:`locate_schematron_dir`
+looks like ``router.cda_schema.locate_schema_dir`` does (configured directory,
+``LIAISON_SCHEMATRON_DIR``, ``LIAISON_FIXTURES``, ``../shared/fixtures``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import time
+from functools import lru_cache
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import NamedTuple
+
+import lxml
+import structlog
+from lxml import etree
+from saxonche import PySaxonApiError, PySaxonProcessor
+
+from router.errors import ConfigError, ValidationError
+
+log = structlog.get_logger(__name__)
+
+ENV_VAR = "LIAISON_SCHEMATRON_DIR"
+_FIXTURE_PARTS = ("shared", "fixtures", "TestContenuCDA-3-0", "schematrons")
+SKELETON_DIR = Path(lxml.__file__).parent / "isoschematron" / "resources" / "xsl" / "iso-schematron-xslt1"
+SVRL = "http://purl.oclc.org/dsdl/svrl"
+#: Volet schematron per document templateId.
+VOLETS = {
+    "1.2.250.1.213.1.1.1.29": "CI-SIS_LDL-SES_2022.01.sch",
+    "1.2.250.1.213.1.1.1.55": "CI-SIS_BIO-CR-BIO_2024.01.sch",
+}
+MINIMAL_STRUCTURE = "profils/structurationMinimale/ASIP-STRUCT-MIN-StrucMin.sch"
+#: Roles whose failed asserts make a document invalid (no role counts as an error too).
+BLOCKING_ROLES = frozenset({"error", "fatal"})
+
+# The skeleton template we shadow, and where the override goes in the SVRL stylesheet.
+_SKELETON_XSLT1_TEMPLATES = ("""<xsl:attribute name="version">1.0</xsl:attribute>""",
+                             """<xsl:template match="iso:schema" priority="-1">""", 'mode="stylesheetbody"')
+_SVRL_END = "</xsl:stylesheet>"
+_XSLT2_OVERRIDE = """
+<xsl:template match="iso:schema[@queryBinding='xslt2' or @queryBinding='xpath2']" priority="10">
+  <axsl:stylesheet>
+    <xsl:apply-templates select="iso:ns"/>
+    <xsl:attribute name="version">2.0</xsl:attribute>
+    <xsl:apply-templates select="." mode="stylesheetbody"/>
+  </axsl:stylesheet>
+</xsl:template>
+"""
+
+
+class Finding(NamedTuple):
+    """One failed assert or successful report, as SVRL gives it."""
+
+    id: str
+    role: str
+    location: str
+    text: str
+
+
+@dataclass
+class SchematronReport:
+    schematron: str
+    failed: list[Finding] = field(default_factory=list)
+    reports: list[Finding] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[Finding]:
+        """Failed asserts that block: role error/fatal, or no role."""
+        return [f for f in self.failed if not f.role or f.role in BLOCKING_ROLES]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+# One Saxon processor for the process (a GraalVM isolate: cheap to share, costly to create).
+_processor: PySaxonProcessor | None = None
+_executables: dict[Path, object] = {}
+_compile_lock = threading.Lock()
+
+
+def _saxon() -> PySaxonProcessor:
+    global _processor
+    if _processor is None:
+        _processor = PySaxonProcessor(license=False)
+    return _processor
+
+
+def _builder(base: Path):
+    builder = _saxon().new_document_builder()
+    builder.set_base_uri(base.as_uri())
+    return builder
+
+
+@lru_cache(maxsize=1)
+def _skeleton() -> tuple[object, object, object]:
+    """The three skeleton stylesheets, the SVRL one patched for XSLT2; fails loudly if lxml changed them."""
+    skeleton_text = (SKELETON_DIR / "iso_schematron_skeleton_for_xslt1.xsl").read_text(encoding="utf-8")
+    svrl_path = SKELETON_DIR / "iso_svrl_for_xslt1.xsl"
+    svrl_text = svrl_path.read_text(encoding="utf-8")
+    if (not all(text in skeleton_text for text in _SKELETON_XSLT1_TEMPLATES)
+            or 'href="iso_schematron_skeleton_for_xslt1.xsl"' not in svrl_text
+            or not svrl_text.rstrip().endswith(_SVRL_END)):
+        raise ConfigError("schematron", f"the ISO skeleton in {SKELETON_DIR} is not the one this patch expects "
+                                        f"(lxml {lxml.__version__}): review router/schematron.py")
+    patched = svrl_text.rstrip()[: -len(_SVRL_END)] + _XSLT2_OVERRIDE + _SVRL_END
+    xslt = _saxon().new_xslt30_processor()
+    include = xslt.compile_stylesheet(stylesheet_file=str(SKELETON_DIR / "iso_dsdl_include.xsl"))
+    expand = xslt.compile_stylesheet(stylesheet_file=str(SKELETON_DIR / "iso_abstract_expand.xsl"))
+    svrl = xslt.compile_stylesheet(stylesheet_node=_builder(svrl_path).parse_xml(xml_text=patched,
+                                                                                  encoding="UTF-8"))
+    return include, expand, svrl
+
+
+def generate_xslt(sch_path: Path, *, cache_dir: Path | None = None) -> str:
+    """The XSLT 2 text that validates against ``sch_path`` (cached in ``cache_dir`` when given)."""
+    include, expand, svrl = _skeleton()
+    included = include.transform_to_string(source_file=str(sch_path))
+    cached = None
+    if cache_dir is not None:
+        digest = hashlib.sha256((included + _XSLT2_OVERRIDE + lxml.__version__).encode()).hexdigest()[:16]
+        cached = Path(cache_dir) / f"{sch_path.stem}-{digest}.xsl"
+        if cached.is_file():
+            return cached.read_text(encoding="utf-8")
+    builder = _builder(sch_path)
+    expanded = expand.transform_to_string(xdm_node=builder.parse_xml(xml_text=included, encoding="UTF-8"))
+    text = svrl.transform_to_string(xdm_node=builder.parse_xml(xml_text=expanded, encoding="UTF-8"))
+    if cached is not None:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cached.with_suffix(".tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(cached)
+    return text
+
+
+def _compiled(sch_path: Path, cache_dir: Path | None):
+    with _compile_lock:
+        executable = _executables.get(sch_path)
+        if executable is None:
+            started = time.perf_counter()
+            try:
+                text = generate_xslt(sch_path, cache_dir=cache_dir)
+                # The .sch as static base URI: relative document() and doc() resolve beside it.
+                node = _builder(sch_path).parse_xml(xml_text=text, encoding="UTF-8")
+                executable = _saxon().new_xslt30_processor().compile_stylesheet(stylesheet_node=node)
+            except PySaxonApiError as exc:
+                raise ConfigError("schematron", f"cannot compile {sch_path}: {exc}") from exc
+            _executables[sch_path] = executable
+            log.info("schematron_compiled", schematron=sch_path.name,
+                     seconds=round(time.perf_counter() - started, 2))
+        return executable
+
+
+class SchematronValidator:
+    """Validates CDA documents against one schematron, compiled once per process.
+
+    Saxon's executable is documented thread-safe, but each instance serialises its
+    own validations (the document builder and the GraalVM thread attachment are not
+    worth the risk); run validators in worker processes for parallelism.
+    """
+
+    def __init__(self, sch_path: Path | str, *, cache_dir: Path | None = None):
+        self.sch_path = Path(sch_path).resolve()
+        if not self.sch_path.is_file():
+            raise ConfigError("schematron", f"{self.sch_path} not found")
+        self._executable = _compiled(self.sch_path, cache_dir)
+        self._builder = _builder(self.sch_path)
+        self._lock = threading.Lock()
+
+    def validate(self, cda: bytes) -> SchematronReport:
+        """Run the schematron over ``cda`` and return its findings (ValidationError if not XML)."""
+        text = _as_text(cda)
+        with self._lock:
+            try:
+                node = self._builder.parse_xml(xml_text=text, encoding="UTF-8")
+                svrl = self._executable.transform_to_string(xdm_node=node)
+            except PySaxonApiError as exc:
+                raise ValidationError("CDA cannot be checked by the schematron",
+                                      details=[str(exc)[:500]]) from exc
+        return _report(self.sch_path.name, svrl)
+
+
+def _as_text(cda: bytes | str) -> str:
+    if isinstance(cda, str):
+        return cda
+    try:
+        return bytes(cda).decode("utf-8")
+    except UnicodeDecodeError:
+        # Another declared encoding (ISO-8859-1...): let lxml honour the declaration.
+        from mappings.cda_header import parse_cda
+        return etree.tostring(parse_cda(cda), encoding=str)
+
+
+def _report(name: str, svrl: str) -> SchematronReport:
+    root = etree.fromstring(svrl.encode("utf-8"))
+    report = SchematronReport(name)
+    for kind, bucket in (("failed-assert", report.failed), ("successful-report", report.reports)):
+        for el in root.iter(f"{{{SVRL}}}{kind}"):
+            message = el.find(f"{{{SVRL}}}text")
+            text = " ".join("".join(message.itertext()).split()) if message is not None else ""
+            bucket.append(Finding(el.get("id", ""), el.get("role", ""), el.get("location", ""), text))
+    return report
+
+
+def validate_document(cda: bytes, *, volet_schematron: Path, profiles: Sequence[Path] = ()
+                      ) -> list[SchematronReport]:
+    """Run the volet schematron then each profile; one report per schematron."""
+    return [SchematronValidator(path).validate(cda) for path in (volet_schematron, *profiles)]
+
+
+def schematrons_for(template_ids: Iterable[str], *, schematron_dir: Path | None = None,
+                    profiles: bool = True) -> list[Path]:
+    """The volet schematron for the document's templateIds, then the minimal-structure profile.
+
+    Empty when the schematrons cannot be found; a document with no known volet gets the profile only.
+    """
+    root = schematron_dir or locate_schematron_dir()
+    if root is None:
+        return []
+    chosen = [root / VOLETS[t] for t in dict.fromkeys(template_ids) if t in VOLETS]
+    if profiles:
+        chosen.append(root / MINIMAL_STRUCTURE)
+    return chosen
+
+
+def locate_schematron_dir(configured: str | os.PathLike | None = None, *,
+                          env: dict[str, str] | None = None) -> Path | None:
+    """The first directory holding the CI-SIS schematrons, or None (same search as the CDA schema)."""
+    env = os.environ if env is None else env
+    candidates: list[tuple[str, Path]] = []
+    if configured:
+        candidates.append(("configured", Path(configured)))
+    if env.get(ENV_VAR):
+        candidates.append((ENV_VAR, Path(env[ENV_VAR])))
+    if env.get("LIAISON_FIXTURES"):
+        candidates.append(("LIAISON_FIXTURES", Path(env["LIAISON_FIXTURES"]).joinpath(*_FIXTURE_PARTS[2:])))
+    repo_root = Path(__file__).resolve().parents[1]
+    candidates.append(("repository", repo_root.parent.joinpath(*_FIXTURE_PARTS)))
+    candidates.append(("working directory", Path.cwd().parent.joinpath(*_FIXTURE_PARTS)))
+    for origin, directory in candidates:
+        if (directory / MINIMAL_STRUCTURE).is_file():
+            return directory.resolve()
+        if origin in ("configured", ENV_VAR):
+            log.warning("schematron_dir_missing", origin=origin, directory=str(directory))
+    return None
