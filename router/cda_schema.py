@@ -18,6 +18,8 @@ from functools import lru_cache
 from pathlib import Path
 
 import structlog
+
+from router.reference_files import locate
 from lxml import etree
 
 from mappings.cda_header import parse_cda
@@ -72,26 +74,5 @@ class CdaSchemaValidator:
 
 def locate_schema_dir(configured: str | os.PathLike | None = None, *,
                       env: dict[str, str] | None = None) -> Path | None:
-    """The first directory holding CDA_extended.xsd, or None.
-
-    Looks at, in order: ``configured``, the ``LIAISON_CDA_SCHEMA_DIR`` variable, the ANS
-    fixtures named by ``LIAISON_FIXTURES``, and ``../shared/fixtures`` relative to the
-    repository root and to the current directory. ``env`` defaults to ``os.environ`` (tests pass a dict).
-    """
-    env = os.environ if env is None else env
-    candidates: list[tuple[str, Path]] = []
-    if configured:
-        candidates.append(("configured", Path(configured)))
-    if env.get(ENV_VAR):
-        candidates.append((ENV_VAR, Path(env[ENV_VAR])))
-    if env.get("LIAISON_FIXTURES"):
-        candidates.append(("LIAISON_FIXTURES", Path(env["LIAISON_FIXTURES"]).joinpath(*_FIXTURE_PARTS[2:])))
-    repo_root = Path(__file__).resolve().parents[1]
-    candidates.append(("repository", repo_root.parent.joinpath(*_FIXTURE_PARTS)))
-    candidates.append(("working directory", Path.cwd().parent.joinpath(*_FIXTURE_PARTS)))
-    for origin, directory in candidates:
-        if (directory / SCHEMA_FILE).is_file():
-            return directory.resolve()
-        if origin in ("configured", ENV_VAR):
-            log.warning("cda_schema_dir_missing", origin=origin, directory=str(directory))
-    return None
+    """The first directory holding CDA_extended.xsd, or None (see router.reference_files.locate)."""
+    return locate(SCHEMA_FILE, _FIXTURE_PARTS[2:], configured=configured, env_var=ENV_VAR, env=env)

@@ -39,6 +39,7 @@ import structlog
 from lxml import etree
 from saxonche import PySaxonApiError, PySaxonProcessor
 
+from router.reference_files import locate
 from router.errors import ConfigError, ValidationError
 
 log = structlog.get_logger(__name__)
@@ -249,20 +250,4 @@ def schematrons_for(template_ids: Iterable[str], *, schematron_dir: Path | None 
 def locate_schematron_dir(configured: str | os.PathLike | None = None, *,
                           env: dict[str, str] | None = None) -> Path | None:
     """The first directory holding the CI-SIS schematrons, or None (same search as the CDA schema)."""
-    env = os.environ if env is None else env
-    candidates: list[tuple[str, Path]] = []
-    if configured:
-        candidates.append(("configured", Path(configured)))
-    if env.get(ENV_VAR):
-        candidates.append((ENV_VAR, Path(env[ENV_VAR])))
-    if env.get("LIAISON_FIXTURES"):
-        candidates.append(("LIAISON_FIXTURES", Path(env["LIAISON_FIXTURES"]).joinpath(*_FIXTURE_PARTS[2:])))
-    repo_root = Path(__file__).resolve().parents[1]
-    candidates.append(("repository", repo_root.parent.joinpath(*_FIXTURE_PARTS)))
-    candidates.append(("working directory", Path.cwd().parent.joinpath(*_FIXTURE_PARTS)))
-    for origin, directory in candidates:
-        if (directory / MINIMAL_STRUCTURE).is_file():
-            return directory.resolve()
-        if origin in ("configured", ENV_VAR):
-            log.warning("schematron_dir_missing", origin=origin, directory=str(directory))
-    return None
+    return locate(MINIMAL_STRUCTURE, _FIXTURE_PARTS[2:], configured=configured, env_var=ENV_VAR, env=env)

@@ -142,15 +142,15 @@ def test_locate_falls_back_to_the_shared_fixtures_next_to_the_repository():
 
 
 def test_locate_finds_the_fixtures_relative_to_the_working_directory(tmp_path, monkeypatch):
-    monkeypatch.setattr(cda_schema, "_FIXTURE_PARTS", ("elsewhere", "cda"))
+    monkeypatch.setattr(cda_schema, "_FIXTURE_PARTS", ("shared", "fixtures", "elsewhere", "cda"))
     work = tmp_path / "work"
     work.mkdir()
-    target = _schema_dir(tmp_path / "elsewhere" / "cda")
+    target = _schema_dir(tmp_path / "shared" / "fixtures" / "elsewhere" / "cda")
     monkeypatch.chdir(work)
     assert locate_schema_dir(None, env={}) == target.resolve()
 
 
 def test_locate_returns_none_when_no_schema_is_found(tmp_path, monkeypatch):
-    monkeypatch.setattr(cda_schema, "_FIXTURE_PARTS", ("no", "such", "dir"))
+    monkeypatch.setattr(cda_schema, "_FIXTURE_PARTS", ("shared", "fixtures", "no", "such", "dir"))
     monkeypatch.chdir(tmp_path)
     assert locate_schema_dir(None, env={}) is None
