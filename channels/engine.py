@@ -19,6 +19,8 @@ from mappings.cda_header import read_header
 from router import queues
 from router.cda_schema import CdaSchemaValidator, locate_schema_dir
 from router.config import ListenerSettings, Settings
+from router.content_check import SchematronCheck
+from router.schematron import locate_schematron_dir
 from router.errors import ConfigError
 from router.ingest import Ingest
 from router.ports import AckSink, Bus, Journal, Mailer, Subscription
@@ -86,6 +88,7 @@ class Engine:
     async def start(self, *, listen: bool = True, consume: bool = True) -> None:
         s = self.settings
         schema_check = self._schema_check() if consume else None     # fail before opening anything
+        content_check = self._content_check() if consume else None
         self.journal = self.journal or journal_from_url(s.journal, s.journal_key)
         self.bus = self.bus or bus_from_url(s.bus)
         self.mailer = self.mailer or mailer_from_settings(s)
@@ -94,7 +97,7 @@ class Engine:
         await self.journal.open()
         await self.bus.connect()
         if consume:
-            await self._start_consumers(schema_check)
+            await self._start_consumers(schema_check, content_check)
         if listen:
             for listener in s.listeners:
                 await self._start_listener(listener)
@@ -113,12 +116,23 @@ class Engine:
         log.warning("engine.no_cda_schema", hint="set engine.cda_schema_dir or LIAISON_CDA_SCHEMA_DIR")
         return None
 
-    async def _start_consumers(self, schema_check) -> None:
+    def _content_check(self) -> SchematronCheck | None:
+        """The pre-send CI-SIS schematron check, compiled now, when the configuration asks for it."""
+        s = self.settings
+        if s.schematrons == "off":
+            return None
+        directory = locate_schematron_dir(s.schematron_dir or None)
+        if directory is None:
+            raise ConfigError("engine.schematron_dir", f"engine.schematrons = {s.schematrons!r} but the CI-SIS "
+                              "schematrons were not found (set engine.schematron_dir or LIAISON_SCHEMATRON_DIR)")
+        return SchematronCheck(directory, profiles=s.schematrons == "all")
+
+    async def _start_consumers(self, schema_check, content_check) -> None:
         s = self.settings
         policy = RetryPolicy(delays=s.retry_delays)
         zams = ZamQueue(self.bus, self.journal, enabled=self.ack_sink is not None)
         stages = {queues.INBOUND: ProcessStage(self.bus, self.journal, zams, cda_reader=read_header,
-                                               schema_check=schema_check)}
+                                               schema_check=schema_check, content_check=content_check)}
         if self.mailer is not None:
             stages[queues.DELIVER_MSS] = DeliverStage(self.journal, self.mailer, zams, settings=s.mss,
                                                       source_id=s.source_id, policy=policy)

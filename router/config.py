@@ -71,6 +71,8 @@ class Settings:
     journal_key: bytes | None = None
     cda_schema_dir: str = ""
     cda_schema_required: bool = True        # no CDA_extended.xsd found: refuse to start rather than send unchecked
+    schematrons: str = "off"                # pre-send CI-SIS check: "off", "volet", or "all" (volet + minimal structure)
+    schematron_dir: str = ""
     source_id: str = "1.2.250.1.999.1"      # OID of this platform (XDS sourceId)
     prefetch: int = 16
     retry_delays: tuple[float, ...] = (1.0, 5.0, 30.0, 120.0, 600.0)
@@ -96,7 +98,10 @@ def settings_from_dict(data: Mapping[str, Any], env: Mapping[str, str] | None = 
     env = env if env is not None else {}
     engine = _table(data, "engine")
     _no_unknown(engine, "engine", {"bus", "journal", "journal_key_file", "cda_schema_dir", "cda_schema_required",
-                                    "source_id", "prefetch", "retry_delays"})
+                                    "schematrons", "schematron_dir", "source_id", "prefetch", "retry_delays"})
+    schematrons = _str(engine, "engine.schematrons", "off")
+    if schematrons not in ("off", "volet", "all"):
+        raise ConfigError("engine.schematrons", f"expected off, volet or all, got {schematrons!r}")
     _no_unknown(data, "", {"engine", "listeners", "mss", "acks"})
     bus = _str(engine, "engine.bus", Settings.bus)
     _check_scheme("engine.bus", bus, SUPPORTED_BUS_SCHEMES)
@@ -112,6 +117,8 @@ def settings_from_dict(data: Mapping[str, Any], env: Mapping[str, str] | None = 
         journal_key=_journal_key(engine, env, base),
         cda_schema_dir=_str(engine, "engine.cda_schema_dir", ""),
         cda_schema_required=_bool(engine, "engine.cda_schema_required", True),
+        schematrons=schematrons,
+        schematron_dir=_str(engine, "engine.schematron_dir", ""),
         source_id=_str(engine, "engine.source_id", Settings.source_id),
         prefetch=prefetch,
         retry_delays=tuple(float(d) for d in delays),

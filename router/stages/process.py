@@ -36,12 +36,14 @@ class ProcessStage:
     def __init__(self, bus: Bus, journal: Journal, zams: ZamQueue, *,
                  cda_reader: Callable[[bytes], CdaHeader],
                  schema_check: Callable[[bytes], None] | None,
+                 content_check: Callable[[bytes, tuple[str, ...]], int] | None = None,
                  default_charset: str = "utf-8"):
         self.bus = bus
         self.journal = journal
         self.zams = zams
         self.cda_reader = cda_reader
         self.schema_check = schema_check
+        self.content_check = content_check
         self.default_charset = default_charset
 
     async def __call__(self, envelope: Envelope) -> None:
@@ -65,6 +67,9 @@ class ProcessStage:
                 await self._event(key, job, "schema", "valid", "CDA conforms to CDA_extended.xsd")
             else:
                 await self._event(key, job, "schema", "skipped", "no CDA schema directory configured")
+            if self.content_check is not None:
+                passed = self.content_check(job.cda, job.header.template_ids)
+                await self._event(key, job, "schematron", "valid", f"{passed} CI-SIS schematron(s) passed")
         except PermanentError as exc:
             await self.journal.set_state(key, MessageState.PARKED, step="invalid", detail=_reason(exc))
             if source is not None:

@@ -88,3 +88,34 @@ async def test_every_official_cda_example_goes_through_in_our_own_message(pipe, 
         assert archive.read("IHE_XDM/SUBSET01/DOC0001.XML") == cda
         metadata = archive.read("IHE_XDM/SUBSET01/METADATA.XML")
     assert header.type_code.encode() in metadata
+
+
+async def test_pre_send_schematron_check_parks_a_document_that_breaks_its_volet(tmp_path):
+    """engine.schematrons = "volet": the official 2021-era CR-BIO N3 lacks what CR-BIO 2024.01 requires."""
+    require_fixture("TestContenuCDA-3-0", "schematrons")
+    require_fixture("TestContenuCDA-3-0", "infrastructure", "cda", "CDA_extended.xsd")
+    pki = make_test_pki(tmp_path / "pki")
+    sink = SmtpSink.from_pki(pki, tmp_path / "mail")
+    await sink.start()
+    pipe = Pipeline(tmp_path, pki, sink.port, relay_host="127.0.0.1", schematrons="volet")
+    await pipe.start()
+    try:
+        old = require_fixture(*ORU_DIR, "CR_Bio_CDA_Niv3_v1.XML").read_bytes()
+        ours = (Path(__file__).resolve().parents[2] / "channels/demo/samples/cda/cr-bio-martin-camille.xml").read_bytes()
+        for control_id, cda in (("SCH-OLD", old), ("SCH-OURS", ours)):
+            header = read_header(cda)
+            patient = Patient(ins=header.ins, ins_oid=header.ins_oid, family=header.patient_family,
+                              given=header.patient_given, birth_date=header.patient_birth_time[:8],
+                              sex=header.patient_gender)
+            assert (await pipe.send(encode_message(make_pfi_oru(cda, patient=patient, control_id=control_id,
+                                                                recipients=[DR_MARTIN])))).code == "AA"
+        parked = await pipe.wait_final("SCH-OLD")
+        assert parked.state == MessageState.PARKED
+        assert "schematron" in parked.detail and "CI-SIS_BIO-CR-BIO_2024.01.sch" in parked.detail
+        delivered = await pipe.wait_final("SCH-OURS")
+        assert delivered.state == MessageState.DELIVERED
+        assert any(e.step == "schematron" and e.state == "valid" for e in await pipe.journal.events(delivered.key))
+        assert len(await sink.wait_for(1, timeout=10)) == 1
+    finally:
+        await pipe.stop()
+        sink.stop()
