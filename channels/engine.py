@@ -2,8 +2,9 @@
 
 ``Engine`` is what ``liaison run`` and ``liaison demo`` start: the journal, the
 bus, the MLLP listeners (the door), and one consumer per pipeline stage
-(``inbound`` → ``deliver.mss`` → ``acks.his``). It is the only module that
-imports both the core and the adapters.
+(``inbound`` → ``deliver.mss`` → ``acks.his``), and the lettre de liaison
+watchdog (``router.watchdog``) next to the consumers. It is the only module
+that imports both the core and the adapters.
 """
 
 from __future__ import annotations
@@ -26,10 +27,12 @@ from router.ingest import Ingest
 from router.ports import AckSink, Bus, Journal, Mailer, Subscription
 from router.settle import RetryPolicy, settle
 from router.stages.acks import AckStage
+from router.stages.adt import AdtStage
 from router.stages.deliver import DeliverStage
 from router.stages.parked import park_recorder
 from router.stages.process import ProcessStage
 from router.stages.zam import ZamQueue
+from router.watchdog import LetterWatchdog
 
 log = structlog.get_logger(__name__)
 
@@ -84,6 +87,7 @@ class Engine:
     ingests: list[Ingest] = field(default_factory=list)
     subscriptions: list[Subscription] = field(default_factory=list)
     schema_dir: str = ""
+    watchdog: LetterWatchdog | None = None
 
     async def start(self, *, listen: bool = True, consume: bool = True) -> None:
         s = self.settings
@@ -131,8 +135,9 @@ class Engine:
         s = self.settings
         policy = RetryPolicy(delays=s.retry_delays)
         zams = ZamQueue(self.bus, self.journal, enabled=self.ack_sink is not None)
+        adt = AdtStage(self.journal, deadline=s.letter_deadline, timezone=s.timezone)
         stages = {queues.INBOUND: ProcessStage(self.bus, self.journal, zams, cda_reader=read_header,
-                                               schema_check=schema_check, content_check=content_check)}
+                                               schema_check=schema_check, content_check=content_check, adt=adt)}
         if self.mailer is not None:
             stages[queues.DELIVER_MSS] = DeliverStage(self.journal, self.mailer, zams, settings=s.mss,
                                                       source_id=s.source_id, policy=policy)
@@ -144,6 +149,8 @@ class Engine:
             on_park = park_recorder(queue, self.journal, stage)
             self.subscriptions.append(await self.bus.consume(queue, _settling(stage, policy, queue, on_park),
                                                              prefetch=s.prefetch))
+        self.watchdog = LetterWatchdog(self.journal, interval=s.watchdog_interval)
+        self.watchdog.start()
 
     async def _start_listener(self, listener: ListenerSettings) -> None:
         ingest = Ingest(self.journal, self.bus, channel=listener.name, default_charset=listener.default_charset,
@@ -165,6 +172,8 @@ class Engine:
             await server.close()
         for ingest in self.ingests:
             await ingest.drain()
+        if self.watchdog is not None:
+            await self.watchdog.stop()
         for subscription in self.subscriptions:
             await subscription.cancel()
         self.subscriptions.clear()

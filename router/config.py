@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from router.errors import ConfigError
 
@@ -75,6 +76,9 @@ class Settings:
     schematron_dir: str = ""
     source_id: str = "1.2.250.1.999.1"      # OID of this platform (XDS sourceId)
     prefetch: int = 16
+    letter_deadline: str | float = "end_of_day"   # letter due: end of the discharge day, or hours after it
+    watchdog_interval: float = 60.0         # seconds between two looks for overdue letters
+    timezone: str = "Europe/Paris"          # local time of HL7 timestamps without offset, and of "end of day"
     retry_delays: tuple[float, ...] = (1.0, 5.0, 30.0, 120.0, 600.0)
     listeners: tuple[ListenerSettings, ...] = (ListenerSettings(),)
     mss: MssSettings = field(default_factory=MssSettings)
@@ -98,7 +102,8 @@ def settings_from_dict(data: Mapping[str, Any], env: Mapping[str, str] | None = 
     env = env if env is not None else {}
     engine = _table(data, "engine")
     _no_unknown(engine, "engine", {"bus", "journal", "journal_key_file", "cda_schema_dir", "cda_schema_required",
-                                    "schematrons", "schematron_dir", "source_id", "prefetch", "retry_delays"})
+                                    "schematrons", "schematron_dir", "source_id", "prefetch", "retry_delays",
+                                    "letter_deadline", "watchdog_interval", "timezone"})
     schematrons = _str(engine, "engine.schematrons", "off")
     if schematrons not in ("off", "volet", "all"):
         raise ConfigError("engine.schematrons", f"expected off, volet or all, got {schematrons!r}")
@@ -122,11 +127,34 @@ def settings_from_dict(data: Mapping[str, Any], env: Mapping[str, str] | None = 
         source_id=_str(engine, "engine.source_id", Settings.source_id),
         prefetch=prefetch,
         retry_delays=tuple(float(d) for d in delays),
+        letter_deadline=_letter_deadline(engine),
+        watchdog_interval=_float(engine, "engine.watchdog_interval", Settings.watchdog_interval),
+        timezone=_timezone(engine),
         listeners=tuple(_listener(item, f"listeners[{i}]")
                         for i, item in enumerate(data.get("listeners", [{}]))),
         mss=_mss(_table(data, "mss")),
         acks=_acks(_table(data, "acks")),
     )
+
+
+def _letter_deadline(engine: Mapping[str, Any]) -> str | float:
+    """``"end_of_day"`` (23:59:59 local time on the discharge day) or a positive number of hours after discharge."""
+    value = engine.get("letter_deadline", Settings.letter_deadline)
+    if value == "end_of_day":
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise ConfigError("engine.letter_deadline",
+                          f"expected \"end_of_day\" or a positive number of hours, got {value!r}")
+    return float(value)
+
+
+def _timezone(engine: Mapping[str, Any]) -> str:
+    name = _str(engine, "engine.timezone", Settings.timezone)
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigError("engine.timezone", f"unknown time zone {name!r} (expected e.g. Europe/Paris)") from exc
+    return name
 
 
 def _listener(item: Any, where: str) -> ListenerSettings:

@@ -5,7 +5,8 @@ python-hl7 tree). Order of work for every frame:
 
 1. decode by MSH-18 and read the header; unreadable → AR, journaled;
 2. triage what is cheap to know now: message type accepted by this engine,
-   a PID segment present; a refusal is an AE/AR with an ERR segment, journaled;
+   a PID segment present, and for PFI documents (ORU/MDM, not ADT) the
+   routing check; a refusal is an AE/AR with an ERR segment, journaled;
 3. journal the raw bytes (idempotent on sending application + MSH-10): a
    resent message gets the ACK it got the first time and is not processed again;
 4. publish to the ``inbound`` queue and wait for the bus's confirmation;
@@ -39,11 +40,15 @@ log = structlog.get_logger(__name__)
 
 _ONLY_RECEIVED = frozenset({MessageState.RECEIVED})
 
-#: Message types and triggers the engine takes in today (PFI mode).
+#: Message types and triggers the engine takes in: PFI documents, and the ADT movements the stay
+#: state (lettre de liaison watchdog) needs.
 ACCEPTED_EVENTS: Mapping[str, frozenset[str]] = {
     "ORU": frozenset({"R01"}),
     "MDM": frozenset({"T02", "T04", "T10"}),
+    "ADT": frozenset({"A01", "A03", "A04", "A08", "A11", "A13"}),
 }
+#: Message types that carry a PFI document, and so must pass the PFI routing check at the door.
+PFI_TYPES = frozenset({"ORU", "MDM"})
 
 
 class Ingest:
@@ -156,10 +161,11 @@ class Ingest:
         if not any(segment.id == "PID" for segment in segments):
             return EngineError("required segment PID is missing", hl7_code="100",
                                hl7_text="Segment sequence error")
-        try:
-            check_routing(segments)
-        except ValidationError as exc:
-            return exc
+        if header.message_type in PFI_TYPES:
+            try:
+                check_routing(segments)
+            except ValidationError as exc:
+                return exc
         return None
 
     async def _refuse(self, raw: bytes, peer: str, header: MshHeader, codec: str, error: EngineError,

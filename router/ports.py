@@ -146,6 +146,43 @@ class Outcome:
     message_key: str = ""
 
 
+class StayState(StrEnum):
+    ADMITTED = "admitted"          # A01/A04 (or A13: discharge cancelled)
+    DISCHARGED = "discharged"      # A03: a lettre de liaison is now due
+    CANCELLED = "cancelled"        # A11: the admission never happened
+
+
+@dataclass(frozen=True)
+class Stay:
+    """A patient's stay (encounter) as the ADT feed describes it, and its lettre de liaison deadline.
+
+    Keyed by (``facility``, ``encounter``): MSH-4 of the ADT feed (the channel
+    name when MSH-4 is empty) and the stay number (PID-18, else PV1-19). The
+    INS is patient data: adapters store it encrypted like message details.
+    ``message_key`` is the journal message that last changed the stay; the
+    watchdog attaches its alert events to it.
+    """
+
+    facility: str
+    encounter: str
+    state: StayState
+    ipp: str = ""
+    ins: str = field(default="", repr=False)
+    unit: str = ""
+    attending: str = ""            # IdNat_PS (8+RPPS) or the local id as sent
+    referring: str = ""
+    medecin_traitant: str = ""
+    discharge_disposition: str = ""     # PV1-36
+    discharge_destination: str = ""     # PV1-37
+    admitted_at: datetime | None = None
+    discharged_at: datetime | None = None
+    letter_due_at: datetime | None = None
+    letter_sent_at: datetime | None = None
+    alert_raised_at: datetime | None = None
+    message_key: str = ""
+    updated_at: datetime | None = None  # set by the journal on every write
+
+
 class Journal(Protocol):
     """Every message and every step, never silently dropped."""
 
@@ -195,6 +232,22 @@ class Journal(Protocol):
 
     async def search(self, *, state: MessageState | None = None, control_id: str | None = None,
                      limit: int = 100) -> list[MessageRecord]: ...
+
+    async def record_stay(self, stay: Stay) -> None:
+        """Insert or replace the stay keyed by (facility, encounter); ``updated_at`` is the journal's clock."""
+
+    async def stay(self, facility: str, encounter: str) -> Stay | None: ...
+
+    async def stays_due(self, now: datetime, limit: int = 100) -> list[Stay]:
+        """Discharged stays whose letter is not sent, whose ``letter_due_at`` has passed and not yet alerted."""
+
+    async def mark_stay(self, facility: str, encounter: str, *, letter_sent_at: datetime | None = None,
+                        alert_raised_at: datetime | None = None, clear_alert: bool = False) -> Stay | None:
+        """Set the given timestamps (and drop the alert with ``clear_alert``); the stay as it was before.
+
+        Returns None when there is no such stay. The previous value lets the
+        caller tell whether an alert was standing (to record "alert_cleared").
+        """
 
 
 # ----------------------------------------------------------- mail and acks

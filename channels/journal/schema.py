@@ -10,6 +10,9 @@ Tables:
 - ``outcomes``: the current outcome per (document id, destination); every
   outcome is also appended to ``events``, so history is never lost.
 - ``settings``: whether the journal is encrypted, and a key-check value.
+- ``stays`` (v2): the current state of each stay (encounter) the ADT feed
+  described, keyed by (facility, encounter), with its lettre de liaison
+  deadline; the INS column is encrypted like ``detail`` (``stays.py``).
 - ``schema_version``: one row per applied migration; later versions append to
   ``MIGRATIONS`` and never edit an applied one.
 
@@ -72,6 +75,31 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
             PRIMARY KEY (document_id, destination)
         )""",
         "CREATE TABLE settings (name TEXT PRIMARY KEY, value BLOB NOT NULL)",
+    ),
+    2: (
+        """CREATE TABLE stays (
+            facility              TEXT NOT NULL,
+            encounter             TEXT NOT NULL,
+            state                 TEXT NOT NULL,
+            ipp                   TEXT NOT NULL DEFAULT '',
+            ins                   BLOB NOT NULL,
+            unit                  TEXT NOT NULL DEFAULT '',
+            attending             TEXT NOT NULL DEFAULT '',
+            referring             TEXT NOT NULL DEFAULT '',
+            medecin_traitant      TEXT NOT NULL DEFAULT '',
+            discharge_disposition TEXT NOT NULL DEFAULT '',
+            discharge_destination TEXT NOT NULL DEFAULT '',
+            admitted_at           TEXT,
+            discharged_at         TEXT,
+            letter_due_at         TEXT,
+            letter_sent_at        TEXT,
+            alert_raised_at       TEXT,
+            message_key           TEXT NOT NULL DEFAULT '',
+            updated_at            TEXT NOT NULL,
+            PRIMARY KEY (facility, encounter)
+        )""",
+        "CREATE INDEX stays_due ON stays (letter_due_at) WHERE state = 'discharged' AND letter_sent_at IS NULL "
+        "AND alert_raised_at IS NULL",
     ),
 }
 LATEST = max(MIGRATIONS)

@@ -39,12 +39,13 @@ from urllib.parse import urlsplit
 import structlog
 
 from channels.journal.cipher import aad, make_codec
+from channels.journal import stays as stay_sql
 from channels.journal.keys import new_key
 from channels.journal.schema import check_codec, migrate, ts
 from channels.journal.writer import GroupCommitWriter, unavailable
 from router.errors import ConfigError, TransientError
 from router.ports import (Clock, JournalEvent, MessageRecord, MessageState, Outcome, OutcomeStatus,
-                          ReceivedMessage)
+                          ReceivedMessage, Stay)
 
 log = structlog.get_logger(__name__)
 
@@ -223,6 +224,18 @@ class SqliteJournal:
 
         return await self._write(take)
 
+    async def record_stay(self, stay: Stay) -> None:
+        """Insert or replace the stay keyed by (facility, encounter); see ``stays.py``."""
+        now = ts(self._clock.now())
+        await self._write(lambda conn: stay_sql.upsert(conn, self._codec, stay, now))
+
+    async def mark_stay(self, facility: str, encounter: str, *, letter_sent_at: datetime | None = None,
+                        alert_raised_at: datetime | None = None, clear_alert: bool = False) -> Stay | None:
+        now = ts(self._clock.now())
+        return await self._write(lambda conn: stay_sql.mark(
+            conn, self._codec, facility, encounter, now, letter_sent_at=letter_sent_at,
+            alert_raised_at=alert_raised_at, clear_alert=clear_alert))
+
     async def _write(self, operation: Any) -> Any:
         if self._writer is None:
             raise _closed()
@@ -294,6 +307,14 @@ class SqliteJournal:
         rows = await self._query(f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE {where} "
                                  "ORDER BY received_at DESC, rowid DESC LIMIT ?", (*used.values(), limit))
         return [self._message_record(row) for row in rows]
+
+    async def stay(self, facility: str, encounter: str) -> Stay | None:
+        rows = await self._query(stay_sql.select_one(), (facility, encounter))
+        return stay_sql.from_row(self._codec, rows[0]) if rows else None
+
+    async def stays_due(self, now: datetime, limit: int = 100) -> list[Stay]:
+        rows = await self._query(stay_sql.select_due(), (ts(now), limit))
+        return [stay_sql.from_row(self._codec, row) for row in rows]
 
     async def _query(self, sql: str, params: tuple) -> list[tuple]:
         reader = self._reader

@@ -1,4 +1,9 @@
-"""Stage ``inbound``: a stored HL7 message becomes a checked DocumentJob.
+"""Stage ``inbound``: a stored HL7 message becomes a checked DocumentJob (or a stay update).
+
+Routing by message type happens here, once: ADT goes to
+:class:`~router.stages.adt.AdtStage` (the stay state), ORU/MDM to the PFI path
+below. When a lettre de liaison (11490-0) is dispatched, the ADT stage marks
+its stay's letter sent (matching on MSH-4 + PID-18/PV1-19).
 
 Full parse (python-hl7), PFI reading (CDA from OBX-5, PRT recipients,
 MetaDMPMSS flags and their combination rules, PID against the CDA), then the
@@ -14,12 +19,13 @@ from collections.abc import Callable
 import structlog
 
 from router import queues
-from router.errors import PermanentError
+from router.errors import PermanentError, UnsupportedMessageError
 from router.hl7.parse import parse_message
 from router.model import CdaHeader, DocumentJob, MessageSource, Recipient
 from router.pfi import read_pfi
-from router.recipients_pfi import read_participants
+from router.recipients_pfi import read_participants, value
 from router.ports import Bus, Envelope, Journal, JournalEvent, MessageState
+from router.stages.adt import LETTER_TYPE, AdtStage
 from router.stages.clock import now
 from router.stages.zam import DOCUMENT_INVALID, ZamQueue
 
@@ -37,8 +43,9 @@ class ProcessStage:
                  cda_reader: Callable[[bytes], CdaHeader],
                  schema_check: Callable[[bytes], None] | None,
                  content_check: Callable[[bytes, tuple[str, ...]], int] | None = None,
-                 default_charset: str = "utf-8"):
+                 default_charset: str = "utf-8", adt: AdtStage | None = None):
         self.bus = bus
+        self.adt = adt
         self.journal = journal
         self.zams = zams
         self.cda_reader = cda_reader
@@ -58,6 +65,11 @@ class ProcessStage:
         parsed = None
         try:
             parsed = parse_message(envelope.body, envelope.headers.get("codec") or self.default_charset)
+            if parsed.header.message_type.upper() == "ADT":
+                if self.adt is None:
+                    raise UnsupportedMessageError("ADT messages need the ADT stage, which is not configured")
+                await self.adt.handle(key, parsed, envelope.headers.get("channel", ""))
+                return
             source = _source(parsed)
             job = read_pfi(parsed.message, message_key=key, source=source, cda_reader=self.cda_reader)
             await self._event(key, job, "pfi", "read",
@@ -75,7 +87,10 @@ class ProcessStage:
             if source is not None:
                 await self._refusal_zams(source, key, parsed.message, exc)
             raise
-        await self._dispatch(job)
+        if await self._dispatch(job) and self.adt is not None and job.header.type_code == LETTER_TYPE:
+            await self.adt.letter_dispatched(
+                facility=source.sending_facility or envelope.headers.get("channel", ""),
+                encounters=_encounters(parsed.message), message_key=key, document_id=job.header.document_id)
 
     async def _refusal_zams(self, source: MessageSource, key: str, message, exc: PermanentError) -> None:
         """One ZAM^Z02 N per PRT recipient (one for the message when they cannot be read), with the reason.
@@ -93,7 +108,8 @@ class ProcessStage:
                                           recipient_id=recipient.identifier, delivered=False, reason=str(exc),
                                           detail=detail, error_code="207" if own_table else exc.hl7_code)
 
-    async def _dispatch(self, job: DocumentJob) -> None:
+    async def _dispatch(self, job: DocumentJob) -> bool:
+        """Hand the job to delivery; True when something was dispatched to a mailbox."""
         wants_mail = (job.flags.dest_mss_ps or job.flags.dest_mss_patient) and job.recipients
         if wants_mail:
             await self.bus.publish(queues.DELIVER_MSS, job.to_json(), message_id=job.job_id,
@@ -109,11 +125,12 @@ class ProcessStage:
             await self.journal.set_state(job.message_key, MessageState.FAILED, step="dispatched",
                                          detail="nothing to deliver: no MSSanté destination, and no DMP channel",
                                          only_from=_DISPATCHABLE)
-            return
+            return False
         await self.journal.set_state(job.message_key, MessageState.DISPATCHED, step="dispatched",
                                      detail=f"document {job.header.document_id} to "
                                             f"{', '.join(r.address for r in job.recipients) or 'no mailbox'}",
                                      only_from=_DISPATCHABLE)
+        return True
 
     async def _event(self, key: str, job: DocumentJob, step: str, state: str, detail: str) -> None:
         await self.journal.add_event(JournalEvent(message_key=key, at=now(), step=step, state=state,
@@ -128,6 +145,12 @@ def _source(parsed) -> MessageSource:
         receiving_application=header.receiving_application, receiving_facility=header.receiving_facility,
         control_id=header.control_id, message_type=f"{header.message_type}^{header.trigger}",
         version=header.version, charset=header.charset, codec=parsed.codec, msh=msh)
+
+
+def _encounters(message) -> tuple[str, ...]:
+    """PID-18.1 then PV1-19.1 of the document message: the stay a lettre de liaison is about."""
+    found = {str(segment[0]): segment for segment in reversed(list(message))}
+    return tuple(value(found[seg], field) for seg, field in (("PID", 18), ("PV1", 19)) if seg in found)
 
 
 def _reason(exc: PermanentError) -> str:

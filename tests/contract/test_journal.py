@@ -12,7 +12,7 @@ import os
 import sqlite3
 import stat
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -20,7 +20,8 @@ import pytest
 
 from channels.journal import JournalDecryptError, JournalKeyError, SqliteJournal, from_url
 from router.errors import ConfigError, TransientError
-from router.ports import (Journal, JournalEvent, MessageState, Outcome, OutcomeStatus, ReceivedMessage)
+from router.ports import (Journal, JournalEvent, MessageState, Outcome, OutcomeStatus, ReceivedMessage, Stay,
+                          StayState)
 
 KEY = bytes.fromhex("8f1c2e3d4a5b6c7d8e9fa0b1c2d3e4f5061728394a5b6c7d8e9fa0b1c2d3e4f5")
 OTHER_KEY = bytes(32)
@@ -437,7 +438,7 @@ async def test_file_is_private_and_schema_version_recorded(tmp_path):
 
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     with sqlite3.connect(path) as conn:
-        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(1,)]
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(1,), (2,)]
 
 
 async def test_a_value_moved_to_another_row_does_not_decrypt(tmp_path):
@@ -478,3 +479,81 @@ async def test_claim_gives_one_sender_per_document_and_recipient(journal):
     assert await journal.claim("DOC-C", "b@x.mssante.fr", **stale) is True          # its sender died
     statuses = {o.destination: o.status for o in await journal.outcomes("DOC-C")}
     assert statuses == {"a@x.mssante.fr": OutcomeStatus.ACCEPTED, "b@x.mssante.fr": OutcomeStatus.SENDING}
+
+
+# ------------------------------------------------------------------- stays
+
+def a_stay(encounter: str = "V2025000001", **changes) -> Stay:
+    fields = dict(facility="CHU-TEST", encounter=encounter, state=StayState.DISCHARGED, ipp="IPP000123",
+                  ins="285057512345678", unit="CARDIO", attending="810000023084", referring="801234567897",
+                  medecin_traitant="812345678903", discharge_disposition="8", discharge_destination="",
+                  admitted_at=T0 - timedelta(days=3), discharged_at=T0, letter_due_at=T0 + timedelta(hours=12),
+                  message_key="K-A03")
+    fields.update(changes)
+    return Stay(**fields)
+
+
+async def test_a_stay_round_trips_and_is_replaced_by_facility_and_encounter(journal):
+    stay = a_stay()
+    await journal.record_stay(stay)
+    stored = await journal.stay("CHU-TEST", "V2025000001")
+    assert replace(stored, updated_at=None) == stay and stored.updated_at is not None
+    assert await journal.stay("OTHER-FACILITY", "V2025000001") is None
+
+    await journal.record_stay(replace(stay, state=StayState.ADMITTED, unit="NEURO", discharged_at=None,
+                                      letter_due_at=None, message_key="K-A13"))
+    again = await journal.stay("CHU-TEST", "V2025000001")
+    assert (again.state, again.unit, again.discharged_at, again.letter_due_at, again.message_key) == \
+        (StayState.ADMITTED, "NEURO", None, None, "K-A13")
+
+
+async def test_stays_due_are_discharged_unsent_unalerted_and_past_their_deadline(journal):
+    due_at = T0 + timedelta(hours=12)
+    await journal.record_stay(a_stay("DUE"))
+    await journal.record_stay(a_stay("LATER", letter_due_at=due_at + timedelta(hours=1)))
+    await journal.record_stay(a_stay("SENT", letter_sent_at=T0))
+    await journal.record_stay(a_stay("ALERTED", alert_raised_at=due_at))
+    await journal.record_stay(a_stay("ADMITTED", state=StayState.ADMITTED))
+    await journal.record_stay(a_stay("CANCELLED", state=StayState.CANCELLED))
+    await journal.record_stay(a_stay("OTHER-SITE", facility="CH-AUTRE", letter_due_at=due_at - timedelta(hours=2)))
+
+    assert await journal.stays_due(due_at - timedelta(hours=3)) == []
+    assert [s.encounter for s in await journal.stays_due(due_at - timedelta(seconds=1))] == ["OTHER-SITE"]
+    assert [s.encounter for s in await journal.stays_due(due_at)] == ["OTHER-SITE", "DUE"]
+    assert [s.encounter for s in await journal.stays_due(due_at + timedelta(hours=2))] == \
+        ["OTHER-SITE", "DUE", "LATER"]
+    assert [s.encounter for s in await journal.stays_due(due_at + timedelta(hours=2), limit=1)] == ["OTHER-SITE"]
+
+
+async def test_mark_stay_sets_letter_and_alert_and_returns_the_previous_stay(journal):
+    due_at = T0 + timedelta(hours=12)
+    await journal.record_stay(a_stay())
+    alerted_at = due_at + timedelta(minutes=1)
+
+    before = await journal.mark_stay("CHU-TEST", "V2025000001", alert_raised_at=alerted_at)
+    assert before.alert_raised_at is None
+    assert (await journal.stay("CHU-TEST", "V2025000001")).alert_raised_at == alerted_at
+    assert await journal.stays_due(due_at + timedelta(hours=1)) == []          # alerted once only
+
+    before = await journal.mark_stay("CHU-TEST", "V2025000001", letter_sent_at=alerted_at, clear_alert=True)
+    assert before.alert_raised_at == alerted_at
+    after = await journal.stay("CHU-TEST", "V2025000001")
+    assert (after.letter_sent_at, after.alert_raised_at) == (alerted_at, None)
+    assert await journal.stays_due(due_at + timedelta(hours=1)) == []          # sent: never due again
+
+    assert await journal.mark_stay("CHU-TEST", "UNKNOWN", letter_sent_at=alerted_at) is None
+
+
+async def test_stays_survive_reopening(backend):
+    async with backend.make() as first:
+        await first.record_stay(a_stay())
+    async with backend.make() as second:
+        assert (await second.stay("CHU-TEST", "V2025000001")).ins == "285057512345678"
+
+
+async def test_the_ins_of_a_stay_is_encrypted_at_rest(backend, journal):
+    await journal.record_stay(a_stay(ins="285057512345678"))
+    await journal.close()
+    stored = backend.stored_bytes()
+    assert b"IPP000123" in stored                      # identifiers stay searchable
+    assert (b"285057512345678" in stored) is not backend.encrypted

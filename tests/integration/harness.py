@@ -45,6 +45,7 @@ class Pipeline:
     max_frame_bytes: int = 16 * 1024 * 1024
     nil: str = "TEST-NIL-0001"
     schematrons: str = "off"
+    watchdog_interval: float = 60.0
     engine: Engine | None = None
     his: RecordingHis = field(default_factory=RecordingHis)
     prefix: str = field(default_factory=lambda: f"liaison-it-{uuid.uuid4().hex[:8]}.")
@@ -57,6 +58,7 @@ class Pipeline:
             journal=f"sqlite://{self.root / 'journal.sqlite'}", journal_key=os.urandom(32),
             listeners=(ListenerSettings(name="his", port=0, max_frame_bytes=self.max_frame_bytes),),
             retry_delays=RETRY_DELAYS, prefetch=4, cda_schema_required=False, schematrons=self.schematrons,
+            watchdog_interval=self.watchdog_interval,
             mss=MssSettings(relay=f"smtp://{self.relay_host}:{self.relay_port}", sender="pfi@hopital-test.mssante.fr",
                             client_cert=str(self.client_cert or self.pki.client_cert),
                             client_key=str(self.client_key or self.pki.client_key),

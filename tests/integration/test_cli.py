@@ -55,7 +55,7 @@ async def test_send_prints_one_line_per_message_with_its_ack(tmp_path):
     await pipe.start()
     try:
         good = encode_message(make_pfi_oru(CDA, patient=PATIENT, control_id="CLI-1"))
-        refused = encode_message(make_pfi_oru(CDA, patient=PATIENT, control_id="CLI-2", message_type="ADT^A01"))
+        refused = encode_message(make_pfi_oru(CDA, patient=PATIENT, control_id="CLI-2", message_type="ADT^A99"))
         path = tmp_path / "two.hl7"
         path.write_bytes(good.replace(b"\r", b"\n") + refused)      # a file with LF endings and two messages
         proc = await asyncio.create_subprocess_exec(

@@ -1,0 +1,77 @@
+"""The compliance watchdog: a discharge whose lettre de liaison is overdue raises an alert.
+
+Every ``engine.watchdog_interval`` seconds it asks the journal for the stays
+that are due (discharged, letter not sent, deadline passed, not yet alerted,
+see :meth:`router.ports.Journal.stays_due`) and for each one:
+
+- appends a journal event (step ``alert``, state ``letter_overdue``) to the
+  message that last changed the stay (the A03);
+- logs a warning with the encounter id, the IPP and that message key only —
+  never names nor the INS;
+- marks the stay ``alert_raised_at`` so that it is raised once.
+
+The alert is cleared by the ADT stage (A13, or a later A03) and by the
+dispatch of the letter (:meth:`router.stages.adt.AdtStage.letter_dispatched`),
+both journaled as ``alert_cleared``. A failing pass (journal unavailable) is
+logged and the next pass tries again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from datetime import datetime
+
+import structlog
+
+from router.ports import Journal, JournalEvent, Stay
+from router.stages.clock import now as system_now
+
+log = structlog.get_logger(__name__)
+
+
+class LetterWatchdog:
+    def __init__(self, journal: Journal, *, interval: float = 60.0, clock: Callable[[], datetime] = system_now,
+                 batch: int = 100):
+        self.journal = journal
+        self.interval = interval
+        self.clock = clock
+        self.batch = batch
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task | None = None
+
+    def start(self) -> None:
+        if self._task is None:
+            self._stop.clear()
+            self._task = asyncio.create_task(self._run(), name="letter-watchdog")
+
+    async def stop(self) -> None:
+        """Stop the loop after the pass in progress, if any."""
+        self._stop.set()
+        task, self._task = self._task, None
+        if task is not None:
+            await task
+
+    async def check_once(self) -> list[Stay]:
+        """One pass: raise an alert for every overdue stay (at most ``batch``); return them."""
+        moment = self.clock()
+        due = await self.journal.stays_due(moment, limit=self.batch)
+        for stay in due:
+            await self.journal.mark_stay(stay.facility, stay.encounter, alert_raised_at=moment)
+            await self.journal.add_event(JournalEvent(
+                message_key=stay.message_key, at=system_now(), step="alert", state="letter_overdue",
+                detail=f"stay {stay.encounter} ({stay.facility}): lettre de liaison not sent by "
+                       f"{stay.letter_due_at.isoformat() if stay.letter_due_at else '?'}"))
+            log.warning("watchdog.letter_overdue", encounter=stay.encounter, ipp=stay.ipp,
+                        message_key=stay.message_key)
+        return due
+
+    async def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                await self.check_once()
+            except Exception as exc:   # noqa: BLE001 - one failed pass must not end the watchdog
+                log.error("watchdog.pass_failed", error=str(exc))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), timeout=self.interval)
