@@ -1,8 +1,8 @@
 """Render a lettre de liaison à la sortie (CI-SIS LDL-SES 2022.01) from a discharge event.
 
 Render mode gets an ADT^A03 (:class:`~router.adt.AdtEvent`) and, usually, the
-letter itself as a PDF. :func:`render_ldl_ses` writes the French header
-(structuration minimale) and the four mandatory sections: status (GEN-065),
+letter itself as a PDF. :func:`render_ldl_ses` writes the French header (shared, see
+:mod:`mappings.cda_header_fr`) and the four mandatory sections: status (GEN-065),
 reason for referral (42349-1), stay synthesis (42545-4, with the ORG-074
 discharge-mode entry) and discharge medications (10183-2). The section texts
 come from ``narrative`` (keys :data:`NARRATIVE_KEYS`), else say the letter is
@@ -27,15 +27,12 @@ from datetime import datetime
 
 from lxml import etree
 
-from mappings.site import FACILITY_TYPE_SYSTEM, FINESS_OID, PRACTICE_SETTING_SYSTEM, Site
+from mappings.cda_header_fr import LOINC, XSI, build_header
+from mappings.cda_header_fr import el as _el
+from mappings.site import Site
 from router.adt import AdtEvent
-from router.errors import MappingError
-from router.identity import RPPS_OID
 from router.model import Participant
 
-HL7 = "urn:hl7-org:v3"
-XSI = "http://www.w3.org/2001/XMLSchema-instance"
-LOINC = "2.16.840.1.113883.6.1"
 SNOMED = "2.16.840.1.113883.6.96"
 TA_ASIP = "1.2.250.1.213.1.1.4.322"
 TEMPLATE_ID = "1.2.250.1.213.1.1.1.29"
@@ -57,7 +54,6 @@ DISCHARGE_MODES: dict[str, tuple[str, str, str]] = {
 OTHER_DESTINATION = ("GEN-092.06.03", TA_ASIP, "Autre destination")
 #: The letter is final when rendered: JDV_StatutDoc_CISIS "réalisé".
 DOCUMENT_STATUS = ("398166005", SNOMED, "réalisé")
-_GENDERS = {"F": ("F", "Féminin"), "M": ("M", "Masculin")}
 
 
 def discharge_mode(disposition: str) -> tuple[str, str, str]:
@@ -73,148 +69,27 @@ def render_ldl_ses(adt: AdtEvent, *, letter_pdf: bytes | None, narrative: dict[s
     ``document_id`` and ``set_id`` are extensions under the site's roots;
     ``parent_document_id`` is the replaced document as :class:`~router.model.CdaHeader`
     writes ids (``root^extension``; a bare value is an extension under the site's
-    document root). Raises :class:`MappingError` when a mandatory fact is missing.
+    document root). Raises :class:`~router.errors.MappingError` when a mandatory fact is missing.
     """
-    if not document_id or not set_id or version < 1:
-        raise MappingError("LDL-SES needs a document id, a set id and a version >= 1")
-    if not author.identifier:
-        raise MappingError("LDL-SES needs an author with an IdNat_PS (8+RPPS)")
-    if not (adt.ipp or adt.ins):
-        raise MappingError("LDL-SES needs a patient identifier (IPP or INS)")
+    doc = build_header(adt, template_ids=((TEMPLATE_ID, "2022.01"),), code=DOCUMENT_CODE,
+                       title=f"{TITLE} - {site.name}", document_id=document_id, set_id=set_id, version=version,
+                       parent_document_id=parent_document_id, author=author, site=site,
+                       effective_time=effective_time, label="LDL-SES")
     texts = {key: (narrative or {}).get(key, "").strip() for key in NARRATIVE_KEYS}
     now = effective_time.strftime("%Y%m%d%H%M%S%z")
     ids = _Ids(document_id)
-    doc = etree.Element(f"{{{HL7}}}ClinicalDocument", nsmap={None: HL7, "xsi": XSI})
-    _el(doc, "realmCode", code="FR")
-    _el(doc, "typeId", root="2.16.840.1.113883.1.3", extension="POCD_HD000040")
-    _el(doc, "templateId", root="2.16.840.1.113883.2.8.2.1")
-    _el(doc, "templateId", root="1.2.250.1.213.1.1.1.1")
-    _el(doc, "templateId", root=TEMPLATE_ID, extension="2022.01")
-    _el(doc, "id", root=site.document_id_root, extension=document_id)
-    _el(doc, "code", code=DOCUMENT_CODE[0], codeSystem=LOINC, codeSystemName="LOINC", displayName=DOCUMENT_CODE[1])
-    _el(doc, "title", text=f"{TITLE} - {site.name}")
-    _el(doc, "effectiveTime", value=now)
-    _el(doc, "confidentialityCode", code="N", codeSystem="2.16.840.1.113883.5.25", displayName="Normal")
-    _el(doc, "languageCode", code="fr-FR")
-    _el(doc, "setId", root=site.set_id_root, extension=set_id)
-    _el(doc, "versionNumber", value=str(version))
-    _record_target(doc, adt, site)
-    author_el = _el(doc, "author")
-    _el(author_el, "time", value=now)
-    _person(_el(author_el, "assignedAuthor", classCode="ASSIGNED"), author, "assignedPerson", site)
-    _custodian(doc, site)
-    legal = _el(doc, "legalAuthenticator")
-    _el(legal, "time", value=now)
-    _el(legal, "signatureCode", code="S")
-    _person(_el(legal, "assignedEntity"), author, "assignedPerson", site)
-    if adt.medecin_traitant is not None and adt.medecin_traitant.identifier:
-        part = _el(doc, "participant", typeCode="INF")
-        _el(part, "functionCode", code="PCP", codeSystem="2.16.840.1.113883.5.88", displayName="Médecin traitant")
-        _el(part, "time", nullFlavor="NA")
-        _person(_el(part, "associatedEntity", classCode="PROV"), adt.medecin_traitant, "associatedPerson", None)
-    start, stop = adt.admit_time, adt.discharge_time
-    event = _el(_el(doc, "documentationOf"), "serviceEvent", classCode="ACT", moodCode="EVN")
-    _el(event, "code", code="IMP", codeSystem="2.16.840.1.113883.5.4",
-        displayName="Hospitalisation (établissement, y compris HAD)")
-    _interval(event, start, stop)
-    performer = _el(_el(event, "performer", typeCode="PRF"), "assignedEntity")
-    _person(performer, adt.attending or author, "assignedPerson", None)
-    org = _el(performer, "representedOrganization")
-    _el(org, "name", text=site.name)
-    _el(org, "standardIndustryClassCode", code=site.practice_setting_code, codeSystem=PRACTICE_SETTING_SYSTEM,
-        displayName=site.practice_setting_display)
-    if parent_document_id:
-        root, _, ext = parent_document_id.partition("^")
-        if not ext:
-            root, ext = site.document_id_root, parent_document_id
-        parent = _el(_el(doc, "relatedDocument", typeCode="RPLC"), "parentDocument")
-        _el(parent, "id", root=root, extension=ext)
-    encounter = _el(_el(doc, "componentOf"), "encompassingEncounter")
-    if adt.encounter:
-        _el(encounter, "id", root=site.encounter_root, extension=adt.encounter)
-    _interval(encounter, start, stop)
-    _el(_el(_el(encounter, "location"), "healthCareFacility"), "code", code=site.facility_type_code,
-        codeSystem=FACILITY_TYPE_SYSTEM, displayName=site.facility_type_display)
     body = _el(_el(doc, "component"), "structuredBody")
     fallback = ATTACHED if letter_pdf else NOT_GIVEN
     _status_section(body, ids, now[:8])
     _section(body, ids, ("1.3.6.1.4.1.19376.1.5.3.1.3.1", "1.2.250.1.213.1.1.2.127"),
              ("42349-1", "Raison de la recommandation"), "Motif de l'hospitalisation", texts["reason"] or fallback)
-    _synthesis_section(body, ids, adt, texts["synthesis"] or fallback, (stop or now)[:8])
+    _synthesis_section(body, ids, adt, texts["synthesis"] or fallback, (adt.discharge_time or now)[:8])
     _section(body, ids, ("1.3.6.1.4.1.19376.1.5.3.1.3.22", "1.2.250.1.213.1.1.2.146"),
              ("10183-2", "Traitements à la sortie"), "Traitements à la sortie",
              texts["discharge_medications"] or fallback)
     if letter_pdf:
         _pdf_section(body, ids, letter_pdf)
     return etree.tostring(doc, xml_declaration=True, encoding="UTF-8", pretty_print=True)
-
-
-# --- header parts ----------------------------------------------------------------------------
-
-def _record_target(doc, adt: AdtEvent, site: Site) -> None:
-    role = _el(_el(doc, "recordTarget"), "patientRole")
-    ins = adt.ins
-    if ins is not None:
-        _el(role, "id", root=ins.oid, extension=ins.matricule)
-    if adt.ipp:
-        _el(role, "id", root=site.ipp_root, extension=adt.ipp)
-    patient = _el(role, "patient", classCode="PSN")
-    name = _el(patient, "name")
-    if ins is not None and ins.birth_name:
-        _el(name, "family", text=ins.birth_name, qualifier="BR")
-        if ins.given_names:
-            _el(name, "given", text=ins.given_names)
-        if ins.first_given:
-            _el(name, "given", text=ins.first_given, qualifier="BR")
-    else:
-        _el(name, "family", text=adt.family or "Inconnu")
-        if adt.given:
-            _el(name, "given", text=adt.given)
-    code, display = _GENDERS.get(ins.sex if ins is not None else "", ("UN", "Inconnu"))
-    _el(patient, "administrativeGenderCode", code=code, codeSystem="2.16.840.1.113883.5.1", displayName=display)
-    birth = {"value": ins.birth_date} if ins is not None and ins.birth_date else {"nullFlavor": "UNK"}
-    _el(patient, "birthTime", **birth)
-    if ins is not None and ins.birthplace_cog:
-        addr = _el(_el(_el(patient, "birthplace"), "place"), "addr")
-        _el(addr, "county", text=ins.birthplace_cog)
-        if ins.birthplace_city:
-            _el(addr, "city", text=ins.birthplace_city)
-
-
-def _person(entity, who: Participant, person_tag: str, site: Site | None) -> None:
-    """id (IdNat_PS), person name and, with a site, the represented organisation."""
-    if who.identifier:
-        _el(entity, "id", root=RPPS_OID, extension=who.identifier)
-    else:
-        _el(entity, "id", nullFlavor="UNK")
-    name = _el(_el(entity, person_tag), "name")
-    if who.given:
-        _el(name, "given", text=who.given)
-    _el(name, "family", text=who.family or "Inconnu")
-    if site is not None:
-        org = _el(entity, "representedOrganization")
-        _el(org, "id", root=FINESS_OID, extension=site.idnat_struct)
-        _el(org, "name", text=site.name)
-
-
-def _custodian(doc, site: Site) -> None:
-    org = _el(_el(_el(doc, "custodian", typeCode="CST"), "assignedCustodian"), "representedCustodianOrganization")
-    _el(org, "id", root=FINESS_OID, extension=site.idnat_struct)
-    _el(org, "name", text=site.name)
-    if site.telecom:
-        _el(org, "telecom", value=site.telecom, use="WP")
-    addr = _el(org, "addr")
-    if site.house_number:
-        _el(addr, "houseNumber", text=site.house_number)
-    _el(addr, "streetName", text=site.street_name)
-    _el(addr, "postalCode", text=site.postal_code)
-    _el(addr, "city", text=site.city)
-
-
-def _interval(parent, start: str, stop: str) -> None:
-    times = _el(parent, "effectiveTime")
-    _el(times, "low", value=start) if start else _el(times, "low", nullFlavor="UNK")
-    _el(times, "high", value=stop) if stop else _el(times, "high", nullFlavor="UNK")
 
 
 # --- body ------------------------------------------------------------------------------------
@@ -295,10 +170,3 @@ def _pdf_section(body, ids: _Ids, pdf: bytes) -> None:
     media = _el(_el(org, "component"), "observationMedia", classCode="OBS", moodCode="EVN", ID="lettre-pdf")
     _el(media, "value", text=base64.b64encode(pdf).decode("ascii"), mediaType="application/pdf",
         representation="B64")
-
-
-def _el(parent, tag: str, text: str | None = None, **attrs: str):
-    el = etree.SubElement(parent, f"{{{HL7}}}{tag}", {k: v for k, v in attrs.items()})
-    if text is not None:
-        el.text = text
-    return el
