@@ -64,6 +64,5 @@ def _check(path: Path, xsd: CdaSchemaValidator, schematron_dir: Path, profiles: 
         except ValidationError as exc:
             problems.append(f"[{sch.name}] {exc.reason}")
             continue
-        for finding in report.errors:
-            problems.append(f"[{sch.name}] {finding.role or 'error'} at {finding.location}: {finding.text}")
+        problems += report.describe()
     return problems

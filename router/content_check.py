@@ -32,7 +32,7 @@ class SchematronCheck:
         problems: list[str] = []
         for path in paths:
             report = self._validators[str(path.relative_to(self.schematron_dir))].validate(cda)
-            problems += [f"[{report.schematron}] {f.role or 'error'} at {f.location}: {f.text}" for f in report.errors]
+            problems += report.describe()
         if problems:
             raise ValidationError(f"CDA breaks the CI-SIS schematron(s): {len(problems)} failed assertion(s)",
                                   details=problems)

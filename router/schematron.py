@@ -96,6 +96,10 @@ class SchematronReport:
     def ok(self) -> bool:
         return not self.errors
 
+    def describe(self) -> list[str]:
+        """One line per blocking failed assert: ``[schematron] role at location: text``."""
+        return [f"[{self.schematron}] {f.role or 'error'} at {f.location}: {f.text}" for f in self.errors]
+
 
 # One Saxon processor for the process (a GraalVM isolate: cheap to share, costly to create).
 _processor: PySaxonProcessor | None = None

@@ -14,18 +14,11 @@ from router.ports import Envelope, MessageState, ReceivedMessage, StayState
 from router.stages.adt import AdtStage
 from router.stages.process import ProcessStage
 from tests.support.adt_messages import DR_DURAND, PATIENT, WRONG_KEY_INS, make_adt
+from tests.support.clock import FakeClock
 
 PARIS = ZoneInfo("Europe/Paris")
 NOW = datetime(2024, 3, 15, 16, 0, tzinfo=UTC)
 ENCOUNTER = "V2024000123"
-
-
-class FakeClock:
-    def __init__(self, moment: datetime):
-        self.moment = moment
-
-    def __call__(self) -> datetime:
-        return self.moment
 
 
 @pytest.fixture

@@ -12,16 +12,9 @@ from structlog.testing import capture_logs
 from channels.journal import SqliteJournal
 from router.ports import Stay, StayState
 from router.watchdog import LetterWatchdog
+from tests.support.clock import FakeClock
 
 DUE = datetime(2024, 3, 15, 22, 59, 59, tzinfo=UTC)
-
-
-class FakeClock:
-    def __init__(self, moment: datetime):
-        self.moment = moment
-
-    def __call__(self) -> datetime:
-        return self.moment
 
 
 @pytest.fixture
@@ -31,6 +24,13 @@ async def journal(tmp_path):
                                        ipp="IPP000321", ins="285057512345678", discharged_at=DUE - timedelta(hours=9),
                                        letter_due_at=DUE, message_key="K-A03"))
         yield journal
+
+
+async def wait_for_alert(journal, timeout: float = 10.0) -> None:
+    """Poll (bounded) until the watchdog has raised the alert on stay V1."""
+    deadline = time.monotonic() + timeout
+    while (await journal.stay("CHU-TEST", "V1")).alert_raised_at is None and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
 
 
 async def test_an_overdue_letter_raises_one_alert_event_and_one_log_line(journal):
@@ -56,9 +56,7 @@ async def test_the_loop_runs_until_stopped(journal):
     watchdog = LetterWatchdog(journal, interval=0.02, clock=FakeClock(DUE + timedelta(hours=1)))
     watchdog.start()
     try:
-        deadline = time.monotonic() + 10
-        while (await journal.stay("CHU-TEST", "V1")).alert_raised_at is None and time.monotonic() < deadline:
-            await asyncio.sleep(0.02)
+        await wait_for_alert(journal)
     finally:
         await watchdog.stop()
     assert (await journal.stay("CHU-TEST", "V1")).alert_raised_at is not None
@@ -82,9 +80,7 @@ async def test_a_failed_pass_is_logged_and_the_loop_goes_on(journal):
     with capture_logs() as logs:
         watchdog.start()
         try:
-            deadline = time.monotonic() + 10
-            while (await journal.stay("CHU-TEST", "V1")).alert_raised_at is None and time.monotonic() < deadline:
-                await asyncio.sleep(0.02)
+            await wait_for_alert(journal)
         finally:
             await watchdog.stop()
     assert any(entry["event"] == "watchdog.pass_failed" for entry in logs)

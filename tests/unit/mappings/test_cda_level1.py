@@ -61,16 +61,12 @@ def profiles() -> dict[str, SchematronValidator]:
     return {name: SchematronValidator(root / name) for name in PROFILES}
 
 
-def errors(report) -> list[str]:
-    return [f"{f.id}: {f.text}" for f in report.errors]
-
-
 @pytest.mark.parametrize("name", CASES)
 def test_level1_document_passes_the_xsd_and_the_cisis_profiles(name, xsd, profiles):
     cda = render(name)
     xsd.validate(cda)
     for report in (v.validate(cda) for v in profiles.values()):
-        assert report.ok, errors(report)
+        assert report.ok, report.describe()
 
 
 def test_minimal_structure_profile_reports_a_planted_error(profiles):

@@ -73,22 +73,18 @@ def minimal_structure() -> SchematronValidator:
     return SchematronValidator(require_fixture("TestContenuCDA-3-0", "schematrons", MINIMAL_STRUCTURE))
 
 
-def errors(report) -> list[str]:
-    return [f"{f.id}: {f.text}" for f in report.errors]
-
-
 @pytest.mark.parametrize("name", CASES)
 def test_rendered_letter_passes_the_xsd_and_the_volet_schematrons(name, xsd, schematrons):
     cda = render(name)
     xsd.validate(cda)
     for report in (v.validate(cda) for v in schematrons.values()):
-        assert report.failed == [], errors(report)
+        assert report.failed == [], report.describe()
 
 
 @pytest.mark.parametrize("name", MINIMAL_CASES)
 def test_rendered_letter_passes_the_minimal_structure_profile(name, minimal_structure):
     report = minimal_structure.validate(render(name))
-    assert report.ok, errors(report)
+    assert report.ok, report.describe()
 
 
 def test_header_reads_back_ins_ids_version_and_parent():
