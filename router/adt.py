@@ -108,12 +108,27 @@ def read_adt(message) -> AdtEvent:
     if header.message_type.upper() != "ADT" or header.trigger.upper() not in TRIGGERS:
         raise UnsupportedMessageError(f"{header.event} is not an ADT event this engine takes "
                                       f"({', '.join(sorted(TRIGGERS))})")
+    return read_patient_visit(raw, require_pv1=True)
+
+
+def read_patient_visit(message, *, require_pv1: bool = False) -> AdtEvent:
+    """The patient (PID, PD1/ROL, ZFD) and visit (PV1, ZBE) of any HL7 v2 message.
+
+    Render mode reads the same facts from the MDM or ORU that carries a document
+    as from an ADT feed, so the CDA header is written from one shape. ``kind`` is
+    the ADT event kind for ADT triggers, else empty. A missing PV1 is an error
+    only with ``require_pv1`` (an ADT); otherwise the visit fields stay empty.
+    """
+    raw = normalise_segments(message if isinstance(message, str) else str(message))
+    header = read_header(raw)
     trigger = header.trigger.upper()
     segments: dict[str, list[Segment]] = {}
     for segment in iter_segments(raw):
         segments.setdefault(segment.id.upper(), []).append(segment)
     pid = _one(segments, "PID", header.event)
-    pv1 = _one(segments, "PV1", header.event)
+    pv1 = _one(segments, "PV1", header.event) if require_pv1 else segments.get("PV1", [None])[0]
+    if pv1 is None:
+        pv1 = Segment("PV1")
     warnings: list[str] = []
     zfd = segments.get("ZFD", [None])[0]
     insi = zfd is not None and value(zfd, 5).upper() == "INSI"
@@ -122,7 +137,7 @@ def read_adt(message) -> AdtEvent:
     movement = read_zbe(segments["ZBE"][0], warnings) if "ZBE" in segments else None
     return AdtEvent(
         trigger=trigger,
-        kind=TRIGGERS[trigger],
+        kind=TRIGGERS.get(trigger, "") if header.message_type.upper() == "ADT" else "",
         control_id=header.control_id,
         message_time=header.datetime,
         event_time=(value(evn, 6) or value(evn, 2)) if evn is not None else "",
