@@ -23,12 +23,15 @@ from __future__ import annotations
 
 import base64
 import uuid
+from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 
 from lxml import etree
 
 from mappings.cda_header_fr import LOINC, XSI, build_header
 from mappings.cda_header_fr import el as _el
+from mappings.codes import load
 from mappings.site import Site
 from router.adt import AdtEvent
 from router.model import Participant
@@ -43,33 +46,44 @@ NARRATIVE_KEYS = ("reason", "synthesis", "discharge_medications")
 ATTACHED = "Voir le document joint (lettre de liaison au format PDF)."
 NOT_GIVEN = "Non renseigné par le système source : voir la lettre de liaison transmise."
 
-#: PV1-36 (PMSI mode de sortie) → ORG-074 value, every code from JDV_ModaliteSortie_CISIS
-#: (1.2.250.1.213.1.1.5.74). Décès (9) has no code in that JDV (419620001 is only in the
-#: broader JDV_ModeSortie_CISIS), so it falls to "autre destination" like any unknown mode.
+#: The table PV1-36 (PMSI mode de sortie) → ORG-074 value: ``mappings/codes/discharge_modes.json``,
+#: every code from JDV_ModaliteSortie_CISIS (1.2.250.1.213.1.1.5.74); a site overrides it through
+#: :class:`mappings.tables.Tables`. Décès (9) has no code in that JDV, so it falls to the default.
+DISCHARGE_TABLE = "discharge_modes"
+
+
+def _coded(entry: Mapping[str, str]) -> tuple[str, str, str]:
+    return entry["code"], entry["system"], entry["display"]
+
+
+#: The built-in table as (code, codeSystem, displayName) tuples (what a site does not override).
 DISCHARGE_MODES: dict[str, tuple[str, str, str]] = {
-    "8": ("160849004", SNOMED, "retour au domicile"),
-    "7": ("GEN-092.06.01", TA_ASIP, "Autre établissement de santé"),
-    "6": ("GEN-092.06.01", TA_ASIP, "Autre établissement de santé"),
-}
-OTHER_DESTINATION = ("GEN-092.06.03", TA_ASIP, "Autre destination")
+    mode: _coded(entry) for mode, entry in load(DISCHARGE_TABLE)["by_pv1_36"].items()}
+OTHER_DESTINATION = _coded(load(DISCHARGE_TABLE)["default"])
 #: The letter is final when rendered: JDV_StatutDoc_CISIS "réalisé".
 DOCUMENT_STATUS = ("398166005", SNOMED, "réalisé")
 
 
-def discharge_mode(disposition: str) -> tuple[str, str, str]:
-    """(code, codeSystem, displayName) of the ORG-074 entry for a PV1-36 value."""
-    return DISCHARGE_MODES.get(disposition.strip(), OTHER_DESTINATION)
+def discharge_mode(disposition: str, table: Mapping[str, Any] | None = None) -> tuple[str, str, str]:
+    """(code, codeSystem, displayName) of the ORG-074 entry for a PV1-36 value.
+
+    ``table`` is the ``discharge_modes`` table in force (``tables.get("discharge_modes")``),
+    the built-in one when None.
+    """
+    table = table if table is not None else load(DISCHARGE_TABLE)
+    return _coded(table["by_pv1_36"].get((disposition or "").strip(), table["default"]))
 
 
 def render_ldl_ses(adt: AdtEvent, *, letter_pdf: bytes | None, narrative: dict[str, str] | None,
                    document_id: str, set_id: str, version: int = 1, parent_document_id: str = "",
-                   author: Participant, site: Site, effective_time: datetime) -> bytes:
+                   author: Participant, site: Site, effective_time: datetime, tables: Any = None) -> bytes:
     """The LDL-SES CDA (UTF-8 bytes) of a discharge.
 
     ``document_id`` and ``set_id`` are extensions under the site's roots;
     ``parent_document_id`` is the replaced document as :class:`~router.model.CdaHeader`
     writes ids (``root^extension``; a bare value is an extension under the site's
-    document root). Raises :class:`~router.errors.MappingError` when a mandatory fact is missing.
+    document root). ``tables`` is the :class:`~mappings.tables.Tables` in force (anything
+    with ``get(name)``), the built-in tables when None. Raises :class:`~router.errors.MappingError` when a mandatory fact is missing.
     """
     doc = build_header(adt, template_ids=((TEMPLATE_ID, "2022.01"),), code=DOCUMENT_CODE,
                        title=f"{TITLE} - {site.name}", document_id=document_id, set_id=set_id, version=version,
@@ -83,7 +97,8 @@ def render_ldl_ses(adt: AdtEvent, *, letter_pdf: bytes | None, narrative: dict[s
     _status_section(body, ids, now[:8])
     _section(body, ids, ("1.3.6.1.4.1.19376.1.5.3.1.3.1", "1.2.250.1.213.1.1.2.127"),
              ("42349-1", "Raison de la recommandation"), "Motif de l'hospitalisation", texts["reason"] or fallback)
-    _synthesis_section(body, ids, adt, texts["synthesis"] or fallback, (adt.discharge_time or now)[:8])
+    modes = tables.get(DISCHARGE_TABLE) if tables is not None else None
+    _synthesis_section(body, ids, adt, texts["synthesis"] or fallback, (adt.discharge_time or now)[:8], modes)
     _section(body, ids, ("1.3.6.1.4.1.19376.1.5.3.1.3.22", "1.2.250.1.213.1.1.2.146"),
              ("10183-2", "Traitements à la sortie"), "Traitements à la sortie",
              texts["discharge_medications"] or fallback)
@@ -142,12 +157,13 @@ def _status_section(body, ids: _Ids, day: str) -> None:
                  ("GEN-065", TA_ASIP, "Statut du document"), "statut-document", day, DOCUMENT_STATUS)
 
 
-def _synthesis_section(body, ids: _Ids, adt: AdtEvent, text: str, day: str) -> None:
+def _synthesis_section(body, ids: _Ids, adt: AdtEvent, text: str, day: str,
+                       modes: Mapping[str, Any] | None) -> None:
     section, narrative = _section(body, ids, ("1.3.6.1.4.1.19376.1.5.3.1.1.21.2.9",
                                               "1.3.6.1.4.1.19376.1.7.3.1.1.13.7",
                                               "1.2.250.1.213.1.1.2.163", "1.2.250.1.213.1.1.2.163.1"),
                                   ("42545-4", "Evènements observés"), "Synthèse médicale du séjour", text)
-    mode = discharge_mode(adt.discharge_disposition)
+    mode = discharge_mode(adt.discharge_disposition, modes)
     _el(_el(narrative, "paragraph", text="Modalité de sortie : "), "content", text=mode[2], ID="modalite-sortie")
     _observation(_el(section, "entry"), ids, ("1.2.250.1.213.1.1.3.48.7",),
                  ("ORG-074", TA_ASIP, "Modalité de sortie"), "modalite-sortie", day, mode)

@@ -5,8 +5,8 @@ python-hl7 tree). Order of work for every frame:
 
 1. decode by MSH-18 and read the header; unreadable → AR, journaled;
 2. triage what is cheap to know now: message type accepted by this engine,
-   a PID segment present, and for PFI documents (ORU/MDM, not ADT) the
-   routing check; a refusal is an AE/AR with an ERR segment, journaled;
+   a PID segment present, and for PFI documents (ORU/MDM carrying a CDA) the
+   routing check, for render-mode MDM a TXA (:mod:`router.mode`); a refusal is an AE/AR with an ERR segment, journaled;
 3. journal the raw bytes (idempotent on sending application + MSH-10): a
    resent message gets the ACK it got the first time and is not processed again;
 4. publish to the ``inbound`` queue and wait for the bus's confirmation;
@@ -33,6 +33,7 @@ from router.hl7 import ack as acks
 from router.hl7.charset import decode_lenient, encode
 from router.hl7.segments import normalise_segments
 from router.hl7.msh import MshHeader, iter_segments, read_header
+from router.mode import is_render_mode
 from router.pfi import check_routing
 from router.ports import Bus, Journal, MessageState, ReceivedMessage
 
@@ -44,7 +45,7 @@ _ONLY_RECEIVED = frozenset({MessageState.RECEIVED})
 #: state (lettre de liaison watchdog) needs.
 ACCEPTED_EVENTS: Mapping[str, frozenset[str]] = {
     "ORU": frozenset({"R01"}),
-    "MDM": frozenset({"T02", "T04", "T10"}),
+    "MDM": frozenset({"T02", "T04", "T10", "T11"}),
     "ADT": frozenset({"A01", "A03", "A04", "A08", "A11", "A13"}),
 }
 #: Message types that carry a PFI document, and so must pass the PFI routing check at the door.
@@ -161,11 +162,18 @@ class Ingest:
         if not any(segment.id == "PID" for segment in segments):
             return EngineError("required segment PID is missing", hl7_code="100",
                                hl7_text="Segment sequence error")
-        if header.message_type in PFI_TYPES:
-            try:
-                check_routing(segments)
-            except ValidationError as exc:
-                return exc
+        if header.message_type not in PFI_TYPES:
+            return None
+        if is_render_mode(segments):
+            # Render mode: Liaison writes the CDA; the worker reads the rest of the message.
+            if header.message_type == "MDM" and not any(segment.id == "TXA" for segment in segments):
+                return EngineError("MDM without TXA: the document cannot be identified", hl7_code="100",
+                                   hl7_text="Segment sequence error")
+            return None
+        try:
+            check_routing(segments)
+        except ValidationError as exc:
+            return exc
         return None
 
     async def _refuse(self, raw: bytes, peer: str, header: MshHeader, codec: str, error: EngineError,

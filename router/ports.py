@@ -13,6 +13,8 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
+from router.model import Action
+
 
 # --------------------------------------------------------------------- bus
 
@@ -183,6 +185,27 @@ class Stay:
     updated_at: datetime | None = None  # set by the journal on every write
 
 
+@dataclass(frozen=True)
+class RenderedDocument:
+    """A document render mode produced, as the journal keeps it for its later versions.
+
+    ``source_id`` is the id the HIS knows the document by (TXA-12 for an MDM,
+    the filler order number for a lab report); ``facility`` is MSH-4 (the
+    channel name when empty), so two sites' ids never collide. The CDA is kept
+    (encrypted) because a cancellation re-sends the header it withdraws.
+    """
+
+    facility: str
+    source_id: str
+    document_id: str               # extension under the site's document root
+    set_id: str                    # extension under the site's setId root
+    version: int
+    type_code: str
+    action: Action
+    message_key: str
+    cda: bytes = field(default=b"", repr=False)
+
+
 class Journal(Protocol):
     """Every message and every step, never silently dropped."""
 
@@ -248,6 +271,33 @@ class Journal(Protocol):
         Returns None when there is no such stay. The previous value lets the
         caller tell whether an alert was standing (to record "alert_cleared").
         """
+
+    async def record_document(self, document: RenderedDocument) -> None:
+        """Keep a rendered document under (facility, source id); a later version replaces the row."""
+
+    async def rendered_document(self, facility: str, source_id: str) -> RenderedDocument | None:
+        """The latest document rendered for that source id, or None."""
+
+
+# ----------------------------------------------------------- directory
+
+@dataclass(frozen=True)
+class Mailbox:
+    """One MSSanté mailbox the directory knows for a professional or an organisation."""
+
+    address: str
+    kind: str = "PER"              # PER (personal), ORG (organisation), APP (application), CAB (practice)
+    identifier: str = ""           # IdNat_PS (8+RPPS) or structure id it belongs to
+    name: str = ""
+    organisation: str = ""
+    source: str = ""               # where it came from (static file, extraction, FHIR API)
+
+
+class Directory(Protocol):
+    """Who can be reached at which MSSanté address (Annuaire Santé, static overrides)."""
+
+    async def mailboxes(self, identifier: str) -> list[Mailbox]:
+        """The mailboxes of an IdNat_PS (8+RPPS, 0+ADELI) or a structure id; empty when unknown."""
 
 
 # ----------------------------------------------------------- mail and acks

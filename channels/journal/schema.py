@@ -13,6 +13,11 @@ Tables:
 - ``stays`` (v2): the current state of each stay (encounter) the ADT feed
   described, keyed by (facility, encounter), with its lettre de liaison
   deadline; the INS column is encrypted like ``detail`` (``stays.py``).
+- ``documents`` (v3): every document render mode produced, keyed by
+  (facility, source id: TXA-12 or the lab's filler order number), with its
+  CDA id, setId and version, so that a replacement continues the set and a
+  cancellation finds what it cancels; the CDA itself is encrypted like
+  ``raw`` (``documents.py``).
 - ``schema_version``: one row per applied migration; later versions append to
   ``MIGRATIONS`` and never edit an applied one.
 
@@ -100,6 +105,22 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         )""",
         "CREATE INDEX stays_due ON stays (letter_due_at) WHERE state = 'discharged' AND letter_sent_at IS NULL "
         "AND alert_raised_at IS NULL",
+    ),
+    3: (
+        """CREATE TABLE documents (
+            facility     TEXT NOT NULL,
+            source_id    TEXT NOT NULL,
+            document_id  TEXT NOT NULL,
+            set_id       TEXT NOT NULL,
+            version      INTEGER NOT NULL,
+            type_code    TEXT NOT NULL,
+            action       TEXT NOT NULL,
+            message_key  TEXT NOT NULL,
+            cda          BLOB NOT NULL,
+            created_at   TEXT NOT NULL,
+            PRIMARY KEY (facility, source_id)
+        )""",
+        "CREATE INDEX documents_by_set ON documents (set_id, version)",
     ),
 }
 LATEST = max(MIGRATIONS)

@@ -39,12 +39,13 @@ from urllib.parse import urlsplit
 import structlog
 
 from channels.journal.cipher import aad, make_codec
+from channels.journal import documents as document_sql
 from channels.journal import stays as stay_sql
 from channels.journal.keys import new_key
 from channels.journal.schema import check_codec, migrate, ts
 from channels.journal.writer import GroupCommitWriter, unavailable
 from router.errors import ConfigError, TransientError
-from router.ports import (Clock, JournalEvent, MessageRecord, MessageState, Outcome, OutcomeStatus,
+from router.ports import (Clock, RenderedDocument, JournalEvent, MessageRecord, MessageState, Outcome, OutcomeStatus,
                           ReceivedMessage, Stay)
 
 log = structlog.get_logger(__name__)
@@ -235,6 +236,15 @@ class SqliteJournal:
         return await self._write(lambda conn: stay_sql.mark(
             conn, self._codec, facility, encounter, now, letter_sent_at=letter_sent_at,
             alert_raised_at=alert_raised_at, clear_alert=clear_alert))
+
+    async def record_document(self, document: RenderedDocument) -> None:
+        """Record a rendered document under (facility, source id); see ``documents.py``."""
+        now = ts(self._clock.now())
+        await self._write(lambda conn: document_sql.upsert(conn, self._codec, document, now))
+
+    async def rendered_document(self, facility: str, source_id: str) -> RenderedDocument | None:
+        rows = await self._query(document_sql.select_one(), (facility, source_id))
+        return document_sql.from_row(self._codec, rows[0]) if rows else None
 
     async def _write(self, operation: Any) -> Any:
         if self._writer is None:

@@ -23,7 +23,7 @@ from mappings.mss_mail import build_mss_mail
 from mappings.xdm import build_xdm
 from router.config import MssSettings
 from router.errors import PeerUnavailable, RejectedByPeer
-from router.model import DocumentJob, Recipient, RecipientKind
+from router.model import Action, DocumentJob, Recipient, RecipientKind
 from router.ports import (Envelope, Journal, Mailer, MessageState, Outcome, OutcomeStatus, RecipientResult,
                           RecipientStatus)
 from router.settle import RetryPolicy
@@ -52,10 +52,10 @@ class DeliverStage:
     async def __call__(self, envelope: Envelope) -> None:
         job = DocumentJob.from_json(envelope.body)
         last_attempt = self.policy.next_delay(envelope.attempt) is None
-        done = {o.destination: o.status for o in await self.journal.outcomes(job.header.document_id)}
+        done = {o.destination: o.status for o in await self.journal.outcomes(delivery_key(job))}
         await self._refuse_unaddressable(job, done)
         claimed = [r for r in self._addressable(job) if done.get(r.address) not in _FINAL
-                   and await self.journal.claim(job.header.document_id, r.address, message_key=job.message_key,
+                   and await self.journal.claim(delivery_key(job), r.address, message_key=job.message_key,
                                                 stale_after=self.stale_claim)]
         if claimed:
             xdm = self.xdm_builder(job, submission_time=now(), source_id=self.source_id)
@@ -64,7 +64,7 @@ class DeliverStage:
                 if group:
                     await self._send(job, xdm, audience, group, last_attempt=last_attempt)
         await self._settle_message_state(job)
-        outcomes = await self.journal.outcomes(job.header.document_id)
+        outcomes = await self.journal.outcomes(delivery_key(job))
         waiting = sum(1 for o in outcomes if o.status == OutcomeStatus.RETRYING)
         if waiting:
             # Counts only: recipient addresses (a patient's holds the INS) stay out of logs and bus headers.
@@ -74,7 +74,7 @@ class DeliverStage:
     async def parked(self, envelope: Envelope, reason: str) -> None:
         """The job was parked (a permanent error, or retries spent): fail what is still pending, tell the HIS."""
         job = DocumentJob.from_json(envelope.body)
-        done = {o.destination: o.status for o in await self.journal.outcomes(job.header.document_id)}
+        done = {o.destination: o.status for o in await self.journal.outcomes(delivery_key(job))}
         for recipient in self._addressable(job):
             if done.get(recipient.address) not in _FINAL:
                 await self._final(job, recipient, OutcomeStatus.FAILED, f"not sent: {reason}", MSS_UNREACHABLE)
@@ -88,7 +88,7 @@ class DeliverStage:
                 continue
             flag = "DESTMSSANTEPAT" if recipient.kind == RecipientKind.PATIENT else "DESTMSSANTEPS"
             await self.journal.record_outcome(Outcome(
-                document_id=job.header.document_id, destination=recipient.address, status=OutcomeStatus.REFUSED,
+                document_id=delivery_key(job), destination=recipient.address, status=OutcomeStatus.REFUSED,
                 detail=f"not mailed: {flag}=N", at=now(), message_key=job.message_key))
 
     def _addressable(self, job: DocumentJob) -> list[Recipient]:
@@ -147,14 +147,14 @@ class DeliverStage:
         await self._outcome(job, recipient, status, detail)
 
     async def _outcome(self, job: DocumentJob, recipient: Recipient, status: OutcomeStatus, detail: str) -> None:
-        await self.journal.record_outcome(Outcome(document_id=job.header.document_id, destination=recipient.address,
+        await self.journal.record_outcome(Outcome(document_id=delivery_key(job), destination=recipient.address,
                                                   status=status, detail=detail, at=now(),
                                                   message_key=job.message_key))
         log.info("deliver.outcome", document_id=job.header.document_id, message_key=job.message_key,
                  status=status)
 
     async def _settle_message_state(self, job: DocumentJob) -> None:
-        outcomes = await self.journal.outcomes(job.header.document_id)
+        outcomes = await self.journal.outcomes(delivery_key(job))
         addressable = {r.address for r in self._addressable(job)}
         statuses = [o.status for o in outcomes if o.destination in addressable]
         if len(statuses) < len(addressable) or any(s not in _FINAL for s in statuses):
@@ -168,6 +168,16 @@ class DeliverStage:
             state = MessageState.FAILED
         await self.journal.set_state(job.message_key, state, step="delivered",
                                      detail=f"{accepted}/{len(statuses)} recipient(s) accepted")
+
+
+def delivery_key(job: DocumentJob) -> str:
+    """The key outcomes and claims are kept under: the document id, suffixed for a deletion.
+
+    A deletion carries the id of the document it withdraws, which was mailed to
+    the same recipients before; without its own key, "already accepted" would
+    stop the deletion from ever going out.
+    """
+    return f"{job.header.document_id}#delete" if job.action is Action.DELETE else job.header.document_id
 
 
 def _code(exc: Exception, default: int) -> int:

@@ -5,6 +5,10 @@ Routing by message type happens here, once: ADT goes to
 below. When a lettre de liaison (11490-0) is dispatched, the ADT stage marks
 its stay's letter sent (matching on MSH-4 + PID-18/PV1-19).
 
+A message without a CDA in it (render mode: an MDM with a PDF letter, an ORU
+with discrete lab results) is rendered by :class:`~router.stages.render.RenderStage`
+and then checked like any other (XSD, and the schematrons of its volet).
+
 Full parse (python-hl7), PFI reading (CDA from OBX-5, PRT recipients,
 MetaDMPMSS flags and their combination rules, PID against the CDA), then the
 CDA against ``CDA_extended.xsd``. Only a job that passed every check is handed
@@ -22,11 +26,13 @@ from router import queues
 from router.errors import PermanentError, UnsupportedMessageError
 from router.hl7.parse import parse_message
 from router.model import CdaHeader, DocumentJob, MessageSource, Recipient
+from router.mode import is_render_mode
 from router.pfi import read_pfi
 from router.recipients_pfi import read_participants, value
 from router.ports import Bus, Envelope, Journal, JournalEvent, MessageState
 from router.stages.adt import LETTER_TYPE, AdtStage
 from router.stages.clock import now
+from router.stages.render import RenderStage
 from router.stages.zam import DOCUMENT_INVALID, ZamQueue
 
 log = structlog.get_logger(__name__)
@@ -43,8 +49,12 @@ class ProcessStage:
                  cda_reader: Callable[[bytes], CdaHeader],
                  schema_check: Callable[[bytes], None] | None,
                  content_check: Callable[[bytes, tuple[str, ...]], int] | None = None,
-                 default_charset: str = "utf-8", adt: AdtStage | None = None):
+                 default_charset: str = "utf-8", adt: AdtStage | None = None,
+                 render: RenderStage | None = None,
+                 render_check: Callable[[bytes, tuple[str, ...]], int] | None = None):
         self.bus = bus
+        self.render = render
+        self.render_check = render_check
         self.adt = adt
         self.journal = journal
         self.zams = zams
@@ -71,16 +81,24 @@ class ProcessStage:
                 await self.adt.handle(key, parsed, envelope.headers.get("channel", ""))
                 return
             source = _source(parsed)
-            job = read_pfi(parsed.message, message_key=key, source=source, cda_reader=self.cda_reader)
-            await self._event(key, job, "pfi", "read",
-                              f"{job.action} {job.header.type_code} for {len(job.recipients)} recipient(s)")
+            content_check = self.content_check
+            if is_render_mode(parsed.message):
+                if self.render is None:
+                    raise UnsupportedMessageError("render-mode message (no CDA in it) but render mode is not "
+                                                  "configured on this engine")
+                job = await self.render.job(key, parsed, source, envelope.headers.get("channel", ""))
+                content_check = self.render_check
+            else:
+                job = read_pfi(parsed.message, message_key=key, source=source, cda_reader=self.cda_reader)
+                await self._event(key, job, "pfi", "read",
+                                  f"{job.action} {job.header.type_code} for {len(job.recipients)} recipient(s)")
             if self.schema_check is not None:
                 self.schema_check(job.cda)
                 await self._event(key, job, "schema", "valid", "CDA conforms to CDA_extended.xsd")
             else:
                 await self._event(key, job, "schema", "skipped", "no CDA schema directory configured")
-            if self.content_check is not None:
-                passed = self.content_check(job.cda, job.header.template_ids)
+            if content_check is not None:
+                passed = content_check(job.cda, job.header.template_ids)
                 await self._event(key, job, "schematron", "valid", f"{passed} CI-SIS schematron(s) passed")
         except PermanentError as exc:
             await self.journal.set_state(key, MessageState.PARKED, step="invalid", detail=_reason(exc))

@@ -20,7 +20,8 @@ import pytest
 
 from channels.journal import JournalDecryptError, JournalKeyError, SqliteJournal, from_url
 from router.errors import ConfigError, TransientError
-from router.ports import (Journal, JournalEvent, MessageState, Outcome, OutcomeStatus, ReceivedMessage, Stay,
+from router.model import Action
+from router.ports import (Journal, RenderedDocument, JournalEvent, MessageState, Outcome, OutcomeStatus, ReceivedMessage, Stay,
                           StayState)
 
 KEY = bytes.fromhex("8f1c2e3d4a5b6c7d8e9fa0b1c2d3e4f5061728394a5b6c7d8e9fa0b1c2d3e4f5")
@@ -344,13 +345,14 @@ async def test_contents_are_encrypted_at_rest_and_metadata_stays_searchable(back
     key, _ = await journal.record_received(received("REST-1", raw=hl7("REST-1", note=b"NTE|1||" + secret + b"\r")))
     await journal.set_state(key, MessageState.PARKED, step="validated", detail="MARKER-DETAIL-DURAND")
     await journal.record_outcome(Outcome(DOC, MAIL_A, OutcomeStatus.FAILED, "MARKER-OUTCOME-DURAND", T0, key))
+    await journal.record_document(a_document(cda=b"<ClinicalDocument>MARKER-CDA-DURAND</ClinicalDocument>"))
     while_open = backend.stored_bytes()
     await journal.close()
     after_close = backend.stored_bytes()
 
     for stored in (while_open, after_close):
         assert b"REST-1" in stored                      # searchable metadata in clear
-        for marker in (secret, b"MARKER-DETAIL-DURAND", b"MARKER-OUTCOME-DURAND"):
+        for marker in (secret, b"MARKER-DETAIL-DURAND", b"MARKER-OUTCOME-DURAND", b"MARKER-CDA-DURAND"):
             assert (marker in stored) is (not backend.encrypted), marker
 
 
@@ -438,7 +440,7 @@ async def test_file_is_private_and_schema_version_recorded(tmp_path):
 
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     with sqlite3.connect(path) as conn:
-        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(1,), (2,)]
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(1,), (2,), (3,)]
 
 
 async def test_a_value_moved_to_another_row_does_not_decrypt(tmp_path):
@@ -557,3 +559,23 @@ async def test_the_ins_of_a_stay_is_encrypted_at_rest(backend, journal):
     stored = backend.stored_bytes()
     assert b"IPP000123" in stored                      # identifiers stay searchable
     assert (b"285057512345678" in stored) is not backend.encrypted
+
+
+def a_document(**changes) -> RenderedDocument:
+    fields = dict(facility="CHU-TEST", source_id="TXA-DOC-1", document_id="TXA-DOC-1", set_id="SET-1", version=1,
+                  type_code="11490-0", action=Action.PUBLISH, message_key="K-MDM-1", cda=b"<ClinicalDocument/>")
+    fields.update(changes)
+    return RenderedDocument(**fields)
+
+
+async def test_a_rendered_document_is_found_by_facility_and_source_id_and_its_latest_version_wins(journal):
+    first = a_document()
+    await journal.record_document(first)
+    assert await journal.rendered_document("CHU-TEST", "TXA-DOC-1") == first
+    assert await journal.rendered_document("OTHER-SITE", "TXA-DOC-1") is None
+    assert await journal.rendered_document("CHU-TEST", "TXA-DOC-2") is None
+
+    second = a_document(document_id="TXA-DOC-1.2", version=2, action=Action.REPLACE, message_key="K-MDM-2",
+                        cda=b"<ClinicalDocument>v2</ClinicalDocument>")
+    await journal.record_document(second)
+    assert await journal.rendered_document("CHU-TEST", "TXA-DOC-1") == second

@@ -1,0 +1,1 @@
+"""Directory adapters: where a professional's MSSanté address comes from."""
