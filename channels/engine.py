@@ -20,17 +20,19 @@ from mappings.cda_header import read_header
 from router import queues
 from router.cda_schema import CdaSchemaValidator, locate_schema_dir
 from router.config import ListenerSettings, Settings
+from channels.directory.static import StaticDirectory
 from router.content_check import SchematronCheck
 from router.schematron import locate_schematron_dir
 from router.errors import ConfigError
 from router.ingest import Ingest
-from router.ports import AckSink, Bus, Journal, Mailer, Subscription
+from router.ports import AckSink, Bus, Journal, Mailer, Subscription, Directory
 from router.settle import RetryPolicy, settle
 from router.stages.acks import AckStage
 from router.stages.adt import AdtStage
 from router.stages.deliver import DeliverStage
 from router.stages.parked import park_recorder
 from router.stages.process import ProcessStage
+from router.stages.render import RenderStage
 from router.stages.zam import ZamQueue
 from router.watchdog import LetterWatchdog
 
@@ -83,6 +85,7 @@ class Engine:
     journal: Journal | None = None
     mailer: Mailer | None = None
     ack_sink: AckSink | None = None
+    directory: Directory | None = None       # default: the static correspondents of the configuration
     servers: dict[str, MllpServer] = field(default_factory=dict)
     ingests: list[Ingest] = field(default_factory=list)
     subscriptions: list[Subscription] = field(default_factory=list)
@@ -93,6 +96,7 @@ class Engine:
         s = self.settings
         schema_check = self._schema_check() if consume else None     # fail before opening anything
         content_check = self._content_check() if consume else None
+        render_check = self._render_check(content_check) if consume else None
         self.journal = self.journal or journal_from_url(s.journal, s.journal_key)
         self.bus = self.bus or bus_from_url(s.bus)
         self.mailer = self.mailer or mailer_from_settings(s)
@@ -101,7 +105,7 @@ class Engine:
         await self.journal.open()
         await self.bus.connect()
         if consume:
-            await self._start_consumers(schema_check, content_check)
+            await self._start_consumers(schema_check, content_check, render_check)
         if listen:
             for listener in s.listeners:
                 await self._start_listener(listener)
@@ -131,13 +135,37 @@ class Engine:
                               "schematrons were not found (set engine.schematron_dir or LIAISON_SCHEMATRON_DIR)")
         return SchematronCheck(directory, profiles=s.schematrons == "all")
 
-    async def _start_consumers(self, schema_check, content_check) -> None:
+    def _render_check(self, content_check: SchematronCheck | None) -> SchematronCheck | None:
+        """The schematron check of rendered documents (``render.schematrons``, default the volet's).
+
+        Missing schematrons stop a production engine (what we write is proven before
+        it leaves); where the CDA schema is optional too (the demo) they are skipped
+        with a warning.
+        """
+        s = self.settings
+        if s.render.schematrons == "off":
+            return None
+        profiles = s.render.schematrons == "all"
+        if content_check is not None and content_check.profiles == profiles:
+            return content_check
+        directory = locate_schematron_dir(s.schematron_dir or None)
+        if directory is not None:
+            return SchematronCheck(directory, profiles=profiles)
+        if s.cda_schema_required:
+            raise ConfigError("engine.schematron_dir", f"render.schematrons = {s.render.schematrons!r} but the CI-SIS "
+                              "schematrons were not found (set engine.schematron_dir or LIAISON_SCHEMATRON_DIR, "
+                              "or render.schematrons = \"off\")")
+        log.warning("engine.no_schematrons", hint="rendered documents are checked against the XSD only")
+        return None
+
+    async def _start_consumers(self, schema_check, content_check, render_check) -> None:
         s = self.settings
         policy = RetryPolicy(delays=s.retry_delays)
         zams = ZamQueue(self.bus, self.journal, enabled=self.ack_sink is not None)
         adt = AdtStage(self.journal, deadline=s.letter_deadline, timezone=s.timezone)
         stages = {queues.INBOUND: ProcessStage(self.bus, self.journal, zams, cda_reader=read_header,
-                                               schema_check=schema_check, content_check=content_check, adt=adt)}
+                                               schema_check=schema_check, content_check=content_check, adt=adt,
+                                               render=self._render_stage(), render_check=render_check)}
         if self.mailer is not None:
             stages[queues.DELIVER_MSS] = DeliverStage(self.journal, self.mailer, zams, settings=s.mss,
                                                       source_id=s.source_id, policy=policy)
@@ -151,6 +179,12 @@ class Engine:
                                                              prefetch=s.prefetch))
         self.watchdog = LetterWatchdog(self.journal, interval=s.watchdog_interval)
         self.watchdog.start()
+
+    def _render_stage(self) -> RenderStage:
+        s = self.settings
+        return RenderStage(self.journal, self.directory or StaticDirectory.from_config(s.correspondents),
+                           site=s.site, cda_reader=read_header, tables=s.tables, letter_roles=s.render.letter_roles,
+                           lab_roles=s.render.lab_roles, timezone=s.timezone)
 
     async def _start_listener(self, listener: ListenerSettings) -> None:
         ingest = Ingest(self.journal, self.bus, channel=listener.name, default_charset=listener.default_charset,

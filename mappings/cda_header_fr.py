@@ -12,6 +12,7 @@ custodian and the encounter the same way.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from lxml import etree
@@ -30,12 +31,48 @@ FRENCH_TEMPLATE_IDS = ("2.16.840.1.113883.2.8.2.1", "1.2.250.1.213.1.1.1.1")
 #: documentationOf/serviceEvent code for a hospital stay (act code IMP).
 HOSPITAL_STAY = ("IMP", "2.16.840.1.113883.5.4", "Hospitalisation (établissement, y compris HAD)")
 _GENDERS = {"F": ("F", "Féminin"), "M": ("M", "Masculin")}
+#: IHE PALM lab extension namespace (``lab:statusCode`` of a CR-BIO serviceEvent).
+LAB = "urn:oid:1.3.6.1.4.1.19376.1.3.2"
+
+
+@dataclass(frozen=True)
+class Party:
+    """A professional in a header role beyond author and legal authenticator (model-specific roles).
+
+    ``at_site`` writes the site's address and telecom as the person's (the
+    laboratory of the establishment) and the site as their organisation, which
+    CR-BIO demands of its authenticator, performer and responsible party.
+    ``code`` is the profession (code, codeSystem, displayName); where a model
+    requires a code and none is known, ``nullFlavor="UNK"`` is written.
+    """
+
+    who: Participant
+    time: str = ""                      # HL7 TS
+    template_id: str = ""
+    type_code: str = ""                 # participant/@typeCode (REF, PRF...)
+    code: tuple[str, str, str] | None = None
+    at_site: bool = False
+
+
+@dataclass(frozen=True)
+class ServiceEvent:
+    """One documentationOf/serviceEvent; ``status`` writes ``lab:statusCode`` (IHE PALM)."""
+
+    code: tuple[str, str, str]          # (code, codeSystem, displayName)
+    start: str = ""
+    stop: str = ""
+    status: str = ""
+    performer: Party | None = None
+    with_time: bool = True              # effectiveTime low/high (UNK when unknown)
 
 
 def build_header(adt: AdtEvent, *, template_ids: Sequence[tuple[str, str]], code: tuple[str, str], title: str,
                  document_id: str, set_id: str, version: int = 1, parent_document_id: str = "",
                  author: Participant, site: Site, effective_time: datetime,
-                 service_event: tuple[str, str, str] = HOSPITAL_STAY, label: str = "CDA") -> etree._Element:
+                 service_event: tuple[str, str, str] = HOSPITAL_STAY, label: str = "CDA",
+                 service_events: Sequence[ServiceEvent] | None = None, authenticators: Sequence[Party] = (),
+                 participants: Sequence[Party] = (), orders: Sequence[tuple[str, str]] = (),
+                 responsible: Party | None = None, recipients: Sequence[Participant] = ()) -> etree._Element:
     """A ClinicalDocument holding the French header, ready for its ``component`` body.
 
     ``template_ids`` are the model's (root, extension) pairs, written after the French
@@ -45,6 +82,13 @@ def build_header(adt: AdtEvent, *, template_ids: Sequence[tuple[str, str]], code
     writes ids (``root^extension``; a bare value is an extension under the site's
     document root). Raises :class:`MappingError`, naming ``label``, when a mandatory
     fact is missing.
+
+    Models with more header roles (CR-BIO) pass them here so the header stays written
+    in one place: ``recipients`` (informationRecipient), ``authenticators``,
+    ``participants`` (written before the médecin traitant), ``orders``
+    (inFulfillmentOf/order/id as (root, extension)), ``service_events`` (replace
+    the single hospital-stay event built from ``service_event``) and
+    ``responsible`` (encompassingEncounter/responsibleParty).
     """
     if not document_id or not set_id or version < 1:
         raise MappingError(f"{label} needs a document id, a set id and a version >= 1")
@@ -73,25 +117,50 @@ def build_header(adt: AdtEvent, *, template_ids: Sequence[tuple[str, str]], code
     el(author_el, "time", value=now)
     _person(el(author_el, "assignedAuthor", classCode="ASSIGNED"), author, "assignedPerson", site)
     _custodian(doc, site)
+    for recipient in recipients:
+        intended = el(el(doc, "informationRecipient", typeCode="PRCP"), "intendedRecipient")
+        _person(intended, recipient, "informationRecipient", None)
     legal = el(doc, "legalAuthenticator")
     el(legal, "time", value=now)
     el(legal, "signatureCode", code="S")
     _person(el(legal, "assignedEntity"), author, "assignedPerson", site)
+    for party in authenticators:
+        auth = el(doc, "authenticator")
+        if party.template_id:
+            el(auth, "templateId", root=party.template_id)
+        el(auth, "time", value=party.time or now)
+        el(auth, "signatureCode", code="S")
+        _party(el(auth, "assignedEntity"), party, "assignedPerson", site)
+    for party in participants:
+        part = el(doc, "participant", typeCode=party.type_code or "REF")
+        if party.template_id:
+            el(part, "templateId", root=party.template_id)
+        if party.time:
+            interval = el(part, "time")
+            interval.set(f"{{{XSI}}}type", "IVL_TS")
+            el(interval, "high", value=party.time)
+        _party(el(part, "associatedEntity", classCode="PROV"), party, "associatedPerson", site,
+               org_tag="scopingOrganization")
     if adt.medecin_traitant is not None and adt.medecin_traitant.identifier:
         part = el(doc, "participant", typeCode="INF")
         el(part, "functionCode", code="PCP", codeSystem="2.16.840.1.113883.5.88", displayName="Médecin traitant")
         el(part, "time", nullFlavor="NA")
         _person(el(part, "associatedEntity", classCode="PROV"), adt.medecin_traitant, "associatedPerson", None)
+    for root, extension in orders:
+        el(el(el(doc, "inFulfillmentOf"), "order"), "id", root=root, extension=extension)
     start, stop = adt.admit_time, adt.discharge_time
-    event = el(el(doc, "documentationOf"), "serviceEvent", classCode="ACT", moodCode="EVN")
-    el(event, "code", code=service_event[0], codeSystem=service_event[1], displayName=service_event[2])
-    _interval(event, start, stop)
-    performer = el(el(event, "performer", typeCode="PRF"), "assignedEntity")
-    _person(performer, adt.attending or author, "assignedPerson", None)
-    org = el(performer, "representedOrganization")
-    el(org, "name", text=site.name)
-    el(org, "standardIndustryClassCode", code=site.practice_setting_code, codeSystem=PRACTICE_SETTING_SYSTEM,
-       displayName=site.practice_setting_display)
+    if service_events is None:
+        event = el(el(doc, "documentationOf"), "serviceEvent", classCode="ACT", moodCode="EVN")
+        el(event, "code", code=service_event[0], codeSystem=service_event[1], displayName=service_event[2])
+        _interval(event, start, stop)
+        performer = el(el(event, "performer", typeCode="PRF"), "assignedEntity")
+        _person(performer, adt.attending or author, "assignedPerson", None)
+        org = el(performer, "representedOrganization")
+        el(org, "name", text=site.name)
+        el(org, "standardIndustryClassCode", code=site.practice_setting_code, codeSystem=PRACTICE_SETTING_SYSTEM,
+           displayName=site.practice_setting_display)
+    for item in service_events or ():
+        _service_event(doc, item, site)
     if parent_document_id:
         root, _, ext = parent_document_id.partition("^")
         if not ext:
@@ -102,6 +171,9 @@ def build_header(adt: AdtEvent, *, template_ids: Sequence[tuple[str, str]], code
     if adt.encounter:
         el(encounter, "id", root=site.encounter_root, extension=adt.encounter)
     _interval(encounter, start, stop)
+    if responsible is not None:
+        _party(el(el(encounter, "responsibleParty"), "assignedEntity"), responsible, "assignedPerson", site,
+               code_required=True)
     el(el(el(encounter, "location"), "healthCareFacility"), "code", code=site.facility_type_code,
        codeSystem=FACILITY_TYPE_SYSTEM, displayName=site.facility_type_display)
     return doc
@@ -159,6 +231,62 @@ def _person(entity, who: Participant, person_tag: str, site: Site | None) -> Non
         org = el(entity, "representedOrganization")
         el(org, "id", root=FINESS_OID, extension=site.idnat_struct)
         el(org, "name", text=site.name)
+
+
+def _party(entity, party: Party, person_tag: str, site: Site, *, org_tag: str = "representedOrganization",
+           code_required: bool = False, industry: bool = False) -> None:
+    """id, code, addr, telecom, person name and organisation of a :class:`Party` (CDA order)."""
+    who = party.who
+    if who.identifier:
+        el(entity, "id", root=RPPS_OID, extension=who.identifier)
+    else:
+        el(entity, "id", nullFlavor="UNK")
+    if party.code is not None:
+        el(entity, "code", code=party.code[0], codeSystem=party.code[1], displayName=party.code[2])
+    elif code_required:
+        el(entity, "code", nullFlavor="UNK")
+    if party.at_site:
+        _addr(entity, site)
+        el(entity, "telecom", value=site.telecom, use="WP") if site.telecom else el(entity, "telecom",
+                                                                                    nullFlavor="UNK")
+    name = el(el(entity, person_tag), "name")
+    if who.given:
+        el(name, "given", text=who.given)
+    el(name, "family", text=who.family or "Inconnu")
+    if party.at_site:
+        org = el(entity, org_tag)
+        el(org, "id", root=FINESS_OID, extension=site.idnat_struct)
+        el(org, "name", text=site.name)
+        el(org, "telecom", value=site.telecom, use="WP") if site.telecom else el(org, "telecom", nullFlavor="UNK")
+        _addr(org, site)
+        if industry:
+            el(org, "standardIndustryClassCode", code=site.practice_setting_code,
+               codeSystem=PRACTICE_SETTING_SYSTEM, displayName=site.practice_setting_display)
+
+
+def _service_event(doc, item: ServiceEvent, site: Site) -> None:
+    event = el(el(doc, "documentationOf"), "serviceEvent", classCode="ACT", moodCode="EVN")
+    el(event, "code", code=item.code[0], codeSystem=item.code[1], displayName=item.code[2])
+    if item.status:
+        etree.SubElement(event, f"{{{LAB}}}statusCode", code=item.status, nsmap={"lab": LAB})
+    if item.with_time:
+        _interval(event, item.start, item.stop)
+    if item.performer is not None:
+        performer = el(event, "performer", typeCode="PRF")
+        if item.performer.template_id:
+            el(performer, "templateId", root=item.performer.template_id)
+        if item.performer.time:
+            el(el(performer, "time"), "high", value=item.performer.time)
+        _party(el(performer, "assignedEntity"), item.performer, "assignedPerson", site, industry=True)
+
+
+def _addr(parent, site: Site) -> None:
+    addr = el(parent, "addr")
+    if site.house_number:
+        el(addr, "houseNumber", text=site.house_number)
+    el(addr, "streetName", text=site.street_name)
+    el(addr, "postalCode", text=site.postal_code)
+    el(addr, "city", text=site.city)
 
 
 def _custodian(doc, site: Site) -> None:

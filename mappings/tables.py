@@ -134,25 +134,31 @@ class Tables:
             for path, code, _system, _node in _coded(table, selector):
                 if not isinstance(targets, Mapping) or code not in targets:
                     yield self._key(name, path), f"code {code!r} is not a key of {member!r} in table {name}"
+        outside: set[Path_] = set()
+        for path, problem in self._outside_value_set(name):
+            outside.add(path)
+            yield self._key(name, path), problem
         if isinstance(table.get("value_set"), str):        # coded entries: the renderer needs all three parts
             for path, _code, _system, node in _coded(table, None):
                 missing = [part for part in ("system", "display") if not (node or {}).get(part)]
-                if missing:
+                if missing and path not in outside:
                     yield self._key(name, path), (f"coded entry without {' or '.join(missing)} (give it, or make "
                                                   "the JDV files available to fill it)")
+
+    def _outside_value_set(self, name: str) -> Iterator[tuple[Path_, str]]:
         declared = self._value_set(name)
         if declared is None:
             return
         try:
             jdv = value_set(declared, self.jdv_dir)
         except ValueSetError as exc:
-            yield self._key(name, ("value_set",)), str(exc)
+            yield ("value_set",), str(exc)
             return
-        for path, code, system, _node in _coded(table, self._selectors(name)):
-            if not jdv.contains(code, system):
+        for path, code, system, _node in _coded(self._tables[name], self._selectors(name)):
+            if not jdv.contains(code, system or None):
                 where = f" in code system {system}" if system else ""
                 hint = f" (it is in code system {', '.join(jdv.systems(code))})" if jdv.contains(code) else ""
-                yield self._key(name, path), f"code {code!r}{where} is not in {jdv.label}{hint}"
+                yield path, f"code {code!r}{where} is not in {jdv.label}{hint}"
 
     def _value_set(self, name: str) -> str | None:
         declared = self._tables[name].get("value_set")

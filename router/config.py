@@ -18,7 +18,12 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from mappings.site import Site
+from mappings.tables import Tables
+from mappings.value_sets import locate_jdv_dir
+from channels.directory.static import StaticDirectory
 from router.errors import ConfigError
+from router.recipients_render import LAB_ROLES, LETTER_ROLES, ROLE_NAMES
 
 SUPPORTED_BUS_SCHEMES = ("embedded", "amqp", "amqps")
 SUPPORTED_JOURNAL_SCHEMES = ("sqlite",)
@@ -66,6 +71,15 @@ class AckSettings:
 
 
 @dataclass(frozen=True)
+class RenderSettings:
+    """``[render]``: render mode (Liaison writes the CDA from plain HIS events)."""
+
+    schematrons: str = "volet"          # rendered documents checked by their volet's schematron ("off", "volet", "all")
+    letter_roles: tuple[str, ...] = LETTER_ROLES
+    lab_roles: tuple[str, ...] = LAB_ROLES
+
+
+@dataclass(frozen=True)
 class Settings:
     bus: str = "embedded:///var/lib/liaison/bus.sqlite"
     journal: str = "sqlite:///var/lib/liaison/journal.sqlite"
@@ -83,6 +97,10 @@ class Settings:
     listeners: tuple[ListenerSettings, ...] = (ListenerSettings(),)
     mss: MssSettings = field(default_factory=MssSettings)
     acks: AckSettings = field(default_factory=AckSettings)
+    site: Site = field(default_factory=Site)                 # [site]: who the establishment is (fictitious default)
+    render: RenderSettings = field(default_factory=RenderSettings)
+    correspondents: tuple[Mapping[str, Any], ...] = ()      # [[correspondents]]: the static directory
+    tables: Tables = field(default_factory=Tables.load)      # [mappings]: code tables in force, JDV-checked
 
 
 def load_settings(path: str | Path, env: Mapping[str, str] | None = None) -> Settings:
@@ -107,7 +125,8 @@ def settings_from_dict(data: Mapping[str, Any], env: Mapping[str, str] | None = 
     schematrons = _str(engine, "engine.schematrons", "off")
     if schematrons not in ("off", "volet", "all"):
         raise ConfigError("engine.schematrons", f"expected off, volet or all, got {schematrons!r}")
-    _no_unknown(data, "", {"engine", "listeners", "mss", "acks"})
+    _no_unknown(data, "", {"engine", "listeners", "mss", "acks", "site", "mappings", "render", "correspondents"})
+    site, tables = _site_and_tables(data, env, base)
     bus = _str(engine, "engine.bus", Settings.bus)
     _check_scheme("engine.bus", bus, SUPPORTED_BUS_SCHEMES)
     journal = _str(engine, "engine.journal", Settings.journal)
@@ -134,7 +153,58 @@ def settings_from_dict(data: Mapping[str, Any], env: Mapping[str, str] | None = 
                         for i, item in enumerate(data.get("listeners", [{}]))),
         mss=_mss(_table(data, "mss")),
         acks=_acks(_table(data, "acks")),
+        site=site,
+        render=_render(_table(data, "render")),
+        correspondents=_correspondents(data),
+        tables=tables,
     )
+
+
+def _site_and_tables(data: Mapping[str, Any], env: Mapping[str, str], base: Path | None) -> tuple[Site, Tables]:
+    """``[site]`` and ``[mappings]``: the site identity and the code tables, checked against the JDV files.
+
+    The JDV directory is ``mappings.jdv_dir`` (must hold the files when set), else
+    ``LIAISON_JDV_DIR`` or the ANS fixtures; without it the codes are not checked.
+    """
+    mappings = _table(data, "mappings")
+    _no_unknown(mappings, "mappings", {"jdv_dir", "tables", "table_files"})
+    configured = _str(mappings, "mappings.jdv_dir", "")
+    if configured:
+        configured = str(Path(configured) if base is None else base / configured)
+        jdv_dir = locate_jdv_dir(configured, env={})
+        if jdv_dir is None or jdv_dir != Path(configured).resolve():
+            raise ConfigError("mappings.jdv_dir", f"no CI-SIS JDV files (JDV_J02_...xml) in {configured}")
+    else:
+        jdv_dir = locate_jdv_dir(env=env)
+    files = _table(mappings, "table_files")
+    for name, path in files.items():
+        if not isinstance(path, str):
+            raise ConfigError(f"mappings.table_files.{name}", f"expected a file path, got {type(path).__name__}")
+    tables = Tables.load(_table(mappings, "tables"), files, jdv_dir=jdv_dir, base=base, env=env).require_valid()
+    return Site.from_config(_table(data, "site"), jdv_dir=jdv_dir, env=env), tables
+
+
+def _render(table: Mapping[str, Any]) -> RenderSettings:
+    _no_unknown(table, "render", {"schematrons", "letter_roles", "lab_roles"})
+    schematrons = _str(table, "render.schematrons", RenderSettings.schematrons)
+    if schematrons not in ("off", "volet", "all"):
+        raise ConfigError("render.schematrons", f"expected off, volet or all, got {schematrons!r}")
+    roles = {}
+    for key, default in (("letter_roles", LETTER_ROLES), ("lab_roles", LAB_ROLES)):
+        value = table.get(key, list(default))
+        if not isinstance(value, list) or any(role not in ROLE_NAMES for role in value):
+            raise ConfigError(f"render.{key}", f"expected a list of roles among {', '.join(ROLE_NAMES)}")
+        roles[key] = tuple(value)
+    return RenderSettings(schematrons=schematrons, **roles)
+
+
+def _correspondents(data: Mapping[str, Any]) -> tuple[Mapping[str, Any], ...]:
+    """``[[correspondents]]``: checked now (the static directory builds from them), kept as tables."""
+    entries = data.get("correspondents", [])
+    if not isinstance(entries, list) or not all(isinstance(entry, Mapping) for entry in entries):
+        raise ConfigError("correspondents", "expected [[correspondents]] tables")
+    StaticDirectory.from_config(entries)
+    return tuple(dict(entry) for entry in entries)
 
 
 def _letter_deadline(engine: Mapping[str, Any]) -> str | float:
