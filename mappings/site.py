@@ -64,13 +64,14 @@ class Site:
         return "1" + self.finess
 
     @classmethod
-    def from_config(cls, section: Mapping[str, Any], *, jdv_dir: str | os.PathLike | None = None,
+    def from_config(cls, section: Mapping[str, Any], *, jdv_dir: str | os.PathLike | None | bool = None,
                     env: Mapping[str, str] | None = None, where: str = "site") -> Site:
         """A site from a ``[site]`` table: given keys replace the defaults, all checked.
 
         ``jdv_dir`` is the JDV directory (None searches it, see
-        :func:`mappings.value_sets.locate_jdv_dir`); without JDV files the codes are not
-        checked and the defaults' display names stay. Raises ConfigError naming the key.
+        :func:`mappings.value_sets.locate_jdv_dir`, False does not check); without JDV files
+        the codes are not checked and the defaults' display names stay. Raises ConfigError
+        naming the key (also when ``jdv_dir`` is given but lacks J02 or J04).
         """
         known = {f.name for f in fields(cls)}
         for key, value in section.items():
@@ -88,7 +89,9 @@ class Site:
                 raise ConfigError(f"{where}.{key}", f"{getattr(site, key)!r} is not an OID (dotted numbers)")
         if not site.name:
             raise ConfigError(f"{where}.name", "the establishment's name is required")
-        directory = Path(jdv_dir) if jdv_dir is not None else locate_jdv_dir(env=env)
+        if jdv_dir is False:
+            return site
+        directory = locate_jdv_dir(env=env) if jdv_dir is None or jdv_dir is True else Path(jdv_dir)
         if directory is None:
             return site
         return site._coded_from_jdv(directory, values, where)

@@ -65,12 +65,12 @@ class Tables:
 
     @classmethod
     def load(cls, overrides: Mapping[str, Any] | None = None, files: Mapping[str, str | os.PathLike] | None = None,
-             *, jdv_dir: str | os.PathLike | None = None, base: Path | None = None,
+             *, jdv_dir: str | os.PathLike | None | bool = None, base: Path | None = None,
              env: Mapping[str, str] | None = None) -> Tables:
         """Built-in tables, replaced by ``files`` and amended by ``overrides`` (raises ConfigError on shape errors).
 
-        ``jdv_dir`` is the JDV directory; None searches it (:func:`~mappings.value_sets.locate_jdv_dir`);
-        relative file paths are read from ``base``.
+        ``jdv_dir`` is the JDV directory; None searches it (:func:`~mappings.value_sets.locate_jdv_dir`),
+        False leaves the codes unchecked; relative file paths are read from ``base``.
         """
         tables: dict[str, dict[str, Any]] = {}
         origins: dict[str, str] = {}
@@ -94,7 +94,10 @@ class Tables:
                 raise ConfigError(key, "expected a table of entries")
             inline[name] = set()
             _merge(tables[name], entries, (), key, inline[name])
-        directory = Path(jdv_dir).resolve() if jdv_dir is not None else locate_jdv_dir(env=env)
+        if jdv_dir is None or jdv_dir is True:
+            directory = locate_jdv_dir(env=env)
+        else:
+            directory = Path(jdv_dir).resolve() if jdv_dir is not False else None
         return cls(tables, origins=origins, inline=inline, jdv_dir=directory)
 
     def get(self, name: str) -> dict[str, Any]:

@@ -166,6 +166,7 @@ class LabReport:
     order_control: str = ""         # ORC-1 of the first order
     placer_order: str = ""
     filler_order: str = ""
+    order_authority: str = ""       # ORC-2.3 / OBR-2.3: universal id (OID) of the placer order number
     batteries: tuple[Battery, ...] = ()
     pdf: bytes | None = field(default=None, repr=False)
     action: Action = Action.PUBLISH
@@ -246,6 +247,7 @@ def read_lab_report(message) -> LabReport:
         order_control=reader.order_control,
         placer_order=next((b.placer_order for b in batteries if b.placer_order), ""),
         filler_order=next((b.filler_order for b in batteries if b.filler_order), ""),
+        order_authority=reader.order_authority,
         batteries=batteries,
         pdf=reader.pdf,
         action=action_for(statuses, reader.order_control),
@@ -311,6 +313,7 @@ class _Reader:
         self.groups: list[_Group] = []
         self.orc: Segment | None = None
         self.order_control = ""
+        self.order_authority = ""
         self.pdf: bytes | None = None
         self.pdf_statuses: list[str] = []
         self.warnings: list[str] = []
@@ -323,6 +326,9 @@ class _Reader:
             self.order_control = self.order_control or value(segment, 1).upper()
         elif kind == "OBR":
             self.groups.append(_Group(obr=segment, orc=self.orc))
+            if not self.order_authority:
+                source = self.orc if self.orc is not None and value(self.orc, 2) else segment
+                self.order_authority = value(source, 2, 3)
         elif kind == "OBX":
             group = self._current("OBX")
             if self._is_pdf(segment):

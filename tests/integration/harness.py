@@ -23,9 +23,10 @@ from channels.engine import Engine
 from channels.mllp.sender import MllpSender
 from channels.smtp.testpki import TestPki
 from router import queues
-from router.config import AckSettings, ListenerSettings, MssSettings, Settings
+from router.config import AckSettings, ListenerSettings, MssSettings, RenderSettings, Settings
 from router.hl7.ack import AckReply
 from router.ports import MessageRecord, MessageState
+from tests.support.mdm_messages import CORRESPONDENTS
 
 AMQP_URL = os.environ.get("LIAISON_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 FINAL = {MessageState.DELIVERED, MessageState.PARTIAL, MessageState.FAILED, MessageState.PARKED,
@@ -46,6 +47,8 @@ class Pipeline:
     nil: str = "TEST-NIL-0001"
     schematrons: str = "off"
     watchdog_interval: float = 60.0
+    render_schematrons: str = "volet"
+    correspondents: tuple = CORRESPONDENTS
     engine: Engine | None = None
     his: RecordingHis = field(default_factory=RecordingHis)
     prefix: str = field(default_factory=lambda: f"liaison-it-{uuid.uuid4().hex[:8]}.")
@@ -59,6 +62,7 @@ class Pipeline:
             listeners=(ListenerSettings(name="his", port=0, max_frame_bytes=self.max_frame_bytes),),
             retry_delays=RETRY_DELAYS, prefetch=4, cda_schema_required=False, schematrons=self.schematrons,
             watchdog_interval=self.watchdog_interval,
+            render=RenderSettings(schematrons=self.render_schematrons), correspondents=self.correspondents,
             mss=MssSettings(relay=f"smtp://{self.relay_host}:{self.relay_port}", sender="pfi@hopital-test.mssante.fr",
                             client_cert=str(self.client_cert or self.pki.client_cert),
                             client_key=str(self.client_key or self.pki.client_key),

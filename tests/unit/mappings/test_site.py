@@ -19,9 +19,9 @@ def jdv_dir():
 
 
 @pytest.fixture()
-def no_jdv(tmp_path):
-    """A configured JDV directory without the files: codes are then left unchecked."""
-    return tmp_path
+def no_jdv():
+    """No JDV files: codes are then left unchecked."""
+    return False
 
 
 def test_the_fictitious_default_is_itself_a_valid_site(jdv_dir):
@@ -92,3 +92,9 @@ def test_a_fully_configured_site_is_no_longer_fictitious(no_jdv):
                              "encounter_root": "1.2.250.1.1234.2"}, jdv_dir=no_jdv)
     assert site.fictitious_keys() == ()
     assert Site().fictitious_keys() == ("finess", "document_id_root", "set_id_root", "ipp_root", "encounter_root")
+
+
+def test_a_jdv_directory_without_j02_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match="JDV_J02_XdsHealthcareFacilityTypeCode_CISIS not found") as caught:
+        Site.from_config({}, jdv_dir=tmp_path)
+    assert caught.value.key == "site.facility_type_code"

@@ -1,0 +1,98 @@
+"""Render mode end to end on real parts: an ADT^A03 then an MDM^T02 with the PDF letter go over MLLP into
+the engine; Liaison writes the LDL-SES CDA (XSD and, with the fixtures, the LDL-SES schematron before it
+leaves), looks the médecin traitant and the referring doctor up in the correspondents, and a real Postfix
+(STARTTLS, client certificate checked) delivers the IHE_XDM mail to both. The stay's overdue-letter alert
+is cleared by the letter. Then a replacement (T10) and a cancellation (T11) follow the same way."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+import pytest
+from lxml import etree
+
+from mappings.cda_header import read_header
+from router.ports import MessageState, OutcomeStatus
+from tests.contract.conftest import _check_rabbitmq
+from tests.integration.harness import Pipeline
+from tests.support.adt_messages import make_adt
+from tests.support.mdm_messages import CORRESPONDENTS, letter_pdf, make_mdm
+from tests.support.postfix import postfix_fixture
+
+postfix = postfix_fixture()
+DURAND, LEFEVRE = CORRESPONDENTS[0]["address"], CORRESPONDENTS[1]["address"]
+NS = {"h": "urn:hl7-org:v3"}
+
+
+@pytest.fixture(params=["embedded", "amqp"])
+async def pipeline(request, postfix, tmp_path):
+    if request.param == "amqp":
+        await _check_rabbitmq()
+    pipe = Pipeline(tmp_path, postfix.pki, postfix.port, bus_kind=request.param)
+    await pipe.start()
+    yield pipe
+    await pipe.stop()
+
+
+def _xdm_cda(message) -> bytes | None:
+    for part in message.iter_attachments():
+        if part.get_filename() == "IHE_XDM.ZIP":
+            with zipfile.ZipFile(io.BytesIO(part.get_payload(decode=True))) as archive:
+                return archive.read("IHE_XDM/SUBSET01/DOC0001.XML")
+    return None
+
+
+async def test_discharge_then_letter_reaches_the_maildir_as_a_rendered_ldl_ses(pipeline, postfix):
+    tag = pipeline.prefix[-9:-1]
+    encounter, doc_id = f"V{tag}", f"LDL-{tag}"
+    reply = await pipeline.send(make_adt("A03", control_id=f"A03-{tag}", encounter=encounter).encode())
+    assert reply.code == "AA", reply.text
+    assert (await pipeline.wait_final(f"A03-{tag}")).state == MessageState.DELIVERED
+
+    # The MDM leaves out the discharge mode: it comes from the stay the A03 recorded.
+    letter = make_mdm(control_id=f"MDM-{tag}", encounter=encounter, unique_id=doc_id, disposition="")
+    reply = await pipeline.send(letter.encode())
+    assert reply.code == "AA", reply.text
+    record = await pipeline.wait_final(f"MDM-{tag}")
+    assert record.state == MessageState.DELIVERED, record.detail
+
+    mails = postfix.wait_for_mail(2, match=lambda m: (_xdm_cda(m.message) or b"").find(doc_id.encode()) >= 0)
+    by_recipient = {m.recipient: m.message for m in mails}
+    assert set(by_recipient) == {DURAND, LEFEVRE}
+    cda = _xdm_cda(by_recipient[DURAND])
+    header = read_header(cda)
+    assert header.type_code == "11490-0" and header.version == 1 and header.document_id.endswith(doc_id)
+    assert by_recipient[DURAND]["X-MSS-CODECDA"] == "11490-0"
+    tree = etree.fromstring(cda)
+    assert tree.xpath("//h:observation[h:code/@code='ORG-074']/h:value/@code", namespaces=NS) == ["160849004"]
+    media = tree.xpath("string(//h:observationMedia/h:value)", namespaces=NS)
+    assert media and letter_pdf().startswith(b"%PDF-")
+
+    events = await pipeline.journal.events(record.key)
+    steps = [e.step for e in events]
+    assert steps.index("render") < steps.index("schema") < steps.index("dispatched")
+    assert sum(1 for e in events if e.step == "recipient" and e.state == "kept") == 2
+    outcomes = await pipeline.journal.outcomes(header.document_id)
+    assert {o.destination: o.status for o in outcomes} == {DURAND: OutcomeStatus.ACCEPTED,
+                                                           LEFEVRE: OutcomeStatus.ACCEPTED}
+    stay = await pipeline.journal.stay("CHU-TEST", encounter)
+    assert stay.letter_sent_at is not None
+
+    # Replacement: same set, version 2, mailed again; cancellation: the deletion goes out too.
+    reply = await pipeline.send(make_mdm("T10", control_id=f"T10-{tag}", encounter=encounter,
+                                         unique_id=f"{doc_id}-2", parent_id=doc_id).encode())
+    assert reply.code == "AA", reply.text
+    assert (await pipeline.wait_final(f"T10-{tag}")).state == MessageState.DELIVERED
+    replaced = postfix.wait_for_mail(2, match=lambda m: (_xdm_cda(m.message) or b"").find(
+        f"{doc_id}-2".encode()) >= 0)
+    second = read_header(_xdm_cda(replaced[0].message))
+    assert (second.set_id, second.version, second.parent_document_id) == (header.set_id, 2, header.document_id)
+
+    reply = await pipeline.send(make_mdm("T11", control_id=f"T11-{tag}", encounter=encounter,
+                                         unique_id=f"{doc_id}-2").encode())
+    assert reply.code == "AA", reply.text
+    cancelled = await pipeline.wait_final(f"T11-{tag}")
+    assert cancelled.state == MessageState.DELIVERED, cancelled.detail
+    deletion_outcomes = await pipeline.journal.outcomes(second.document_id + "#delete")
+    assert {o.destination for o in deletion_outcomes} == {DURAND, LEFEVRE}
