@@ -203,12 +203,15 @@ def _record_target(doc, adt: AdtEvent, site: Site) -> None:
         if ins.first_given:
             el(name, "given", text=ins.first_given, qualifier="BR")
     else:
-        el(name, "family", text=adt.family or "Inconnu")
+        # Without an INS the traits come from PID: in PAM-FR, PID-5 of type L is the birth name.
+        el(name, "family", text=adt.family or "Inconnu", qualifier="BR" if adt.name_type in ("L", "") else "SP")
         if adt.given:
             el(name, "given", text=adt.given)
-    code, display = _GENDERS.get(ins.sex if ins is not None else "", ("UN", "Inconnu"))
+    sex = ins.sex if ins is not None else adt.sex
+    code, display = _GENDERS.get(sex, ("UN", "Inconnu"))
     el(patient, "administrativeGenderCode", code=code, codeSystem="2.16.840.1.113883.5.1", displayName=display)
-    birth = {"value": ins.birth_date} if ins is not None and ins.birth_date else {"nullFlavor": "UNK"}
+    born = ins.birth_date if ins is not None and ins.birth_date else adt.birth_date[:8]
+    birth = {"value": born} if born else {"nullFlavor": "UNK"}
     el(patient, "birthTime", **birth)
     if ins is not None and ins.birthplace_cog:
         addr = el(el(el(patient, "birthplace"), "place"), "addr")

@@ -10,7 +10,8 @@ therefore ``urn:ihe:iti:xds-sd:pdf:2008`` (ANS table ASS_A12, application/pdf).
 
 :func:`document_type_for` turns TXA-2 into the document's LOINC type code through the
 table ``mappings/codes/txa_document_types.json`` (codes of JDV_J07, HL7 table 0270
-and local keys, an explicit default); a hospital passes its own table to override it.
+and local keys, an explicit default); the table in force, with the site's overrides
+checked against JDV_J07, is ``tables.get("txa_document_types")`` (:class:`mappings.tables.Tables`).
 """
 
 from __future__ import annotations

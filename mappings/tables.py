@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from mappings import codes
-from mappings.value_sets import ValueSet, ValueSetError, locate_jdv_dir, value_set
+from mappings.value_sets import ValueSetError, locate_jdv_dir, value_set
 from router.errors import ConfigError
 
 Path_ = tuple[str, ...]

@@ -74,6 +74,9 @@ class AdtEvent:
     ins: InsIdentity | None = None
     family: str = field(default="", repr=False)   # PID-5.1 of the first repetition (for display)
     given: str = field(default="", repr=False)
+    birth_date: str = field(default="", repr=False)   # PID-7 (the header's birthTime when there is no INS)
+    sex: str = ""                                     # PID-8
+    name_type: str = ""                               # PID-5.7 of the first repetition (L: birth name in PAM-FR)
     account_number: str = ""                # PID-18.1
     visit_number: str = ""                  # PV1-19.1
     patient_class: str = ""                 # PV1-2 (I, O, E, R, ...)
@@ -146,6 +149,9 @@ def read_patient_visit(message, *, require_pv1: bool = False) -> AdtEvent:
         ins=read_ins(pid, insi=insi),
         family=text(pid, 5, 1),
         given=text(pid, 5, 2),
+        birth_date=value(pid, 7),
+        sex=value(pid, 8).upper(),
+        name_type=value(pid, 5, 7).upper(),
         account_number=value(pid, 18),
         visit_number=value(pv1, 19),
         patient_class=value(pv1, 2),
