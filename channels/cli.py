@@ -125,6 +125,9 @@ def _check_config(path: Path) -> int:
               f"{listener.default_charset}, max frame {listener.max_frame_bytes} bytes)")
     print(f"  mss      {settings.mss.relay or 'no relay: documents will wait in deliver.mss'}")
     print(f"  acks     {f'{settings.acks.host}:{settings.acks.port}' if settings.acks.enabled else 'no ZAM destination'}")
+    print(f"  site     {settings.site.name} (FINESS {settings.site.finess})")
+    print(f"  render   schematrons {settings.render.schematrons}; letters to {', '.join(settings.render.letter_roles)}; "
+          f"lab reports to {', '.join(settings.render.lab_roles)}; {len(settings.correspondents)} correspondent(s)")
     for problem in _file_problems(settings):
         print(f"  warning: {problem}")
     return 0
@@ -136,6 +139,10 @@ def _file_problems(settings: Settings) -> list[str]:
                        ("mss.ca_file", settings.mss.ca_file)):
         if value and not Path(value).is_file():
             problems.append(f"{key}: file {value} not found")
+    fictitious = settings.site.fictitious_keys()
+    if fictitious:
+        problems.append(f"site: {', '.join(fictitious)} still hold the fictitious test values; rendered documents "
+                        "would name a test establishment")
     return problems
 
 

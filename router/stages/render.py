@@ -99,7 +99,8 @@ class RenderStage:
                       parent_document_id=planned.parent_document_id, author=author, site=self.site,
                       effective_time=self._now())
         if type_key in LETTER_TXA2:
-            cda = render_ldl_ses(patient, letter_pdf=mdm.pdf or None, narrative=mdm.narrative, **common)
+            cda = render_ldl_ses(patient, letter_pdf=mdm.pdf or None, narrative=mdm.narrative, tables=self.tables,
+                                 **common)
         else:
             if not mdm.pdf:
                 raise ValidationError(f"TXA-2 {type_key!r} is rendered as a level-1 CDA, which needs the PDF "

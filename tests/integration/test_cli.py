@@ -20,7 +20,13 @@ def test_check_config_accepts_the_example_and_names_the_bad_key(tmp_path, capsys
     assert "engine.journal_key_file" in capsys.readouterr().err
     monkeypatch.setenv("LIAISON_JOURNAL_KEY", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")
     assert main(["check-config", str(ROOT / "deploy" / "liaison.example.toml")]) == 0
-    assert "valid" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "valid" in out and "render   schematrons volet" in out
+    minimal = tmp_path / "minimal.toml"
+    minimal.write_text('[[correspondents]]\nrpps = "12345678903"\naddress = "dr@medecin-test.mssante.fr"\n')
+    assert main(["check-config", str(minimal)]) == 0
+    out = capsys.readouterr().out
+    assert "1 correspondent(s)" in out and "warning: site: finess" in out       # the fictitious default site
     bad = tmp_path / "bad.toml"
     bad.write_text('[mss]\nrelay = "smtp://relay:587"\n')
     assert main(["check-config", str(bad)]) == 2
