@@ -102,8 +102,9 @@ def render_cr_bio(report: LabReport, patient: AdtEvent, *, report_pdf: bytes | N
         chapters.setdefault(chapter_for(battery, tables), []).append(battery)
     status = _status(batteries)
     lab = Party(who=validator, time=validated, template_id=LABORATORY_TEMPLATE, at_site=True)
-    events = [ServiceEvent(code=(code, LOINC, name), start=_received(batteries) or report.collected,
-                           stop=validated, status=status, performer=lab if index == 0 else None,
+    # the structuration minimale wants a valued low: reception, else collection, else first result, else validation
+    start = _received(batteries) or report.collected or _first_result(batteries) or validated
+    events = [ServiceEvent(code=(code, LOINC, name), start=start, stop=validated, status=status, performer=lab if index == 0 else None,
                            with_time=index == 0)
               for index, (code, name) in enumerate(chapters)]
     prescriber = report.prescriber
@@ -156,6 +157,11 @@ def _status(batteries: list[Battery]) -> str:
 
 def _received(batteries: list[Battery]) -> str:
     times = [t for b in batteries for t in ((b.specimen.received if b.specimen else ""), b.received_time) if t]
+    return min(times, key=lambda t: t[:14]) if times else ""
+
+
+def _first_result(batteries: list[Battery]) -> str:
+    times = [r.time for b in batteries for r in all_results(b) if r.time]
     return min(times, key=lambda t: t[:14]) if times else ""
 
 

@@ -22,6 +22,7 @@ file identifier from the content, so the same report and date give the same byte
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -42,18 +43,18 @@ COLUMNS = ("Examen", "Résultat", "Unité", "Valeurs de référence", "Interpré
 WIDTHS = (62, 34, 24, 36, 34)
 
 
-def font_files() -> tuple[Path, Path] | None:
-    """DejaVu Sans regular and bold when installed, else None."""
-    for folder in FONT_DIRS:
+def font_files(font_dirs: Sequence[Path] = FONT_DIRS) -> tuple[Path, Path] | None:
+    """DejaVu Sans regular and bold when installed in one of ``font_dirs``, else None."""
+    for folder in font_dirs:
         regular, bold = folder / "DejaVuSans.ttf", folder / "DejaVuSans-Bold.ttf"
         if regular.is_file() and bold.is_file():
             return regular, bold
     return None
 
 
-def font_family() -> str:
+def font_family(font_dirs: Sequence[Path] = FONT_DIRS) -> str:
     """The font the PDF is written in: ``DejaVu`` (Unicode) or ``Helvetica`` (Latin-1, transliterated)."""
-    return _FAMILY if font_files() else "Helvetica"
+    return _FAMILY if font_files(font_dirs) else "Helvetica"
 
 
 def latin1(text: str) -> str:
@@ -70,9 +71,12 @@ def latin1(text: str) -> str:
 
 
 def render_report_pdf(report: LabReport, patient: AdtEvent, *, site: Site, created: datetime,
-                      tables: Tables = None) -> bytes:
-    """The PDF (bytes) of a lab report; ``created`` is its creation date (reproducible output)."""
-    pdf = _Pdf(site)
+                      tables: Tables = None, font_dirs: Sequence[Path] = FONT_DIRS) -> bytes:
+    """The PDF (bytes) of a lab report; ``created`` is its creation date (reproducible output).
+
+    ``font_dirs`` are searched for DejaVu Sans; with none found the core font is used.
+    """
+    pdf = _Pdf(site, font_files(font_dirs))
     pdf.set_creation_date(created)
     pdf.set_title("Compte rendu d'examens biologiques")
     pdf.set_author(site.name)
@@ -105,10 +109,9 @@ def render_report_pdf(report: LabReport, patient: AdtEvent, *, site: Site, creat
 
 
 class _Pdf(FPDF):
-    def __init__(self, site: Site):
+    def __init__(self, site: Site, files: tuple[Path, Path] | None):
         super().__init__(format="A4")
         self._site = site
-        files = font_files()
         self.unicode = files is not None
         if files is not None:
             self.add_font(_FAMILY, "", str(files[0]))

@@ -33,6 +33,7 @@ class Sample:
     description: str
     raw: bytes
     document: str = ""
+    recipients: tuple[str, ...] | None = None     # None: the PRT RCT addresses of the message
 
 
 def demo_messages(now: datetime | None = None) -> list[Sample]:

@@ -38,20 +38,26 @@ async def test_demo_delivers_every_sample_and_its_journal_tells_every_step(tmp_p
     assert await run_demo(tmp_path / "demo", out=lines.append) == 0
     text = "\n".join(lines)
     assert "every document was delivered to every recipient" in text
-    assert text.count("accepted") == 4
-    assert len(list((tmp_path / "demo" / "xdm").glob("*_IHE_XDM.ZIP"))) == 3
+    assert text.count("accepted") == 6
+    assert "rendered-letter" in text and "LDL-SES rendered by Liaison" in text
+    assert len(list((tmp_path / "demo" / "xdm").glob("*_IHE_XDM.ZIP"))) == 4
     assert len(list((tmp_path / "demo" / "his").glob("*_ZAM_Z02.hl7"))) == 4
 
     config = str(tmp_path / "demo" / "liaison.toml")
     capsys.readouterr()
     assert await asyncio.to_thread(main, ["journal", "-c", config, "search", "--state", "delivered"]) == 0
     listing = capsys.readouterr().out.splitlines()
-    assert len(listing) == 3 and "ORU^R01" in "".join(listing) and "MDM^T02" in "".join(listing)
-    key = listing[1].split()[0]
+    assert len(listing) == 5 and "ORU^R01" in "".join(listing) and "ADT^A03" in "".join(listing)
+    assert "".join(listing).count("MDM^T02") == 2                  # the PFI letter and the rendered one
+    key = next(line for line in listing if "ORU^R01" in line).split()[0]
     assert await asyncio.to_thread(main, ["journal", "-c", config, "show", key]) == 0
     timeline = capsys.readouterr().out
     for step in ("received", "queued", "processing", "schema", "dispatched", "outcome", "zam", "delivered"):
         assert f"  {step} " in timeline
+    rendered = next(line for line in listing if "MDM^T02" in line)          # newest first: the rendered letter
+    assert await asyncio.to_thread(main, ["journal", "-c", config, "show", rendered.split()[0]]) == 0
+    timeline = capsys.readouterr().out
+    assert "  render " in timeline and "  recipient " in timeline and "chose the PER mailbox" in timeline
 
 
 async def test_send_prints_one_line_per_message_with_its_ack(tmp_path):
