@@ -336,14 +336,13 @@ class _Reader:
                 self._last = "PDF"
                 return
             group.results.append({"obx": segment, "comments": []})
-        elif kind == "NTE" and self.groups:
-            comment = _nte(segment)
-            if not comment:
-                return
-            if self._last == "OBX" and self.groups[-1].results:
+        elif kind == "NTE":            # attaches to the OBX or OBR it follows; several NTE in a row all do
+            comment = _nte(segment) if self.groups else ""
+            if comment and self._last == "OBX" and self.groups[-1].results:
                 self.groups[-1].results[-1]["comments"].append(comment)
-            elif self._last in ("OBR", "SPM"):
+            elif comment and self._last in ("OBR", "SPM"):
                 self.groups[-1].comments.append(comment)
+            return
         elif kind == "SPM" and self.groups:
             self.groups[-1].spm.append(segment)
         else:

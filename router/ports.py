@@ -287,10 +287,15 @@ class Mailbox:
 
     address: str
     kind: str = "PER"              # PER (personal), ORG (organisation), APP (application), CAB (practice)
-    identifier: str = ""           # IdNat_PS (8+RPPS) or structure id it belongs to
-    name: str = ""
-    organisation: str = ""
-    source: str = ""               # where it came from (static file, extraction, FHIR API)
+    identifier: str = ""           # IdNat_PS (8+RPPS, 0+ADELI) of its holder, or the structure id of an ORG/APP
+    name: str = ""                 # holder's display name (civility, given name, family name)
+    organisation: str = ""         # raison sociale of the structure it is attached to
+    structure_id: str = ""         # that structure's id (FINESS, SIRET... as the directory gives it)
+    service: str = ""              # service de rattachement
+    profession: str = ""           # profession label (e.g. "Médecin")
+    postal_code: str = ""
+    red_list: bool = False         # liste rouge: never used to send
+    source: str = ""               # where it came from (static file, extraction index, FHIR API, and any fallback)
 
 
 class Directory(Protocol):

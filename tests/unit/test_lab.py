@@ -100,6 +100,13 @@ def test_nte_after_obr_goes_to_the_battery_and_after_obx_to_the_result():
     assert all(not r.comments for r in battery.results[:-1])
 
 
+def test_several_nte_in_a_row_all_attach_to_the_segment_they_follow():
+    obx = Obx("NM", "718-7^Hémoglobine^LN", "13", "g/dl", comments=("Un.", "Deux."))
+    battery = first_battery(Obr("58410-2^NFS^LN", (obx,), comments=("A.", "B.", "C.")))
+    assert battery.comments == ("A.", "B.", "C.")
+    assert battery.results[0].comments == ("Un.", "Deux.")
+
+
 def test_specimen_from_spm_else_obr15_else_none():
     spm = first_battery(biochemistry()).specimen
     assert (spm.id, spm.type.code, spm.type.system) == ("CMD2024-0042-S1", "BLDV", "HL70487")
