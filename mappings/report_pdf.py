@@ -38,7 +38,7 @@ FONT_DIRS = (Path("/usr/share/fonts/truetype/dejavu"), Path("/usr/share/fonts/de
              Path("/usr/local/share/fonts/dejavu"))
 _FAMILY = "DejaVu"
 _ASCII = {"œ": "oe", "Œ": "OE", "’": "'", "‘": "'", "“": '"', "”": '"', "–": "-", "—": "-", "…": "...",
-          "€": "EUR", "µ": "µ", "≤": "<=", "≥": ">=", "\u00a0": " ", "\u202f": " "}
+          "€": "EUR", "≤": "<=", "≥": ">=", "\u00a0": " ", "\u202f": " "}
 COLUMNS = ("Examen", "Résultat", "Unité", "Valeurs de référence", "Interprétation")
 WIDTHS = (62, 34, 24, 36, 34)
 

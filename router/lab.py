@@ -48,7 +48,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from router.adt import xcn_participant
 from router.errors import UnsupportedMessageError, ValidationError
@@ -404,7 +404,7 @@ def _link(groups: list[_Group], warnings: list[str]) -> tuple[Battery, ...]:
         top.append((index, battery))
     out = []
     for index, battery in top:
-        out.append(_with_isolates(battery, built[index][0], index, children, warnings))
+        out.append(_with_isolates(battery, index, children, warnings))
     return tuple(out)
 
 
@@ -418,33 +418,32 @@ def _parent_index(previous, parent: tuple[str, str]) -> tuple[int, str] | None:
     return None
 
 
-def _with_isolates(battery: Battery, group: _Group, index: int, children, warnings) -> Battery:
+def _with_isolates(battery: Battery, index: int, children, warnings) -> Battery:
     """Split a battery's results into plain results and isolates (module docstring, rules 1-2)."""
     results = list(battery.results)
     dotted = {r.sub_id.split(".", 1)[0] for r in results if "." in r.sub_id}
     child_subs = {sub for (owner, sub) in children if owner == index}
     micro = battery.section.upper() in MICROBIOLOGY_SECTIONS
-    isolates, plain, used = [], [], set()
+    isolates, used, organisms = [], set(), set()
     for result in results:
         is_isolate = (result.value_type.upper() in CODED_TYPES and result.sub_id and "." not in result.sub_id
                       and (result.sub_id in dotted or result.sub_id in child_subs or micro)
                       and result.sub_id not in used)
         if is_isolate:
             used.add(result.sub_id)
+            organisms.add(id(result))
             isolates.append(Isolate(
                 organism=result.coded_value or Coded(display=result.value), sub_id=result.sub_id,
                 status=result.status, time=result.time,
                 results=tuple(r for r in results if r.sub_id.startswith(result.sub_id + ".")),
                 batteries=tuple(children.get((index, result.sub_id), ())),
                 comments=result.comments))
-    members = {id(r) for iso in isolates for r in iso.results}
-    plain = [r for r in results if id(r) not in members and not any(
-        r.sub_id == iso.sub_id and r.value_type.upper() in CODED_TYPES and r.coded_value is not None
-        and (r.coded_value == iso.organism) for iso in isolates)]
+    taken = organisms | {id(r) for isolate in isolates for r in isolate.results}
+    plain = [r for r in results if id(r) not in taken]
     for owner, sub in children:
         if owner == index and sub not in used:
             warnings.append(f"OBR-26: parent sub-id of a child OBR is not an isolate of OBR {index + 1}")
-    return Battery(**{**battery.__dict__, "results": tuple(plain), "isolates": tuple(isolates)})
+    return replace(battery, results=tuple(plain), isolates=tuple(isolates))
 
 
 def _battery(group: _Group, warnings: list[str]) -> Battery:

@@ -305,6 +305,18 @@ class Directory(Protocol):
         """The mailboxes of an IdNat_PS (8+RPPS, 0+ADELI) or a structure id; empty when unknown."""
 
 
+@dataclass(frozen=True)
+class AddressVerdict:
+    allowed: bool
+    reason: str
+
+
+class AddressCheck(Protocol):
+    """Whether an address may receive mail (the MSSanté whitelist of operator domains), and why."""
+
+    def check(self, address: str) -> AddressVerdict: ...
+
+
 # ----------------------------------------------------------- mail and acks
 
 class RecipientStatus(StrEnum):

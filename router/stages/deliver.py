@@ -24,11 +24,11 @@ from mappings.xdm import build_xdm
 from router.config import MssSettings
 from router.errors import PeerUnavailable, RejectedByPeer
 from router.model import Action, DocumentJob, Recipient, RecipientKind
-from router.ports import (Envelope, Journal, Mailer, MessageState, Outcome, OutcomeStatus, RecipientResult,
+from router.ports import (AddressCheck, Envelope, Journal, Mailer, MessageState, Outcome, OutcomeStatus, RecipientResult,
                           RecipientStatus)
 from router.settle import RetryPolicy
 from router.stages.clock import now
-from router.stages.zam import MSS_REJECTED, MSS_UNREACHABLE, ZamQueue
+from router.stages.zam import MSS_REJECTED, MSS_UNREACHABLE, NOT_WHITELISTED, ZamQueue
 
 log = structlog.get_logger(__name__)
 
@@ -38,8 +38,9 @@ _FINAL = {OutcomeStatus.ACCEPTED, OutcomeStatus.FAILED, OutcomeStatus.REFUSED}
 class DeliverStage:
     def __init__(self, journal: Journal, mailer: Mailer, zams: ZamQueue, *, settings: MssSettings,
                  source_id: str, policy: RetryPolicy,
-                 xdm_builder: Callable[..., bytes] = build_xdm):
+                 xdm_builder: Callable[..., bytes] = build_xdm, address_check: AddressCheck | None = None):
         self.journal = journal
+        self.address_check = address_check
         self.mailer = mailer
         self.zams = zams
         self.settings = settings
@@ -54,6 +55,7 @@ class DeliverStage:
         last_attempt = self.policy.next_delay(envelope.attempt) is None
         done = {o.destination: o.status for o in await self.journal.outcomes(delivery_key(job))}
         await self._refuse_unaddressable(job, done)
+        await self._refuse_untrusted(job, done)
         claimed = [r for r in self._addressable(job) if done.get(r.address) not in _FINAL
                    and await self.journal.claim(delivery_key(job), r.address, message_key=job.message_key,
                                                 stale_after=self.stale_claim)]
@@ -90,6 +92,22 @@ class DeliverStage:
             await self.journal.record_outcome(Outcome(
                 document_id=delivery_key(job), destination=recipient.address, status=OutcomeStatus.REFUSED,
                 detail=f"not mailed: {flag}=N", at=now(), message_key=job.message_key))
+
+    async def _refuse_untrusted(self, job: DocumentJob, done: dict) -> None:
+        """A recipient outside the MSSanté trusted space (whitelist) is never mailed; the HIS hears why.
+
+        Checked here, at sending time, because the whitelist is refreshed while jobs wait.
+        """
+        if self.address_check is None:
+            return
+        for recipient in self._addressable(job):
+            if done.get(recipient.address) in _FINAL:
+                continue
+            verdict = self.address_check.check(recipient.address)
+            if not verdict.allowed:
+                await self._final(job, recipient, OutcomeStatus.REFUSED, f"not mailed: {verdict.reason}",
+                                  NOT_WHITELISTED)
+                done[recipient.address] = OutcomeStatus.REFUSED
 
     def _addressable(self, job: DocumentJob) -> list[Recipient]:
         """Recipients the MetaDMPMSS flags allow to be mailed."""
@@ -140,7 +158,7 @@ class DeliverStage:
             await self.zams.reception_mss(job.source, job.message_key, document_id=job.header.document_id,
                                           address=recipient.address, recipient_id=recipient.identifier,
                                           delivered=True)
-        elif status == OutcomeStatus.FAILED:
+        elif status == OutcomeStatus.FAILED or (status == OutcomeStatus.REFUSED and error is not None):
             await self.zams.reception_mss(job.source, job.message_key, document_id=job.header.document_id,
                                           address=recipient.address, recipient_id=recipient.identifier,
                                           delivered=False, reason=detail, detail=error or MSS_REJECTED)

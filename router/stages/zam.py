@@ -21,6 +21,7 @@ from router.stages.clock import now
 #: ERR detail codes for failed MSSanté deliveries (ERR-5, table MSSERRORCODE of our own).
 MSS_REJECTED = ("MSSRejected", "Refusé par le relais MSSanté")
 MSS_UNREACHABLE = ("MSSUnavailable", "Relais MSSanté injoignable")
+NOT_WHITELISTED = ("MSSDomainNotWhitelisted", "Domaine hors liste blanche de l'espace de confiance MSSanté")
 DOCUMENT_INVALID = ("DocumentInvalid", "Document ou message invalide")
 DMP_NOT_CONFIGURED = ("DMPNotConfigured", "Pas de canal de dépôt DMP configuré sur la plateforme")
 

@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 from channels.journal import SqliteJournal
 from router.config import MssSettings
 from router.model import Flags, Recipient
-from router.ports import Envelope, ReceivedMessage, OutcomeStatus, RecipientResult, RecipientStatus
+from router.ports import AddressVerdict, Envelope, ReceivedMessage, OutcomeStatus, RecipientResult, RecipientStatus
 from router.settle import RetryPolicy
 from router.stages.deliver import DeliverStage
 from router.stages.zam import ZamQueue
@@ -53,3 +53,41 @@ async def test_two_concurrent_copies_of_a_job_mail_each_recipient_once(tmp_path)
         assert len(mailer.sent) == 1
     finally:
         await journal.close()
+
+
+class DomainList:
+    """An AddressCheck over a fixed set of domains (the whitelist's contract, without its file)."""
+
+    def __init__(self, *domains: str):
+        self.domains = set(domains)
+
+    def check(self, address: str) -> AddressVerdict:
+        domain = address.rsplit("@", 1)[-1].lower()
+        if domain in self.domains:
+            return AddressVerdict(True, f"domain {domain} is on the list")
+        return AddressVerdict(False, f"domain {domain} is not on the MSSanté whitelist")
+
+
+async def test_a_recipient_outside_the_whitelist_is_refused_with_its_reason_and_the_his_is_told(tmp_path):
+    async with SqliteJournal(tmp_path / "journal.sqlite") as journal:
+        mailer = SlowRecordingMailer()
+        stage = DeliverStage(journal, mailer, ZamQueue(bus=None, journal=journal, enabled=False),
+                             settings=MssSettings(sender="pfi@hopital-test.mssante.fr", nil="NIL"),
+                             source_id="1.2.3", policy=RetryPolicy(delays=(1.0,)),
+                             address_check=DomainList("hopital-test.mssante.fr"))
+        key, _ = await journal.record_received(ReceivedMessage(
+            raw=b"MSH|...", channel="test", sending_application="LABO-TEST", sending_facility="LABO",
+            control_id="MSG0002", message_type="ORU^R01", received_at=datetime.now(timezone.utc)))
+        recipients = (Recipient("dr.martin@hopital-test.mssante.fr"), Recipient("dr.x@gmail.com"))
+        job = replace(make_job(recipients=recipients, flags=Flags(dest_mss_ps=True, ack_reception=True)),
+                      message_key=key)
+        await stage(Envelope(body=job.to_json(), message_id=job.job_id))
+
+        assert mailer.sent == [("dr.martin@hopital-test.mssante.fr",)]
+        outcomes = {o.destination: o for o in await journal.outcomes(job.header.document_id)}
+        assert outcomes["dr.x@gmail.com"].status == OutcomeStatus.REFUSED
+        assert outcomes["dr.x@gmail.com"].detail == "not mailed: domain gmail.com is not on the MSSanté whitelist"
+        assert outcomes["dr.martin@hopital-test.mssante.fr"].status == OutcomeStatus.ACCEPTED
+        zam_events = [e for e in await journal.events(key) if e.step == "zam"]
+        assert len(zam_events) == 2                      # one per recipient: Y for the doctor, N for the refusal
+        assert (await journal.message(key)).state.value == "partial"
