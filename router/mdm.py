@@ -11,7 +11,10 @@ nothing here knows CDA.
 TXA fields used (HL7 v2.5/2.6): TXA-2 document type, TXA-4/6 activity and
 origination times, TXA-5 primary activity provider, TXA-9 originator, TXA-10
 assigned authenticator, TXA-12 unique document number, TXA-13 parent document
-number, TXA-17 completion status, TXA-22 authentication person, TXA-23
+number, TXA-17 completion status, TXA-18 confidentiality (``V``, very
+restricted, keeps the document from the patient's own mailbox until a doctor
+has talked to them, as INVISIBLE_PATIENT does in PFI mode), TXA-22
+authentication person, TXA-23
 distributed copies. The author is the first of TXA-22, TXA-9, TXA-10, TXA-5
 that names someone: the person who authenticated the letter signs it.
 
@@ -53,6 +56,7 @@ class MdmDocument:
     unique_id: str                      # TXA-12.1
     parent_id: str = ""                 # TXA-13.1
     completion_status: str = ""         # TXA-17
+    confidentiality: str = ""           # TXA-18 (HL7 table 0272: V very restricted, R restricted, U usual)
     activity_time: str = ""             # TXA-4, else TXA-6
     author: Participant | None = None
     copies: tuple[Participant, ...] = ()
@@ -103,6 +107,7 @@ def read_mdm(message) -> MdmDocument:
         unique_id=unique_id,
         parent_id=value(txa, 13),
         completion_status=status,
+        confidentiality=value(txa, 18).upper(),
         activity_time=value(txa, 4) or value(txa, 6),
         author=_author(txa, warnings),
         copies=tuple(found for rep in range(1, repetitions(txa, 23) + 1)

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from router.identity import InsIdentity
 from router.model import Participant, Recipient, RecipientKind
 from router.ports import Directory, Mailbox
 
@@ -29,10 +30,25 @@ ROLE_NAMES = {
     "admitting": "admitting doctor (PV1-17)",
     "copies": "copy recipient",
     "prescriber": "prescriber",
+    "patient": "patient",
 }
-LETTER_ROLES = ("medecin_traitant", "referring", "copies")
-LAB_ROLES = ("prescriber", "copies")
+LETTER_ROLES = ("medecin_traitant", "referring", "copies", "patient")
+LAB_ROLES = ("prescriber", "copies", "patient")
+PATIENT_DOMAIN = "patient.mssante.fr"
 _KIND_PREFERENCE = {"PER": 0, "CAB": 1, "ORG": 2, "APP": 3}
+
+
+@dataclass(frozen=True)
+class PatientPolicy:
+    """When the patient's own mailbox (messagerie citoyenne, ``<INS>@patient.mssante.fr``) may be used.
+
+    Only with an INS whose identity status (PID-32) is among ``statuses`` and whose
+    OID is among ``ins_kinds`` (production, and test on test platforms; never a NIA,
+    which is not the patient's INS); never for a document hidden from the patient.
+    """
+
+    statuses: tuple[str, ...] = ("QUAL", "VALI")
+    ins_kinds: tuple[str, ...] = ("production", "test")
 
 
 @dataclass(frozen=True)
@@ -83,6 +99,29 @@ async def choose_recipients(candidates: Iterable[Candidate], directory: Director
                               f"{who}: {_count(found)} in the directory ({mailbox.source or 'directory'}), "
                               f"chose the {mailbox.kind} mailbox {mailbox.address}"))
     return tuple(recipients), choices
+
+
+def patient_choice(ins: InsIdentity | None, policy: PatientPolicy, *, hidden_reason: str = ""
+                   ) -> tuple[Recipient | None, Choice]:
+    """The patient's mailbox if the INS and the document allow it, with the reason either way."""
+    def dropped(reason: str) -> tuple[None, Choice]:
+        return None, Choice("patient", "", "", False, f"patient: {reason}")
+
+    if hidden_reason:
+        return dropped(f"document not visible to the patient ({hidden_reason})")
+    if ins is None:
+        return dropped("no INS in PID-3, so no messagerie citoyenne address")
+    if ins.kind not in policy.ins_kinds:
+        return dropped(f"INS of kind {ins.kind or 'unknown'} (OID {ins.oid}) is not used for the patient's "
+                       f"mailbox (accepted: {', '.join(policy.ins_kinds)})")
+    status = ins.reliability or ("VALI" if ins.insi else "")
+    if status not in policy.statuses and not ins.qualified:
+        return dropped(f"identity status {status or 'absent'} in PID-32 is not qualified "
+                       f"(needs {' or '.join(policy.statuses)})")
+    address = f"{ins.matricule}@{PATIENT_DOMAIN}"
+    return (Recipient(address=address, kind=RecipientKind.PATIENT, identifier=ins.matricule),
+            Choice("patient", "", address, True,
+                   f"patient: INS {ins.kind} with identity status {status}: messagerie citoyenne"))
 
 
 def candidates_for(roles: Sequence[str], people: dict[str, Iterable[Participant | None]]) -> list[Candidate]:

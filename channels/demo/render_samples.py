@@ -56,7 +56,7 @@ def render_messages(stamp: str, first_number: int = 3) -> list[Sample]:
         "OBX|3|TX|42545-4^Synthèse^LN||Fibrillation atriale paroxystique, réduite.~Échographie normale.||||||F",
         "OBX|4|TX|10183-2^Traitements^LN||Apixaban 5 mg matin et soir.||||||F",
     ]) + "\r"
-    addresses = tuple(entry["address"] for entry in CORRESPONDENTS)
+    addresses = (*(entry["address"] for entry in CORRESPONDENTS), "178036912345661@patient.mssante.fr")
     return [
         Sample("discharge", adt_id, "ADT^A03: the stay ends, the letter is due today", adt.encode("utf-8"),
                "stay recorded, lettre de liaison due", recipients=()),

@@ -36,9 +36,11 @@ from mappings.site import Site
 from router.adt import AdtEvent, read_patient_visit
 from router.errors import MappingError, ValidationError
 from router.mdm import MdmDocument, read_mdm
-from router.model import Action, CdaHeader, DocumentJob, Flags, MessageSource, Participant
+from router.model import Action, CdaHeader, DocumentJob, Flags, MessageSource, Participant, RecipientKind
 from router.ports import Directory, Journal, JournalEvent, RenderedDocument, Stay
-from router.recipients_render import LAB_ROLES, LETTER_ROLES, candidates_for, choose_recipients
+from router.recipients_render import (
+    LAB_ROLES, LETTER_ROLES, PatientPolicy, candidates_for, choose_recipients, patient_choice,
+)
 from router.stages.clock import now
 
 log = structlog.get_logger(__name__)
@@ -61,7 +63,8 @@ class RenderStage:
     def __init__(self, journal: Journal, directory: Directory, *, site: Site,
                  cda_reader: Callable[[bytes], CdaHeader], tables: Mapping[str, Any] | None = None,
                  letter_roles: Sequence[str] = LETTER_ROLES, lab_roles: Sequence[str] = LAB_ROLES,
-                 timezone: str = "Europe/Paris"):
+                 patient_policy: PatientPolicy = PatientPolicy(), timezone: str = "Europe/Paris"):
+        self.patient_policy = patient_policy
         self.journal = journal
         self.directory = directory
         self.site = site
@@ -89,7 +92,8 @@ class RenderStage:
         people = {"medecin_traitant": [patient.medecin_traitant], "referring": [patient.referring],
                   "attending": [patient.attending], "admitting": [patient.admitting], "copies": mdm.copies}
         if isinstance(planned, RenderedDocument):
-            return await self._job(key, source, planned, patient, people, self.letter_roles)
+            return await self._job(key, source, planned, patient, people, self.letter_roles,
+                                   hidden_reason=_hidden(mdm))
         author = mdm.author or patient.attending
         if author is None or not author.identifier.startswith("8"):
             raise MappingError("no author with an RPPS: TXA-22, TXA-9, TXA-10, TXA-5 and PV1-7 name nobody "
@@ -112,7 +116,8 @@ class RenderStage:
                                     type_code=LDL_SES_CODE[0] if type_key in LETTER_TXA2 else type_key,
                                     action=mdm.action, message_key=key, cda=cda)
         await self._warn(key, planned.document_id, mdm.warnings + patient.warnings)
-        return await self._job(key, source, rendered, patient, people, self.letter_roles, record=True)
+        return await self._job(key, source, rendered, patient, people, self.letter_roles, record=True,
+                               hidden_reason=_hidden(mdm))
 
     # --- ORU: laboratory reports ------------------------------------------------------------
 
@@ -171,11 +176,17 @@ class RenderStage:
         return Identity(document_id, parent.set_id, version, parent.document_id)
 
     async def _job(self, key: str, source: MessageSource, rendered: RenderedDocument, patient: AdtEvent,
-                   people: dict, roles: Sequence[str], *, record: bool = False) -> DocumentJob:
+                   people: dict, roles: Sequence[str], *, record: bool = False, hidden_reason: str = ""
+                   ) -> DocumentJob:
         header = self.cda_reader(rendered.cda)
         if record or rendered.message_key == key and rendered.action is Action.DELETE:
             await self.journal.record_document(rendered)
         recipients, choices = await choose_recipients(candidates_for(roles, people), self.directory)
+        if "patient" in roles:
+            mailbox, choice = patient_choice(patient.ins, self.patient_policy, hidden_reason=hidden_reason)
+            choices.append(choice)
+            if mailbox is not None:
+                recipients += (mailbox,)
         for choice in choices:
             await self.journal.add_event(JournalEvent(
                 message_key=key, at=now(), step="recipient", state="kept" if choice.kept else "dropped",
@@ -186,7 +197,10 @@ class RenderStage:
                    f"for {len(recipients)} recipient(s)", document_id=header.document_id))
         return DocumentJob(job_id=f"{key}:{header.document_id}", message_key=key, source=source,
                            action=rendered.action, cda=rendered.cda, header=header,
-                           flags=Flags(dest_mss_ps=bool(recipients)), recipients=recipients,
+                           flags=Flags(dest_mss_ps=any(r.kind is RecipientKind.PROFESSIONAL for r in recipients),
+                                       dest_mss_patient=any(r.kind is RecipientKind.PATIENT for r in recipients),
+                                       invisible_patient=bool(hidden_reason)),
+                           recipients=recipients,
                            sender=Participant(), patient_ipp=patient.ipp)
 
     async def _with_stay(self, patient: AdtEvent, facility: str) -> AdtEvent:
@@ -217,6 +231,11 @@ class RenderStage:
 
     def _hl7_time(self, moment: datetime | None) -> str:
         return moment.astimezone(self.zone).strftime("%Y%m%d%H%M%S") if moment is not None else ""
+
+
+def _hidden(mdm: MdmDocument) -> str:
+    """Why the patient must not receive this document in their own mailbox, or ""."""
+    return "TXA-18=V, very restricted" if mdm.confidentiality == "V" else ""
 
 
 def _known(identifier: str) -> Participant | None:

@@ -16,12 +16,13 @@ from mappings.cda_header import read_header
 from router.ports import MessageState, OutcomeStatus
 from tests.contract.conftest import _check_rabbitmq
 from tests.integration.harness import Pipeline
-from tests.support.adt_messages import make_adt
+from tests.support.adt_messages import PATIENT, make_adt
 from tests.support.mdm_messages import CORRESPONDENTS, letter_pdf, make_mdm
 from tests.support.postfix import postfix_fixture
 
 postfix = postfix_fixture()
 DURAND, LEFEVRE = CORRESPONDENTS[0]["address"], CORRESPONDENTS[1]["address"]
+PATIENT_MAILBOX = f"{PATIENT.ins}@patient.mssante.fr"
 NS = {"h": "urn:hl7-org:v3"}
 
 
@@ -57,9 +58,10 @@ async def test_discharge_then_letter_reaches_the_maildir_as_a_rendered_ldl_ses(p
     record = await pipeline.wait_final(f"MDM-{tag}")
     assert record.state == MessageState.DELIVERED, record.detail
 
-    mails = postfix.wait_for_mail(2, match=lambda m: (_xdm_cda(m.message) or b"").find(doc_id.encode()) >= 0)
+    mails = postfix.wait_for_mail(3, match=lambda m: (_xdm_cda(m.message) or b"").find(doc_id.encode()) >= 0)
     by_recipient = {m.recipient: m.message for m in mails}
-    assert set(by_recipient) == {DURAND, LEFEVRE}
+    assert set(by_recipient) == {DURAND, LEFEVRE, PATIENT_MAILBOX}      # the INS is qualified (QUAL)
+    assert by_recipient[PATIENT_MAILBOX]["X-MSS-INS"] is not None
     cda = _xdm_cda(by_recipient[DURAND])
     header = read_header(cda)
     assert header.type_code == "11490-0" and header.version == 1 and header.document_id.endswith(doc_id)
@@ -72,10 +74,11 @@ async def test_discharge_then_letter_reaches_the_maildir_as_a_rendered_ldl_ses(p
     events = await pipeline.journal.events(record.key)
     steps = [e.step for e in events]
     assert steps.index("render") < steps.index("schema") < steps.index("dispatched")
-    assert sum(1 for e in events if e.step == "recipient" and e.state == "kept") == 2
+    assert sum(1 for e in events if e.step == "recipient" and e.state == "kept") == 3
     outcomes = await pipeline.journal.outcomes(header.document_id)
     assert {o.destination: o.status for o in outcomes} == {DURAND: OutcomeStatus.ACCEPTED,
-                                                           LEFEVRE: OutcomeStatus.ACCEPTED}
+                                                           LEFEVRE: OutcomeStatus.ACCEPTED,
+                                                           PATIENT_MAILBOX: OutcomeStatus.ACCEPTED}
     stay = await pipeline.journal.stay("CHU-TEST", encounter)
     assert stay.letter_sent_at is not None
 
@@ -84,7 +87,7 @@ async def test_discharge_then_letter_reaches_the_maildir_as_a_rendered_ldl_ses(p
                                          unique_id=f"{doc_id}-2", parent_id=doc_id).encode())
     assert reply.code == "AA", reply.text
     assert (await pipeline.wait_final(f"T10-{tag}")).state == MessageState.DELIVERED
-    replaced = postfix.wait_for_mail(2, match=lambda m: (_xdm_cda(m.message) or b"").find(
+    replaced = postfix.wait_for_mail(3, match=lambda m: (_xdm_cda(m.message) or b"").find(
         f"{doc_id}-2".encode()) >= 0)
     second = read_header(_xdm_cda(replaced[0].message))
     assert (second.set_id, second.version, second.parent_document_id) == (header.set_id, 2, header.document_id)
@@ -95,4 +98,4 @@ async def test_discharge_then_letter_reaches_the_maildir_as_a_rendered_ldl_ses(p
     cancelled = await pipeline.wait_final(f"T11-{tag}")
     assert cancelled.state == MessageState.DELIVERED, cancelled.detail
     deletion_outcomes = await pipeline.journal.outcomes(second.document_id + "#delete")
-    assert {o.destination for o in deletion_outcomes} == {DURAND, LEFEVRE}
+    assert {o.destination for o in deletion_outcomes} == {DURAND, LEFEVRE, PATIENT_MAILBOX}

@@ -17,6 +17,8 @@ from router.model import Action
 from router.ports import Stay, StayState
 from router.stages.process import _source
 from router.stages.render import RenderStage
+from router.model import RecipientKind
+from tests.support.adt_messages import NIA, NO_INS, PATIENT, PROVISIONAL
 from tests.support.mdm_messages import CORRESPONDENTS, make_mdm
 
 NS = {"h": "urn:hl7-org:v3"}
@@ -48,13 +50,16 @@ async def test_a_letter_is_rendered_recorded_and_addressed_with_reasons(stage, j
     assert job.action is Action.PUBLISH and job.header.type_code == "11490-0"
     assert job.header.document_id.endswith("^DOC-LDL-0001") and job.header.version == 1
     assert [r.address for r in job.recipients] == ["chloe.durand@hopital-test.mssante.fr",
-                                                   "etienne.lefevre@hopital-test.mssante.fr"]
-    assert job.flags.dest_mss_ps and job.patient_ipp == "IPP004711"
+                                                   "etienne.lefevre@hopital-test.mssante.fr",
+                                                   f"{PATIENT.ins}@patient.mssante.fr"]
+    assert job.recipients[2].kind is RecipientKind.PATIENT
+    assert job.flags.dest_mss_ps and job.flags.dest_mss_patient and job.patient_ipp == "IPP004711"
     stored = await journal.rendered_document("CHU-TEST", "DOC-LDL-0001")
     assert stored.cda == job.cda and stored.message_key == "K1"
     events = await journal.events("K1")
     reasons = [e.detail for e in events if e.step == "recipient"]
-    assert len(reasons) == 2 and "médecin traitant 812345678903" in reasons[0]
+    assert len(reasons) == 3 and "médecin traitant 812345678903" in reasons[0]
+    assert reasons[2] == "patient: INS test with identity status QUAL: messagerie citoyenne"
     assert any(e.step == "render" and "version 1" in e.detail for e in events)
 
 
@@ -121,3 +126,26 @@ async def test_roles_are_configurable(journal):
                         letter_roles=("attending",))
     job = await render(stage, make_mdm(), "K1")
     assert [r.address for r in job.recipients] == ["sophie.martin@hopital-test.mssante.fr"]
+
+
+@pytest.mark.parametrize("changes, reason", [
+    (dict(patient=PROVISIONAL), "patient: identity status PROV in PID-32 is not qualified (needs QUAL or VALI)"),
+    (dict(patient=NIA), "patient: INS of kind nia (OID 1.2.250.1.213.1.4.9) is not used for the patient's "
+                        "mailbox (accepted: production, test)"),
+    (dict(patient=NO_INS), "patient: no INS in PID-3, so no messagerie citoyenne address"),
+    (dict(replace={"TXA": None}), ""),
+])
+async def test_the_patient_gets_the_letter_only_with_a_qualified_ins(stage, journal, changes, reason):
+    if "replace" in changes:                 # TXA-18 = V: hidden from the patient
+        text = make_mdm()
+        txa = next(line for line in text.split("\r") if line.startswith("TXA"))
+        fields = txa.split("|")
+        fields[18] = "V"
+        text = text.replace(txa, "|".join(fields))
+        reason = "patient: document not visible to the patient (TXA-18=V, very restricted)"
+    else:
+        text = make_mdm(**changes)
+    job = await render(stage, text, "K1")
+    assert all(r.kind is RecipientKind.PROFESSIONAL for r in job.recipients) and not job.flags.dest_mss_patient
+    dropped = [e.detail for e in await journal.events("K1") if e.step == "recipient" and e.state == "dropped"]
+    assert dropped == [reason]
