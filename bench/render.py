@@ -69,8 +69,9 @@ def render_lab(text: str) -> bytes:
     from router.lab import read_lab_report
 
     report, patient = read_lab_report(text), read_patient_visit(text)
-    return render_cr_bio(report, patient, report_pdf=report.pdf or None, document_id=report.source_id,
-                         set_id=report.source_id, site=SITE, effective_time=WHEN)
+    ids = report.filler_order or report.placer_order
+    return render_cr_bio(report, patient, report_pdf=report.pdf or None, document_id=ids, set_id=ids, site=SITE,
+                         effective_time=WHEN)
 
 
 def main() -> int:
@@ -84,8 +85,8 @@ def main() -> int:
         return 2
     letters = [make_mdm(unique_id=f"DOC-{n}", control_id=f"M{n}") for n in range(4)]
     others = [make_mdm(txa2=code, unique_id=f"OTHER-{code}", narrative={}) for code in ("CN", "OP", "DI")]
-    labs = [text for text in LAB_CORPUS.values() if _publishable(text)]
-    lab_pdf_sent = [text for text in labs if "^PDF^" in text.upper() or "APPLICATION^PDF" in text.upper()]
+    labs = [text for text in (make() for make in LAB_CORPUS.values()) if _publishable(text)]
+    lab_pdf_sent = [text for text in labs if _read(text).pdf]
     lab_pdf_ours = [text for text in labs if text not in lab_pdf_sent]
 
     print(f"{'stage':<50}{'docs/s':>10}{'ms/doc':>9}{'docs':>7}")
@@ -119,6 +120,12 @@ def main() -> int:
         print(f"{label:<50}{per_second:>10.1f}{1000 / per_second:>9.2f}{count:>7}"
               + (f"  ({invalid} invalid!)" if invalid else ""))
     return 0
+
+
+def _read(text: str):
+    from router.lab import read_lab_report
+
+    return read_lab_report(text)
 
 
 def _publishable(text: str) -> bool:

@@ -110,6 +110,13 @@ class Tables:
     def names(self) -> tuple[str, ...]:
         return tuple(sorted(self._tables))
 
+    # Read as a mapping (name → table) too, so renderers take Tables or a plain dict of overrides.
+    def __contains__(self, name: object) -> bool:
+        return name in self._tables
+
+    def __getitem__(self, name: str) -> dict[str, Any]:
+        return self.get(name)
+
     def check(self) -> list[str]:
         """Every problem as ``key: problem`` (empty when all is well; value sets unchecked without JDV files)."""
         return [f"{key}: {problem}" for key, problem in self._check()]

@@ -30,11 +30,13 @@ from zoneinfo import ZoneInfo
 import structlog
 
 from mappings.cda_level1 import document_type_for, render_level1
+from mappings.cr_bio import render_cr_bio
 from mappings.ldl_ses import DOCUMENT_CODE as LDL_SES_CODE
 from mappings.ldl_ses import render_ldl_ses
 from mappings.site import Site
 from router.adt import AdtEvent, read_patient_visit
 from router.errors import MappingError, ValidationError
+from router.lab import read_lab_report
 from router.mdm import MdmDocument, read_mdm
 from router.model import Action, CdaHeader, DocumentJob, Flags, MessageSource, Participant, RecipientKind
 from router.ports import Directory, Journal, JournalEvent, RenderedDocument, Stay
@@ -122,12 +124,13 @@ class RenderStage:
     # --- ORU: laboratory reports ------------------------------------------------------------
 
     async def _lab_job(self, key: str, text: str, source: MessageSource, facility: str) -> DocumentJob:
-        from mappings.cr_bio import render_cr_bio
-        from router.lab import read_lab_report
-
         report = read_lab_report(text)
         patient = read_patient_visit(text)
-        source_id = report.source_id
+        source_id = report.filler_order or report.placer_order
+        if not source_id:
+            raise ValidationError("ORC-3/OBR-3 (filler order number) and ORC-2/OBR-2 (placer) are empty: the "
+                                  "report cannot be identified, so its later versions could not be",
+                                  hl7_code="101", hl7_text="Required field missing")
         planned = await self._identity(facility, source_id=source_id, action=report.action,
                                        parent_source=source_id, message_key=key)
         people = {"prescriber": [report.prescriber], "copies": report.copies}
@@ -140,7 +143,7 @@ class RenderStage:
         rendered = RenderedDocument(facility=facility, source_id=source_id, document_id=planned.document_id,
                                     set_id=planned.set_id, version=planned.version, type_code="11502-2",
                                     action=report.action, message_key=key, cda=cda)
-        await self._warn(key, planned.document_id, tuple(getattr(report, "warnings", ())) + patient.warnings)
+        await self._warn(key, planned.document_id, report.warnings + patient.warnings)
         return await self._job(key, source, rendered, patient, people, self.lab_roles, record=True)
 
     # --- shared ---------------------------------------------------------------------------

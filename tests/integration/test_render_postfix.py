@@ -17,6 +17,7 @@ from router.ports import MessageState, OutcomeStatus
 from tests.contract.conftest import _check_rabbitmq
 from tests.integration.harness import Pipeline
 from tests.support.adt_messages import PATIENT, make_adt
+from tests.support.lab_messages import biochemistry, make_lab_oru
 from tests.support.mdm_messages import CORRESPONDENTS, letter_pdf, make_mdm
 from tests.support.postfix import postfix_fixture
 
@@ -99,3 +100,23 @@ async def test_discharge_then_letter_reaches_the_maildir_as_a_rendered_ldl_ses(p
     assert cancelled.state == MessageState.DELIVERED, cancelled.detail
     deletion_outcomes = await pipeline.journal.outcomes(second.document_id + "#delete")
     assert {o.destination for o in deletion_outcomes} == {DURAND, LEFEVRE, PATIENT_MAILBOX}
+
+
+async def test_a_lab_oru_with_discrete_results_reaches_the_prescriber_as_a_rendered_cr_bio(pipeline, postfix):
+    tag = pipeline.prefix[-9:-1]
+    text = make_lab_oru([biochemistry(filler=f"F{tag}", placer=f"P{tag}")], control_id=f"LAB-{tag}")
+    reply = await pipeline.send(text.encode())
+    assert reply.code == "AA", reply.text
+    record = await pipeline.wait_final(f"LAB-{tag}")
+    assert record.state == MessageState.DELIVERED, record.detail
+    events = await pipeline.journal.events(record.key)
+    document_id = next(e.document_id for e in events if e.step == "render")
+    mails = postfix.wait_for_mail(2, match=lambda m: (_xdm_cda(m.message) or b"").find(
+        document_id.split("^")[-1].encode()) >= 0)
+    assert {m.recipient for m in mails} == {DURAND, PATIENT_MAILBOX}
+    cda = _xdm_cda(mails[0].message)
+    header = read_header(cda)
+    assert header.type_code == "11502-2" and "1.2.250.1.213.1.1.1.55" in header.template_ids
+    assert mails[0].message["X-MSS-CODECDA"] == "11502-2"
+    if any(e.step == "schematron" for e in events):          # with the fixtures: CR-BIO volet checked first
+        assert next(e for e in events if e.step == "schematron").state == "valid"

@@ -18,7 +18,8 @@ from router.ports import Stay, StayState
 from router.stages.process import _source
 from router.stages.render import RenderStage
 from router.model import RecipientKind
-from tests.support.adt_messages import NIA, NO_INS, PATIENT, PROVISIONAL
+from tests.support.adt_messages import DR_LEFEVRE, NIA, NO_INS, PATIENT, PROVISIONAL
+from tests.support.lab_messages import biochemistry, make_lab_oru
 from tests.support.mdm_messages import CORRESPONDENTS, make_mdm
 
 NS = {"h": "urn:hl7-org:v3"}
@@ -149,3 +150,31 @@ async def test_the_patient_gets_the_letter_only_with_a_qualified_ins(stage, jour
     assert all(r.kind is RecipientKind.PROFESSIONAL for r in job.recipients) and not job.flags.dest_mss_patient
     dropped = [e.detail for e in await journal.events("K1") if e.step == "recipient" and e.state == "dropped"]
     assert dropped == [reason]
+
+
+async def test_a_lab_report_is_rendered_then_corrected_then_cancelled_within_one_set(stage, journal):
+    first = await render(stage, make_lab_oru([biochemistry(copies=(DR_LEFEVRE,))]), "L1")
+    assert first.header.type_code == "11502-2" and first.action is Action.PUBLISH and first.header.version == 1
+    assert [r.address for r in first.recipients] == ["chloe.durand@hopital-test.mssante.fr",   # prescriber
+                                                     "etienne.lefevre@hopital-test.mssante.fr",  # OBR-28 copy
+                                                     f"{PATIENT.ins}@patient.mssante.fr"]
+    corrected = await render(stage, make_lab_oru([biochemistry(status="C", copies=(DR_LEFEVRE,))],
+                                                 order_control="RO", control_id="LAB0002"), "L2")
+    assert corrected.action is Action.REPLACE
+    assert (corrected.header.set_id, corrected.header.version) == (first.header.set_id, 2)
+    assert corrected.header.parent_document_id == first.header.document_id
+    assert corrected.header.document_id != first.header.document_id
+    cancelled = await render(stage, make_lab_oru([biochemistry(status="D")], order_control="CA",
+                                                 control_id="LAB0003"), "L3")
+    assert cancelled.action is Action.DELETE and cancelled.cda == corrected.cda
+
+
+async def test_a_lab_report_without_order_numbers_is_refused(stage):
+    text = make_lab_oru([biochemistry()])
+    for segment in ("ORC", "OBR"):
+        line = next(l for l in text.split("\r") if l.startswith(segment))
+        fields = line.split("|")
+        fields[2] = fields[3] = ""
+        text = text.replace(line, "|".join(fields))
+    with pytest.raises(ValidationError, match="cannot be identified"):
+        await render(stage, text, "L1")

@@ -167,3 +167,9 @@ def test_a_missing_or_broken_table_file_is_refused(tmp_path):
 def test_an_unknown_table_name_is_a_key_error():
     with pytest.raises(KeyError, match="lab_nope"):
         Tables.load().get("lab_nope")
+
+
+def test_tables_read_as_a_mapping_of_name_to_table():
+    tables = Tables.load(jdv_dir=False)
+    assert "discharge_modes" in tables and "no_such_table" not in tables
+    assert tables["discharge_modes"] is tables.get("discharge_modes")
