@@ -73,8 +73,7 @@ class DirectoryUnavailable(PeerUnavailable):
 class FhirDirectory:
     """Mailboxes of a professional or a structure, asked of the Annuaire Santé FHIR API."""
 
-    def __init__(self, base_url: str, api_key: str, *, timeout: float = 5.0, page_limit: int = 10,
-                 transport: httpx.AsyncBaseTransport | None = None):
+    def __init__(self, base_url: str, api_key: str, *, timeout: float = 5.0, page_limit: int = 10):
         if not api_key:
             raise ConfigError("directory.fhir.api_key", "no Annuaire Santé API key (ESANTE-API-KEY) was given")
         if page_limit < 1:
@@ -83,7 +82,6 @@ class FhirDirectory:
         self.timeout = timeout
         self.page_limit = page_limit
         self._api_key = api_key
-        self._transport = transport
         self._client: httpx.AsyncClient | None = None
 
     async def __aenter__(self) -> FhirDirectory:
@@ -161,7 +159,7 @@ class FhirDirectory:
         return resources
 
     async def _get(self, url: str, params: Mapping[str, str] | None) -> dict[str, Any] | None:
-        client = self._client_for_loop()
+        client = self._http()
         try:
             response = await client.get(url, params=params)
         except httpx.TimeoutException as exc:
@@ -196,11 +194,11 @@ class FhirDirectory:
                                        code=status)
         return bundle
 
-    def _client_for_loop(self) -> httpx.AsyncClient:
+    def _http(self) -> httpx.AsyncClient:
         if self._client is None:
             self._client = httpx.AsyncClient(
                 headers={API_KEY_HEADER: self._api_key, "Accept": "application/fhir+json"},
-                timeout=httpx.Timeout(self.timeout), transport=self._transport, follow_redirects=False)
+                timeout=httpx.Timeout(self.timeout), follow_redirects=False)
         return self._client
 
     def _same_origin(self, url: str) -> bool:
