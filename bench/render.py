@@ -30,6 +30,7 @@ from mappings.cda_level1 import document_type_for, render_level1  # noqa: E402
 from mappings.ldl_ses import render_ldl_ses  # noqa: E402
 from mappings.site import Site  # noqa: E402
 from router.adt import read_patient_visit  # noqa: E402
+from bench.timing import rate  # noqa: E402
 from router.cda_schema import CdaSchemaValidator, locate_schema_dir  # noqa: E402
 from router.mdm import read_mdm  # noqa: E402
 from router.schematron import MINIMAL_STRUCTURE, SchematronValidator, locate_schematron_dir  # noqa: E402
@@ -38,17 +39,6 @@ from tests.support.mdm_messages import make_mdm  # noqa: E402
 
 WHEN = datetime(2024, 3, 15, 16, 30, tzinfo=timezone(timedelta(hours=1)))
 SITE = Site()
-
-
-def rate(work, inputs: list, seconds: float) -> tuple[float, int]:
-    """Items/s over at least ``seconds`` (after one warm-up pass), and how many were done."""
-    for item in inputs:
-        work(item)
-    count, started = 0, time.perf_counter()
-    while time.perf_counter() - started < seconds or count < len(inputs):
-        work(inputs[count % len(inputs)])
-        count += 1
-    return count / (time.perf_counter() - started), count
 
 
 def render_letter(text: str) -> bytes:

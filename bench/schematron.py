@@ -20,23 +20,13 @@ import structlog
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.timing import rate  # noqa: E402
 from router.cda_schema import CdaSchemaValidator, locate_schema_dir  # noqa: E402
 from router.schematron import MINIMAL_STRUCTURE, SchematronValidator, locate_schematron_dir  # noqa: E402
 
 LDL = ["LDL-SES_2022.01.xml"]
 BIO = ["BIO-CR-BIO_2024.01_TSH_1.xml", "BIO-CR-BIO_2024.01_TSH_2.xml", "BIO-CR-BIO_2024.01_Glycémie mole.xml",
        "BIO-CR-BIO_2024.01_Microbiologie_V1.xml"]
-
-
-def rate(check, documents: list[bytes], seconds: float) -> tuple[float, int]:
-    """Documents/s over at least ``seconds`` (after one warm-up pass), and how many were checked."""
-    for cda in documents:
-        check(cda)
-    count, started = 0, time.perf_counter()
-    while time.perf_counter() - started < seconds or count < len(documents):
-        check(documents[count % len(documents)])
-        count += 1
-    return count / (time.perf_counter() - started), count
 
 
 def main() -> int:

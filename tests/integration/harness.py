@@ -8,9 +8,11 @@ sink) and a recording HIS for the ZAM acknowledgements.
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import time
 import uuid
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -105,6 +107,17 @@ class Pipeline:
             if record.state in states or time.monotonic() > deadline:
                 return record
             await asyncio.sleep(0.05)
+
+
+def xdm_cda(message) -> bytes | None:
+    """The CDA inside a mail's IHE_XDM.ZIP attachment (the first document of SUBSET01), or None."""
+    for part in message.iter_attachments():
+        if part.get_filename() == "IHE_XDM.ZIP":
+            with zipfile.ZipFile(io.BytesIO(part.get_content())) as archive:
+                names = [n for n in archive.namelist() if n.startswith("IHE_XDM/SUBSET01/") and
+                         not n.endswith("METADATA.XML")]
+                return archive.read(names[0]) if names else None
+    return None
 
 
 async def _delete_queues(prefix: str) -> None:

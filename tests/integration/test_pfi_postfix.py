@@ -5,14 +5,9 @@ Runs on the embedded bus and on RabbitMQ."""
 
 from __future__ import annotations
 
-import io
-import zipfile
-
-import pytest
 
 from mappings.cda_header import read_header
-from tests.contract.conftest import _check_rabbitmq
-from tests.integration.harness import Pipeline
+from tests.integration.harness import Pipeline, xdm_cda
 from tests.support.fixtures import require_fixture
 from tests.support.messages import DR_MARTIN, Patient, encode_message, make_pfi_oru, patient_rct
 from tests.support.postfix import postfix_fixture
@@ -29,16 +24,6 @@ def _patient_of(cda: bytes) -> Patient:
     return Patient(ins=header.ins, ins_oid=header.ins_oid, family=header.patient_family,
                    given=header.patient_given, birth_date=header.patient_birth_time[:8],
                    sex=header.patient_gender)
-
-
-@pytest.fixture(params=["embedded", "amqp"])
-async def pipeline(request, postfix, tmp_path):
-    if request.param == "amqp":
-        await _check_rabbitmq()
-    pipe = Pipeline(tmp_path, postfix.pki, postfix.port, bus_kind=request.param)
-    await pipe.start()
-    yield pipe
-    await pipe.stop()
 
 
 async def test_ans_cr_bio_goes_from_mllp_to_the_maildir_with_zam_per_recipient(pipeline, postfix):
@@ -59,7 +44,7 @@ async def test_ans_cr_bio_goes_from_mllp_to_the_maildir_with_zam_per_recipient(p
     assert record.raw == raw                                  # stored unaltered
 
     subject_marker = f"<{control_id}"                         # not in headers: match on the CDA bytes instead
-    mails = postfix.wait_for_mail(2, match=lambda m: _xdm_cda(m.message) == cda)
+    mails = postfix.wait_for_mail(2, match=lambda m: xdm_cda(m.message) == cda)
     by_recipient = {m.recipient: m.message for m in mails}
     assert set(by_recipient) == {DR_MARTIN.address, patient.address}
     ps_mail, patient_mail = by_recipient[DR_MARTIN.address], by_recipient[patient.address]
@@ -111,11 +96,3 @@ async def test_relay_refusing_the_client_certificate_fails_the_recipient_and_tel
         await pipe.stop()
 
 
-def _xdm_cda(message) -> bytes | None:
-    for part in message.iter_attachments():
-        if part.get_filename() == "IHE_XDM.ZIP":
-            with zipfile.ZipFile(io.BytesIO(part.get_content())) as archive:
-                names = [n for n in archive.namelist() if n.startswith("IHE_XDM/SUBSET01/") and
-                         not n.endswith("METADATA.XML")]
-                return archive.read(names[0]) if names else None
-    return None

@@ -6,16 +6,12 @@ is cleared by the letter. Then a replacement (T10) and a cancellation (T11) foll
 
 from __future__ import annotations
 
-import io
-import zipfile
 
-import pytest
 from lxml import etree
 
 from mappings.cda_header import read_header
 from router.ports import MessageState, OutcomeStatus
-from tests.contract.conftest import _check_rabbitmq
-from tests.integration.harness import Pipeline
+from tests.integration.harness import xdm_cda
 from tests.support.adt_messages import PATIENT, make_adt
 from tests.support.lab_messages import biochemistry, make_lab_oru
 from tests.support.mdm_messages import CORRESPONDENTS, letter_pdf, make_mdm
@@ -25,24 +21,6 @@ postfix = postfix_fixture()
 DURAND, LEFEVRE = CORRESPONDENTS[0]["address"], CORRESPONDENTS[1]["address"]
 PATIENT_MAILBOX = f"{PATIENT.ins}@patient.mssante.fr"
 NS = {"h": "urn:hl7-org:v3"}
-
-
-@pytest.fixture(params=["embedded", "amqp"])
-async def pipeline(request, postfix, tmp_path):
-    if request.param == "amqp":
-        await _check_rabbitmq()
-    pipe = Pipeline(tmp_path, postfix.pki, postfix.port, bus_kind=request.param)
-    await pipe.start()
-    yield pipe
-    await pipe.stop()
-
-
-def _xdm_cda(message) -> bytes | None:
-    for part in message.iter_attachments():
-        if part.get_filename() == "IHE_XDM.ZIP":
-            with zipfile.ZipFile(io.BytesIO(part.get_payload(decode=True))) as archive:
-                return archive.read("IHE_XDM/SUBSET01/DOC0001.XML")
-    return None
 
 
 async def test_discharge_then_letter_reaches_the_maildir_as_a_rendered_ldl_ses(pipeline, postfix):
@@ -59,11 +37,11 @@ async def test_discharge_then_letter_reaches_the_maildir_as_a_rendered_ldl_ses(p
     record = await pipeline.wait_final(f"MDM-{tag}")
     assert record.state == MessageState.DELIVERED, record.detail
 
-    mails = postfix.wait_for_mail(3, match=lambda m: (_xdm_cda(m.message) or b"").find(doc_id.encode()) >= 0)
+    mails = postfix.wait_for_mail(3, match=lambda m: (xdm_cda(m.message) or b"").find(doc_id.encode()) >= 0)
     by_recipient = {m.recipient: m.message for m in mails}
     assert set(by_recipient) == {DURAND, LEFEVRE, PATIENT_MAILBOX}      # the INS is qualified (QUAL)
     assert by_recipient[PATIENT_MAILBOX]["X-MSS-INS"] is not None
-    cda = _xdm_cda(by_recipient[DURAND])
+    cda = xdm_cda(by_recipient[DURAND])
     header = read_header(cda)
     assert header.type_code == "11490-0" and header.version == 1 and header.document_id.endswith(doc_id)
     assert by_recipient[DURAND]["X-MSS-CODECDA"] == "11490-0"
@@ -88,9 +66,9 @@ async def test_discharge_then_letter_reaches_the_maildir_as_a_rendered_ldl_ses(p
                                          unique_id=f"{doc_id}-2", parent_id=doc_id).encode())
     assert reply.code == "AA", reply.text
     assert (await pipeline.wait_final(f"T10-{tag}")).state == MessageState.DELIVERED
-    replaced = postfix.wait_for_mail(3, match=lambda m: (_xdm_cda(m.message) or b"").find(
+    replaced = postfix.wait_for_mail(3, match=lambda m: (xdm_cda(m.message) or b"").find(
         f"{doc_id}-2".encode()) >= 0)
-    second = read_header(_xdm_cda(replaced[0].message))
+    second = read_header(xdm_cda(replaced[0].message))
     assert (second.set_id, second.version, second.parent_document_id) == (header.set_id, 2, header.document_id)
 
     reply = await pipeline.send(make_mdm("T11", control_id=f"T11-{tag}", encounter=encounter,
@@ -111,10 +89,10 @@ async def test_a_lab_oru_with_discrete_results_reaches_the_prescriber_as_a_rende
     assert record.state == MessageState.DELIVERED, record.detail
     events = await pipeline.journal.events(record.key)
     document_id = next(e.document_id for e in events if e.step == "render")
-    mails = postfix.wait_for_mail(2, match=lambda m: (_xdm_cda(m.message) or b"").find(
+    mails = postfix.wait_for_mail(2, match=lambda m: (xdm_cda(m.message) or b"").find(
         document_id.split("^")[-1].encode()) >= 0)
     assert {m.recipient for m in mails} == {DURAND, PATIENT_MAILBOX}
-    cda = _xdm_cda(mails[0].message)
+    cda = xdm_cda(mails[0].message)
     header = read_header(cda)
     assert header.type_code == "11502-2" and "1.2.250.1.213.1.1.1.55" in header.template_ids
     assert mails[0].message["X-MSS-CODECDA"] == "11502-2"

@@ -128,17 +128,7 @@ def make_adt(trigger: str, *, patient: AdtPatient = PATIENT, control_id: str = "
            f"{_STRUCTURE.get(trigger, 'ADT_A01')}|{control_id}|P|2.5^FRA^2.11|||||FRA|UNICODE UTF-8|FR"
            f"||2.11^IHE_FRANCE-2.11-PAM")
     evn = f"EVN||20240315141600||||{discharge_time or admit_time}"
-    ids = f"{patient.ipp}^^^CHU-TEST&{IPP_OID}&ISO^PI"
-    if patient.ins:
-        ids += f"~{patient.ins}^^^ASIP-SANTE-INS-NIR&{patient.ins_oid}&ISO^INS^^20200101"
-    names = f"{patient.family}^{patient.given}^{patient.all_given}^^^^L"
-    if patient.used_family:
-        names += f"~{patient.used_family}^{patient.given}^^^^^D"
-    addresses = "12 rue des Essais^^Lyon^^69003^FRA^H"
-    if patient.birthplace_cog or patient.birthplace_city:
-        addresses += f"~^^{patient.birthplace_city}^^^^BDL^^{patient.birthplace_cog}"
-    pid = (f"PID|1||{ids}||{names}||{patient.birth_date}|{patient.sex}|||{addresses}"
-           f"|||||||{encounter}^^^CHU-TEST&{FINESS}&M^AN||||||||||||||{patient.reliability}")
+    pid = pid_segment(patient, encounter)
     pv1_fields = [""] * 46
     pv1_fields[1] = "1"
     pv1_fields[2] = patient_class
@@ -171,10 +161,26 @@ def make_adt(trigger: str, *, patient: AdtPatient = PATIENT, control_id: str = "
                             f"{_ORIGINAL.get(trigger, '')}|{ufs}|{ufs}|HMS")
     if insi:
         segments.append("ZFD|||N|N|INSI|20240310")
-    return _apply(segments, replace or {}) + "\r"
+    return apply_replacements(segments, replace or {}) + "\r"
 
 
-def _apply(segments: list[str], replace: Mapping[str, str | None]) -> str:
+def pid_segment(patient: AdtPatient, encounter: str) -> str:
+    """PID with the IPP, the INS (when the patient has one), birth traits, BDL birthplace and PID-32."""
+    ids = f"{patient.ipp}^^^CHU-TEST&{IPP_OID}&ISO^PI"
+    if patient.ins:
+        ids += f"~{patient.ins}^^^ASIP-SANTE-INS-NIR&{patient.ins_oid}&ISO^INS^^20200101"
+    names = f"{patient.family}^{patient.given}^{patient.all_given}^^^^L"
+    if patient.used_family:
+        names += f"~{patient.used_family}^{patient.given}^^^^^D"
+    addresses = "12 rue des Essais^^Lyon^^69003^FRA^H"
+    if patient.birthplace_cog or patient.birthplace_city:
+        addresses += f"~^^{patient.birthplace_city}^^^^BDL^^{patient.birthplace_cog}"
+    return (f"PID|1||{ids}||{names}||{patient.birth_date}|{patient.sex}|||{addresses}"
+            f"|||||||{encounter}^^^CHU-TEST&{FINESS}&M^AN||||||||||||||{patient.reliability}")
+
+
+def apply_replacements(segments: list[str], replace: Mapping[str, str | None]) -> str:
+    """Join segments with ``\\r``, replacing a segment by id with a new line, or dropping it (None)."""
     out = []
     for line in segments:
         seg_id = line[:3]

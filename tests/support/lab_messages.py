@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 from tests.support.adt_messages import (CORSICA_2A, CORSICA_2B, DR_DURAND, DR_LEFEVRE, DR_MARTIN, FINESS,
-                                        INS_DEMO_OID, IPP_OID, NIA, NO_INS, PATIENT, AdtPatient, Doctor, xcn)
+                                        INS_DEMO_OID, NIA, NO_INS, PATIENT, AdtPatient, Doctor,
+                                        apply_replacements, pid_segment, xcn)
 
 ORDER_OID = "1.2.250.1.999.1.5"          # fictitious placer order number domain
 BIOLOGIST = Doctor("10000045673", "BIOLOGISTE", "Anne")
@@ -76,16 +77,7 @@ def make_lab_oru(batteries: list[Obr], *, patient: AdtPatient = PATIENT, control
     """An ORU^R01 as ``\\r``-separated text (one ORC per OBR, the PDF OBX after the last battery)."""
     msh = (f"MSH|^~\\&|SIL-TEST|LABO-TEST|LIAISON|CHU-TEST|20240312103500||ORU^R01^ORU_R01|{control_id}|P|2.5"
            f"|||||FRA|{charset}|FR")
-    ids = f"{patient.ipp}^^^CHU-TEST&{IPP_OID}&ISO^PI"
-    if patient.ins:
-        ids += f"~{patient.ins}^^^ASIP-SANTE-INS-NIR&{patient.ins_oid}&ISO^INS^^20200101"
-    addresses = "12 rue des Essais^^Lyon^^69003^FRA^H"
-    if patient.birthplace_cog or patient.birthplace_city:
-        addresses += f"~^^{patient.birthplace_city}^^^^BDL^^{patient.birthplace_cog}"
-    pid = (f"PID|1||{ids}||{patient.family}^{patient.given}^{patient.all_given}^^^^L||{patient.birth_date}"
-           f"|{patient.sex}|||{addresses}|||||||V2024000777^^^CHU-TEST&{FINESS}&M^AN||||||||||||||"
-           f"{patient.reliability}")
-    segments = [msh, pid]
+    segments = [msh, pid_segment(patient, "V2024000777")]
     if with_pv1:
         segments.append(f"PV1|1|O|LABO^^^CHU-TEST&{FINESS}&M|||||||||||||||||V2024000777^^^CHU-TEST&{FINESS}&M^VN"
                         f"|||||||||||||||||||||||||20240312080000")
@@ -95,7 +87,7 @@ def make_lab_oru(batteries: list[Obr], *, patient: AdtPatient = PATIENT, control
         data = base64.b64encode(pdf).decode("ascii")
         segments.append(f"OBX|{_count(batteries) + 1}|ED|11502-2^CR d'examens biologiques^LN||"
                         f"^application^pdf^Base64^{data}||||||{pdf_status}")
-    return _apply(segments, replace_segments or {}) + "\r"
+    return apply_replacements(segments, replace_segments or {}) + "\r"
 
 
 def _order(index: int, obr: Obr, order_control: str) -> list[str]:
@@ -139,18 +131,6 @@ def _count(batteries: list[Obr]) -> int:
 def _esc(text: str) -> str:
     return (text.replace("\\", "\\E\\").replace("|", "\\F\\").replace("^", "\\S\\").replace("&", "\\T\\")
             .replace("~", "\\R\\").replace("\n", "\\.br\\"))
-
-
-def _apply(segments: list[str], replace_segments: Mapping[str, str | None]) -> str:
-    out = []
-    for line in segments:
-        seg_id = line[:3]
-        if seg_id in replace_segments:
-            if replace_segments[seg_id] is None:
-                continue
-            line = replace_segments[seg_id]
-        out.append(line)
-    return "\r".join(out)
 
 
 # --- batteries ---------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from functools import lru_cache
 from fpdf import FPDF
 
 from tests.support.adt_messages import (
-    DR_DURAND, DR_LEFEVRE, DR_MARTIN, FINESS, IPP_OID, PATIENT, AdtPatient, Doctor, xcn,
+    DR_DURAND, DR_LEFEVRE, DR_MARTIN, FINESS, PATIENT, AdtPatient, Doctor, apply_replacements, pid_segment, xcn,
 )
 
 DOMAIN = "hopital-test.mssante.fr"
@@ -68,16 +68,8 @@ def make_mdm(trigger: str = "T02", *, patient: AdtPatient = PATIENT, control_id:
     structure = "MDM_T02" if trigger in ("T02", "T10") else "MDM_T01"
     msh = (f"MSH|^~\\&|DPI-TEST|CHU-TEST|LIAISON|CHU-TEST|20240315160000||MDM^{trigger}^{structure}|{control_id}"
            f"|P|2.6|||||FRA|UNICODE UTF-8|FR")
-    evn = f"EVN||20240315160000"
-    ids = f"{patient.ipp}^^^CHU-TEST&{IPP_OID}&ISO^PI"
-    if patient.ins:
-        ids += f"~{patient.ins}^^^ASIP-SANTE-INS-NIR&{patient.ins_oid}&ISO^INS^^20200101"
-    addresses = "12 rue des Essais^^Lyon^^69003^FRA^H"
-    if patient.birthplace_cog or patient.birthplace_city:
-        addresses += f"~^^{patient.birthplace_city}^^^^BDL^^{patient.birthplace_cog}"
-    pid = (f"PID|1||{ids}||{patient.family}^{patient.given}^{patient.all_given}^^^^L||{patient.birth_date}"
-           f"|{patient.sex}|||{addresses}|||||||{encounter}^^^CHU-TEST&{FINESS}&M^AN||||||||||||||"
-           f"{patient.reliability}")
+    evn = "EVN||20240315160000"
+    pid = pid_segment(patient, encounter)
     pv1 = [""] * 46
     pv1[1], pv1[2], pv1[3] = "1", "I", f"CARDIO^^^CHU-TEST&{FINESS}&M"
     pv1[7], pv1[8] = xcn(attending), xcn(referring)
@@ -104,11 +96,4 @@ def make_mdm(trigger: str = "T02", *, patient: AdtPatient = PATIENT, control_id:
         for code, text in (NARRATIVE if narrative is None else narrative).items():
             segments.append(f"OBX|{number}|TX|{code}^Section^LN||{text}||||||F")
             number += 1
-    out = []
-    for line in segments:
-        if replace and line[:3] in replace:
-            if replace[line[:3]] is None:
-                continue
-            line = replace[line[:3]]
-        out.append(line)
-    return "\r".join(out) + "\r"
+    return apply_replacements(segments, replace or {}) + "\r"
