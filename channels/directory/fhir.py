@@ -27,7 +27,7 @@ metadata`` extension gives the type (PER/ORG/APP/CAB), the service and the
 liste rouge flag; red-listed mailboxes are returned flagged, never dropped,
 so the resolver can say why it did not use them.
 
-Errors are translated here: timeouts, connection failures, 429 and 5xx become
+Errors are translated here: timeouts, connection failures, 429, 5xx and an expired paging link (410) become
 :class:`DirectoryUnavailable` (a ``PeerUnavailable``, so callers may fall back
 or retry); 401/403 a :class:`~router.errors.ConfigError` naming the API key;
 404 and empty Bundles mean no mailboxes; other 4xx a ``RejectedByPeer``.
@@ -180,7 +180,7 @@ class FhirDirectory:
             hint = f", Retry-After {retry_after:g} s" if retry_after is not None else ""
             raise DirectoryUnavailable(f"Annuaire Santé FHIR API unavailable: rate limited (HTTP 429{hint})",
                                        code=429, retry_after=retry_after)
-        if status >= 500:
+        if status >= 500 or status == 410:      # 410: a paging link expired; searching again will do
             raise DirectoryUnavailable(f"Annuaire Santé FHIR API unavailable: HTTP {status}", code=status)
         if status >= 400:
             raise RejectedByPeer(f"Annuaire Santé FHIR API refused the search: HTTP {status}", code=status)
