@@ -10,7 +10,7 @@ an answer in ``liaison journal show``.
 
 Choice among several mailboxes of one professional: a personal (PER) one
 first, then a practice (CAB), then an organisation (ORG) one, in the order
-the directory gives them.
+the directory gives them. A red-listed mailbox (liste rouge) is never used.
 """
 
 from __future__ import annotations
@@ -87,7 +87,12 @@ async def choose_recipients(candidates: Iterable[Candidate], directory: Director
             choices.append(Choice(candidate.role, person.identifier, "", False,
                                   f"{who}: no MSSanté mailbox in the directory"))
             continue
-        mailbox = _preferred(found)
+        usable = [mailbox for mailbox in found if not mailbox.red_list]
+        if not usable:
+            choices.append(Choice(candidate.role, person.identifier, "", False,
+                                  f"{who}: {_count(found)} in the directory, all on the red list (liste rouge)"))
+            continue
+        mailbox = _preferred(usable)
         if mailbox.address.lower() in seen:
             choices.append(Choice(candidate.role, person.identifier, mailbox.address, False,
                                   f"{who}: {mailbox.address} already chosen as {seen[mailbox.address.lower()]}"))

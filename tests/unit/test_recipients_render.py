@@ -65,3 +65,16 @@ def test_bad_correspondents_are_refused_naming_the_key(entry, key):
     with pytest.raises(ConfigError) as caught:
         StaticDirectory.from_config([entry])
     assert caught.value.key == key
+
+
+async def test_a_red_listed_mailbox_is_never_chosen():
+    directory = StaticDirectory([
+        Mailbox("rouge@medecin-test.mssante.fr", kind="PER", identifier="812345678903", red_list=True),
+        Mailbox("cabinet@medecin-test.mssante.fr", kind="CAB", identifier="812345678903"),
+        Mailbox("cache@medecin-test.mssante.fr", kind="PER", identifier="801234567897", red_list=True),
+    ])
+    recipients, choices = await choose_recipients([Candidate("medecin_traitant", DURAND),
+                                                   Candidate("referring", LEFEVRE)], directory)
+    assert [r.address for r in recipients] == ["cabinet@medecin-test.mssante.fr"]
+    assert choices[1].reason == ("referring doctor (PV1-8) 801234567897: 1 mailbox (PER) in the directory, "
+                                 "all on the red list (liste rouge)")
