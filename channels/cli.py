@@ -7,6 +7,8 @@
     liaison journal search|show [KEY]      a message's timeline: every step, state and reason
     liaison validate [--no-profiles] FILE… check CDA files against CDA_extended.xsd and the CI-SIS schematrons
     liaison check-config FILE              validate a configuration and say what it would start
+    liaison whitelist update|check ADDRESS the MSSanté whitelist: fetch and verify it, or check an address
+    liaison directory import|lookup        the Annuaire Santé extraction index: build it, or look someone up
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import signal
 import sys
 from pathlib import Path
 
+from channels import directory_cli, whitelist_cli
 from channels.logs import configure_logging
 from router.config import Settings, load_settings
 from router.errors import ConfigError
@@ -57,9 +60,12 @@ def main(argv: list[str] | None = None) -> int:
     validate.add_argument("files", nargs="+", type=Path)
     check = sub.add_parser("check-config", help="validate a configuration file")
     check.add_argument("file", type=Path)
+    whitelist_cli.add_parser(sub)
+    directory_cli.add_parser(sub)
     args = parser.parse_args(argv)
 
-    quiet = args.command in ("demo", "journal", "send", "check-config", "validate") and args.log_level == "info"
+    quiet = args.command in ("demo", "journal", "send", "check-config", "validate", "whitelist",
+                             "directory") and args.log_level == "info"
     configure_logging("warning" if quiet else args.log_level)
     try:
         if args.command == "run":
@@ -89,6 +95,10 @@ def main(argv: list[str] | None = None) -> int:
             return min(invalid, 125)
         if args.command == "check-config":
             return _check_config(args.file)
+        if args.command == "whitelist":
+            return asyncio.run(whitelist_cli.run(args))
+        if args.command == "directory":
+            return asyncio.run(directory_cli.run(args))
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
@@ -126,8 +136,12 @@ def _check_config(path: Path) -> int:
     print(f"  mss      {settings.mss.relay or 'no relay: documents will wait in deliver.mss'}")
     print(f"  acks     {f'{settings.acks.host}:{settings.acks.port}' if settings.acks.enabled else 'no ZAM destination'}")
     print(f"  site     {settings.site.name} (FINESS {settings.site.finess})")
+    print(f"  whitelist {f'{settings.whitelist.source} every {settings.whitelist.refresh_interval:g} s, kept in {settings.whitelist.store_dir}' if settings.whitelist else 'NOT configured: recipients domains are not checked'}")
+    national = [part for part in ("index " + settings.directory["index"] if "index" in settings.directory else "",
+                                  "FHIR API" if "fhir" in settings.directory else "") if part]
+    print(f"  directory {len(settings.correspondents)} correspondent(s) over {' then '.join(national) or 'no national directory'}")
     print(f"  render   schematrons {settings.render.schematrons}; letters to {', '.join(settings.render.letter_roles)}; "
-          f"lab reports to {', '.join(settings.render.lab_roles)}; {len(settings.correspondents)} correspondent(s)")
+          f"lab reports to {', '.join(settings.render.lab_roles)}")
     for problem in _file_problems(settings):
         print(f"  warning: {problem}")
     return 0

@@ -20,7 +20,9 @@ from mappings.cda_header import read_header
 from router import queues
 from router.cda_schema import CdaSchemaValidator, locate_schema_dir
 from router.config import ListenerSettings, Settings
-from channels.directory.static import StaticDirectory
+from channels.directory.compose import build_directory
+from channels.whitelist.check import WhitelistCheck
+from channels.whitelist.refresher import WhitelistRefresher
 from router.content_check import SchematronCheck
 from router.schematron import locate_schematron_dir
 from router.errors import ConfigError
@@ -91,6 +93,7 @@ class Engine:
     subscriptions: list[Subscription] = field(default_factory=list)
     schema_dir: str = ""
     watchdog: LetterWatchdog | None = None
+    whitelist_refresher: WhitelistRefresher | None = None
 
     async def start(self, *, listen: bool = True, consume: bool = True) -> None:
         s = self.settings
@@ -168,7 +171,8 @@ class Engine:
                                                render=self._render_stage(), render_check=render_check)}
         if self.mailer is not None:
             stages[queues.DELIVER_MSS] = DeliverStage(self.journal, self.mailer, zams, settings=s.mss,
-                                                      source_id=s.source_id, policy=policy)
+                                                      source_id=s.source_id, policy=policy,
+                                                      address_check=self._whitelist())
         else:
             log.warning("engine.no_mss_relay", hint="documents wait in deliver.mss until [mss] relay is set")
         if self.ack_sink is not None:
@@ -180,11 +184,25 @@ class Engine:
         self.watchdog = LetterWatchdog(self.journal, interval=s.watchdog_interval)
         self.watchdog.start()
 
+    def _whitelist(self) -> WhitelistCheck | None:
+        """The MSSanté whitelist in force (stored copy now, refreshed on schedule), or None when not configured."""
+        s = self.settings
+        if s.whitelist is None:
+            log.warning("engine.no_whitelist", hint="set [whitelist]: recipients' domains are not checked")
+            return None
+        store = s.whitelist.open_store()
+        self.whitelist_refresher = s.whitelist.refresher(store)
+        self.whitelist_refresher.start()
+        return WhitelistCheck(store)
+
     def _render_stage(self) -> RenderStage:
         s = self.settings
-        return RenderStage(self.journal, self.directory or StaticDirectory.from_config(s.correspondents),
+        if self.directory is None:
+            self.directory = build_directory(s.correspondents, s.directory)
+        return RenderStage(self.journal, self.directory,
                            site=s.site, cda_reader=read_header, tables=s.tables, letter_roles=s.render.letter_roles,
-                           lab_roles=s.render.lab_roles, timezone=s.timezone)
+                           lab_roles=s.render.lab_roles, patient_policy=s.render.patient_policy,
+                           timezone=s.timezone)
 
     async def _start_listener(self, listener: ListenerSettings) -> None:
         ingest = Ingest(self.journal, self.bus, channel=listener.name, default_charset=listener.default_charset,
@@ -208,10 +226,12 @@ class Engine:
             await ingest.drain()
         if self.watchdog is not None:
             await self.watchdog.stop()
+        if self.whitelist_refresher is not None:
+            await self.whitelist_refresher.stop()
         for subscription in self.subscriptions:
             await subscription.cancel()
         self.subscriptions.clear()
-        for closable in (self.mailer, self.ack_sink):
+        for closable in (self.mailer, self.ack_sink, self.directory):
             close = getattr(closable, "close", None)
             if close is not None:
                 await close()

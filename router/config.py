@@ -22,8 +22,10 @@ from mappings.site import Site
 from mappings.tables import Tables
 from mappings.value_sets import locate_jdv_dir
 from channels.directory.static import StaticDirectory
+from channels.whitelist.settings import WhitelistSettings
+from channels.whitelist.settings import from_config as whitelist_settings
 from router.errors import ConfigError
-from router.recipients_render import LAB_ROLES, LETTER_ROLES, ROLE_NAMES
+from router.recipients_render import LAB_ROLES, LETTER_ROLES, ROLE_NAMES, PatientPolicy
 
 SUPPORTED_BUS_SCHEMES = ("embedded", "amqp", "amqps")
 SUPPORTED_JOURNAL_SCHEMES = ("sqlite",)
@@ -77,6 +79,7 @@ class RenderSettings:
     schematrons: str = "volet"          # rendered documents checked by their volet's schematron ("off", "volet", "all")
     letter_roles: tuple[str, ...] = LETTER_ROLES
     lab_roles: tuple[str, ...] = LAB_ROLES
+    patient_policy: PatientPolicy = PatientPolicy()
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,8 @@ class Settings:
     site: Site = field(default_factory=Site)                 # [site]: who the establishment is (fictitious default)
     render: RenderSettings = field(default_factory=RenderSettings)
     correspondents: tuple[Mapping[str, Any], ...] = ()      # [[correspondents]]: the static directory
+    whitelist: WhitelistSettings | None = None               # [whitelist]: None = domains not checked
+    directory: Mapping[str, Any] = field(default_factory=dict)   # [directory]: national directory (index, FHIR)
     tables: Tables = field(default_factory=Tables.load)      # [mappings]: code tables in force, JDV-checked
 
 
@@ -125,7 +130,8 @@ def settings_from_dict(data: Mapping[str, Any], env: Mapping[str, str] | None = 
     schematrons = _str(engine, "engine.schematrons", "off")
     if schematrons not in ("off", "volet", "all"):
         raise ConfigError("engine.schematrons", f"expected off, volet or all, got {schematrons!r}")
-    _no_unknown(data, "", {"engine", "listeners", "mss", "acks", "site", "mappings", "render", "correspondents"})
+    _no_unknown(data, "", {"engine", "listeners", "mss", "acks", "site", "mappings", "render", "correspondents",
+                            "whitelist", "directory"})
     site, tables = _site_and_tables(data, env, base)
     bus = _str(engine, "engine.bus", Settings.bus)
     _check_scheme("engine.bus", bus, SUPPORTED_BUS_SCHEMES)
@@ -156,6 +162,8 @@ def settings_from_dict(data: Mapping[str, Any], env: Mapping[str, str] | None = 
         site=site,
         render=_render(_table(data, "render")),
         correspondents=_correspondents(data),
+        whitelist=whitelist_settings(_table(data, "whitelist"), env) if "whitelist" in data else None,
+        directory=_directory(_table(data, "directory")),
         tables=tables,
     )
 
@@ -185,7 +193,8 @@ def _site_and_tables(data: Mapping[str, Any], env: Mapping[str, str], base: Path
 
 
 def _render(table: Mapping[str, Any]) -> RenderSettings:
-    _no_unknown(table, "render", {"schematrons", "letter_roles", "lab_roles"})
+    _no_unknown(table, "render", {"schematrons", "letter_roles", "lab_roles", "patient_identity_statuses",
+                                  "patient_ins_kinds"})
     schematrons = _str(table, "render.schematrons", RenderSettings.schematrons)
     if schematrons not in ("off", "volet", "all"):
         raise ConfigError("render.schematrons", f"expected off, volet or all, got {schematrons!r}")
@@ -195,7 +204,25 @@ def _render(table: Mapping[str, Any]) -> RenderSettings:
         if not isinstance(value, list) or any(role not in ROLE_NAMES for role in value):
             raise ConfigError(f"render.{key}", f"expected a list of roles among {', '.join(ROLE_NAMES)}")
         roles[key] = tuple(value)
-    return RenderSettings(schematrons=schematrons, **roles)
+    statuses = table.get("patient_identity_statuses", list(PatientPolicy.statuses))
+    if not isinstance(statuses, list) or any(code not in ("VALI", "QUAL", "RECUP", "PROV") for code in statuses):
+        raise ConfigError("render.patient_identity_statuses", "expected a list among QUAL, VALI, RECUP, PROV")
+    kinds = table.get("patient_ins_kinds", list(PatientPolicy.ins_kinds))
+    if not isinstance(kinds, list) or any(kind not in ("production", "test", "demo") for kind in kinds):
+        raise ConfigError("render.patient_ins_kinds", "expected a list among production, test, demo "
+                                                      "(a NIA is never the patient's mailbox)")
+    return RenderSettings(schematrons=schematrons, patient_policy=PatientPolicy(tuple(statuses), tuple(kinds)),
+                          **roles)
+
+
+def _directory(table: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``[directory]``: ``index`` (the extraction index file) and ``[directory.fhir]`` (checked at start)."""
+    _no_unknown(table, "directory", {"index", "fhir"})
+    if "index" in table and not isinstance(table["index"], str):
+        raise ConfigError("directory.index", "expected the path of the directory index (liaison directory import)")
+    if "fhir" in table and not isinstance(table["fhir"], Mapping):
+        raise ConfigError("directory.fhir", "expected a [directory.fhir] table")
+    return dict(table)
 
 
 def _correspondents(data: Mapping[str, Any]) -> tuple[Mapping[str, Any], ...]:

@@ -103,10 +103,7 @@ async def test_pre_send_schematron_check_parks_a_document_that_breaks_its_volet(
         old = require_fixture(*ORU_DIR, "CR_Bio_CDA_Niv3_v1.XML").read_bytes()
         ours = (Path(__file__).resolve().parents[2] / "channels/demo/samples/cda/cr-bio-martin-camille.xml").read_bytes()
         for control_id, cda in (("SCH-OLD", old), ("SCH-OURS", ours)):
-            header = read_header(cda)
-            patient = Patient(ins=header.ins, ins_oid=header.ins_oid, family=header.patient_family,
-                              given=header.patient_given, birth_date=header.patient_birth_time[:8],
-                              sex=header.patient_gender)
+            patient = Patient.of_cda(cda)
             assert (await pipe.send(encode_message(make_pfi_oru(cda, patient=patient, control_id=control_id,
                                                                 recipients=[DR_MARTIN])))).code == "AA"
         parked = await pipe.wait_final("SCH-OLD")

@@ -26,7 +26,8 @@ def test_check_config_accepts_the_example_and_names_the_bad_key(tmp_path, capsys
     minimal.write_text('[[correspondents]]\nrpps = "12345678903"\naddress = "dr@medecin-test.mssante.fr"\n')
     assert main(["check-config", str(minimal)]) == 0
     out = capsys.readouterr().out
-    assert "1 correspondent(s)" in out and "warning: site: finess" in out       # the fictitious default site
+    assert "1 correspondent(s)" in out and "warning: site: finess" in out
+    assert "whitelist NOT configured" in out       # the fictitious default site
     bad = tmp_path / "bad.toml"
     bad.write_text('[mss]\nrelay = "smtp://relay:587"\n')
     assert main(["check-config", str(bad)]) == 2

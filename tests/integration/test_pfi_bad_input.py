@@ -20,8 +20,7 @@ from tests.support.messages import (CARDIOLOGIE, DR_LEROY, DR_MARTIN, OTHER_PATI
 
 CDA = make_cda()
 HEADER = read_header(CDA)
-PATIENT = Patient(ins=HEADER.ins, ins_oid=HEADER.ins_oid, family=HEADER.patient_family,
-                  given=HEADER.patient_given, birth_date=HEADER.patient_birth_time[:8], sex=HEADER.patient_gender)
+PATIENT = Patient.of_cda(CDA)
 
 
 @pytest.fixture

@@ -19,17 +19,12 @@ ANS_CDA = ("hl7v2-ans", "Volets", "TRANS_DOC_CDA_HL7V2", "V2.1", "ORU", "Transmi
            "CR_Bio_CDA_Niv3_v1.XML")
 
 
-def _patient_of(cda: bytes) -> Patient:
-    header = read_header(cda)
-    return Patient(ins=header.ins, ins_oid=header.ins_oid, family=header.patient_family,
-                   given=header.patient_given, birth_date=header.patient_birth_time[:8],
-                   sex=header.patient_gender)
 
 
 async def test_ans_cr_bio_goes_from_mllp_to_the_maildir_with_zam_per_recipient(pipeline, postfix):
     require_fixture("TestContenuCDA-3-0", "infrastructure", "cda", "CDA_extended.xsd")
     cda = require_fixture(*ANS_CDA).read_bytes()
-    patient = _patient_of(cda)
+    patient = Patient.of_cda(cda)
     control_id = f"IT-{pipeline.prefix[-9:-1]}"
     raw = encode_message(make_pfi_oru(cda, patient=patient, control_id=control_id,
                                       recipients=[DR_MARTIN, patient_rct(patient)],
@@ -81,7 +76,7 @@ async def test_relay_refusing_the_client_certificate_fails_the_recipient_and_tel
                     client_key=postfix.pki.untrusted_client_key)
     await pipe.start()
     try:
-        patient = _patient_of(cda)
+        patient = Patient.of_cda(cda)
         raw = encode_message(make_pfi_oru(cda, patient=patient, control_id="IT-CERT-1", recipients=[DR_MARTIN]))
         assert (await pipe.send(raw)).code == "AA"
         record = await pipe.wait_final("IT-CERT-1")

@@ -27,9 +27,7 @@ from tests.support.messages import Patient, encode_message, make_pfi_mdm
 ENCOUNTER = "VN0001"                       # the PV1-19 the PFI test messages carry
 LETTER = make_cda(kind="ldl-ses", document_id="1.2.250.1.999.1.5^LDL-STAY-1")
 HEADER = read_header(LETTER)
-LETTER_PATIENT = Patient(ins=HEADER.ins, ins_oid=HEADER.ins_oid, family=HEADER.patient_family,
-                         given=HEADER.patient_given, birth_date=HEADER.patient_birth_time[:8],
-                         sex=HEADER.patient_gender)
+LETTER_PATIENT = Patient.of_cda(LETTER)
 
 
 @pytest.fixture

@@ -46,6 +46,15 @@ class Patient:
     def address(self) -> str:
         return f"{self.ins}@patient.mssante.fr"
 
+    @classmethod
+    def of_cda(cls, cda: bytes) -> "Patient":
+        """The patient a CDA's recordTarget names, so that PID-3 and the document agree."""
+        from mappings.cda_header import read_header
+
+        header = read_header(cda)
+        return cls(ins=header.ins, ins_oid=header.ins_oid, family=header.patient_family,
+                   given=header.patient_given, birth_date=header.patient_birth_time[:8], sex=header.patient_gender)
+
 
 PATIENT = Patient()
 OTHER_PATIENT = Patient(ins="172036904501235", ipp="IPP000999", family="AUTRETEST",

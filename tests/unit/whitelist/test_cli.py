@@ -8,7 +8,7 @@ import pytest
 
 from channels import whitelist_cli
 from channels.whitelist.fetch import OFFICIAL_URL
-from tests.unit.whitelist.conftest import make_list, sha256_of, write_pair
+from tests.support.whitelist_files import make_list, sha256_of, write_pair
 
 GOOD = make_list(["ch-test.mssante.fr", "UC-CMP.mssante.fr"])
 

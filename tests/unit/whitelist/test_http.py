@@ -9,7 +9,7 @@ from channels.whitelist.errors import FetchError
 from channels.whitelist.fetch import default_checksum_source, fetch_pair
 from channels.whitelist.store import WhitelistStore
 from tests.support.fixtures import require_fixture
-from tests.unit.whitelist.conftest import make_list, sha256_of
+from tests.support.whitelist_files import make_list, sha256_of
 
 GOOD = make_list(["ch-test.mssante.fr", "labo.mssante.fr"])
 

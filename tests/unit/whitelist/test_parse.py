@@ -11,7 +11,7 @@ from structlog.testing import capture_logs
 from channels.whitelist.errors import ChecksumError, ListFormatError
 from channels.whitelist.parse import parse_checksum, parse_whitelist, verify_checksum
 from tests.support.fixtures import require_fixture
-from tests.unit.whitelist.conftest import NS, OPERATOR, make_list, sha256_of
+from tests.support.whitelist_files import NS, OPERATOR, make_list, sha256_of
 
 
 @pytest.fixture(scope="module")

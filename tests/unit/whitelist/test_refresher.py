@@ -11,7 +11,7 @@ from structlog.testing import capture_logs
 
 from channels.whitelist.refresher import WhitelistRefresher
 from channels.whitelist.store import WhitelistStore
-from tests.unit.whitelist.conftest import make_list, sha256_of
+from tests.support.whitelist_files import make_list, sha256_of
 
 V1 = make_list(["ch-test.mssante.fr"], generated="2025-03-13T14:54:10Z")
 V2 = make_list(["ch-test.mssante.fr", "nouveau.mssante.fr"], generated="2025-03-14T14:54:10Z")

@@ -8,7 +8,7 @@ import pytest
 
 from channels.whitelist import OFFICIAL_URL, from_config
 from router.errors import ConfigError
-from tests.unit.whitelist.conftest import make_list, write_pair
+from tests.support.whitelist_files import make_list, write_pair
 
 
 def test_defaults():

@@ -10,7 +10,7 @@ from structlog.testing import capture_logs
 
 from channels.whitelist.store import WhitelistStore
 from tests.support.fixtures import require_fixture
-from tests.unit.whitelist.conftest import make_list, sha256_of, write_pair
+from tests.support.whitelist_files import make_list, sha256_of, write_pair
 
 GOOD = make_list(["ch-test.mssante.fr", "UC-CMP.mssante.fr"])
 
