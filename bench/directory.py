@@ -109,7 +109,7 @@ async def lookups(index: Path, people: list[tuple[str, str, str]], count: int, s
     for _, family, postcode in queries:
         matched += len(await directory.search(name=family, postal_code=postcode))
     by_name = searches / (time.perf_counter() - started)
-    directory.close()
+    await directory.close()
     return {"by_rpps": by_rpps, "found": found, "by_name": by_name, "matched": matched}
 
 
