@@ -37,7 +37,7 @@ PATIENT_DOMAIN = "patient.mssante.fr"
 
 # Deliberately narrower than RFC 5322: MSSanté addresses are plain
 # local@domain, and anything fancier in an HL7 field is a typing mistake.
-_ADDRESS = re.compile(
+ADDRESS = re.compile(
     r"^[A-Za-z0-9!#$%'*+/=?_`{}.-]+@"
     r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$"
 )
@@ -84,7 +84,7 @@ def segment_id(segment: hl7.Segment) -> str:
 def validate_address(raw: str, *, where: str) -> str:
     """A stripped mail address, or ValidationError naming it and where it was."""
     address = raw.strip()
-    if not _ADDRESS.match(address):
+    if not ADDRESS.match(address):
         raise ValidationError(f"malformed MSSanté address {address!r} in {where}", hl7_code="102",
                               hl7_text="Data type error")
     return address

@@ -18,8 +18,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from router.identity import InsIdentity
+from router.identity import InsIdentity, rpps_ok
 from router.model import Participant, Recipient, RecipientKind
+from router.recipients_pfi import ADDRESS
 from router.ports import Directory, Mailbox
 
 #: Roles render mode knows, with the words used in reasons.
@@ -82,7 +83,17 @@ async def choose_recipients(candidates: Iterable[Candidate], directory: Director
             choices.append(Choice(candidate.role, person.identifier, "", False,
                                   f"{who}: not an RPPS/ADELI identifier, cannot be looked up in the directory"))
             continue
+        if person.identifier.startswith("8") and not rpps_ok(person.identifier[1:]):
+            choices.append(Choice(candidate.role, person.identifier, "", False,
+                                  f"{who}: the RPPS check digit (Luhn) is wrong; not looked up"))
+            continue
         found = await directory.mailboxes(person.identifier)
+        malformed = [mailbox for mailbox in found if not ADDRESS.match(mailbox.address)]
+        found = [mailbox for mailbox in found if ADDRESS.match(mailbox.address)]
+        if malformed and not found:
+            choices.append(Choice(candidate.role, person.identifier, "", False,
+                                  f"{who}: the directory's address is malformed ({len(malformed)} mailbox(es))"))
+            continue
         if not found:
             choices.append(Choice(candidate.role, person.identifier, "", False,
                                   f"{who}: no MSSanté mailbox in the directory"))

@@ -17,17 +17,15 @@ Configuration (``[[correspondents]]`` tables)::
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from router.errors import ConfigError
 from router.identity import idnat_ps
 from router.ports import Mailbox
+from router.recipients_pfi import ADDRESS
 
 KINDS = frozenset({"PER", "ORG", "APP", "CAB"})
-#: An address as MSSanté mailboxes are written: one @, a dotted domain, no spaces.
-ADDRESS = re.compile(r"^[^@\s<>]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
 
 
 class StaticDirectory:

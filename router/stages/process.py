@@ -92,6 +92,13 @@ class ProcessStage:
                 job = read_pfi(parsed.message, message_key=key, source=source, cda_reader=self.cda_reader)
                 await self._event(key, job, "pfi", "read",
                                   f"{job.action} {job.header.type_code} for {len(job.recipients)} recipient(s)")
+                for recipient in job.recipients:
+                    who = "patient" if recipient.kind.value == "patient" else (recipient.identifier or "organisation")
+                    await self.journal.add_event(JournalEvent(
+                        message_key=key, at=now(), step="recipient", state="kept", destination=recipient.address,
+                        document_id=job.header.document_id,
+                        detail=f"PRT RCT {who}: address given by the HIS (PRT-15.4); the MetaDMPMSS flags and "
+                               "the MSSanté whitelist are checked when sending"))
             if self.schema_check is not None:
                 self.schema_check(job.cda)
                 await self._event(key, job, "schema", "valid", "CDA conforms to CDA_extended.xsd")

@@ -78,3 +78,14 @@ async def test_a_red_listed_mailbox_is_never_chosen():
     assert [r.address for r in recipients] == ["cabinet@medecin-test.mssante.fr"]
     assert choices[1].reason == ("referring doctor (PV1-8) 801234567897: 1 mailbox (PER) in the directory, "
                                  "all on the red list (liste rouge)")
+
+
+async def test_a_wrong_rpps_key_or_a_malformed_directory_address_is_dropped_with_its_reason():
+    directory = StaticDirectory([Mailbox("pas une adresse", identifier="801234567897")])
+    bad_key = Participant(identifier="812345678901", family="FAUXCLE")
+    recipients, choices = await choose_recipients([Candidate("copies", bad_key), Candidate("referring", LEFEVRE)],
+                                                  directory)
+    assert recipients == ()
+    assert choices[0].reason == "copy recipient 812345678901: the RPPS check digit (Luhn) is wrong; not looked up"
+    assert choices[1].reason == ("referring doctor (PV1-8) 801234567897: the directory's address is malformed "
+                                 "(1 mailbox(es))")
