@@ -153,6 +153,9 @@ def _file_problems(settings: Settings) -> list[str]:
                        ("mss.ca_file", settings.mss.ca_file)):
         if value and not Path(value).is_file():
             problems.append(f"{key}: file {value} not found")
+    index = settings.directory.get("index")
+    if index and not Path(index).is_file():
+        problems.append(f"directory.index: no index at {index} yet (liaison directory import FILE --index {index})")
     fictitious = settings.site.fictitious_keys()
     if fictitious:
         problems.append(f"site: {', '.join(fictitious)} still hold the fictitious test values; rendered documents "
