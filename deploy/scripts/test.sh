@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install everything Liaison's tests need on a fresh Debian/Ubuntu machine, then run the whole suite.
-#   - Debian packages: python3-venv, rabbitmq-server, postfix (installed without prompts, not left running)
+#   - Debian packages: python3-venv, rabbitmq-server, postfix (installed without prompts, not left running),
+#     xmlsec1 (verifies our VIHF signatures independently), fonts-dejavu-core (accents in rendered PDFs)
 #   - a virtualenv in .venv with Liaison and its test dependencies
 #   - RabbitMQ started on 127.0.0.1 for the run (the contract suite against it is mandatory here)
 # Usage: deploy/scripts/test.sh [pytest args...]
@@ -14,6 +15,8 @@ need_apt=()
 command -v rabbitmq-server >/dev/null 2>&1 || [ -x /usr/sbin/rabbitmq-server ] || need_apt+=(rabbitmq-server)
 [ -x /usr/sbin/postfix ] || need_apt+=(postfix)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need_apt+=(python3-venv)
+command -v xmlsec1 >/dev/null 2>&1 || need_apt+=(xmlsec1)              # independent check of the VIHF signature
+[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need_apt+=(fonts-dejavu-core)   # lab report PDFs
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "== apt-get install ${need_apt[*]}"
   echo "postfix postfix/main_mailer_type select No configuration" | as_root debconf-set-selections
@@ -38,7 +41,7 @@ else
 fi
 
 echo "== tests"
-export LIAISON_REQUIRE_RABBITMQ=1 LIAISON_REQUIRE_POSTFIX=1
+export LIAISON_REQUIRE_RABBITMQ=1 LIAISON_REQUIRE_POSTFIX=1 LIAISON_REQUIRE_XMLSEC1=1
 set +e
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
 status=$?
