@@ -34,6 +34,7 @@ import structlog
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from channels.directory.extraction import name_key  # noqa: E402
 from channels.directory.importer import import_extraction  # noqa: E402
 from channels.directory.index import IndexDirectory  # noqa: E402
 
@@ -81,7 +82,8 @@ def generate(path: Path, rows: int, seed: int = 7) -> list[tuple[str, str, str]]
             rpps = with_luhn(f"1999{n:06d}")
             family, given = rng.choice(FAMILIES), rng.choice(GIVEN)
             code, label = rng.choice(PROFESSIONS)
-            out.write(f"PER|{given.lower()}.{family.lower()}.{n}@{DOMAIN}|8|{rpps}|8{rpps}||||DR|{family}|{given}|"
+            local = name_key(f"{given} {family}").lower().replace(" ", ".")     # addresses are ASCII
+            out.write(f"PER|{local}.{n}@{DOMAIN}|8|{rpps}|8{rpps}||||DR|{family}|{given}|"
                       f"||{code}|{label}|||True|||||||||||{postcode}|{postcode[:2]}|\n")
             people.append((rpps, family, postcode))
     return people

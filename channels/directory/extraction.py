@@ -49,9 +49,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from channels.directory.static import ADDRESS, KINDS
+from channels.directory.static import KINDS
 from router.errors import PermanentError
 from router.identity import idnat_ps, rpps_ok
+from router.recipients_pfi import ADDRESS
 
 MAILBOXES = "mssante"          # Extraction_Correspondance_MSSante
 PEOPLE = "personne"            # PS_LibreAcces_Personne_activite
