@@ -135,6 +135,9 @@ class DocumentJob:
     reply_to: str = ""
     sender: Participant = field(default_factory=Participant)
     patient_ipp: str = ""
+    patient_identity_status: str = ""  # PID-32 (QUAL, VALI, PROV...): a DMP deposit needs a qualified INS
+    dmp_status: str = ""               # ZFA-1 as the HIS last knew it (ACTIF, FERME, INEXISTANT...)
+    dmp_opposition: bool = False       # PD1-12 = Y: the patient objects to sharing (no deposit)
 
     def to_json(self) -> bytes:
         data = asdict(self)

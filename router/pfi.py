@@ -26,6 +26,7 @@ import hl7
 import structlog
 
 from router.errors import ParseError, UnsupportedMessageError, ValidationError
+from router.dmp_rules import read_consent
 from router.flags import check_combination, decode_ed, is_meta_row, read_flags
 from router.model import (
     Action, CdaHeader, DocumentJob, Flags, MessageSource, Participant, Recipient, RecipientKind,
@@ -63,6 +64,7 @@ def read_pfi(message: hl7.Message, *, message_key: str, source: MessageSource,
     header = cda_reader(cda)
     patient_ipp = _check_patient(message, header)
     _check_patient_addresses(participants.recipients, header)
+    dmp_status, dmp_opposition = read_consent(message)
     if action is Action.REPLACE and not header.parent_document_id:
         raise ValidationError("replace (OBX-11=C) but the CDA has no "
                               "relatedDocument/parentDocument/id to replace")
@@ -78,10 +80,19 @@ def read_pfi(message: hl7.Message, *, message_key: str, source: MessageSource,
         reply_to=participants.reply_to,
         sender=participants.sender or Participant(),
         patient_ipp=patient_ipp,
+        patient_identity_status=_identity_status(message),
+        dmp_status=dmp_status,
+        dmp_opposition=dmp_opposition,
     )
     log.info("pfi.read", control_id=source.control_id, document_id=header.document_id,
              action=action.value, recipients=len(job.recipients), dest_dmp=flags.dest_dmp)
     return job
+
+
+def _identity_status(message: hl7.Message) -> str:
+    """PID-32's identity status (the first code; the field may repeat with other attributes)."""
+    pid = next((segment for segment in message if segment_id(segment) == "PID"), None)
+    return value(pid, 32).upper() if pid is not None else ""
 
 
 def check_routing(message) -> tuple[Flags, Participants]:

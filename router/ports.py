@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
-from router.model import Action
+from router.model import Action, DocumentJob
 
 
 # --------------------------------------------------------------------- bus
@@ -315,6 +315,24 @@ class AddressCheck(Protocol):
     """Whether an address may receive mail (the MSSanté whitelist of operator domains), and why."""
 
     def check(self, address: str) -> AddressVerdict: ...
+
+
+# ----------------------------------------------------------- shared record
+
+class SharedRecord(Protocol):
+    """The patient's shared record (DMP / Mon espace santé): one document in, replaced, or withdrawn.
+
+    Both calls return a short summary of the registry's answer for the journal, and
+    raise ``PeerUnavailable`` for what may succeed later (timeouts, 5xx, busy
+    registry) and ``RejectedByPeer`` for a refusal (metadata error, DMP closed,
+    patient unknown), with a reason a person can read.
+    """
+
+    async def deposit(self, job: DocumentJob) -> str:
+        """Provide and register the job's CDA (ITI-41); a REPLACE job carries an RPLC to its parent."""
+
+    async def withdraw(self, job: DocumentJob) -> str:
+        """Withdraw the document a DELETE job names from the patient's record."""
 
 
 # ----------------------------------------------------------- mail and acks

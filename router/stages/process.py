@@ -51,8 +51,9 @@ class ProcessStage:
                  content_check: Callable[[bytes, tuple[str, ...]], int] | None = None,
                  default_charset: str = "utf-8", adt: AdtStage | None = None,
                  render: RenderStage | None = None,
-                 render_check: Callable[[bytes, tuple[str, ...]], int] | None = None):
+                 render_check: Callable[[bytes, tuple[str, ...]], int] | None = None, deposit: bool = False):
         self.bus = bus
+        self.deposit = deposit
         self.render = render
         self.render_check = render_check
         self.adt = adt
@@ -139,13 +140,21 @@ class ProcessStage:
         if wants_mail:
             await self.bus.publish(queues.DELIVER_MSS, job.to_json(), message_id=job.job_id,
                                    headers={"message_key": job.message_key, "document_id": job.header.document_id})
-        if job.flags.dest_dmp:
-            # The DMP deposit (ITI-41) is its own stage; until one is configured, the journal and
-            # the HIS (ZAM^Z01 N) are told so rather than left waiting.
+        if job.flags.dest_dmp and self.deposit:
+            await self.bus.publish(queues.DEPOSIT_DMP, job.to_json(), message_id=f"dmp:{job.job_id}",
+                                   headers={"message_key": job.message_key, "document_id": job.header.document_id})
+            await self._event(job.message_key, job, "dmp", "queued", f"{job.action.value} queued for the DMP")
+        elif job.flags.dest_dmp:
+            # Without a DMP channel the journal and the HIS (ZAM^Z01 N) are told so rather than left waiting.
             await self._event(job.message_key, job, "dmp", "not_configured",
                               "DESTDMP=Y but no DMP deposit channel is configured; not deposited")
             await self.zams.reception_dmp(job.source, job.message_key, document_id=job.header.document_id,
                                           delivered=False, reason="not deposited")
+        if not wants_mail and job.flags.dest_dmp and self.deposit:
+            await self.journal.set_state(job.message_key, MessageState.DISPATCHED, step="dispatched",
+                                         detail=f"document {job.header.document_id} to the DMP",
+                                         only_from=_DISPATCHABLE)
+            return False
         if not wants_mail:
             await self.journal.set_state(job.message_key, MessageState.FAILED, step="dispatched",
                                          detail="nothing to deliver: no MSSanté destination, and no DMP channel",

@@ -16,7 +16,10 @@ What this stage adds to the renderers:
   cancellation re-sends the withdrawn document with action "delete"; a
   redelivered message re-sends what it rendered the first time, byte for byte;
 - **recipients**: the configured roles, looked up in the directory, every
-  choice with its reason in the journal (:mod:`router.recipients_render`).
+  choice with its reason in the journal (:mod:`router.recipients_render`);
+- **the DMP**: with a deposit channel configured (``deposit=True``), every
+  rendered document is also for the patient's DMP, as the law expects of a
+  lettre de liaison; :mod:`router.dmp_rules` decides per document.
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ from mappings.ldl_ses import render_ldl_ses
 from mappings.site import Site
 from router.adt import AdtEvent, read_patient_visit
 from router.errors import MappingError, ValidationError
+from router.dmp_rules import read_consent
+from router.hl7.msh import iter_segments
 from router.lab import read_lab_report
 from router.mdm import MdmDocument, read_mdm
 from router.model import Action, CdaHeader, DocumentJob, Flags, MessageSource, Participant, RecipientKind
@@ -65,8 +70,10 @@ class RenderStage:
     def __init__(self, journal: Journal, directory: Directory, *, site: Site,
                  cda_reader: Callable[[bytes], CdaHeader], tables: Mapping[str, Any] | None = None,
                  letter_roles: Sequence[str] = LETTER_ROLES, lab_roles: Sequence[str] = LAB_ROLES,
-                 patient_policy: PatientPolicy = PatientPolicy(), timezone: str = "Europe/Paris"):
+                 patient_policy: PatientPolicy = PatientPolicy(), timezone: str = "Europe/Paris",
+                 deposit: bool = False):
         self.patient_policy = patient_policy
+        self.deposit = deposit
         self.journal = journal
         self.directory = directory
         self.site = site
@@ -80,8 +87,12 @@ class RenderStage:
         """Render (or find again) the document the message asks for; raises typed errors with reasons."""
         facility = source.sending_facility or channel
         if parsed.header.message_type.upper() == "MDM":
-            return await self._mdm_job(key, parsed.text, source, facility)
-        return await self._lab_job(key, parsed.text, source, facility)
+            job = await self._mdm_job(key, parsed.text, source, facility)
+        else:
+            job = await self._lab_job(key, parsed.text, source, facility)
+        dmp_status, dmp_opposition = read_consent(iter_segments(parsed.text))
+        return replace(job, dmp_status=dmp_status, dmp_opposition=dmp_opposition,
+                       flags=replace(job.flags, dest_dmp=self.deposit))
 
     # --- MDM: letters and other documents ---------------------------------------------------
 
@@ -204,7 +215,8 @@ class RenderStage:
                                        dest_mss_patient=any(r.kind is RecipientKind.PATIENT for r in recipients),
                                        invisible_patient=bool(hidden_reason)),
                            recipients=recipients,
-                           sender=Participant(), patient_ipp=patient.ipp)
+                           sender=Participant(), patient_ipp=patient.ipp,
+                           patient_identity_status=patient.ins.reliability if patient.ins else "")
 
     async def _with_stay(self, patient: AdtEvent, facility: str) -> AdtEvent:
         """Fill what the document message leaves empty from the stay the ADT feed recorded."""

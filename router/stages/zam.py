@@ -23,6 +23,9 @@ MSS_REJECTED = ("MSSRejected", "Refusé par le relais MSSanté")
 MSS_UNREACHABLE = ("MSSUnavailable", "Relais MSSanté injoignable")
 NOT_WHITELISTED = ("MSSDomainNotWhitelisted", "Domaine hors liste blanche de l'espace de confiance MSSanté")
 DOCUMENT_INVALID = ("DocumentInvalid", "Document ou message invalide")
+DMP_REJECTED = ("DMPRejected", "Refusé par le DMP")
+DMP_UNREACHABLE = ("DMPUnavailable", "DMP injoignable")
+DMP_NOT_ALLOWED = ("DMPNotAllowed", "Dépôt DMP non autorisé pour ce document")
 DMP_NOT_CONFIGURED = ("DMPNotConfigured", "Pas de canal de dépôt DMP configuré sur la plateforme")
 
 

@@ -1,0 +1,107 @@
+"""Stage ``deposit.dmp``: a DocumentJob goes into the patient's DMP, once, and the HIS hears how it went.
+
+Order of work for each job:
+
+1. already final for the DMP (a redelivered job)? nothing to do;
+2. the preconditions of :mod:`router.dmp_rules` (qualified INS, no objection,
+   a DMP to feed) — a failure is recorded as *refused* with its reason and a
+   ZAM^Z01 N, and no call is made;
+3. *claim* the (document, ``dmp``) pair in the journal, so two copies of a job
+   never deposit twice;
+4. deposit (publish, or replace with an RPLC to the parent), or withdraw (delete);
+5. ZAM^Z01 Y or N queued first, then the final outcome (a crash in between
+   repeats the ZAM, never loses it).
+
+A transient failure (timeout, 5xx, busy registry) is retried through the bus's
+delayed queues; when the retries are spent the outcome is *failed*. A refusal
+by the DMP is final at once, with the DMP's reason.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import structlog
+
+from router.dmp_rules import deposit_refusal
+from router.errors import PeerUnavailable, PermanentError
+from router.model import Action, DocumentJob
+from router.ports import Envelope, Journal, MessageState, Outcome, OutcomeStatus, SharedRecord
+from router.settle import RetryPolicy
+from router.stages.clock import now
+from router.stages.deliver import delivery_key
+from router.stages.zam import DMP_NOT_ALLOWED, DMP_REJECTED, DMP_UNREACHABLE, ZamQueue
+
+log = structlog.get_logger(__name__)
+
+DMP = "dmp"
+_FINAL = {OutcomeStatus.ACCEPTED, OutcomeStatus.FAILED, OutcomeStatus.REFUSED}
+_STATES = {OutcomeStatus.ACCEPTED: MessageState.DELIVERED, OutcomeStatus.FAILED: MessageState.FAILED,
+           OutcomeStatus.REFUSED: MessageState.FAILED}
+
+
+class DepositStage:
+    def __init__(self, journal: Journal, record: SharedRecord, zams: ZamQueue, *, policy: RetryPolicy,
+                 statuses: tuple[str, ...] = ("QUAL", "VALI"), ins_kinds: tuple[str, ...] = ("production", "test"),
+                 stale_claim: timedelta = timedelta(minutes=5)):
+        self.journal = journal
+        self.record = record
+        self.zams = zams
+        self.policy = policy
+        self.statuses = statuses
+        self.ins_kinds = ins_kinds
+        self.stale_claim = stale_claim
+
+    async def __call__(self, envelope: Envelope) -> None:
+        job = DocumentJob.from_json(envelope.body)
+        key = delivery_key(job)
+        done = {o.destination: o.status for o in await self.journal.outcomes(key)}
+        if done.get(DMP) in _FINAL:
+            return
+        refusal = deposit_refusal(job, statuses=self.statuses, ins_kinds=self.ins_kinds)
+        if refusal:
+            await self._final(job, OutcomeStatus.REFUSED, f"not deposited: {refusal}", DMP_NOT_ALLOWED)
+            return
+        if not await self.journal.claim(key, DMP, message_key=job.message_key, stale_after=self.stale_claim):
+            return
+        last_attempt = self.policy.next_delay(envelope.attempt) is None
+        try:
+            detail = await (self.record.withdraw(job) if job.action is Action.DELETE else self.record.deposit(job))
+        except PeerUnavailable as exc:
+            if last_attempt:
+                await self._final(job, OutcomeStatus.FAILED, f"retries spent; last: {exc}", DMP_UNREACHABLE)
+                return
+            await self._outcome(job, OutcomeStatus.RETRYING, str(exc))
+            raise
+        except PermanentError as exc:
+            await self._final(job, OutcomeStatus.FAILED, str(exc), DMP_REJECTED)
+            return
+        await self._final(job, OutcomeStatus.ACCEPTED, detail, None)
+
+    async def parked(self, envelope: Envelope, reason: str) -> None:
+        """The job was parked: a deposit still pending is failed, and the HIS told."""
+        job = DocumentJob.from_json(envelope.body)
+        done = {o.destination: o.status for o in await self.journal.outcomes(delivery_key(job))}
+        if done.get(DMP) not in _FINAL:
+            await self._final(job, OutcomeStatus.FAILED, f"not deposited: {reason}", DMP_UNREACHABLE)
+
+    async def _final(self, job: DocumentJob, status: OutcomeStatus, detail: str,
+                     error: tuple[str, str] | None) -> None:
+        await self.zams.reception_dmp(job.source, job.message_key, document_id=job.header.document_id,
+                                      delivered=status == OutcomeStatus.ACCEPTED, reason=detail,
+                                      **({"detail": error} if error else {}))
+        await self._outcome(job, status, detail)
+        if not _mailed(job):
+            # The DMP is this message's only destination: its outcome is the message's.
+            await self.journal.set_state(job.message_key, _STATES[status], step="deposited",
+                                         detail=f"DMP: {status.value}")
+
+    async def _outcome(self, job: DocumentJob, status: OutcomeStatus, detail: str) -> None:
+        await self.journal.record_outcome(Outcome(document_id=delivery_key(job), destination=DMP, status=status,
+                                                  detail=detail, at=now(), message_key=job.message_key))
+        log.info("deposit.outcome", document_id=job.header.document_id, message_key=job.message_key,
+                 action=job.action.value, status=status)
+
+
+def _mailed(job: DocumentJob) -> bool:
+    return bool(job.recipients) and (job.flags.dest_mss_ps or job.flags.dest_mss_patient)
