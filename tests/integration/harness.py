@@ -53,6 +53,7 @@ class Pipeline:
     render_schematrons: str = "volet"
     correspondents: tuple = CORRESPONDENTS
     whitelist: WhitelistSettings | None = None
+    directory_settings: dict = field(default_factory=dict)
     engine: Engine | None = None
     his: RecordingHis = field(default_factory=RecordingHis)
     prefix: str = field(default_factory=lambda: f"liaison-it-{uuid.uuid4().hex[:8]}.")
@@ -67,7 +68,7 @@ class Pipeline:
             retry_delays=RETRY_DELAYS, prefetch=4, cda_schema_required=False, schematrons=self.schematrons,
             watchdog_interval=self.watchdog_interval,
             render=RenderSettings(schematrons=self.render_schematrons), correspondents=self.correspondents,
-            whitelist=self.whitelist,
+            whitelist=self.whitelist, directory=self.directory_settings,
             mss=MssSettings(relay=f"smtp://{self.relay_host}:{self.relay_port}", sender="pfi@hopital-test.mssante.fr",
                             client_cert=str(self.client_cert or self.pki.client_cert),
                             client_key=str(self.client_key or self.pki.client_key),

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from channels.directory_cli import add_parser, default_index_path, run
-from tests.unit.directory import files
+from tests.support import directory_files as files
 
 
 def parse(*argv: str) -> argparse.Namespace:

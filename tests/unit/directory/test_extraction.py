@@ -9,7 +9,7 @@ import pytest
 from channels.directory.extraction import (MAILBOX_COLUMNS, MAILBOXES, PEOPLE, PEOPLE_COLUMNS, ExtractionError,
                                            Rejected, fields, file_date, mailbox_record, name_key, read_header)
 from tests.support.fixtures import require_fixture
-from tests.unit.directory import files
+from tests.support import directory_files as files
 
 
 def test_the_synthetic_fixture_header_maps_every_mailbox_column():

@@ -11,7 +11,7 @@ from structlog.testing import capture_logs
 from channels.directory.extraction import MAILBOXES, PEOPLE, ExtractionError
 from channels.directory.importer import ImportRefused, import_extraction
 from channels.directory.index import IndexDirectory
-from tests.unit.directory import files
+from tests.support import directory_files as files
 
 GOOD = [files.per(n, family=f"FAMILLE{n}") for n in range(1, 41)]
 

@@ -10,7 +10,7 @@ import pytest
 from channels.directory.importer import import_extraction
 from channels.directory.index import IndexDirectory
 from router.errors import PeerUnavailable
-from tests.unit.directory import files
+from tests.support import directory_files as files
 
 FINESS = "750000001"
 STRUCTURE = "1" + FINESS
