@@ -172,7 +172,8 @@ class Engine:
         if self.mailer is not None:
             stages[queues.DELIVER_MSS] = DeliverStage(self.journal, self.mailer, zams, settings=s.mss,
                                                       source_id=s.source_id, policy=policy,
-                                                      address_check=self._whitelist())
+                                                      address_check=self._whitelist(),
+                                                      patient_policy=s.render.patient_policy)
         else:
             log.warning("engine.no_mss_relay", hint="documents wait in deliver.mss until [mss] relay is set")
         if self.ack_sink is not None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from router.identity import InsIdentity, rpps_ok
+from router.identity import INS_KINDS, InsIdentity, rpps_ok
 from router.model import Participant, Recipient, RecipientKind
 from router.recipients_pfi import ADDRESS
 from router.ports import Directory, Mailbox
@@ -115,6 +115,21 @@ async def choose_recipients(candidates: Iterable[Candidate], directory: Director
                               f"{who}: {_count(found)} in the directory ({mailbox.source or 'directory'}), "
                               f"chose the {mailbox.kind} mailbox {mailbox.address}"))
     return tuple(recipients), choices
+
+
+def patient_mailbox_refusal(ins_oid: str, identity_status: str, policy: PatientPolicy) -> str:
+    """Why a patient's mailbox named by the HIS (PFI mode) must not be used, or "".
+
+    The same rule as :func:`patient_choice`, applied at sending time to a PRT
+    patient recipient: the INS of the document and PID-32 of the message.
+    """
+    kind = INS_KINDS.get(ins_oid, "")
+    if kind not in policy.ins_kinds:
+        return f"patient: INS of kind {kind or 'unknown'} is not used for the patient's mailbox"
+    if identity_status not in policy.statuses:
+        return (f"patient: identity status {identity_status or 'absent'} in PID-32 is not qualified "
+                f"(needs {' or '.join(policy.statuses)})")
+    return ""
 
 
 def patient_choice(ins: InsIdentity | None, policy: PatientPolicy, *, hidden_reason: str = ""

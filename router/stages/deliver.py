@@ -28,7 +28,8 @@ from router.ports import (AddressCheck, Envelope, Journal, Mailer, MessageState,
                           RecipientStatus)
 from router.settle import RetryPolicy
 from router.stages.clock import now
-from router.stages.zam import MSS_REJECTED, MSS_UNREACHABLE, NOT_WHITELISTED, ZamQueue
+from router.recipients_render import PatientPolicy, patient_mailbox_refusal
+from router.stages.zam import MSS_REJECTED, MSS_UNREACHABLE, NOT_WHITELISTED, PATIENT_NOT_QUALIFIED, ZamQueue
 
 log = structlog.get_logger(__name__)
 
@@ -38,9 +39,11 @@ _FINAL = {OutcomeStatus.ACCEPTED, OutcomeStatus.FAILED, OutcomeStatus.REFUSED}
 class DeliverStage:
     def __init__(self, journal: Journal, mailer: Mailer, zams: ZamQueue, *, settings: MssSettings,
                  source_id: str, policy: RetryPolicy,
-                 xdm_builder: Callable[..., bytes] = build_xdm, address_check: AddressCheck | None = None):
+                 xdm_builder: Callable[..., bytes] = build_xdm, address_check: AddressCheck | None = None,
+                 patient_policy: PatientPolicy | None = None):
         self.journal = journal
         self.address_check = address_check
+        self.patient_policy = patient_policy
         self.mailer = mailer
         self.zams = zams
         self.settings = settings
@@ -94,14 +97,24 @@ class DeliverStage:
                 detail=f"not mailed: {flag}=N", at=now(), message_key=job.message_key))
 
     async def _refuse_untrusted(self, job: DocumentJob, done: dict) -> None:
-        """A recipient outside the MSSanté trusted space (whitelist) is never mailed; the HIS hears why.
+        """A recipient outside the MSSanté trusted space (whitelist), or a patient mailbox without a
+        qualified INS, is never mailed; the HIS hears why.
 
-        Checked here, at sending time, because the whitelist is refreshed while jobs wait.
+        Checked here, at sending time, because the whitelist is refreshed while jobs wait, and because
+        PFI recipients are named by the HIS (render mode already chose by the same patient rule).
         """
-        if self.address_check is None:
-            return
         for recipient in self._addressable(job):
             if done.get(recipient.address) in _FINAL:
+                continue
+            if recipient.kind == RecipientKind.PATIENT and self.patient_policy is not None:
+                refusal = patient_mailbox_refusal(job.header.ins_oid, job.patient_identity_status,
+                                                  self.patient_policy)
+                if refusal:
+                    await self._final(job, recipient, OutcomeStatus.REFUSED, f"not mailed: {refusal}",
+                                      PATIENT_NOT_QUALIFIED)
+                    done[recipient.address] = OutcomeStatus.REFUSED
+                    continue
+            if self.address_check is None:
                 continue
             verdict = self.address_check.check(recipient.address)
             if not verdict.allowed:

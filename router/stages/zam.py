@@ -22,6 +22,7 @@ from router.stages.clock import now
 MSS_REJECTED = ("MSSRejected", "Refusé par le relais MSSanté")
 MSS_UNREACHABLE = ("MSSUnavailable", "Relais MSSanté injoignable")
 NOT_WHITELISTED = ("MSSDomainNotWhitelisted", "Domaine hors liste blanche de l'espace de confiance MSSanté")
+PATIENT_NOT_QUALIFIED = ("PatientINSNotQualified", "INS du patient non qualifié : pas d'envoi à sa messagerie")
 DOCUMENT_INVALID = ("DocumentInvalid", "Document ou message invalide")
 DMP_REJECTED = ("DMPRejected", "Refusé par le DMP")
 DMP_UNREACHABLE = ("DMPUnavailable", "DMP injoignable")

@@ -41,6 +41,7 @@ class Patient:
     given: str = "CAMILLE"
     birth_date: str = "19850512"
     sex: str = "F"
+    identity_status: str = "VALI"        # PID-32, as in the ANS samples
 
     @property
     def address(self) -> str:
@@ -284,7 +285,8 @@ def _pid(patient: Patient, *, with_ins: bool) -> str:
     if with_ins:
         ids.append(f"{patient.ins}^^^ASIP-SANTE-INS-NIR&{patient.ins_oid}&ISO^INS")
     name = f"{_esc(patient.family)}^{_esc(patient.given)}^{_esc(patient.given)}^^^^L"
-    return f"PID|||{'~'.join(ids)}||{name}||{patient.birth_date}|{patient.sex}"
+    reliability = f"{'|' * 24}{patient.identity_status}" if patient.identity_status else ""
+    return f"PID|||{'~'.join(ids)}||{name}||{patient.birth_date}|{patient.sex}{reliability}"
 
 
 def _txa(type_code: str, timestamp: str, document_id: str, parent_id: str) -> str:

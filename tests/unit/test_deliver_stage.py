@@ -8,7 +8,8 @@ from datetime import datetime, timezone
 
 from channels.journal import SqliteJournal
 from router.config import MssSettings
-from router.model import Flags, Recipient
+from router.model import Flags, Recipient, RecipientKind
+from router.recipients_render import PatientPolicy
 from router.ports import AddressVerdict, Envelope, ReceivedMessage, OutcomeStatus, RecipientResult, RecipientStatus
 from router.settle import RetryPolicy
 from router.stages.deliver import DeliverStage
@@ -91,3 +92,26 @@ async def test_a_recipient_outside_the_whitelist_is_refused_with_its_reason_and_
         zam_events = [e for e in await journal.events(key) if e.step == "zam"]
         assert len(zam_events) == 2                      # one per recipient: Y for the doctor, N for the refusal
         assert (await journal.message(key)).state.value == "partial"
+
+
+async def test_a_patient_mailbox_named_by_the_his_needs_a_qualified_ins(tmp_path):
+    async with SqliteJournal(tmp_path / "journal.sqlite") as journal:
+        mailer = SlowRecordingMailer()
+        stage = DeliverStage(journal, mailer, ZamQueue(bus=None, journal=journal, enabled=False),
+                             settings=MssSettings(sender="pfi@hopital-test.mssante.fr", nil="NIL"),
+                             source_id="1.2.3", policy=RetryPolicy(delays=(1.0,)), patient_policy=PatientPolicy())
+        key, _ = await journal.record_received(ReceivedMessage(
+            raw=b"MSH|...", channel="test", sending_application="LABO-TEST", sending_facility="LABO",
+            control_id="MSG0003", message_type="ORU^R01", received_at=datetime.now(timezone.utc)))
+        base = make_job()
+        patient = Recipient(f"{base.header.ins}@patient.mssante.fr", kind=RecipientKind.PATIENT,
+                            identifier=base.header.ins)
+        job = replace(base, message_key=key, recipients=(Recipient("dr.martin@hopital-test.mssante.fr"), patient),
+                      flags=Flags(dest_mss_ps=True, dest_mss_patient=True), patient_identity_status="PROV")
+        await stage(Envelope(body=job.to_json(), message_id=job.job_id))
+
+        assert mailer.sent == [("dr.martin@hopital-test.mssante.fr",)]
+        refused = {o.destination: o for o in await journal.outcomes(job.header.document_id)}[patient.address]
+        assert refused.status == OutcomeStatus.REFUSED
+        assert refused.detail == ("not mailed: patient: identity status PROV in PID-32 is not qualified "
+                                  "(needs QUAL or VALI)")

@@ -1,0 +1,135 @@
+"""A throw-away "certificat de cachet" PKI for the VIHF tests (and the DMP test double).
+
+IGC-Santé issues each care structure an organisation signing certificate (*cachet*) that
+signs its VIHF assertions. This mints a look-alike with ``cryptography``: an RSA test CA,
+a cachet certificate under it (subject in the ANS example's order ``C, ST, O, OU, CN``), the
+same key again encrypted with :data:`KEY_PASSWORD`, and a cachet from an unrelated CA.
+RSA because the VIHF is signed with RSA-SHA256; 2048 bits to stay quick.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import NameOID
+
+__all__ = ["CACHET_DN", "KEY_PASSWORD", "CachetPki", "make_cachet_pki"]
+
+KEY_PASSWORD = b"cachet-test-password"
+STRUCTURE_ID = "1750000012"
+#: The Issuer the cachet certificate must produce (RDNs in certificate order, as the ANS example).
+CACHET_DN = f"C=FR, ST=Paris (75), O=HOPITAL TEST LIAISON, OU={STRUCTURE_ID}, CN=DMP SIGN TEST"
+_VALIDITY = dt.timedelta(days=30)
+
+
+@dataclass(frozen=True)
+class CachetPki:
+    """Paths of the PEM files written by :func:`make_cachet_pki`."""
+
+    directory: Path
+    ca_cert: Path
+    cachet_cert: Path
+    cachet_key: Path
+    cachet_key_encrypted: Path
+    untrusted_ca_cert: Path
+    untrusted_cachet_cert: Path
+    untrusted_cachet_key: Path
+    ec_cert: Path
+    ec_key: Path
+
+
+def make_cachet_pki(directory: Path) -> CachetPki:
+    """Write the CA, the cachet certificate and key, and an untrusted cachet into ``directory``."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    now = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5)
+    ca_key = _rsa()
+    ca = _ca("Liaison Test IGC-Sante CA", ca_key, now)
+    cachet_key = _rsa()
+    cachet = _cachet(CACHET_DN_NAME, cachet_key, ca, ca_key, now)
+    other_key = _rsa()
+    other_ca = _ca("Untrusted Test CA", other_key, now)
+    rogue_key = _rsa()
+    rogue = _cachet(CACHET_DN_NAME, rogue_key, other_ca, other_key, now)
+    ec_key = ec.generate_private_key(ec.SECP256R1())
+    ec_cert = _cachet(CACHET_DN_NAME, ec_key, ca, ca_key, now)
+
+    pki = CachetPki(
+        directory=directory, ca_cert=directory / "ca.pem",
+        cachet_cert=directory / "cachet.pem", cachet_key=directory / "cachet.key",
+        cachet_key_encrypted=directory / "cachet-encrypted.key",
+        untrusted_ca_cert=directory / "untrusted-ca.pem",
+        untrusted_cachet_cert=directory / "untrusted-cachet.pem",
+        untrusted_cachet_key=directory / "untrusted-cachet.key",
+        ec_cert=directory / "ec-cachet.pem", ec_key=directory / "ec-cachet.key",
+    )
+    for path, cert in ((pki.ca_cert, ca), (pki.cachet_cert, cachet), (pki.untrusted_ca_cert, other_ca),
+                       (pki.untrusted_cachet_cert, rogue), (pki.ec_cert, ec_cert)):
+        path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    for path, key, password in ((pki.cachet_key, cachet_key, None),
+                                (pki.cachet_key_encrypted, cachet_key, KEY_PASSWORD),
+                                (pki.untrusted_cachet_key, rogue_key, None), (pki.ec_key, ec_key, None)):
+        encryption = (serialization.BestAvailableEncryption(password) if password
+                      else serialization.NoEncryption())
+        path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           encryption))
+        path.chmod(0o600)
+    return pki
+
+
+CACHET_DN_NAME = x509.Name([
+    x509.NameAttribute(NameOID.COUNTRY_NAME, "FR"),
+    x509.NameAttribute(NameOID.STATE_OR_PROVINCE_NAME, "Paris (75)"),
+    x509.NameAttribute(NameOID.ORGANIZATION_NAME, "HOPITAL TEST LIAISON"),
+    x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, STRUCTURE_ID),
+    x509.NameAttribute(NameOID.COMMON_NAME, "DMP SIGN TEST"),
+])
+
+
+def _rsa() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def _ca(common_name: str, key: rsa.RSAPrivateKey, now: dt.datetime) -> x509.Certificate:
+    name = x509.Name([x509.NameAttribute(NameOID.COUNTRY_NAME, "FR"),
+                      x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Liaison test"),
+                      x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    public = key.public_key()
+    return (
+        x509.CertificateBuilder()
+        .subject_name(name).issuer_name(name).public_key(public)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now).not_valid_after(now + _VALIDITY)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(x509.KeyUsage(
+            digital_signature=False, content_commitment=False, key_encipherment=False,
+            data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
+            encipher_only=False, decipher_only=False), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+
+
+def _cachet(name: x509.Name, key, issuer: x509.Certificate, issuer_key: rsa.RSAPrivateKey,
+            now: dt.datetime) -> x509.Certificate:
+    public = key.public_key()
+    return (
+        x509.CertificateBuilder()
+        .subject_name(name).issuer_name(issuer.subject).public_key(public)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now).not_valid_after(now + _VALIDITY)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.KeyUsage(
+            digital_signature=True, content_commitment=True, key_encipherment=False,
+            data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
+            encipher_only=False, decipher_only=False), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()),
+                       critical=False)
+        .sign(issuer_key, hashes.SHA256())
+    )
