@@ -15,14 +15,10 @@ printed too. Usage::
 
 from __future__ import annotations
 
-import argparse
-import logging
 import sys
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-
-import structlog
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -30,10 +26,10 @@ from mappings.cda_level1 import document_type_for, render_level1  # noqa: E402
 from mappings.ldl_ses import render_ldl_ses  # noqa: E402
 from mappings.site import Site  # noqa: E402
 from router.adt import read_patient_visit  # noqa: E402
-from bench.timing import rate  # noqa: E402
-from router.cda_schema import CdaSchemaValidator, locate_schema_dir  # noqa: E402
+from bench.timing import cda_bench_setup, rate  # noqa: E402
+from router.cda_schema import CdaSchemaValidator  # noqa: E402
 from router.mdm import read_mdm  # noqa: E402
-from router.schematron import MINIMAL_STRUCTURE, SchematronValidator, locate_schematron_dir  # noqa: E402
+from router.schematron import MINIMAL_STRUCTURE, SchematronValidator  # noqa: E402
 from tests.support.lab_messages import CORPUS as LAB_CORPUS  # noqa: E402
 from tests.support.mdm_messages import make_mdm  # noqa: E402
 
@@ -65,14 +61,7 @@ def render_lab(text: str) -> bytes:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=float, default=3.0, help="time spent per measurement")
-    args = parser.parse_args()
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
-    sch_dir, xsd_dir = locate_schematron_dir(), locate_schema_dir()
-    if sch_dir is None or xsd_dir is None:
-        print("ANS fixtures not found: set LIAISON_FIXTURES or put them in ../shared/fixtures", file=sys.stderr)
-        return 2
+    args, sch_dir, xsd_dir = cda_bench_setup(__doc__.split("\n\n")[0])
     letters = [make_mdm(unique_id=f"DOC-{n}", control_id=f"M{n}") for n in range(4)]
     others = [make_mdm(txa2=code, unique_id=f"OTHER-{code}", narrative={}) for code in ("CN", "OP", "DI")]
     labs = [text for text in (make() for make in LAB_CORPUS.values()) if _publishable(text)]

@@ -10,19 +10,15 @@ then documents/s for CDA_extended.xsd over the same documents. Usage::
 
 from __future__ import annotations
 
-import argparse
-import logging
 import sys
 import time
 from pathlib import Path
 
-import structlog
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.timing import rate  # noqa: E402
-from router.cda_schema import CdaSchemaValidator, locate_schema_dir  # noqa: E402
-from router.schematron import MINIMAL_STRUCTURE, SchematronValidator, locate_schematron_dir  # noqa: E402
+from bench.timing import cda_bench_setup, rate  # noqa: E402
+from router.cda_schema import CdaSchemaValidator  # noqa: E402
+from router.schematron import MINIMAL_STRUCTURE, SchematronValidator  # noqa: E402
 
 LDL = ["LDL-SES_2022.01.xml"]
 BIO = ["BIO-CR-BIO_2024.01_TSH_1.xml", "BIO-CR-BIO_2024.01_TSH_2.xml", "BIO-CR-BIO_2024.01_Glycémie mole.xml",
@@ -30,14 +26,7 @@ BIO = ["BIO-CR-BIO_2024.01_TSH_1.xml", "BIO-CR-BIO_2024.01_TSH_2.xml", "BIO-CR-B
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=float, default=3.0, help="time spent per measurement")
-    args = parser.parse_args()
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
-    sch_dir, xsd_dir = locate_schematron_dir(), locate_schema_dir()
-    if sch_dir is None or xsd_dir is None:
-        print("ANS fixtures not found: set LIAISON_FIXTURES or put them in ../shared/fixtures", file=sys.stderr)
-        return 2
+    args, sch_dir, xsd_dir = cda_bench_setup(__doc__.split("\n\n")[0])
     examples = sch_dir.parent / "ExemplesCDA"
     ldl = [(examples / n).read_bytes() for n in LDL]
     bio = [(examples / n).read_bytes() for n in BIO]
