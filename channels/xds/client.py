@@ -111,7 +111,7 @@ class XdsClient:
         except (mtom.MtomFormatError, ResponseFormatError):
             parsed = None
         if isinstance(parsed, SoapFault):
-            raise_for_fault(parsed, http_status=status)
+            raise_for_fault(parsed)
         raise_for_http(status, reason)
         if parsed is None:
             raise PeerUnavailable(f"DMP answered HTTP {status} with no RegistryResponse ({answer_type or 'no type'})",
@@ -143,13 +143,16 @@ def _message_id(envelope: etree._Element) -> str:
 
 def _connection_failure(url: str, exc: aiohttp.ClientError) -> str:
     """Say what happened in an operator's words (TLS failures name the certificate problem)."""
-    cause = exc
+    cause: BaseException | None = getattr(exc, "certificate_error", None) or exc.__cause__
     while cause is not None and not isinstance(cause, ssl.SSLError):
-        cause = cause.__cause__ or getattr(cause, "os_error", None) or cause.__context__
-        if cause is exc:
-            break
+        cause = cause.__cause__
     if isinstance(cause, ssl.SSLCertVerificationError):
-        return f"TLS with {url} failed: the DMP certificate was not accepted: {cause.verify_message}"
+        return (f"TLS with {url} failed: the DMP certificate was not accepted: "
+                f"{getattr(cause, 'verify_message', '') or cause}")
     if isinstance(cause, ssl.SSLError):
         return f"TLS with {url} failed (client certificate refused?): {cause}"
-    return f"cannot reach {url}: {type(exc).__name__}: {exc}"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return f"cannot connect to {url}: {exc}"
+    if isinstance(exc, (aiohttp.ClientOSError, aiohttp.ServerDisconnectedError)):
+        return f"{url} closed the connection (client certificate refused?): {type(exc).__name__}: {exc}"
+    return f"exchange with {url} failed: {type(exc).__name__}: {exc}"

@@ -193,7 +193,7 @@ def raise_for_result(result: RegistryResult) -> RegistryResult:
     raise RejectedByPeer(f"DMP refused the submission: {reasons}", code=code)
 
 
-def raise_for_fault(fault: SoapFault, *, http_status: int | None = None) -> None:
+def raise_for_fault(fault: SoapFault) -> None:
     """Receiver faults (and busy/expired subcodes) are transient; every other fault is permanent."""
     code = "/".join((fault.code, *fault.subcodes))
     if fault.code == "Receiver" or set(fault.subcodes) & TRANSIENT_FAULT_SUBCODES:

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 from lxml import etree
 
-from mappings.xds_metadata import LCM, RIM, SS_NODE
+from mappings.xds_metadata import RIM, SS_NODE
 from router.errors import MappingError
 
 SOAP12 = "http://www.w3.org/2003/05/soap-envelope"

@@ -112,9 +112,9 @@ class StoredDocument:
     entry_uuid: str
     unique_id: str
     patient_id: str
-    content: bytes
-    entry: etree._Element
-    submission_set: etree._Element
+    content: bytes = field(repr=False)
+    entry: etree._Element = field(repr=False)
+    submission_set: etree._Element = field(repr=False)
     status: str = soap.APPROVED
     replaces: str | None = None
     replaced_by: str | None = None
@@ -175,13 +175,13 @@ class DmpDouble:
     async def start(self) -> None:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_post("/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((self.host, 0))
         self.port = sock.getsockname()[1]
-        await web.SockSite(self._runner, sock, ssl_context=self._ssl, shutdown_timeout=1.0).start()
+        await web.SockSite(self._runner, sock, ssl_context=self._ssl).start()
 
     async def stop(self) -> None:
         self._stopping.set()
@@ -465,7 +465,8 @@ def _submission_set(submit: etree._Element) -> etree._Element:
 def _required(obj: etree._Element, what: str, slots, schemes: dict[str, str], ids: dict[str, str]) -> list[_Issue]:
     present_slots = {s.get("name") for s in obj.findall(f"{{{RIM}}}Slot") if "".join(s.itertext()).strip()}
     present_schemes = {c.get("classificationScheme") for c in obj.findall(f"{{{RIM}}}Classification")}
-    present_ids = {e.get("identificationScheme") for e in obj.findall(f"{{{RIM}}}ExternalIdentifier") if e.get("value")}
+    present_ids = {e.get("identificationScheme") for e in obj.findall(f"{{{RIM}}}ExternalIdentifier")
+                   if e.get("value")}
     missing = [name for name in slots if name not in present_slots]
     missing += [name for scheme, name in schemes.items() if scheme not in present_schemes]
     missing += [name for scheme, name in ids.items() if scheme not in present_ids]
