@@ -23,16 +23,18 @@ from router.config import ListenerSettings, Settings
 from channels.directory.compose import build_directory
 from channels.whitelist.check import WhitelistCheck
 from channels.whitelist.refresher import WhitelistRefresher
+from channels.xds.dmp import dmp_record
 from router.content_check import SchematronCheck
 from router.schematron import locate_schematron_dir
 from router.errors import ConfigError
 from router.ingest import Ingest
-from router.ports import AckSink, Bus, Journal, Mailer, Subscription, Directory
+from router.ports import AckSink, Bus, Directory, Journal, Mailer, SharedRecord, Subscription
 from router.settle import RetryPolicy, settle
 from router.stages.acks import AckStage
 from router.stages.adt import AdtStage
 from router.stages.deliver import DeliverStage
 from router.stages.parked import park_recorder
+from router.stages.deposit import DepositStage
 from router.stages.process import ProcessStage
 from router.stages.render import RenderStage
 from router.stages.zam import ZamQueue
@@ -88,6 +90,7 @@ class Engine:
     mailer: Mailer | None = None
     ack_sink: AckSink | None = None
     directory: Directory | None = None       # default: the static correspondents of the configuration
+    shared_record: SharedRecord | None = None   # default: the DMP of [dmp], when configured
     servers: dict[str, MllpServer] = field(default_factory=dict)
     ingests: list[Ingest] = field(default_factory=list)
     subscriptions: list[Subscription] = field(default_factory=list)
@@ -103,6 +106,8 @@ class Engine:
         self.journal = self.journal or journal_from_url(s.journal, s.journal_key)
         self.bus = self.bus or bus_from_url(s.bus)
         self.mailer = self.mailer or mailer_from_settings(s)
+        if self.shared_record is None and s.dmp is not None:
+            self.shared_record = dmp_record(s.dmp, source_id=s.source_id)
         if self.ack_sink is None and s.acks.enabled:
             self.ack_sink = MllpAckSink(MllpSender(s.acks.host, s.acks.port, timeout=s.acks.timeout))
         await self.journal.open()
@@ -168,7 +173,8 @@ class Engine:
         adt = AdtStage(self.journal, deadline=s.letter_deadline, timezone=s.timezone)
         stages = {queues.INBOUND: ProcessStage(self.bus, self.journal, zams, cda_reader=read_header,
                                                schema_check=schema_check, content_check=content_check, adt=adt,
-                                               render=self._render_stage(), render_check=render_check)}
+                                               render=self._render_stage(), render_check=render_check,
+                                               deposit=self.shared_record is not None)}
         if self.mailer is not None:
             stages[queues.DELIVER_MSS] = DeliverStage(self.journal, self.mailer, zams, settings=s.mss,
                                                       source_id=s.source_id, policy=policy,
@@ -178,6 +184,11 @@ class Engine:
             log.warning("engine.no_mss_relay", hint="documents wait in deliver.mss until [mss] relay is set")
         if self.ack_sink is not None:
             stages[queues.ACKS_HIS] = AckStage(self.journal, self.ack_sink)
+        if self.shared_record is not None:
+            policy_patient = s.render.patient_policy
+            stages[queues.DEPOSIT_DMP] = DepositStage(self.journal, self.shared_record, zams, policy=policy,
+                                                      statuses=policy_patient.statuses,
+                                                      ins_kinds=policy_patient.ins_kinds)
         for queue, stage in stages.items():
             on_park = park_recorder(queue, self.journal, stage)
             self.subscriptions.append(await self.bus.consume(queue, _settling(stage, policy, queue, on_park),
@@ -203,7 +214,7 @@ class Engine:
         return RenderStage(self.journal, self.directory,
                            site=s.site, cda_reader=read_header, tables=s.tables, letter_roles=s.render.letter_roles,
                            lab_roles=s.render.lab_roles, patient_policy=s.render.patient_policy,
-                           timezone=s.timezone)
+                           timezone=s.timezone, deposit=self.shared_record is not None)
 
     async def _start_listener(self, listener: ListenerSettings) -> None:
         ingest = Ingest(self.journal, self.bus, channel=listener.name, default_charset=listener.default_charset,
@@ -232,7 +243,7 @@ class Engine:
         for subscription in self.subscriptions:
             await subscription.cancel()
         self.subscriptions.clear()
-        for closable in (self.mailer, self.ack_sink, self.directory):
+        for closable in (self.mailer, self.ack_sink, self.directory, self.shared_record):
             close = getattr(closable, "close", None)
             if close is not None:
                 await close()

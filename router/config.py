@@ -23,6 +23,7 @@ from mappings.tables import Tables
 from mappings.value_sets import locate_jdv_dir
 from channels.directory.static import StaticDirectory
 from channels.whitelist.settings import WhitelistSettings
+from channels.xds.dmp import DmpSettings, dmp_settings
 from channels.whitelist.settings import from_config as whitelist_settings
 from router.errors import ConfigError
 from router.recipients_render import LAB_ROLES, LETTER_ROLES, ROLE_NAMES, PatientPolicy
@@ -105,6 +106,7 @@ class Settings:
     correspondents: tuple[Mapping[str, Any], ...] = ()      # [[correspondents]]: the static directory
     whitelist: WhitelistSettings | None = None               # [whitelist]: None = domains not checked
     directory: Mapping[str, Any] = field(default_factory=dict)   # [directory]: national directory (index, FHIR)
+    dmp: DmpSettings | None = None                           # [dmp]: None = no DMP deposit channel
     tables: Tables = field(default_factory=Tables.load)      # [mappings]: code tables in force, JDV-checked
 
 
@@ -131,7 +133,7 @@ def settings_from_dict(data: Mapping[str, Any], env: Mapping[str, str] | None = 
     if schematrons not in ("off", "volet", "all"):
         raise ConfigError("engine.schematrons", f"expected off, volet or all, got {schematrons!r}")
     _no_unknown(data, "", {"engine", "listeners", "mss", "acks", "site", "mappings", "render", "correspondents",
-                            "whitelist", "directory"})
+                            "whitelist", "directory", "dmp"})
     site, tables = _site_and_tables(data, env, base)
     bus = _str(engine, "engine.bus", Settings.bus)
     _check_scheme("engine.bus", bus, SUPPORTED_BUS_SCHEMES)
@@ -164,6 +166,7 @@ def settings_from_dict(data: Mapping[str, Any], env: Mapping[str, str] | None = 
         correspondents=_correspondents(data),
         whitelist=whitelist_settings(_table(data, "whitelist"), env) if "whitelist" in data else None,
         directory=_directory(_table(data, "directory")),
+        dmp=dmp_settings(_table(data, "dmp"), env) if "dmp" in data else None,
         tables=tables,
     )
 
