@@ -25,6 +25,7 @@ from channels.engine import Engine
 from channels.mllp.sender import MllpSender
 from channels.smtp.testpki import TestPki
 from channels.whitelist.settings import WhitelistSettings
+from channels.xds.dmp import DmpSettings
 from router import queues
 from router.config import AckSettings, ListenerSettings, MssSettings, RenderSettings, Settings
 from router.hl7.ack import AckReply
@@ -54,6 +55,7 @@ class Pipeline:
     correspondents: tuple = CORRESPONDENTS
     whitelist: WhitelistSettings | None = None
     directory_settings: dict = field(default_factory=dict)
+    dmp: DmpSettings | None = None
     engine: Engine | None = None
     his: RecordingHis = field(default_factory=RecordingHis)
     prefix: str = field(default_factory=lambda: f"liaison-it-{uuid.uuid4().hex[:8]}.")
@@ -68,7 +70,7 @@ class Pipeline:
             retry_delays=RETRY_DELAYS, prefetch=4, cda_schema_required=False, schematrons=self.schematrons,
             watchdog_interval=self.watchdog_interval,
             render=RenderSettings(schematrons=self.render_schematrons), correspondents=self.correspondents,
-            whitelist=self.whitelist, directory=self.directory_settings,
+            whitelist=self.whitelist, directory=self.directory_settings, dmp=self.dmp,
             mss=MssSettings(relay=f"smtp://{self.relay_host}:{self.relay_port}", sender="pfi@hopital-test.mssante.fr",
                             client_cert=str(self.client_cert or self.pki.client_cert),
                             client_key=str(self.client_key or self.pki.client_key),

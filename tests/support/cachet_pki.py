@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 from pathlib import Path
 
 from cryptography import x509
@@ -133,3 +134,19 @@ def _cachet(name: x509.Name, key, issuer: x509.Certificate, issuer_key: rsa.RSAP
                        critical=False)
         .sign(issuer_key, hashes.SHA256())
     )
+
+
+def vihf_table(pki: CachetPki, **overrides: Any) -> dict[str, Any]:
+    """A complete ``[dmp.vihf]`` table for the test cachet; ``key=None`` removes a key."""
+    values: dict[str, Any] = {
+        "structure_id": STRUCTURE_ID,
+        "activity_sector": "SA01^1.2.250.1.71.4.2.4",
+        "subject_id": f"{STRUCTURE_ID}/DSI-DMP",
+        "subject_name": "Liaison, moteur d'intégration, DSI",
+        "lps_id": "1.2.250.1.999.42.1",
+        "lps_homologation_id": "HOMOL-TEST-0001",
+        "signing_cert": str(pki.cachet_cert),
+        "signing_key": str(pki.cachet_key),
+    }
+    values.update(overrides)
+    return {k: v for k, v in values.items() if v is not None}

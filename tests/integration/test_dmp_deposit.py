@@ -1,0 +1,104 @@
+"""The DMP deposit end to end on real parts: a PFI ORU with DESTDMP=Y goes over MLLP into the engine, which
+signs a VIHF for the patient, wraps the CDA in an ITI-41 SOAP/MTOM request and sends it over mutual TLS to a
+DMP test double (client certificate required, VIHF signature checked against the test CA, metadata checked
+against the CDA: hash, size, patientId = INS); the HIS gets a ZAM^Z01. Then a replacement (RPLC: the first
+version becomes Deprecated) and a deletion (ITI-57: Deleted). Runs on the embedded bus."""
+
+from __future__ import annotations
+
+import pytest
+
+from channels.smtp.testpki import make_test_pki
+from channels.xds.dmp import dmp_settings
+from channels.xds.vihf import verify_vihf
+from mappings.cda_header import read_header
+from mappings.xds_metadata import entry_uuid
+from router.ports import MessageState, OutcomeStatus
+from tests.integration.harness import Pipeline
+from tests.support.cachet_pki import make_cachet_pki, vihf_table
+from tests.support.cda import make_cda
+from tests.support.dmp_double import DmpDouble, RegistryFailure
+from tests.support.messages import Patient, encode_message, make_pfi_oru
+
+DMP_ONLY = {"DESTDMP": "Y", "DESTMSSANTEPS": "N", "ACK_RECEPTION": "Y"}
+FIRST = "1.2.250.1.999.1.3^DMP-DOC-1"
+SECOND = "1.2.250.1.999.1.3^DMP-DOC-2"
+
+
+@pytest.fixture
+async def dmp(tmp_path):
+    pki = make_test_pki(tmp_path / "pki")
+    cachet = make_cachet_pki(tmp_path / "cachet")
+    ca = cachet.ca_cert.read_bytes()
+    double = DmpDouble.from_pki(pki, verify_assertion=lambda assertion: verify_vihf(assertion, ca))
+    await double.start()
+    settings = dmp_settings({"url": double.url("/repository"), "registry_url": double.url("/registry"),
+                             "client_cert": str(pki.client_cert), "client_key": str(pki.client_key),
+                             "ca_file": str(pki.ca_cert), "timeout": 5, "vihf": vihf_table(cachet)}, env={})
+    pipe = Pipeline(tmp_path, pki, relay_port=9, relay_host="127.0.0.1", dmp=settings)
+    await pipe.start()
+    yield pipe, double
+    await pipe.stop()
+    await double.stop()
+
+
+async def send(pipe: Pipeline, cda: bytes, control_id: str, **options) -> None:
+    raw = encode_message(make_pfi_oru(cda, patient=Patient.of_cda(cda), control_id=control_id, recipients=[],
+                                      flags=DMP_ONLY, **options))
+    reply = await pipe.send(raw)
+    assert reply.code == "AA", reply.text
+
+
+async def test_deposit_then_replace_then_delete_with_a_zam_each(dmp):
+    pipe, double = dmp
+    first = make_cda(document_id=FIRST, set_id="1.2.250.1.999.1.4^DMP-SET", version=1)
+    await send(pipe, first, "DMP-0001")
+    record = await pipe.wait_final("DMP-0001")
+    assert record.state == MessageState.DELIVERED, record.detail
+    stored = double.by_unique_id(FIRST)
+    assert stored is not None and stored.content == first and stored.entry_uuid == entry_uuid(FIRST)
+    assert stored.patient_id.startswith(read_header(first).ins)
+    outcome = {o.destination: o for o in await pipe.journal.outcomes(FIRST)}["dmp"]
+    assert outcome.status == OutcomeStatus.ACCEPTED and "Success" in outcome.detail
+
+    second = make_cda(document_id=SECOND, set_id="1.2.250.1.999.1.4^DMP-SET", version=2, parent_document_id=FIRST)
+    await send(pipe, second, "DMP-0002", action="C", orc_control="RO")
+    assert (await pipe.wait_final("DMP-0002")).state == MessageState.DELIVERED
+    assert double.by_unique_id(SECOND).status.endswith("Approved")
+    assert double.by_unique_id(FIRST).status.endswith("Deprecated")
+
+    await send(pipe, second, "DMP-0003", action="D", orc_control="CA")
+    assert (await pipe.wait_final("DMP-0003")).state == MessageState.DELIVERED
+    assert double.by_unique_id(SECOND).status.endswith("Deleted")
+
+    zams = await pipe.his.wait_for(3, timeout=20)
+    z01 = [z for z in zams if "ZAM^Z01" in z]
+    assert len(z01) == 3 and all("ACK_RECEPTION_DMP" in z for z in z01)
+    assert all(z.split("\r")[2].split("|")[5].startswith("Y") for z in z01)
+
+
+async def test_a_refusal_by_the_dmp_fails_the_deposit_with_its_reason_and_a_zam(dmp):
+    pipe, double = dmp
+    double.fail_next(RegistryFailure("DMPClosed", "le DMP du patient est fermé"))
+    await send(pipe, make_cda(document_id=FIRST), "DMP-0010")
+    record = await pipe.wait_final("DMP-0010")
+    assert record.state == MessageState.FAILED
+    outcome = {o.destination: o for o in await pipe.journal.outcomes(FIRST)}["dmp"]
+    assert outcome.status == OutcomeStatus.FAILED and "DMPClosed" in outcome.detail
+    zam = next(z for z in await pipe.his.wait_for(1, timeout=20) if "ZAM^Z01" in z)
+    assert "DMPRejected" in zam and "|N" in zam.split("\r")[2]
+
+
+async def test_no_deposit_without_a_qualified_ins(dmp):
+    pipe, double = dmp
+    cda = make_cda(document_id=FIRST)
+    raw = encode_message(make_pfi_oru(cda, patient=Patient(**{**Patient.of_cda(cda).__dict__,
+                                                               "identity_status": "PROV"}),
+                                      control_id="DMP-0020", recipients=[], flags=DMP_ONLY))
+    assert (await pipe.send(raw)).code == "AA"
+    record = await pipe.wait_final("DMP-0020")
+    assert record.state == MessageState.FAILED
+    outcome = {o.destination: o for o in await pipe.journal.outcomes(FIRST)}["dmp"]
+    assert outcome.status == OutcomeStatus.REFUSED
+    assert outcome.detail == "not deposited: identity status PROV in PID-32 is not qualified (needs QUAL or VALI)"
+    assert double.received == []
