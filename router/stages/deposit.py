@@ -14,7 +14,9 @@ Order of work for each job:
 
 A transient failure (timeout, 5xx, busy registry) is retried through the bus's
 delayed queues; when the retries are spent the outcome is *failed*. A refusal
-by the DMP is final at once, with the DMP's reason.
+by the DMP is final at once, with the DMP's reason — except a duplicate
+uniqueId on a retry, which means an earlier attempt was stored but its answer
+lost: that is the success it looks like.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ from router.stages.zam import DMP_NOT_ALLOWED, DMP_REJECTED, DMP_UNREACHABLE, Za
 log = structlog.get_logger(__name__)
 
 DMP = "dmp"
+#: XDS error for a uniqueId the registry already holds (ours are derived from the document id).
+DUPLICATE = "XDSDuplicateUniqueIdInRegistry"
 _FINAL = {OutcomeStatus.ACCEPTED, OutcomeStatus.FAILED, OutcomeStatus.REFUSED}
 _STATES = {OutcomeStatus.ACCEPTED: MessageState.DELIVERED, OutcomeStatus.FAILED: MessageState.FAILED,
            OutcomeStatus.REFUSED: MessageState.FAILED}
@@ -74,6 +78,11 @@ class DepositStage:
             await self._outcome(job, OutcomeStatus.RETRYING, str(exc))
             raise
         except PermanentError as exc:
+            if envelope.attempt > 0 and job.action is not Action.DELETE and getattr(exc, "code", None) == DUPLICATE:
+                # An earlier attempt reached the DMP but its answer was lost (timeout): the entry is there.
+                await self._final(job, OutcomeStatus.ACCEPTED, f"already in the DMP from an earlier attempt "
+                                                               f"whose answer was lost ({exc})", None)
+                return
             await self._final(job, OutcomeStatus.FAILED, str(exc), DMP_REJECTED)
             return
         await self._final(job, OutcomeStatus.ACCEPTED, detail, None)

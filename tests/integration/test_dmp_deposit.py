@@ -17,7 +17,7 @@ from router.ports import MessageState, OutcomeStatus
 from tests.integration.harness import Pipeline
 from tests.support.cachet_pki import make_cachet_pki, vihf_table
 from tests.support.cda import make_cda
-from tests.support.dmp_double import DmpDouble, RegistryFailure
+from tests.support.dmp_double import DmpDouble, HttpError, RegistryFailure
 from tests.support.messages import Patient, encode_message, make_pfi_oru
 
 DMP_ONLY = {"DESTDMP": "Y", "DESTMSSANTEPS": "N", "ACK_RECEPTION": "Y"}
@@ -102,3 +102,12 @@ async def test_no_deposit_without_a_qualified_ins(dmp):
     assert outcome.status == OutcomeStatus.REFUSED
     assert outcome.detail == "not deposited: identity status PROV in PID-32 is not qualified (needs QUAL or VALI)"
     assert double.received == []
+
+
+async def test_a_retry_that_finds_its_document_already_stored_counts_as_deposited(dmp):
+    pipe, double = dmp
+    double.fail_next(HttpError(503), RegistryFailure("XDSDuplicateUniqueIdInRegistry", "uniqueId already known"))
+    await send(pipe, make_cda(document_id=FIRST), "DMP-0030")
+    assert (await pipe.wait_final("DMP-0030")).state == MessageState.DELIVERED
+    outcome = {o.destination: o for o in await pipe.journal.outcomes(FIRST)}["dmp"]
+    assert outcome.status == OutcomeStatus.ACCEPTED and "earlier attempt" in outcome.detail
