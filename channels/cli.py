@@ -140,6 +140,7 @@ def _check_config(path: Path) -> int:
     national = [part for part in ("index " + settings.directory["index"] if "index" in settings.directory else "",
                                   "FHIR API" if "fhir" in settings.directory else "") if part]
     print(f"  directory {len(settings.correspondents)} correspondent(s) over {' then '.join(national) or 'no national directory'}")
+    print(f"  dmp      {settings.dmp.url + ' (VIHF signed by ' + str(settings.dmp.vihf.signing_cert) + ')' if settings.dmp else 'no DMP channel: DESTDMP=Y is answered ZAM^Z01 N'}")
     print(f"  render   schematrons {settings.render.schematrons}; letters to {', '.join(settings.render.letter_roles)}; "
           f"lab reports to {', '.join(settings.render.lab_roles)}")
     for problem in _file_problems(settings):
