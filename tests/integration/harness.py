@@ -26,6 +26,7 @@ from channels.mllp.sender import MllpSender
 from channels.smtp.testpki import TestPki
 from channels.whitelist.settings import WhitelistSettings
 from channels.xds.dmp import DmpSettings
+from mappings.tables import Tables
 from router import queues
 from router.config import AckSettings, ListenerSettings, MssSettings, RenderSettings, Settings
 from router.hl7.ack import AckReply
@@ -56,6 +57,7 @@ class Pipeline:
     whitelist: WhitelistSettings | None = None
     directory_settings: dict = field(default_factory=dict)
     dmp: DmpSettings | None = None
+    tables: Tables | None = None
     engine: Engine | None = None
     his: RecordingHis = field(default_factory=RecordingHis)
     prefix: str = field(default_factory=lambda: f"liaison-it-{uuid.uuid4().hex[:8]}.")
@@ -71,6 +73,7 @@ class Pipeline:
             watchdog_interval=self.watchdog_interval,
             render=RenderSettings(schematrons=self.render_schematrons), correspondents=self.correspondents,
             whitelist=self.whitelist, directory=self.directory_settings, dmp=self.dmp,
+            **({"tables": self.tables} if self.tables is not None else {}),
             mss=MssSettings(relay=f"smtp://{self.relay_host}:{self.relay_port}", sender="pfi@hopital-test.mssante.fr",
                             client_cert=str(self.client_cert or self.pki.client_cert),
                             client_key=str(self.client_key or self.pki.client_key),
