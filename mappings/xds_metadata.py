@@ -6,6 +6,10 @@ replaces the parent document, D = delete) and the ITI-41 deposit to the DMP
 (``document_filename=None, xdm_action=False``, plus ``replaced_entry_uuid`` for an RPLC).
 Values follow the CDA → XDS mapping of spec/french-interop.md §4; ids are UUID v5 of the
 document id and action, so the same job always gives the same bytes.
+
+:func:`build_metadata_update` reuses the same builder for an ITI-57 *Update DocumentEntry
+Metadata* (the masking change MODIF_CONF_CODE=Y asks for): a new version of the entry the
+registry already holds, under a new entryUUID, with ``lid`` = its logicalID.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 import structlog
@@ -77,6 +82,15 @@ def entry_uuid(document_id: str) -> str:
     return _urn_uuid("document-entry", document_id)
 
 
+def version_entry_uuid(document_id: str, version: int) -> str:
+    """The entryUUID of version ``version`` (2 and up) of a document's entry, made by a metadata update.
+
+    Version 1 is the deposit's :func:`entry_uuid` (which is also the logicalID of every version).
+    Deterministic, so a retried update sends the same bytes.
+    """
+    return entry_uuid(document_id) if version <= 1 else _urn_uuid("document-entry", document_id, f"v{version}")
+
+
 def build_submission(job: DocumentJob, *, submission_time: datetime, source_id: str,
                      document_filename: str | None = "DOC0001.XML",
                      content_type_code: Coded = DEFAULT_CONTENT_TYPE,
@@ -90,13 +104,71 @@ def build_submission(job: DocumentJob, *, submission_time: datetime, source_id: 
       with a REPLACE job, an RPLC association is added (ITI-41 hook: the caller finds the
       entryUUID by querying the registry for ``job.header.parent_document_id``).
     """
+    return _submission(job, submission_time=submission_time, source_id=source_id,
+                       document_filename=document_filename, content_type_code=content_type_code,
+                       xdm_action=xdm_action, replaced_entry_uuid=replaced_entry_uuid)
+
+
+def build_metadata_update(job: DocumentJob, *, submission_time: datetime, source_id: str,
+                          previous_version: str = "1",
+                          content_type_code: Coded = DEFAULT_CONTENT_TYPE) -> etree._Element:
+    """The ITI-57 ``SubmitObjectsRequest`` replacing the metadata of the job's document already in the registry.
+
+    Built for MODIF_CONF_CODE=Y: the entry's confidentialityCode list becomes
+    :func:`confidentiality_codes` of the job, without a new document. No French source in our
+    material says how the DMP takes a masking change, so this follows the IHE standard,
+    *Update DocumentEntry Metadata* (ITI TF-2b §3.57, metadata versioning of TF-3 §4.2.3.1.7
+    / XDS Metadata Update supplement):
+
+    - a complete new DocumentEntry (every attribute rebuilt from the job, as for the deposit,
+      so hash, size and ``uniqueId`` are the stored document's) under a new entryUUID
+      (:func:`version_entry_uuid`), its ``lid`` = the logicalID = the deposit's
+      :func:`entry_uuid`, and ``rim:VersionInfo`` naming the version we expect it to become
+      (the registry assigns the version; ours is informative);
+    - a submission set of its own (ids derived from the new version and the codes), whose
+      HasMember association to the entry carries ``SubmissionSetStatus=Original`` and
+      ``PreviousVersion`` = the versionName of the entry being updated.
+
+    ``previous_version`` is that versionName. Without a registry query (ITI-18) the engine
+    cannot read it; the default ``"1"`` means "deposited once, never updated since". A
+    registry holding another version refuses the update (XDSMetadataVersionError).
+    """
+    try:
+        new_version = int(previous_version) + 1
+    except ValueError as exc:
+        raise MappingError(f"metadata update: PreviousVersion {previous_version!r} is not a version number") from exc
+    codes = "+".join(code for code, _display, _scheme in confidentiality_codes(job))
+    return _submission(job, submission_time=submission_time, source_id=source_id, document_filename=None,
+                       content_type_code=content_type_code, xdm_action=False, replaced_entry_uuid=None,
+                       versioning=_Versioning(
+                           entry_uuid=version_entry_uuid(job.header.document_id, new_version),
+                           logical_id=entry_uuid(job.header.document_id), version_name=str(new_version),
+                           previous_version=previous_version, submission_key=f"update|v{new_version}|{codes}"))
+
+
+@dataclass(frozen=True)
+class _Versioning:
+    """What makes a submission a metadata update rather than a first deposit."""
+
+    entry_uuid: str
+    logical_id: str
+    version_name: str
+    previous_version: str
+    submission_key: str
+
+
+def _submission(job: DocumentJob, *, submission_time: datetime, source_id: str, document_filename: str | None,
+                content_type_code: Coded, xdm_action: bool, replaced_entry_uuid: str | None,
+                versioning: _Versioning | None = None) -> etree._Element:
+    """The one metadata builder behind :func:`build_submission` and :func:`build_metadata_update`."""
     header = job.header
     if not source_id:
         raise MappingError("XDS sourceId is not configured")
     patient_id = _patient_id(job)
-    de_id = entry_uuid(header.document_id)
-    ss_id = _urn_uuid("submission-set", header.document_id, job.action.value)
-    ss_unique_id = f"2.25.{uuid.uuid5(_NS_LIAISON, f'ss-unique-id|{header.document_id}|{job.action.value}').int}"
+    de_id = versioning.entry_uuid if versioning else entry_uuid(header.document_id)
+    ss_key = f"{job.action.value}|{versioning.submission_key}" if versioning else job.action.value
+    ss_id = _urn_uuid("submission-set", header.document_id, ss_key)
+    ss_unique_id = f"2.25.{uuid.uuid5(_NS_LIAISON, f'ss-unique-id|{header.document_id}|{ss_key}').int}"
 
     request = etree.Element(f"{{{LCM}}}SubmitObjectsRequest", nsmap={"lcm": LCM, "rim": RIM})
     objects = _sub(request, "RegistryObjectList")
@@ -112,7 +184,8 @@ def build_submission(job: DocumentJob, *, submission_time: datetime, source_id: 
     _external_id(package, ss_id, SS_SOURCE_ID, source_id, "XDSSubmissionSet.sourceId")
     _external_id(package, ss_id, SS_UNIQUE_ID, ss_unique_id, "XDSSubmissionSet.uniqueId")
 
-    entry = _sub(objects, "ExtrinsicObject", id=de_id, mimeType="text/xml", objectType=DE_OBJECT_TYPE)
+    entry = _sub(objects, "ExtrinsicObject", id=de_id, mimeType="text/xml", objectType=DE_OBJECT_TYPE,
+                 **({"lid": versioning.logical_id} if versioning else {}))
     _slot(entry, "creationTime", xds_time(header.effective_time))
     _slot(entry, "hash", hashlib.sha1(job.cda).hexdigest())
     _slot(entry, "languageCode", header.language)
@@ -128,6 +201,8 @@ def build_submission(job: DocumentJob, *, submission_time: datetime, source_id: 
     if xdm_action and job.action in _XDM_ACTION:
         _slot(entry, ACTION_SLOT, _XDM_ACTION[job.action])
     _name(entry, header.title)
+    if versioning:
+        _sub(entry, "VersionInfo", versionName=versioning.version_name)    # ebRIM order: after Name
     for index, author in enumerate(header.authors or (sender,)):
         _author(entry, de_id, DE_AUTHOR, author, f"de-author-{index}")
     _classification(entry, de_id, DE_CLASS_CODE, *class_code_for(header.type_code), key="class")
@@ -148,6 +223,8 @@ def build_submission(job: DocumentJob, *, submission_time: datetime, source_id: 
     member = _sub(objects, "Association", id=_urn_uuid(ss_id, "has-member"), associationType=HAS_MEMBER,
                   sourceObject=ss_id, targetObject=de_id, objectType=f"{_OT}Association")
     _slot(member, "SubmissionSetStatus", "Original")
+    if versioning:
+        _slot(member, "PreviousVersion", versioning.previous_version)
     if replaced_entry_uuid and job.action is Action.REPLACE:
         _sub(objects, "Association", id=_urn_uuid(ss_id, "rplc"), associationType=RPLC,
              sourceObject=de_id, targetObject=replaced_entry_uuid, objectType=f"{_OT}Association")

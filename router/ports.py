@@ -320,10 +320,10 @@ class AddressCheck(Protocol):
 # ----------------------------------------------------------- shared record
 
 class SharedRecord(Protocol):
-    """The patient's shared record (DMP / Mon espace santé): one document in, replaced, or withdrawn.
+    """The patient's shared record (DMP / Mon espace santé): one document in, replaced, withdrawn, or re-masked.
 
-    Both calls return a short summary of the registry's answer for the journal, and
-    raise ``PeerUnavailable`` for what may succeed later (timeouts, 5xx, busy
+    Every call returns a short summary of the registry's answer for the journal, and
+    raises ``PeerUnavailable`` for what may succeed later (timeouts, 5xx, busy
     registry) and ``RejectedByPeer`` for a refusal (metadata error, DMP closed,
     patient unknown), with a reason a person can read.
     """
@@ -333,6 +333,14 @@ class SharedRecord(Protocol):
 
     async def withdraw(self, job: DocumentJob) -> str:
         """Withdraw the document a DELETE job names from the patient's record."""
+
+    async def update_confidentiality(self, job: DocumentJob) -> str:
+        """Change who may see a document the record already holds (MODIF_CONF_CODE=Y), without a new document.
+
+        The entry's confidentiality codes become the job's (the CDA's code, then MASQUE_PS,
+        INVISIBLE_PATIENT, INVISIBLE_REPRESENTANTS_LEGAUX from its flags); for the DMP an
+        ITI-57 metadata update (a new version of the entry, the previous one deprecated).
+        """
 
 
 # ----------------------------------------------------------- mail and acks

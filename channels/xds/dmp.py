@@ -13,6 +13,10 @@ Each call builds its parts from the DocumentJob alone:
 
 Deletion is ITI-57 with availabilityStatus ``urn:asip:ci-sis:2010:StatusType:Deleted``,
 as the ANS maps the DMP's TD3.3c (see :mod:`channels.xds.soap`).
+
+A masking change (MODIF_CONF_CODE=Y) is ITI-57 *Update DocumentEntry Metadata*
+(:func:`mappings.xds_metadata.build_metadata_update`): the IHE standard, as no French source
+in our material says how the DMP takes it (TD3.x "masquer" is not described there).
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from channels.xds.vihf import build_vihf, sign_vihf
 from channels.xds.vihf_settings import SigningMaterial, VihfSettings
 from channels.xds.vihf_settings import from_config as vihf_from_config
 from mappings.codes import content_type_for_patient_class
-from mappings.xds_metadata import build_submission, entry_uuid
+from mappings.xds_metadata import build_metadata_update, build_submission, confidentiality_codes, entry_uuid
 from router.errors import ConfigError
 from router.model import Action, DocumentJob
 
@@ -77,6 +81,24 @@ class DmpRecord:
         result = await self.client.update_availability_status(submission, self._assertion(job, now),
                                                               entry_uuid=target, new_status=DELETED)
         return f"DMP: {result.status}, entry {target} deleted"
+
+    async def update_confidentiality(self, job: DocumentJob, *, previous_version: str = "1") -> str:
+        """Give the document's DMP entry the job's confidentiality codes (masking), by an ITI-57 metadata update.
+
+        The new version keeps the document and its ``uniqueId`` and replaces the entry
+        (``lid`` = the deposit's entryUUID); the registry deprecates the version it updates.
+        ``previous_version`` is that version's versionName: the engine does not query the
+        registry, so it assumes the entry was not updated since its deposit (``"1"``); a DMP
+        holding another version refuses with XDSMetadataVersionError, a final failure.
+        """
+        now = self.clock()
+        request = build_metadata_update(job, submission_time=now, source_id=self.source_id,
+                                        previous_version=previous_version,
+                                        content_type_code=content_type_for_patient_class(""))
+        result = await self.client.update_document_set(request, self._assertion(job, now))
+        codes = ", ".join(code for code, _display, _scheme in confidentiality_codes(job))
+        return (f"DMP: {result.status}, entry {entry_uuid(job.header.document_id)} now confidentiality {codes}"
+                + (f"; warnings: {'; '.join(w.describe() for w in result.warnings)}" if result.warnings else ""))
 
     async def close(self) -> None:
         await self.client.close()

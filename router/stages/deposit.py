@@ -8,7 +8,9 @@ Order of work for each job:
    ZAM^Z01 N, and no call is made;
 3. *claim* the (document, ``dmp``) pair in the journal, so two copies of a job
    never deposit twice;
-4. deposit (publish, or replace with an RPLC to the parent), or withdraw (delete);
+4. deposit (publish, or replace with an RPLC to the parent), withdraw (delete), or, for a
+   publish with MODIF_CONF_CODE=Y, change the masking of the document already deposited
+   (:meth:`~router.ports.SharedRecord.update_confidentiality`, no new document);
 5. ZAM^Z01 Y or N queued first, then the final outcome (a crash in between
    repeats the ZAM, never loses it).
 
@@ -17,6 +19,9 @@ delayed queues; when the retries are spent the outcome is *failed*. A refusal
 by the DMP is final at once, with the DMP's reason — except a duplicate
 uniqueId on a retry, which means an earlier attempt was stored but its answer
 lost: that is the success it looks like.
+
+Outcomes and claims are kept under :func:`deposit_key`: the document id as the mail stage
+keys it, plus a suffix of its own for a masking change.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from datetime import timedelta
 
 import structlog
 
+from mappings.xds_metadata import confidentiality_codes
 from router.dmp_rules import deposit_refusal
 from router.errors import PeerUnavailable, PermanentError
 from router.model import Action, DocumentJob
@@ -58,7 +64,7 @@ class DepositStage:
 
     async def __call__(self, envelope: Envelope) -> None:
         job = DocumentJob.from_json(envelope.body)
-        key = delivery_key(job)
+        key = deposit_key(job)
         done = {o.destination: o.status for o in await self.journal.outcomes(key)}
         if done.get(DMP) in _FINAL:
             return
@@ -70,7 +76,7 @@ class DepositStage:
             return
         last_attempt = self.policy.next_delay(envelope.attempt) is None
         try:
-            detail = await (self.record.withdraw(job) if job.action is Action.DELETE else self.record.deposit(job))
+            detail = await self._call(job)
         except PeerUnavailable as exc:
             if last_attempt:
                 await self._final(job, OutcomeStatus.FAILED, f"retries spent; last: {exc}", DMP_UNREACHABLE)
@@ -78,7 +84,8 @@ class DepositStage:
             await self._outcome(job, OutcomeStatus.RETRYING, str(exc))
             raise
         except PermanentError as exc:
-            if envelope.attempt > 0 and job.action is not Action.DELETE and getattr(exc, "code", None) == DUPLICATE:
+            if (envelope.attempt > 0 and job.action is not Action.DELETE and not is_masking_change(job)
+                    and getattr(exc, "code", None) == DUPLICATE):
                 # An earlier attempt reached the DMP but its answer was lost (timeout): the entry is there.
                 await self._final(job, OutcomeStatus.ACCEPTED, f"already in the DMP from an earlier attempt "
                                                                f"whose answer was lost ({exc})", None)
@@ -87,10 +94,17 @@ class DepositStage:
             return
         await self._final(job, OutcomeStatus.ACCEPTED, detail, None)
 
+    async def _call(self, job: DocumentJob) -> str:
+        if job.action is Action.DELETE:
+            return await self.record.withdraw(job)
+        if is_masking_change(job):
+            return await self.record.update_confidentiality(job)
+        return await self.record.deposit(job)
+
     async def parked(self, envelope: Envelope, reason: str) -> None:
         """The job was parked: a deposit still pending is failed, and the HIS told."""
         job = DocumentJob.from_json(envelope.body)
-        done = {o.destination: o.status for o in await self.journal.outcomes(delivery_key(job))}
+        done = {o.destination: o.status for o in await self.journal.outcomes(deposit_key(job))}
         if done.get(DMP) not in _FINAL:
             await self._final(job, OutcomeStatus.FAILED, f"not deposited: {reason}", DMP_UNREACHABLE)
 
@@ -106,10 +120,32 @@ class DepositStage:
                                          detail=f"DMP: {status.value}")
 
     async def _outcome(self, job: DocumentJob, status: OutcomeStatus, detail: str) -> None:
-        await self.journal.record_outcome(Outcome(document_id=delivery_key(job), destination=DMP, status=status,
+        await self.journal.record_outcome(Outcome(document_id=deposit_key(job), destination=DMP, status=status,
                                                   detail=detail, at=now(), message_key=job.message_key))
         log.info("deposit.outcome", document_id=job.header.document_id, message_key=job.message_key,
                  action=job.action.value, status=status)
+
+
+def is_masking_change(job: DocumentJob) -> bool:
+    """MODIF_CONF_CODE=Y on a publish: re-mask the document the DMP holds rather than deposit it again."""
+    return job.flags.modif_conf_code and job.action is Action.PUBLISH
+
+
+def deposit_key(job: DocumentJob) -> str:
+    """The key the DMP outcome and claim of a job are kept under.
+
+    :func:`~router.stages.deliver.delivery_key` (the document id, ``#delete`` for a
+    deletion), and for a masking change ``#conf-<codes>@<message key>``: the document was
+    accepted under its plain id when deposited, so without a suffix the change would be
+    "already done". The codes say what was asked; the message key makes each message asking
+    for a change one change, done once (a resent or redelivered message finds it done; a
+    later message masking back to earlier codes is a new change, not a duplicate).
+    """
+    key = delivery_key(job)
+    if is_masking_change(job):
+        codes = "+".join(code for code, _display, _scheme in confidentiality_codes(job))
+        key = f"{key}#conf-{codes}@{job.message_key}"
+    return key
 
 
 def _mailed(job: DocumentJob) -> bool:

@@ -11,7 +11,11 @@ It does what the tests need the real DMP to do, with the same checks a real regi
   HasMember association, SHA-1 hash and size against the bytes, ``patientId`` = the INS of the
   CDA ``recordTarget``, ``uniqueId`` = the CDA ``id``, uniqueId not already stored), stores the
   submission, and on an RPLC association deprecates the replaced entry;
-- ITI-57: ``UpdateAvailabilityStatus`` (delete / archive / restore) of a stored entry;
+- ITI-57: ``UpdateAvailabilityStatus`` (delete / archive / restore) of a stored entry, and
+  *Update DocumentEntry Metadata* (IHE metadata versioning): a new DocumentEntry whose ``lid``
+  names the logicalID of a stored entry, with the same uniqueId, hash and size, and a HasMember
+  association carrying ``SubmissionSetStatus=Original`` and ``PreviousVersion`` = the current
+  version; the double assigns the next version and deprecates the one it replaces;
 - answers Success, or what the test scripted for the next request(s) with :meth:`DmpDouble.fail_next`:
   :class:`RegistryFailure`, :class:`Fault`, :class:`HttpError`, :class:`Hang`.
 
@@ -118,6 +122,17 @@ class StoredDocument:
     status: str = soap.APPROVED
     replaces: str | None = None
     replaced_by: str | None = None
+    logical_id: str = ""               # the first version's entryUUID, shared by its metadata updates
+    version: str = "1"                 # assigned by the registry, as versionName
+
+    def __post_init__(self) -> None:
+        self.logical_id = self.logical_id or self.entry_uuid
+
+    @property
+    def confidentiality_codes(self) -> list[str]:
+        """The entry's confidentialityCode list, in order (the CDA's, then the masking codes)."""
+        return [c.get("nodeRepresentation", "") for c in self.entry.findall(f"{{{RIM}}}Classification")
+                if c.get("classificationScheme") == DE_CONFIDENTIALITY_CODE]
 
 
 @dataclass(frozen=True)
@@ -211,6 +226,11 @@ class DmpDouble:
 
     def by_entry_uuid(self, entry_uuid: str) -> StoredDocument | None:
         return self.documents.get(entry_uuid)
+
+    def versions(self, logical_id: str) -> list[StoredDocument]:
+        """Every version of a logical DocumentEntry, oldest first."""
+        found = [d for d in self.documents.values() if d.logical_id == logical_id]
+        return sorted(found, key=lambda d: int(d.version))
 
     # HTTP
 
@@ -375,13 +395,18 @@ class DmpDouble:
             raise _Refused(_Issue("XDSMetadataUpdateError", f"unexpected body {body.tag}"))
         package = _submission_set(body)
         issues = _required(package, "SubmissionSet", SS_SLOTS, SS_SCHEMES, SS_IDS)
-        updates = [a for a in body.iter(f"{{{RIM}}}Association")
-                   if a.get("associationType") == soap.UPDATE_AVAILABILITY_STATUS]
-        if not updates:
-            issues.append(_Issue("XDSMetadataUpdateOperationError", "no UpdateAvailabilityStatus association"))
+        associations = list(body.iter(f"{{{RIM}}}Association"))
+        updates = [a for a in associations if a.get("associationType") == soap.UPDATE_AVAILABILITY_STATUS]
+        entries = list(body.iter(f"{{{RIM}}}ExtrinsicObject"))
+        if not updates and not entries:
+            issues.append(_Issue("XDSMetadataUpdateOperationError",
+                                 "neither a DocumentEntry to update nor an UpdateAvailabilityStatus association"))
         if issues:
             raise _Refused(*issues)
         ss_patient = _external_id(package, SS_PATIENT_ID)
+        new_versions: list[tuple[StoredDocument, StoredDocument]] = []
+        for entry in entries:
+            issues += self._check_new_version(entry, package, ss_patient, associations, new_versions)
         changes: list[tuple[StoredDocument, str]] = []
         for association in updates:
             target = self.documents.get(association.get("targetObject"))
@@ -402,8 +427,59 @@ class DmpDouble:
                 changes.append((target, new))
         if issues:
             raise _Refused(*issues)
+        for previous, stored in new_versions:
+            previous.status = soap.DEPRECATED
+            self.documents[stored.entry_uuid] = stored
         for target, new in changes:
             target.status = new
+
+    def _check_new_version(self, entry: etree._Element, package: etree._Element, ss_patient: str,
+                           associations: list[etree._Element],
+                           accepted: list[tuple[StoredDocument, StoredDocument]]) -> list[_Issue]:
+        """Update DocumentEntry Metadata: ``entry`` is the next version of the stored entry its ``lid`` names."""
+        entry_id, lid = entry.get("id", ""), entry.get("lid", "")
+        issues = _required(entry, f"DocumentEntry {entry_id}", DE_SLOTS, DE_SCHEMES, DE_IDS)
+        if entry.get("objectType") != DE_OBJECT_TYPE:
+            issues.append(_Issue("XDSRegistryMetadataError", f"{entry_id}: objectType is not a stable DocumentEntry"))
+        if not lid or lid == entry_id:
+            issues.append(_Issue("XDSMetadataUpdateError",
+                                 f"{entry_id}: a new version needs its own entryUUID and a lid naming "
+                                 "the entry it updates"))
+        member = [a for a in associations if a.get("associationType") == HAS_MEMBER
+                  and a.get("sourceObject") == package.get("id") and a.get("targetObject") == entry_id]
+        if len(member) != 1 or _slot(member[0], "SubmissionSetStatus") != "Original":
+            issues.append(_Issue("XDSMetadataUpdateError",
+                                 f"{entry_id}: no HasMember (SubmissionSetStatus=Original) from the submission set"))
+        if issues:
+            return issues
+        if entry_id in self.documents:
+            issues.append(_Issue("XDSMetadataUpdateError", f"{entry_id}: entryUUID already in the registry"))
+        current = [d for d in self.versions(lid) if d.status == soap.APPROVED]
+        if not current:
+            known = bool(self.versions(lid))
+            return issues + [_Issue("XDSMetadataUpdateError" if known else "UnresolvedReferenceException",
+                           f"{entry_id}: no Approved DocumentEntry with logicalID {lid}" if known
+                           else f"{entry_id}: logicalID {lid} is not in the registry")]
+        previous = current[-1]
+        patient_id, unique_id = _external_id(entry, DE_PATIENT_ID), _external_id(entry, DE_UNIQUE_ID)
+        if patient_id != ss_patient or patient_id != previous.patient_id:
+            issues.append(_Issue("XDSPatientIdDoesNotMatch", f"{entry_id}: patientId differs from the entry updated"))
+        if unique_id != previous.unique_id:
+            issues.append(_Issue("XDSMetadataIdentifierError",
+                                 f"{entry_id}: uniqueId {unique_id} is not the uniqueId of {lid}"))
+        if (_slot(entry, "hash").lower() != hashlib.sha1(previous.content).hexdigest()
+                or _slot(entry, "size") != str(len(previous.content))):
+            issues.append(_Issue("XDSMetadataUpdateError",
+                                 f"{entry_id}: hash or size differs from the stored document"))
+        if _slot(member[0], "PreviousVersion") != previous.version:
+            issues.append(_Issue("XDSMetadataVersionError",
+                                 f"{entry_id}: PreviousVersion {_slot(member[0], 'PreviousVersion')!r} but "
+                                 f"{lid} is at version {previous.version}"))
+        if not issues:
+            accepted.append((previous, StoredDocument(
+                entry_uuid=entry_id, unique_id=unique_id, patient_id=patient_id, content=previous.content,
+                entry=entry, submission_set=package, logical_id=lid, version=str(int(previous.version) + 1))))
+        return issues
 
 
 class _Reply:
