@@ -6,40 +6,18 @@ version becomes Deprecated) and a deletion (ITI-57: Deleted). Runs on the embedd
 
 from __future__ import annotations
 
-import pytest
 
-from channels.smtp.testpki import make_test_pki
-from channels.xds.dmp import dmp_settings
-from channels.xds.vihf import verify_vihf
 from mappings.cda_header import read_header
 from mappings.xds_metadata import entry_uuid
 from router.ports import MessageState, OutcomeStatus
 from tests.integration.harness import Pipeline
-from tests.support.cachet_pki import make_cachet_pki, vihf_table
 from tests.support.cda import make_cda
-from tests.support.dmp_double import DmpDouble, HttpError, RegistryFailure
+from tests.support.dmp_double import HttpError, RegistryFailure
 from tests.support.messages import Patient, encode_message, make_pfi_oru
 
 DMP_ONLY = {"DESTDMP": "Y", "DESTMSSANTEPS": "N", "ACK_RECEPTION": "Y"}
 FIRST = "1.2.250.1.999.1.3^DMP-DOC-1"
 SECOND = "1.2.250.1.999.1.3^DMP-DOC-2"
-
-
-@pytest.fixture
-async def dmp(tmp_path):
-    pki = make_test_pki(tmp_path / "pki")
-    cachet = make_cachet_pki(tmp_path / "cachet")
-    ca = cachet.ca_cert.read_bytes()
-    double = DmpDouble.from_pki(pki, verify_assertion=lambda assertion: verify_vihf(assertion, ca))
-    await double.start()
-    settings = dmp_settings({"url": double.url("/repository"), "registry_url": double.url("/registry"),
-                             "client_cert": str(pki.client_cert), "client_key": str(pki.client_key),
-                             "ca_file": str(pki.ca_cert), "timeout": 5, "vihf": vihf_table(cachet)}, env={})
-    pipe = Pipeline(tmp_path, pki, relay_port=9, relay_host="127.0.0.1", dmp=settings)
-    await pipe.start()
-    yield pipe, double
-    await pipe.stop()
-    await double.stop()
 
 
 async def send(pipe: Pipeline, cda: bytes, control_id: str, **options) -> None:
