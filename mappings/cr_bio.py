@@ -51,7 +51,7 @@ from mappings.report_pdf import display_value, render_report_pdf
 from mappings.site import Site
 from router.adt import AdtEvent
 from router.errors import MappingError
-from router.lab import Battery, Coded, Isolate, LabReport, LabResult, Specimen, all_results
+from router.lab_model import Battery, Coded, Isolate, LabReport, LabResult, Specimen, all_results
 
 TEMPLATE_IDS = (("1.3.6.1.4.1.19376.1.3.3", ""), ("1.2.250.1.213.1.1.1.55", "2024.01"))
 DOCUMENT_CODE = ("11502-2", "CR d'examens biologiques")

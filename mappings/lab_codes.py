@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from mappings.codes import load
-from router.lab import Battery, Coded
+from router.lab_model import Battery, Coded
 
 LOINC = "2.16.840.1.113883.6.1"
 Tables = Mapping[str, Mapping[str, Any]] | None

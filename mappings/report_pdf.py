@@ -32,7 +32,7 @@ from fpdf.fonts import FontFace
 from mappings.lab_codes import Tables, chapter_for, interpretation
 from mappings.site import Site
 from router.adt import AdtEvent
-from router.lab import Battery, Isolate, LabReport, LabResult
+from router.lab_model import Battery, Isolate, LabReport, LabResult
 
 FONT_DIRS = (Path("/usr/share/fonts/truetype/dejavu"), Path("/usr/share/fonts/dejavu"),
              Path("/usr/local/share/fonts/dejavu"))

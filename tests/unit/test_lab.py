@@ -9,7 +9,9 @@ import pytest
 
 from router.errors import UnsupportedMessageError, ValidationError
 from router.hl7.charset import decode
-from router.lab import Action, action_for, all_results, number, read_lab_report
+from router.lab import action_for, number, read_lab_report
+from router.lab_model import all_results
+from router.model import Action
 from tests.support.adt_messages import DR_DURAND, DR_LEFEVRE, DR_MARTIN, PATIENT, make_adt
 from tests.support.lab_messages import (BIOLOGIST, CORPUS, ORDER_OID, PDF, Obr, Obx, biochemistry, cbc,
                                         make_lab_oru, myelogram_text, serology_coded, tsh_local, urine_culture)

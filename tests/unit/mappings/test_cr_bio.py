@@ -22,7 +22,8 @@ from mappings.site import Site
 from router.adt import read_patient_visit
 from router.cda_schema import CdaSchemaValidator
 from router.errors import MappingError
-from router.lab import Coded, read_lab_report
+from router.lab import read_lab_report
+from router.lab_model import Coded
 from router.schematron import MINIMAL_STRUCTURE, SchematronValidator
 from tests.support.adt_messages import DR_DURAND, DR_LEFEVRE, DR_MARTIN
 from tests.support.lab_messages import (BIOLOGIST, CORPUS, ORDER_OID, PDF, Obr, Obx, biochemistry, make_lab_oru,
