@@ -22,6 +22,9 @@ from pathlib import Path
 
 from channels.demo.his import RecordingHis
 from channels.demo.render_samples import CORRESPONDENTS, render_messages
+from channels.whitelist.publish import list_xml, publish
+from channels.whitelist.settings import WhitelistSettings
+from channels.whitelist.settings import from_config as whitelist_settings
 from channels.demo.samples import Sample, demo_messages
 from channels.engine import Engine
 from channels.mllp.sender import MllpSender
@@ -33,6 +36,8 @@ from router.ports import MessageState, OutcomeStatus
 
 FINAL = {MessageState.DELIVERED, MessageState.PARTIAL, MessageState.FAILED, MessageState.PARKED,
          MessageState.REJECTED}
+DEMO_DOMAINS = ("ch-test.mssante.fr", "cabinet-test.mssante.fr", "patient.mssante.fr")
+DEMO_OPERATOR = "CN=mss.operateur-demo.invalid,OU=000000000,O=OPERATEUR DEMO,C=FR"
 DEADLINE_SECONDS = 60.0
 
 
@@ -43,6 +48,7 @@ async def run_demo(directory: Path | None = None, out=print) -> int:
     sink = SmtpSink.from_pki(pki, root / "mail")
     his = RecordingHis(root / "his")
     smtp_port, his_port = await sink.start(), await his.start()
+    whitelist = await _demo_whitelist(root)
     journal_key = os.urandom(32)
     _write_journal_config(root, journal_key)
     settings = Settings(
@@ -57,6 +63,7 @@ async def run_demo(directory: Path | None = None, out=print) -> int:
                         nil="DEMO-0000", message_id_domain="ch-test.mssante.fr"),
         acks=AckSettings(host="127.0.0.1", port=his_port),
         correspondents=CORRESPONDENTS,
+        whitelist=whitelist,
     )
     engine = Engine(settings)
     await engine.start()
@@ -66,6 +73,8 @@ async def run_demo(directory: Path | None = None, out=print) -> int:
         out(f"Liaison demo in {root}")
         out(f"  engine MLLP on 127.0.0.1:{engine.port('demo')}, MSSanté relay (TLS + client certificate) on "
             f"127.0.0.1:{smtp_port}, HIS for ZAMs on 127.0.0.1:{his_port}")
+        out(f"  MSSanté whitelist: the demo's own list ({', '.join(DEMO_DOMAINS)}), SHA-256 verified, "
+            f"checked before every mail")
         if not engine.schema_dir:
             out("  CDA_extended.xsd not found: schema check OFF (set LIAISON_CDA_SCHEMA_DIR or put the ANS "
                 "fixtures in ../shared/fixtures)")
@@ -83,6 +92,17 @@ async def run_demo(directory: Path | None = None, out=print) -> int:
         await his.close()
         sink.stop()
     return 0 if ok else 1
+
+
+async def _demo_whitelist(root: Path) -> WhitelistSettings:
+    """The demo's domains published as a liste blanche, verified and stored the way the national one is."""
+    source = publish(root / "whitelist-published", list_xml(DEMO_DOMAINS, operator=DEMO_OPERATOR,
+                                                            generated="2026-01-01T00:00:00Z"))
+    settings = whitelist_settings({"source": str(source), "store_dir": str(root / "whitelist")})
+    result = await settings.open_store().update(str(source))
+    if not result.accepted:
+        raise RuntimeError(f"demo whitelist refused: {result.reason}")
+    return settings
 
 
 def _write_journal_config(root: Path, key: bytes) -> None:

@@ -41,6 +41,7 @@ async def test_demo_delivers_every_sample_and_its_journal_tells_every_step(tmp_p
     assert "every document was delivered to every recipient" in text
     assert text.count("accepted") == 7
     assert "rendered-letter" in text and "LDL-SES rendered by Liaison" in text
+    assert "MSSanté whitelist: the demo's own list" in text
     assert len(list((tmp_path / "demo" / "xdm").glob("*_IHE_XDM.ZIP"))) == 5
     assert len(list((tmp_path / "demo" / "his").glob("*_ZAM_Z02.hl7"))) == 4
 
