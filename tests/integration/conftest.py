@@ -24,9 +24,12 @@ async def pipeline(request, postfix, tmp_path):
     await pipe.stop()
 
 
-@pytest.fixture
-async def dmp(tmp_path):
-    """An engine whose DMP channel is a DMP test double (mutual TLS, VIHF checked against the test CA)."""
+@pytest.fixture(params=["embedded", "amqp"])
+async def dmp(request, tmp_path):
+    """An engine whose DMP channel is a DMP test double (mutual TLS, VIHF checked against the test CA),
+    on the embedded bus and on RabbitMQ."""
+    if request.param == "amqp":
+        await _check_rabbitmq()
     pki = make_test_pki(tmp_path / "pki")
     cachet = make_cachet_pki(tmp_path / "cachet")
     ca = cachet.ca_cert.read_bytes()
@@ -35,7 +38,7 @@ async def dmp(tmp_path):
     settings = dmp_settings({"url": double.url("/repository"), "registry_url": double.url("/registry"),
                              "client_cert": str(pki.client_cert), "client_key": str(pki.client_key),
                              "ca_file": str(pki.ca_cert), "timeout": 5, "vihf": vihf_table(cachet)}, env={})
-    pipe = Pipeline(tmp_path, pki, relay_port=9, relay_host="127.0.0.1", dmp=settings)
+    pipe = Pipeline(tmp_path, pki, relay_port=9, relay_host="127.0.0.1", dmp=settings, bus_kind=request.param)
     await pipe.start()
     yield pipe, double
     await pipe.stop()
