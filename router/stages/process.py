@@ -135,7 +135,7 @@ class ProcessStage:
                                           detail=detail, error_code="207" if own_table else exc.hl7_code)
 
     async def _dispatch(self, job: DocumentJob) -> bool:
-        """Hand the job to delivery; True when something was dispatched to a mailbox."""
+        """Hand the job to delivery; True when it went somewhere (mailboxes, or the DMP deposit queue)."""
         wants_mail = (job.flags.dest_mss_ps or job.flags.dest_mss_patient) and job.recipients
         if wants_mail:
             await self.bus.publish(queues.DELIVER_MSS, job.to_json(), message_id=job.job_id,
@@ -154,7 +154,7 @@ class ProcessStage:
             await self.journal.set_state(job.message_key, MessageState.DISPATCHED, step="dispatched",
                                          detail=f"document {job.header.document_id} to the DMP",
                                          only_from=_DISPATCHABLE)
-            return False
+            return True
         if not wants_mail:
             await self.journal.set_state(job.message_key, MessageState.FAILED, step="dispatched",
                                          detail="nothing to deliver: no MSSanté destination, and no DMP channel",
