@@ -13,9 +13,9 @@ from mappings.codes import content_type_for_patient_class
 from mappings.xds_metadata import build_submission, metadata_bytes, xds_time
 from router.errors import MappingError
 from router.model import Action, Flags, Participant, Recipient
+from tests.support.ebrim import RIM, entry, package, slot
 from tests.support.cda import SAMPLE_INS, SAMPLE_IPP, SAMPLE_IPP_ROOT, make_cda, make_job
 
-RIM = "{urn:oasis:names:tc:ebxml-regrep:xsd:rim:3.0}"
 LCM = "{urn:oasis:names:tc:ebxml-regrep:xsd:lcm:3.0}"
 WHEN = datetime(2024, 3, 12, 17, 45, 30, tzinfo=timezone(timedelta(hours=1)))
 SOURCE_ID = "1.2.250.1.999.1.9"
@@ -27,23 +27,6 @@ SENDER = Participant(identifier="810000543214", family="BERNARD", given="Louise"
 def build(job=None, **kwargs):
     job = job or make_job(sender=SENDER)
     return build_submission(job, submission_time=WHEN, source_id=SOURCE_ID, **kwargs)
-
-
-def entry(request):
-    [extrinsic] = request.iter(f"{RIM}ExtrinsicObject")
-    return extrinsic
-
-
-def package(request):
-    [registry_package] = request.iter(f"{RIM}RegistryPackage")
-    return registry_package
-
-
-def slot(obj, name) -> list[str]:
-    for s in obj.findall(f"{RIM}Slot"):
-        if s.get("name") == name:
-            return [v.text for v in s.iter(f"{RIM}Value")]
-    return []
 
 
 def classifications(obj, scheme):

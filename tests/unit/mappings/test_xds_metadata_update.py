@@ -10,9 +10,9 @@ from mappings import xds_metadata as xds
 from mappings.xds_metadata import build_metadata_update, build_submission, entry_uuid, version_entry_uuid
 from router.errors import MappingError
 from router.model import Flags, Participant
+from tests.support.ebrim import RIM, entry, package, slot
 from tests.support.cda import make_cda, make_job
 
-RIM = "{urn:oasis:names:tc:ebxml-regrep:xsd:rim:3.0}"
 WHEN = datetime(2024, 3, 12, 16, 45, 30, tzinfo=timezone.utc)
 SOURCE_ID = "1.2.250.1.999.1.9"
 DOCUMENT_ID = "1.2.250.1.999.1.3^MASK-1"
@@ -27,23 +27,6 @@ def job(flags: Flags = MASKED):
 
 def update(flags: Flags = MASKED, **kwargs):
     return build_metadata_update(job(flags), submission_time=WHEN, source_id=SOURCE_ID, **kwargs)
-
-
-def entry(request):
-    [extrinsic] = request.iter(f"{RIM}ExtrinsicObject")
-    return extrinsic
-
-
-def package(request):
-    [registry_package] = request.iter(f"{RIM}RegistryPackage")
-    return registry_package
-
-
-def slot(obj, name) -> list[str]:
-    for s in obj.findall(f"{RIM}Slot"):
-        if s.get("name") == name:
-            return [v.text for v in s.iter(f"{RIM}Value")]
-    return []
 
 
 def has_member(request):
