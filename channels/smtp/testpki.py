@@ -59,9 +59,9 @@ def make_test_pki(directory: Path, *, server_names: Sequence[str] = ("localhost"
     now = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5)
 
     ca_key = _new_key()
-    ca = _ca_certificate("Liaison Test CA", ca_key, now)
+    ca = ca_certificate("Liaison Test CA", ca_key, now)
     other_ca_key = _new_key()
-    other_ca = _ca_certificate("Untrusted Test CA", other_ca_key, now)
+    other_ca = ca_certificate("Untrusted Test CA", other_ca_key, now)
 
     server_key = _new_key()
     alt_names: list[x509.GeneralName] = [x509.DNSName(n) for n in server_names]
@@ -120,7 +120,8 @@ def _name(common_name: str) -> x509.Name:
     ])
 
 
-def _ca_certificate(common_name: str, key: ec.EllipticCurvePrivateKey, now: dt.datetime) -> x509.Certificate:
+def ca_certificate(common_name: str, key, now: dt.datetime) -> x509.Certificate:
+    """A self-signed test CA (EC or RSA key), valid from ``now`` for the test validity."""
     name = _name(common_name)
     public = key.public_key()
     return (

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
+
+from channels.smtp.testpki import ca_certificate
 
 __all__ = ["CACHET_DN", "KEY_PASSWORD", "CachetPki", "make_cachet_pki"]
 
@@ -50,11 +52,11 @@ def make_cachet_pki(directory: Path) -> CachetPki:
     directory.mkdir(parents=True, exist_ok=True)
     now = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5)
     ca_key = _rsa()
-    ca = _ca("Liaison Test IGC-Sante CA", ca_key, now)
+    ca = ca_certificate("Liaison Test IGC-Sante CA", ca_key, now)
     cachet_key = _rsa()
     cachet = _cachet(CACHET_DN_NAME, cachet_key, ca, ca_key, now)
     other_key = _rsa()
-    other_ca = _ca("Untrusted Test CA", other_key, now)
+    other_ca = ca_certificate("Untrusted Test CA", other_key, now)
     rogue_key = _rsa()
     rogue = _cachet(CACHET_DN_NAME, rogue_key, other_ca, other_key, now)
     ec_key = ec.generate_private_key(ec.SECP256R1())
@@ -94,26 +96,6 @@ CACHET_DN_NAME = x509.Name([
 
 def _rsa() -> rsa.RSAPrivateKey:
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
-def _ca(common_name: str, key: rsa.RSAPrivateKey, now: dt.datetime) -> x509.Certificate:
-    name = x509.Name([x509.NameAttribute(NameOID.COUNTRY_NAME, "FR"),
-                      x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Liaison test"),
-                      x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    public = key.public_key()
-    return (
-        x509.CertificateBuilder()
-        .subject_name(name).issuer_name(name).public_key(public)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now).not_valid_after(now + _VALIDITY)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(x509.KeyUsage(
-            digital_signature=False, content_commitment=False, key_encipherment=False,
-            data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
-            encipher_only=False, decipher_only=False), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
-        .sign(key, hashes.SHA256())
-    )
 
 
 def _cachet(name: x509.Name, key, issuer: x509.Certificate, issuer_key: rsa.RSAPrivateKey,
