@@ -278,6 +278,12 @@ class Journal(Protocol):
     async def rendered_document(self, facility: str, source_id: str) -> RenderedDocument | None:
         """The latest document rendered for that source id, or None."""
 
+    async def record_dmp_entry(self, entry: DmpEntry) -> None:
+        """Keep which DMP entry (entryUUID, version) holds a document now; the latest write wins."""
+
+    async def dmp_entry(self, document_id: str) -> DmpEntry | None:
+        """The DMP entry holding ``document_id`` as this engine last left it, or None."""
+
 
 # ----------------------------------------------------------- directory
 
@@ -319,6 +325,28 @@ class AddressCheck(Protocol):
 
 # ----------------------------------------------------------- shared record
 
+@dataclass(frozen=True)
+class DmpEntry:
+    """Which registry entry holds a document in the DMP now: its entryUUID and version.
+
+    A metadata update (masking) makes a new version with a new entryUUID, so a later
+    masking change, replacement or deletion must name the current one, not the first.
+    """
+
+    document_id: str
+    entry_uuid: str
+    version: int = 1
+    message_key: str = ""
+
+
+@dataclass(frozen=True)
+class DepositReceipt:
+    """The registry's answer for the journal, and the entry that now holds the document (None once deleted)."""
+
+    detail: str
+    entry: DmpEntry | None = None
+
+
 class SharedRecord(Protocol):
     """The patient's shared record (DMP / Mon espace santé): one document in, replaced, withdrawn, or re-masked.
 
@@ -328,13 +356,14 @@ class SharedRecord(Protocol):
     patient unknown), with a reason a person can read.
     """
 
-    async def deposit(self, job: DocumentJob) -> str:
-        """Provide and register the job's CDA (ITI-41); a REPLACE job carries an RPLC to its parent."""
+    async def deposit(self, job: DocumentJob, *, replaces: DmpEntry | None = None) -> DepositReceipt:
+        """Provide and register the job's CDA (ITI-41); a REPLACE job carries an RPLC to ``replaces``
+        (the parent's current entry; when unknown, the parent's first entry)."""
 
-    async def withdraw(self, job: DocumentJob) -> str:
-        """Withdraw the document a DELETE job names from the patient's record."""
+    async def withdraw(self, job: DocumentJob, *, current: DmpEntry | None = None) -> DepositReceipt:
+        """Withdraw the document a DELETE job names (its ``current`` entry) from the patient's record."""
 
-    async def update_confidentiality(self, job: DocumentJob) -> str:
+    async def update_confidentiality(self, job: DocumentJob, *, current: DmpEntry | None = None) -> DepositReceipt:
         """Change who may see a document the record already holds (MODIF_CONF_CODE=Y), without a new document.
 
         The entry's confidentiality codes become the job's (the CDA's code, then MASQUE_PS,

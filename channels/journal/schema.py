@@ -18,6 +18,9 @@ Tables:
   CDA id, setId and version, so that a replacement continues the set and a
   cancellation finds what it cancels; the CDA itself is encrypted like
   ``raw`` (``documents.py``).
+- ``dmp_entries`` (v4): for each document deposited in the DMP, the registry
+  entry (entryUUID, version) holding it now, so that a masking change, a
+  replacement or a deletion names the current version (identifiers only).
 - ``schema_version``: one row per applied migration; later versions append to
   ``MIGRATIONS`` and never edit an applied one.
 
@@ -121,6 +124,15 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
             PRIMARY KEY (facility, source_id)
         )""",
         "CREATE INDEX documents_by_set ON documents (set_id, version)",
+    ),
+    4: (
+        """CREATE TABLE dmp_entries (
+            document_id  TEXT PRIMARY KEY,
+            entry_uuid   TEXT NOT NULL,
+            version      INTEGER NOT NULL,
+            message_key  TEXT NOT NULL,
+            updated_at   TEXT NOT NULL
+        )""",
     ),
 }
 LATEST = max(MIGRATIONS)

@@ -45,7 +45,7 @@ from channels.journal.keys import new_key
 from channels.journal.schema import check_codec, migrate, ts
 from channels.journal.writer import GroupCommitWriter, unavailable
 from router.errors import ConfigError, TransientError
-from router.ports import (Clock, RenderedDocument, JournalEvent, MessageRecord, MessageState, Outcome, OutcomeStatus,
+from router.ports import (Clock, DmpEntry, RenderedDocument, JournalEvent, MessageRecord, MessageState, Outcome, OutcomeStatus,
                           ReceivedMessage, Stay)
 
 log = structlog.get_logger(__name__)
@@ -245,6 +245,19 @@ class SqliteJournal:
     async def rendered_document(self, facility: str, source_id: str) -> RenderedDocument | None:
         rows = await self._query(document_sql.select_one(), (facility, source_id))
         return document_sql.from_row(self._codec, rows[0]) if rows else None
+
+    async def record_dmp_entry(self, entry: DmpEntry) -> None:
+        now = ts(self._clock.now())
+        await self._write(lambda conn: conn.execute(
+            "INSERT INTO dmp_entries (document_id, entry_uuid, version, message_key, updated_at) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (document_id) DO UPDATE SET entry_uuid = excluded.entry_uuid, "
+            "version = excluded.version, message_key = excluded.message_key, updated_at = excluded.updated_at",
+            (entry.document_id, entry.entry_uuid, entry.version, entry.message_key, now)))
+
+    async def dmp_entry(self, document_id: str) -> DmpEntry | None:
+        rows = await self._query("SELECT document_id, entry_uuid, version, message_key FROM dmp_entries "
+                                 "WHERE document_id = ?", (document_id,))
+        return DmpEntry(rows[0][0], rows[0][1], int(rows[0][2]), rows[0][3]) if rows else None
 
     async def _write(self, operation: Any) -> Any:
         if self._writer is None:

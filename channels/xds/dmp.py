@@ -4,9 +4,10 @@ Each call builds its parts from the DocumentJob alone:
 
 - the metadata from :func:`mappings.xds_metadata.build_submission` — the same
   builder as the XDM package of the mails, here without URI nor French
-  ``action`` slot. entryUUIDs are UUID v5 of the document id, so a replacement
-  names its parent's entry (RPLC) without asking the registry, and a deletion
-  names the entry it withdraws the same way;
+  ``action`` slot. entryUUIDs are UUID v5 of the document id (and version), so
+  the deposit stage, which keeps the current entry of each document in the
+  journal, names the right one for an RPLC, a deletion or a masking change
+  without querying the registry;
 - a VIHF built for this patient (INS, secret connection) and signed with the
   structure's certificate (:mod:`channels.xds.vihf`), valid a few minutes;
 - the SOAP/MTOM exchange over mutual TLS (:class:`channels.xds.client.XdsClient`).
@@ -33,9 +34,11 @@ from channels.xds.vihf import build_vihf, sign_vihf
 from channels.xds.vihf_settings import SigningMaterial, VihfSettings
 from channels.xds.vihf_settings import from_config as vihf_from_config
 from mappings.codes import content_type_for_patient_class
-from mappings.xds_metadata import build_metadata_update, build_submission, confidentiality_codes, entry_uuid
+from mappings.xds_metadata import (build_metadata_update, build_submission, confidentiality_codes, entry_uuid,
+                                   version_entry_uuid)
 from router.errors import ConfigError
 from router.model import Action, DocumentJob
+from router.ports import DepositReceipt, DmpEntry
 
 
 @dataclass(frozen=True)
@@ -60,45 +63,48 @@ class DmpRecord:
         self.source_id = source_id
         self.clock = clock
 
-    async def deposit(self, job: DocumentJob) -> str:
+    async def deposit(self, job: DocumentJob, *, replaces: DmpEntry | None = None) -> DepositReceipt:
         replaced = None
         if job.action is Action.REPLACE and job.header.parent_document_id:
-            replaced = entry_uuid(job.header.parent_document_id)
+            replaced = replaces.entry_uuid if replaces is not None else entry_uuid(job.header.parent_document_id)
         now = self.clock()
         request = build_submission(job, submission_time=now, source_id=self.source_id, document_filename=None,
                                    xdm_action=False, replaced_entry_uuid=replaced,
                                    content_type_code=content_type_for_patient_class(""))
-        result = await self.client.provide_and_register(request, {entry_uuid(job.header.document_id): job.cda},
+        document_id = job.header.document_id
+        result = await self.client.provide_and_register(request, {entry_uuid(document_id): job.cda},
                                                         self._assertion(job, now))
-        return (f"DMP: {result.status}" + (f", replaces {replaced}" if replaced else "")
-                + (f"; warnings: {'; '.join(w.describe() for w in result.warnings)}" if result.warnings else ""))
+        return DepositReceipt(f"DMP: {result.status}" + (f", replaces {replaced}" if replaced else "")
+                              + _warnings(result), DmpEntry(document_id, entry_uuid(document_id), 1, job.message_key))
 
-    async def withdraw(self, job: DocumentJob) -> str:
+    async def withdraw(self, job: DocumentJob, *, current: DmpEntry | None = None) -> DepositReceipt:
         now = self.clock()
         submission = build_submission(job, submission_time=now, source_id=self.source_id, document_filename=None,
                                       xdm_action=False)
-        target = entry_uuid(job.header.document_id)
+        target = current.entry_uuid if current is not None else entry_uuid(job.header.document_id)
         result = await self.client.update_availability_status(submission, self._assertion(job, now),
                                                               entry_uuid=target, new_status=DELETED)
-        return f"DMP: {result.status}, entry {target} deleted"
+        return DepositReceipt(f"DMP: {result.status}, entry {target} deleted" + _warnings(result))
 
-    async def update_confidentiality(self, job: DocumentJob, *, previous_version: str = "1") -> str:
+    async def update_confidentiality(self, job: DocumentJob, *, current: DmpEntry | None = None) -> DepositReceipt:
         """Give the document's DMP entry the job's confidentiality codes (masking), by an ITI-57 metadata update.
 
         The new version keeps the document and its ``uniqueId`` and replaces the entry
         (``lid`` = the deposit's entryUUID); the registry deprecates the version it updates.
-        ``previous_version`` is that version's versionName: the engine does not query the
-        registry, so it assumes the entry was not updated since its deposit (``"1"``); a DMP
-        holding another version refuses with XDSMetadataVersionError, a final failure.
+        ``current`` is the entry as the journal last recorded it (its version is the
+        update's PreviousVersion); unknown, the deposit's version 1 is assumed.
         """
         now = self.clock()
+        previous = current.version if current is not None else 1
         request = build_metadata_update(job, submission_time=now, source_id=self.source_id,
-                                        previous_version=previous_version,
+                                        previous_version=str(previous),
                                         content_type_code=content_type_for_patient_class(""))
         result = await self.client.update_document_set(request, self._assertion(job, now))
+        document_id = job.header.document_id
         codes = ", ".join(code for code, _display, _scheme in confidentiality_codes(job))
-        return (f"DMP: {result.status}, entry {entry_uuid(job.header.document_id)} now confidentiality {codes}"
-                + (f"; warnings: {'; '.join(w.describe() for w in result.warnings)}" if result.warnings else ""))
+        new = DmpEntry(document_id, version_entry_uuid(document_id, previous + 1), previous + 1, job.message_key)
+        return DepositReceipt(f"DMP: {result.status}, entry version {new.version} now confidentiality {codes}"
+                              + _warnings(result), new)
 
     async def close(self) -> None:
         await self.client.close()
@@ -107,6 +113,10 @@ class DmpRecord:
         assertion = build_vihf(self.vihf, ins=job.header.ins, ins_oid=job.header.ins_oid,
                                secret_connection=job.flags.connexion_secrete, now=now)
         return sign_vihf(assertion, self.signing.key_pem, self.signing.cert_pem, self.signing.password)
+
+
+def _warnings(result) -> str:
+    return f"; warnings: {'; '.join(w.describe() for w in result.warnings)}" if result.warnings else ""
 
 
 def dmp_settings(table: Mapping[str, Any], env: Mapping[str, str] | None = None) -> DmpSettings:

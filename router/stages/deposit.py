@@ -34,7 +34,7 @@ from mappings.xds_metadata import confidentiality_codes
 from router.dmp_rules import deposit_refusal
 from router.errors import PeerUnavailable, PermanentError
 from router.model import Action, DocumentJob
-from router.ports import Envelope, Journal, MessageState, Outcome, OutcomeStatus, SharedRecord
+from router.ports import DepositReceipt, Envelope, Journal, MessageState, Outcome, OutcomeStatus, SharedRecord
 from router.settle import RetryPolicy
 from router.stages.clock import now
 from router.stages.deliver import delivery_key
@@ -76,7 +76,7 @@ class DepositStage:
             return
         last_attempt = self.policy.next_delay(envelope.attempt) is None
         try:
-            detail = await self._call(job)
+            receipt = await self._call(job)
         except PeerUnavailable as exc:
             if last_attempt:
                 await self._final(job, OutcomeStatus.FAILED, f"retries spent; last: {exc}", DMP_UNREACHABLE)
@@ -92,14 +92,19 @@ class DepositStage:
                 return
             await self._final(job, OutcomeStatus.FAILED, str(exc), DMP_REJECTED)
             return
-        await self._final(job, OutcomeStatus.ACCEPTED, detail, None)
+        if receipt.entry is not None:
+            await self.journal.record_dmp_entry(receipt.entry)
+        await self._final(job, OutcomeStatus.ACCEPTED, receipt.detail, None)
 
-    async def _call(self, job: DocumentJob) -> str:
+    async def _call(self, job: DocumentJob) -> DepositReceipt:
+        """The call the job asks for, naming the entries as the journal last recorded them."""
         if job.action is Action.DELETE:
-            return await self.record.withdraw(job)
+            return await self.record.withdraw(job, current=await self.journal.dmp_entry(job.header.document_id))
         if is_masking_change(job):
-            return await self.record.update_confidentiality(job)
-        return await self.record.deposit(job)
+            return await self.record.update_confidentiality(
+                job, current=await self.journal.dmp_entry(job.header.document_id))
+        parent = job.header.parent_document_id if job.action is Action.REPLACE else ""
+        return await self.record.deposit(job, replaces=await self.journal.dmp_entry(parent) if parent else None)
 
     async def parked(self, envelope: Envelope, reason: str) -> None:
         """The job was parked: a deposit still pending is failed, and the HIS told."""

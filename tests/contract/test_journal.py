@@ -21,7 +21,7 @@ import pytest
 from channels.journal import JournalDecryptError, JournalKeyError, SqliteJournal, from_url
 from router.errors import ConfigError, TransientError
 from router.model import Action
-from router.ports import (Journal, RenderedDocument, JournalEvent, MessageState, Outcome, OutcomeStatus, ReceivedMessage, Stay,
+from router.ports import (DmpEntry, Journal, RenderedDocument, JournalEvent, MessageState, Outcome, OutcomeStatus, ReceivedMessage, Stay,
                           StayState)
 
 KEY = bytes.fromhex("8f1c2e3d4a5b6c7d8e9fa0b1c2d3e4f5061728394a5b6c7d8e9fa0b1c2d3e4f5")
@@ -440,7 +440,7 @@ async def test_file_is_private_and_schema_version_recorded(tmp_path):
 
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     with sqlite3.connect(path) as conn:
-        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(1,), (2,), (3,)]
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(1,), (2,), (3,), (4,)]
 
 
 async def test_a_value_moved_to_another_row_does_not_decrypt(tmp_path):
@@ -579,3 +579,10 @@ async def test_a_rendered_document_is_found_by_facility_and_source_id_and_its_la
                         cda=b"<ClinicalDocument>v2</ClinicalDocument>")
     await journal.record_document(second)
     assert await journal.rendered_document("CHU-TEST", "TXA-DOC-1") == second
+
+
+async def test_the_dmp_entry_of_a_document_is_kept_and_its_latest_version_wins(journal):
+    assert await journal.dmp_entry("DOC-1") is None
+    await journal.record_dmp_entry(DmpEntry("DOC-1", "urn:uuid:first", 1, "K1"))
+    await journal.record_dmp_entry(DmpEntry("DOC-1", "urn:uuid:second", 2, "K2"))
+    assert await journal.dmp_entry("DOC-1") == DmpEntry("DOC-1", "urn:uuid:second", 2, "K2")

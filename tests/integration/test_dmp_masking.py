@@ -18,9 +18,9 @@ MASK_PS = {**DMP_ONLY, "MODIF_CONF_CODE": "Y", "MASQUE_PS": "Y"}
 DOCUMENT = "1.2.250.1.999.1.3^DMP-MASK-1"
 
 
-async def send(pipe: Pipeline, cda: bytes, control_id: str, flags: dict[str, str]) -> None:
+async def send(pipe: Pipeline, cda: bytes, control_id: str, flags: dict[str, str], **options) -> None:
     raw = encode_message(make_pfi_oru(cda, patient=Patient.of_cda(cda), control_id=control_id, recipients=[],
-                                      flags=flags))
+                                      flags=flags, **options))
     reply = await pipe.send(raw)
     assert reply.code == "AA", reply.text
 
@@ -78,18 +78,22 @@ async def test_masking_a_document_the_dmp_does_not_hold_fails_with_the_dmp_reaso
     assert not delivered(zam) and "DMPRejected" in zam
 
 
-async def test_a_second_masking_change_is_refused_by_the_dmp_as_the_version_is_assumed_to_be_1(dmp):
+async def test_masking_then_unmasking_then_deleting_follow_the_current_version(dmp):
     pipe, double = dmp
     cda = make_cda(document_id=DOCUMENT)
     await send(pipe, cda, "MASK-0020", DMP_ONLY)
     assert (await pipe.wait_final("MASK-0020")).state == MessageState.DELIVERED
     await send(pipe, cda, "MASK-0021", MASK_PS)
     assert (await pipe.wait_final("MASK-0021")).state == MessageState.DELIVERED
-    # The DmpRecord assumes the entry is still at version 1 (no registry query): the DMP refuses.
+    # Unmasking: the journal knows the DMP now holds version 2, so the update names it as PreviousVersion.
     await send(pipe, cda, "MASK-0022", {**DMP_ONLY, "MODIF_CONF_CODE": "Y"})
-    record = await pipe.wait_final("MASK-0022")
-    assert record.state == MessageState.FAILED
-    [outcome] = [o for o in await pipe.journal.outcomes(f"{DOCUMENT}#conf-N@{record.key}") if o.destination == "dmp"]
-    assert "XDSMetadataVersionError" in outcome.detail
-    assert [v.confidentiality_codes for v in double.versions(entry_uuid(DOCUMENT))] == [["N"], ["N", "MASQUE_PS"]]
-    assert double.by_unique_id(DOCUMENT).status == soap.APPROVED
+    assert (await pipe.wait_final("MASK-0022")).state == MessageState.DELIVERED
+    versions = double.versions(entry_uuid(DOCUMENT))
+    assert [v.confidentiality_codes for v in versions] == [["N"], ["N", "MASQUE_PS"], ["N"]]
+    assert [v.status for v in versions] == [soap.DEPRECATED, soap.DEPRECATED, soap.APPROVED]
+    assert (await pipe.journal.dmp_entry(DOCUMENT)).version == 3
+
+    # The deletion names the current version's entry, not the first one.
+    await send(pipe, cda, "MASK-0023", DMP_ONLY, action="D", orc_control="CA")
+    assert (await pipe.wait_final("MASK-0023")).state == MessageState.DELIVERED
+    assert double.by_entry_uuid(version_entry_uuid(DOCUMENT, 3)).status == soap.DELETED
