@@ -21,6 +21,7 @@ from router import queues
 from router.cda_schema import CdaSchemaValidator, locate_schema_dir
 from router.config import ListenerSettings, Settings
 from channels.directory.compose import build_directory
+from channels.sealed_bus import SealedBus
 from channels.whitelist.check import WhitelistCheck
 from channels.whitelist.refresher import WhitelistRefresher
 from channels.xds.dmp import dmp_record
@@ -105,6 +106,9 @@ class Engine:
         render_check = self._render_check(content_check) if consume else None
         self.journal = self.journal or journal_from_url(s.journal, s.journal_key)
         self.bus = self.bus or bus_from_url(s.bus)
+        if s.journal_key is not None and not isinstance(self.bus, SealedBus):
+            # Patient data on the bus is encrypted at rest like the journal (a key derived from it).
+            self.bus = SealedBus(self.bus, s.journal_key)
         self.mailer = self.mailer or mailer_from_settings(s)
         if self.shared_record is None and s.dmp is not None:
             self.shared_record = dmp_record(s.dmp, source_id=s.source_id)

@@ -19,6 +19,7 @@ import pytest
 
 from channels.amqp import AmqpBus
 from channels.embedded import EmbeddedBus
+from channels.sealed_bus import SealedBus
 from router.errors import BusUnavailable
 from router.settle import RetryPolicy
 
@@ -62,6 +63,12 @@ def bus_kind(request) -> str:
     return request.param
 
 
+@pytest.fixture(params=["clear", "sealed"])
+def sealing(request) -> bytes | None:
+    """Each adapter runs the contract as is and wrapped in SealedBus (bodies encrypted at rest)."""
+    return os.urandom(32) if request.param == "sealed" else None
+
+
 @pytest.fixture
 async def bus_url(bus_kind, tmp_path) -> str:
     """Where the test's store lives: a fresh SQLite file, or the test broker."""
@@ -72,12 +79,12 @@ async def bus_url(bus_kind, tmp_path) -> str:
 
 
 @pytest.fixture
-async def bus_factory(bus_url) -> Callable[[], Awaitable]:
+async def bus_factory(bus_url, sealing) -> Callable[[], Awaitable]:
     """Make new, connected bus objects on the same store or broker; all closed at the end."""
     made = []
 
     async def make():
-        bus = open_bus(bus_url)
+        bus = open_bus(bus_url) if sealing is None else SealedBus(open_bus(bus_url), sealing)
         made.append(bus)
         await bus.connect()
         return bus

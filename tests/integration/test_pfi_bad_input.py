@@ -79,6 +79,9 @@ async def test_invalid_base64_is_parked_and_the_his_gets_an_error_zam(pipe):
     assert "ZAM^Z02" in zam and "|N^^" in zam and "base64" in zam
     parked = await pipe.engine.bus.parked("inbound")
     assert [e.message_id for e in parked] == [record.key]
+    assert parked[0].body == record.raw                           # the engine reads its parked message back
+    stored = b"".join(path.read_bytes() for path in pipe.root.glob("bus.sqlite*"))
+    assert PATIENT.family.encode() not in stored and PATIENT.ins.encode() not in stored   # sealed at rest
 
 
 async def test_cda_failing_the_schema_is_parked_with_the_xsd_errors(pipe):
