@@ -13,6 +13,7 @@ the same run, and their ratio. Figures only: nothing here asserts a timing.
 from __future__ import annotations
 
 import argparse
+import base64
 import asyncio
 import os
 import signal
@@ -111,6 +112,8 @@ async def main() -> None:
     parser.add_argument("--messages", type=int, default=20000)
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--bus", choices=["amqp", "embedded"], default="amqp")
+    parser.add_argument("--encrypted", action="store_true",
+                        help="with a journal key: journal values and bus bodies AES-GCM-sealed, as in production")
     parser.add_argument("--amqp-url", default=os.environ.get("LIAISON_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"))
     args = parser.parse_args()
     results = []
@@ -128,10 +131,12 @@ async def main() -> None:
         config = Path(tmp) / "liaison.toml"
         config.write_text(f'[engine]\nbus = "{bus}"\njournal = "sqlite://{tmp}/journal.sqlite"\n'
                           f'[[listeners]]\nname = "bench"\nport = {port}\n')
+        key = {"LIAISON_JOURNAL_KEY": base64.b64encode(os.urandom(32)).decode()} if args.encrypted else {}
         engine = start([sys.executable, "-m", "channels.cli", "--log-level", "warning", "run", "--ingest-only",
-                        "-c", str(config)])
+                        "-c", str(config)], env=key)
         try:
-            results.append(await measure(f"liaison run --ingest-only ({args.bus} bus, SQLite journal)",
+            sealed = ", encrypted journal and bus" if args.encrypted else ""
+            results.append(await measure(f"liaison run --ingest-only ({args.bus} bus, SQLite journal{sealed})",
                                          engine, port, args))
         finally:
             stop(engine)
