@@ -79,7 +79,7 @@ async def choose_recipients(candidates: Iterable[Candidate], directory: Director
         person = candidate.participant
         role = ROLE_NAMES.get(candidate.role, candidate.role)
         who = f"{role} {person.identifier or '(no identifier)'}"
-        if not person.identifier[:1] in ("8", "0") or not person.identifier[1:].isdigit():
+        if person.identifier[:1] not in ("8", "0") or not person.identifier[1:].isdigit():
             choices.append(Choice(candidate.role, person.identifier, "", False,
                                   f"{who}: not an RPPS/ADELI identifier, cannot be looked up in the directory"))
             continue

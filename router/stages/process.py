@@ -25,7 +25,7 @@ import structlog
 from router import queues
 from router.errors import PermanentError, UnsupportedMessageError
 from router.hl7.parse import parse_message
-from router.model import CdaHeader, DocumentJob, MessageSource, Recipient
+from router.model import CdaHeader, DocumentJob, MessageSource, Recipient, RecipientKind
 from router.mode import is_render_mode
 from router.pfi import read_pfi
 from router.recipients_pfi import read_participants, value
@@ -93,13 +93,7 @@ class ProcessStage:
                 job = read_pfi(parsed.message, message_key=key, source=source, cda_reader=self.cda_reader)
                 await self._event(key, job, "pfi", "read",
                                   f"{job.action} {job.header.type_code} for {len(job.recipients)} recipient(s)")
-                for recipient in job.recipients:
-                    who = "patient" if recipient.kind.value == "patient" else (recipient.identifier or "organisation")
-                    await self.journal.add_event(JournalEvent(
-                        message_key=key, at=now(), step="recipient", state="kept", destination=recipient.address,
-                        document_id=job.header.document_id,
-                        detail=f"PRT RCT {who}: address given by the HIS (PRT-15.4); the MetaDMPMSS flags and "
-                               "the MSSanté whitelist are checked when sending"))
+                await self._journal_pfi_recipients(job)
             if self.schema_check is not None:
                 self.schema_check(job.cda)
                 await self._event(key, job, "schema", "valid", "CDA conforms to CDA_extended.xsd")
@@ -136,13 +130,13 @@ class ProcessStage:
 
     async def _dispatch(self, job: DocumentJob) -> bool:
         """Hand the job to delivery; True when it went somewhere (mailboxes, or the DMP deposit queue)."""
-        wants_mail = (job.flags.dest_mss_ps or job.flags.dest_mss_patient) and job.recipients
+        wants_mail = bool((job.flags.dest_mss_ps or job.flags.dest_mss_patient) and job.recipients)
+        to_dmp = job.flags.dest_dmp and self.deposit
+        headers = {"message_key": job.message_key, "document_id": job.header.document_id}
         if wants_mail:
-            await self.bus.publish(queues.DELIVER_MSS, job.to_json(), message_id=job.job_id,
-                                   headers={"message_key": job.message_key, "document_id": job.header.document_id})
-        if job.flags.dest_dmp and self.deposit:
-            await self.bus.publish(queues.DEPOSIT_DMP, job.to_json(), message_id=f"dmp:{job.job_id}",
-                                   headers={"message_key": job.message_key, "document_id": job.header.document_id})
+            await self.bus.publish(queues.DELIVER_MSS, job.to_json(), message_id=job.job_id, headers=headers)
+        if to_dmp:
+            await self.bus.publish(queues.DEPOSIT_DMP, job.to_json(), message_id=f"dmp:{job.job_id}", headers=headers)
             await self._event(job.message_key, job, "dmp", "queued", f"{job.action.value} queued for the DMP")
         elif job.flags.dest_dmp:
             # Without a DMP channel the journal and the HIS (ZAM^Z01 N) are told so rather than left waiting.
@@ -150,21 +144,27 @@ class ProcessStage:
                               "DESTDMP=Y but no DMP deposit channel is configured; not deposited")
             await self.zams.reception_dmp(job.source, job.message_key, document_id=job.header.document_id,
                                           delivered=False, reason="not deposited")
-        if not wants_mail and job.flags.dest_dmp and self.deposit:
-            await self.journal.set_state(job.message_key, MessageState.DISPATCHED, step="dispatched",
-                                         detail=f"document {job.header.document_id} to the DMP",
-                                         only_from=_DISPATCHABLE)
-            return True
-        if not wants_mail:
+        if not (wants_mail or to_dmp):
             await self.journal.set_state(job.message_key, MessageState.FAILED, step="dispatched",
                                          detail="nothing to deliver: no MSSanté destination, and no DMP channel",
                                          only_from=_DISPATCHABLE)
             return False
+        targets = [r.address for r in job.recipients] if wants_mail else []
+        targets += ["the DMP"] if to_dmp else []
         await self.journal.set_state(job.message_key, MessageState.DISPATCHED, step="dispatched",
-                                     detail=f"document {job.header.document_id} to "
-                                            f"{', '.join(r.address for r in job.recipients) or 'no mailbox'}",
+                                     detail=f"document {job.header.document_id} to {', '.join(targets)}",
                                      only_from=_DISPATCHABLE)
         return True
+
+    async def _journal_pfi_recipients(self, job: DocumentJob) -> None:
+        """Each PRT recipient with its reason: named by the HIS; flags and whitelist are checked when sending."""
+        for recipient in job.recipients:
+            who = "patient" if recipient.kind is RecipientKind.PATIENT else (recipient.identifier or "organisation")
+            await self.journal.add_event(JournalEvent(
+                message_key=job.message_key, at=now(), step="recipient", state="kept",
+                destination=recipient.address, document_id=job.header.document_id,
+                detail=f"PRT RCT {who}: address given by the HIS (PRT-15.4); the MetaDMPMSS flags and "
+                       "the MSSanté whitelist are checked when sending"))
 
     async def _event(self, key: str, job: DocumentJob, step: str, state: str, detail: str) -> None:
         await self.journal.add_event(JournalEvent(message_key=key, at=now(), step=step, state=state,

@@ -129,7 +129,7 @@ class RenderStage:
                                     type_code=LDL_SES_CODE[0] if type_key in LETTER_TXA2 else type_key,
                                     action=mdm.action, message_key=key, cda=cda)
         await self._warn(key, planned.document_id, mdm.warnings + patient.warnings)
-        return await self._job(key, source, rendered, patient, people, self.letter_roles, record=True,
+        return await self._job(key, source, rendered, patient, people, self.letter_roles,
                                hidden_reason=_hidden(mdm))
 
     # --- ORU: laboratory reports ------------------------------------------------------------
@@ -155,7 +155,7 @@ class RenderStage:
                                     set_id=planned.set_id, version=planned.version, type_code="11502-2",
                                     action=report.action, message_key=key, cda=cda)
         await self._warn(key, planned.document_id, report.warnings + patient.warnings)
-        return await self._job(key, source, rendered, patient, people, self.lab_roles, record=True)
+        return await self._job(key, source, rendered, patient, people, self.lab_roles)
 
     # --- shared ---------------------------------------------------------------------------
 
@@ -190,10 +190,10 @@ class RenderStage:
         return Identity(document_id, parent.set_id, version, parent.document_id)
 
     async def _job(self, key: str, source: MessageSource, rendered: RenderedDocument, patient: AdtEvent,
-                   people: dict, roles: Sequence[str], *, record: bool = False, hidden_reason: str = ""
-                   ) -> DocumentJob:
+                   people: dict, roles: Sequence[str], *, hidden_reason: str = "") -> DocumentJob:
         header = self.cda_reader(rendered.cda)
-        if record or rendered.message_key == key and rendered.action is Action.DELETE:
+        if rendered.message_key == key:
+            # What this message rendered or cancelled is the set's latest state (a redelivery rewrites the same row).
             await self.journal.record_document(rendered)
         recipients, choices = await choose_recipients(candidates_for(roles, people), self.directory)
         if "patient" in roles:
