@@ -27,7 +27,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from tests.support.messages import DR_LEROY, DR_MARTIN, encode_message, make_pfi_oru  # noqa: E402
+from channels.testing.messages import DR_LEROY, DR_MARTIN, encode_message, make_pfi_oru  # noqa: E402
 VT, FS, CR = b"\x0b", b"\x1c", b"\r"
 
 
@@ -132,7 +132,7 @@ async def main() -> None:
         config.write_text(f'[engine]\nbus = "{bus}"\njournal = "sqlite://{tmp}/journal.sqlite"\n'
                           f'[[listeners]]\nname = "bench"\nport = {port}\n')
         key = {"LIAISON_JOURNAL_KEY": base64.b64encode(os.urandom(32)).decode()} if args.encrypted else {}
-        engine = start([sys.executable, "-m", "channels.cli", "--log-level", "warning", "run", "--ingest-only",
+        engine = start([sys.executable, "-m", "channels.app.cli.main", "--log-level", "warning", "run", "--ingest-only",
                         "-c", str(config)], env=key)
         try:
             sealed = ", encrypted journal and bus" if args.encrypted else ""

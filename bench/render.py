@@ -30,8 +30,8 @@ from bench.timing import cda_bench_setup, rate  # noqa: E402
 from router.cda_schema import CdaSchemaValidator  # noqa: E402
 from router.mdm import read_mdm  # noqa: E402
 from router.schematron import MINIMAL_STRUCTURE, SchematronValidator  # noqa: E402
-from tests.support.lab_messages import CORPUS as LAB_CORPUS  # noqa: E402
-from tests.support.mdm_messages import make_mdm  # noqa: E402
+from channels.testing.lab_messages import CORPUS as LAB_CORPUS  # noqa: E402
+from channels.testing.mdm_messages import make_mdm  # noqa: E402
 
 WHEN = datetime(2024, 3, 15, 16, 30, tzinfo=timezone(timedelta(hours=1)))
 SITE = Site()

@@ -23,7 +23,7 @@ from dataclasses import replace
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from channels.journal.cipher import AesGcmCodec, JournalDecryptError
+from channels.cipher import AesGcmCodec, DecryptError
 from router.ports import Bus, Delivery, DeliveryHandler, Envelope, Subscription
 
 SEALED_HEADER = "x-liaison-sealed"
@@ -56,7 +56,7 @@ class SealedBus:
         async def opened(delivery: Delivery) -> None:
             try:
                 envelope = self._open(delivery.envelope)
-            except JournalDecryptError as exc:
+            except DecryptError as exc:
                 # Not readable with this key (another site's key, an altered body): kept, never retried in a loop.
                 await delivery.park(f"sealed body cannot be opened: {exc}")
                 return

@@ -1,7 +1,7 @@
 """The ports: one small Protocol per thing the core needs from the outside.
 
 Adapters live in ``channels/`` and translate their library's errors into
-``router.errors`` at the boundary. The composition root (``channels/cli.py``)
+``router.errors`` at the boundary. The composition root (``channels/app/engine.py``)
 picks adapters from URLs in the configuration.
 """
 
@@ -411,3 +411,20 @@ class AckSink(Protocol):
 @runtime_checkable
 class Clock(Protocol):
     def now(self) -> datetime: ...
+
+
+class FrameHandler(Protocol):
+    """Inbound port: what a listener (MLLP, AMQP) hands each received frame to.
+
+    Every method receives the peer as ``"host:port"``. The handler decides the
+    answer; the listener only frames and sends it.
+    """
+
+    async def handle_frame(self, raw: bytes, peer: str) -> bytes:
+        """Journal/queue one message and return the ACK to send (unframed bytes)."""
+
+    async def handle_oversize(self, prefix: bytes, size: int, peer: str) -> bytes:
+        """A frame over the limit was discarded; return the NACK to send (read the MSH from ``prefix``)."""
+
+    async def handle_truncated(self, partial: bytes, peer: str) -> None:
+        """A frame was cut (connection closed, timeout, new frame started): no ACK is possible, journal it."""

@@ -4,7 +4,7 @@
 - ``postgresql://...`` -> PostgreSQL adapter (several workers; not written yet)
 """
 
-from channels.journal.cipher import JournalDecryptError, JournalKeyError
+from channels.cipher import DecryptError, EncryptionKeyError
 from channels.journal.sqlite import SqliteJournal, from_url
 
-__all__ = ["JournalDecryptError", "JournalKeyError", "SqliteJournal", "from_url"]
+__all__ = ["DecryptError", "EncryptionKeyError", "SqliteJournal", "from_url"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from channels.journal.cipher import Codec, aad
+from channels.cipher import Codec, aad
 from router.model import Action
 from router.ports import RenderedDocument
 

@@ -33,7 +33,7 @@ from __future__ import annotations
 import sqlite3
 from datetime import UTC, datetime
 
-from channels.journal.cipher import Codec, JournalDecryptError, JournalKeyError, aad
+from channels.cipher import Codec, DecryptError, EncryptionKeyError, aad
 from router.errors import ConfigError
 
 KEY_CHECK_PLAINTEXT = b"liaison journal key check v1"
@@ -188,12 +188,12 @@ def check_codec(conn: sqlite3.Connection, codec: Codec) -> None:
     stored = rows["cipher"]
     if stored != codec.name:
         if codec.encrypted:
-            raise JournalKeyError("this journal was created without encryption; open it without a key")
-        raise JournalKeyError(f"this journal is encrypted ({stored}): a key is required to open it")
+            raise EncryptionKeyError("this journal was created without encryption; open it without a key")
+        raise EncryptionKeyError(f"this journal is encrypted ({stored}): a key is required to open it")
     if codec.encrypted:
         try:
             ok = codec.open_bytes(rows["key_check"], where) == KEY_CHECK_PLAINTEXT
-        except JournalDecryptError:
+        except DecryptError:
             ok = False
         if not ok:
-            raise JournalKeyError("wrong key: it does not decrypt this journal")
+            raise EncryptionKeyError("wrong key: it does not decrypt this journal")

@@ -38,7 +38,7 @@ from urllib.parse import urlsplit
 
 import structlog
 
-from channels.journal.cipher import aad, make_codec
+from channels.cipher import aad, make_codec
 from channels.journal import documents as document_sql
 from channels.journal import stays as stay_sql
 from channels.journal.keys import new_key

@@ -13,7 +13,7 @@ from __future__ import annotations
 import sqlite3
 from datetime import datetime
 
-from channels.journal.cipher import Codec, aad
+from channels.cipher import Codec, aad
 from channels.journal.schema import ts
 from router.ports import Stay, StayState
 

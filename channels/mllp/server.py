@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from typing import Protocol
 
 import structlog
 
@@ -28,24 +27,12 @@ from channels.mllp.framer import Frame, Junk, MllpFramer, Oversize, Truncated, f
 from router.hl7.ack import build_ack, build_minimal_nack
 from router.hl7.charset import codec_for, decode_lenient, encode, sniff_msh18
 from router.hl7.msh import read_header
+from router.ports import FrameHandler
 
 log = structlog.get_logger(__name__)
 
 READ_CHUNK = 64 * 1024
 OVERSIZE_HEAD = 4096            # bytes of a frame enough to read its MSH for a fallback NACK
-
-
-class FrameHandler(Protocol):
-    """What the listener calls; every method receives the peer as ``"host:port"``."""
-
-    async def handle_frame(self, raw: bytes, peer: str) -> bytes:
-        """Journal/queue one message and return the ACK to send (unframed bytes)."""
-
-    async def handle_oversize(self, prefix: bytes, size: int, peer: str) -> bytes:
-        """A frame over the limit was discarded; return the NACK to send (read the MSH from ``prefix``)."""
-
-    async def handle_truncated(self, partial: bytes, peer: str) -> None:
-        """A frame was cut (connection closed, timeout, new frame started): no ACK is possible, journal it."""
 
 
 class MllpServer:

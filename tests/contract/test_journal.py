@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from channels.journal import JournalDecryptError, JournalKeyError, SqliteJournal, from_url
+from channels.journal import DecryptError, EncryptionKeyError, SqliteJournal, from_url
 from router.errors import ConfigError, TransientError
 from router.model import Action
 from router.ports import (DmpEntry, Journal, RenderedDocument, JournalEvent, MessageState, Outcome, OutcomeStatus, ReceivedMessage, Stay,
@@ -361,7 +361,7 @@ async def test_opening_with_a_key_that_does_not_fit_fails_clearly(backend, journ
     await journal.close()
 
     wrong = backend.make(key=OTHER_KEY) if backend.encrypted else backend.make(key=KEY)
-    with pytest.raises(JournalKeyError) as error:
+    with pytest.raises(EncryptionKeyError) as error:
         await wrong.open()
     assert isinstance(error.value, ConfigError)
     assert ("wrong key" if backend.encrypted else "without encryption") in str(error.value)
@@ -372,7 +372,7 @@ async def test_an_encrypted_journal_needs_its_key(backend, journal):
         pytest.skip("clear journal")
     await journal.close()
 
-    with pytest.raises(JournalKeyError, match="key is required"):
+    with pytest.raises(EncryptionKeyError, match="key is required"):
         await backend.make(key=None).open()
 
 
@@ -387,7 +387,7 @@ def test_from_url_reads_absolute_and_relative_paths():
 
 
 def test_a_key_must_be_32_bytes(tmp_path):
-    with pytest.raises(JournalKeyError, match="32 bytes"):
+    with pytest.raises(EncryptionKeyError, match="32 bytes"):
         SqliteJournal(tmp_path / "j.sqlite", key=b"too short")
 
 
@@ -454,7 +454,7 @@ async def test_a_value_moved_to_another_row_does_not_decrypt(tmp_path):
 
     async with SqliteJournal(path, key=KEY) as journal:
         assert (await journal.message(first)).raw == hl7("MOVE-1")
-        with pytest.raises(JournalDecryptError, match="wrong key or altered value"):
+        with pytest.raises(DecryptError, match="wrong key or altered value"):
             await journal.message(second)
 
 

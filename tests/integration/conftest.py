@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from channels.smtp.testpki import make_test_pki
+from channels.testing.pki import make_test_pki
 from channels.xds.dmp import dmp_settings
 from channels.xds.vihf import verify_vihf
 from tests.contract.conftest import _check_rabbitmq

@@ -19,11 +19,11 @@ from pathlib import Path
 import aio_pika
 
 from channels.amqp import AmqpBus
-from channels.demo.his import RecordingHis
+from channels.app.demo.his import RecordingHis
 from channels.embedded import EmbeddedBus
-from channels.engine import Engine
+from channels.app.engine import Engine
 from channels.mllp.sender import MllpSender
-from channels.smtp.testpki import TestPki
+from channels.testing.pki import TestPki
 from channels.whitelist.settings import WhitelistSettings
 from channels.xds.dmp import DmpSettings
 from mappings.tables import Tables
@@ -31,7 +31,7 @@ from router import queues
 from router.config import AckSettings, ListenerSettings, MssSettings, RenderSettings, Settings
 from router.hl7.ack import AckReply
 from router.ports import MessageRecord, MessageState
-from tests.support.mdm_messages import CORRESPONDENTS
+from channels.testing.mdm_messages import CORRESPONDENTS
 
 AMQP_URL = os.environ.get("LIAISON_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 FINAL = {MessageState.DELIVERED, MessageState.PARTIAL, MessageState.FAILED, MessageState.PARKED,

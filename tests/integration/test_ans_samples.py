@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from channels.smtp.sink import SmtpSink
-from channels.smtp.testpki import make_test_pki
+from channels.testing.mail_sink import SmtpSink
+from channels.testing.pki import make_test_pki
 from mappings.cda_header import read_header
 from router.ports import MessageState, OutcomeStatus
 from tests.integration.harness import Pipeline
 from tests.support.fixtures import FIXTURES, require_fixture
-from tests.support.messages import DR_MARTIN, Patient, encode_message, make_pfi_mdm, make_pfi_oru
+from channels.testing.messages import DR_MARTIN, Patient, encode_message, make_pfi_mdm, make_pfi_oru
 
 ORU_DIR = ("hl7v2-ans", "Volets", "TRANS_DOC_CDA_HL7V2", "V2.1", "ORU", "Transmission initiale ORU")
 EXAMPLES = sorted((FIXTURES / "TestContenuCDA-3-0" / "ExemplesCDA").glob("*.xml")) if FIXTURES else [None]
@@ -101,7 +101,7 @@ async def test_pre_send_schematron_check_parks_a_document_that_breaks_its_volet(
     await pipe.start()
     try:
         old = require_fixture(*ORU_DIR, "CR_Bio_CDA_Niv3_v1.XML").read_bytes()
-        ours = (Path(__file__).resolve().parents[2] / "channels/demo/samples/cda/cr-bio-martin-camille.xml").read_bytes()
+        ours = (Path(__file__).resolve().parents[2] / "channels/app/demo/samples/cda/cr-bio-martin-camille.xml").read_bytes()
         for control_id, cda in (("SCH-OLD", old), ("SCH-OURS", ours)):
             patient = Patient.of_cda(cda)
             assert (await pipe.send(encode_message(make_pfi_oru(cda, patient=patient, control_id=control_id,

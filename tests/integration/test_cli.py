@@ -7,10 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from channels.cli import main
-from channels.demo.run import run_demo
+from channels.app.cli.main import main
+from channels.app.demo.run import run_demo
 from tests.integration.test_pfi_bad_input import PATIENT, CDA
-from tests.support.messages import encode_message, make_pfi_oru
+from channels.testing.messages import encode_message, make_pfi_oru
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -64,7 +64,7 @@ async def test_demo_delivers_every_sample_and_its_journal_tells_every_step(tmp_p
 
 async def test_send_prints_one_line_per_message_with_its_ack(tmp_path):
     from tests.integration.harness import Pipeline
-    from channels.smtp.testpki import make_test_pki
+    from channels.testing.pki import make_test_pki
     pipe = Pipeline(tmp_path, make_test_pki(tmp_path / "pki"), relay_port=9)   # no relay needed to get an ACK
     await pipe.start()
     try:
@@ -73,7 +73,7 @@ async def test_send_prints_one_line_per_message_with_its_ack(tmp_path):
         path = tmp_path / "two.hl7"
         path.write_bytes(good.replace(b"\r", b"\n") + refused)      # a file with LF endings and two messages
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "channels.cli", "send", "--port", str(pipe.engine.port("his")), str(path),
+            sys.executable, "-m", "channels.app.cli.main", "send", "--port", str(pipe.engine.port("his")), str(path),
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
         out, err = await asyncio.wait_for(proc.communicate(), 60)
         lines = out.decode().strip().splitlines()
@@ -86,9 +86,9 @@ async def test_send_prints_one_line_per_message_with_its_ack(tmp_path):
 
 async def test_listener_configured_with_mutual_tls_refuses_a_client_without_certificate(tmp_path):
     import ssl
-    from channels.engine import Engine
+    from channels.app.engine import Engine
     from channels.mllp.sender import MllpSender
-    from channels.smtp.testpki import make_test_pki
+    from channels.testing.pki import make_test_pki
     from router.config import settings_from_dict
     from router.errors import PeerUnavailable
     pki = make_test_pki(tmp_path / "pki")
@@ -119,11 +119,11 @@ async def test_listener_configured_with_mutual_tls_refuses_a_client_without_cert
 
 
 async def test_engine_refuses_to_start_without_the_cda_schema_unless_told(tmp_path, monkeypatch):
-    import channels.engine
-    from channels.engine import Engine
+    import channels.app.engine
+    from channels.app.engine import Engine
     from router.config import settings_from_dict
     from router.errors import ConfigError
-    monkeypatch.setattr(channels.engine, "locate_schema_dir", lambda configured=None: None)   # nowhere to be found
+    monkeypatch.setattr(channels.app.engine, "locate_schema_dir", lambda configured=None: None)   # nowhere to be found
     engine_table = {"bus": f"embedded://{tmp_path / 'bus.sqlite'}", "journal": f"sqlite://{tmp_path / 'j.sqlite'}"}
     engine = Engine(settings_from_dict({"engine": engine_table, "listeners": [{"port": 0}]}))
     try:
@@ -144,7 +144,7 @@ async def test_engine_refuses_to_start_without_the_cda_schema_unless_told(tmp_pa
 def test_validate_checks_our_sample_cdas_against_the_xsd_and_the_ci_sis_schematrons(capsys, tmp_path):
     from tests.support.fixtures import require_fixture
     require_fixture("TestContenuCDA-3-0", "schematrons")
-    samples = sorted((ROOT / "channels" / "demo" / "samples" / "cda").glob("*.xml"))
+    samples = sorted((ROOT / "channels" / "app" / "demo" / "samples" / "cda").glob("*.xml"))
     assert main(["validate", *map(str, samples)]) == 0
     assert capsys.readouterr().out.count(": OK") == len(samples) == 2
     broken = tmp_path / "broken.xml"

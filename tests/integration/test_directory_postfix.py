@@ -10,9 +10,9 @@ from channels.whitelist.settings import from_config as whitelist_settings
 from router.ports import MessageState
 from tests.integration.harness import Pipeline, xdm_cda
 from tests.support import directory_files as files
-from tests.support.adt_messages import DR_DURAND, DR_LEFEVRE, PATIENT
+from channels.testing.adt_messages import DR_DURAND, DR_LEFEVRE, PATIENT
 from tests.support.fhir_server import Fault, FhirServer, mss, practitioner
-from tests.support.mdm_messages import make_mdm
+from channels.testing.mdm_messages import make_mdm
 from tests.support.postfix import postfix_fixture
 from tests.support.whitelist_files import make_list, write_pair
 

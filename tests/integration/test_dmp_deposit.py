@@ -13,7 +13,7 @@ from router.ports import MessageState, OutcomeStatus
 from tests.integration.harness import Pipeline
 from tests.support.cda import make_cda
 from tests.support.dmp_double import HttpError, RegistryFailure
-from tests.support.messages import Patient, encode_message, make_pfi_oru
+from channels.testing.messages import Patient, encode_message, make_pfi_oru
 
 DMP_ONLY = {"DESTDMP": "Y", "DESTMSSANTEPS": "N", "ACK_RECEPTION": "Y"}
 FIRST = "1.2.250.1.999.1.3^DMP-DOC-1"

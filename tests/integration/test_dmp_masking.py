@@ -11,7 +11,7 @@ from mappings.xds_metadata import entry_uuid, version_entry_uuid
 from router.ports import MessageState, OutcomeStatus
 from tests.integration.harness import Pipeline
 from tests.support.cda import make_cda
-from tests.support.messages import Patient, encode_message, make_pfi_oru
+from channels.testing.messages import Patient, encode_message, make_pfi_oru
 
 DMP_ONLY = {"DESTDMP": "Y", "DESTMSSANTEPS": "N", "ACK_RECEPTION": "Y"}
 MASK_PS = {**DMP_ONLY, "MODIF_CONF_CODE": "Y", "MASQUE_PS": "Y"}

@@ -8,14 +8,14 @@ import asyncio
 
 import pytest
 
-from channels.smtp.sink import SmtpSink
-from channels.smtp.testpki import make_test_pki
+from channels.testing.mail_sink import SmtpSink
+from channels.testing.pki import make_test_pki
 from mappings.cda_header import read_header
 from router.ports import MessageState, OutcomeStatus
 from tests.integration.harness import Pipeline
 from tests.support.cda import make_cda
 from tests.support.fixtures import require_fixture
-from tests.support.messages import (CARDIOLOGIE, DR_LEROY, DR_MARTIN, OTHER_PATIENT, Patient, Rct, encode_message,
+from channels.testing.messages import (CARDIOLOGIE, DR_LEROY, DR_MARTIN, OTHER_PATIENT, Patient, Rct, encode_message,
                                     make_pfi_mdm, make_pfi_oru, patient_rct)
 
 CDA = make_cda()

@@ -9,7 +9,7 @@ from __future__ import annotations
 from mappings.cda_header import read_header
 from tests.integration.harness import Pipeline, xdm_cda
 from tests.support.fixtures import require_fixture
-from tests.support.messages import DR_MARTIN, Patient, encode_message, make_pfi_oru, patient_rct
+from channels.testing.messages import DR_MARTIN, Patient, encode_message, make_pfi_oru, patient_rct
 from tests.support.postfix import postfix_fixture
 from router.ports import MessageState, OutcomeStatus
 

@@ -12,9 +12,9 @@ from lxml import etree
 from mappings.cda_header import read_header
 from router.ports import MessageState, OutcomeStatus
 from tests.integration.harness import xdm_cda
-from tests.support.adt_messages import PATIENT, make_adt
-from tests.support.lab_messages import biochemistry, make_lab_oru
-from tests.support.mdm_messages import CORRESPONDENTS, letter_pdf, make_mdm
+from channels.testing.adt_messages import PATIENT, make_adt
+from channels.testing.lab_messages import biochemistry, make_lab_oru
+from channels.testing.mdm_messages import CORRESPONDENTS, letter_pdf, make_mdm
 from tests.support.postfix import postfix_fixture
 
 postfix = postfix_fixture()

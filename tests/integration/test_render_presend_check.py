@@ -4,12 +4,12 @@ in the journal and sends nothing."""
 
 from __future__ import annotations
 
-from channels.smtp.testpki import make_test_pki
+from channels.testing.pki import make_test_pki
 from mappings.tables import Tables
 from router.ports import MessageState
 from tests.integration.harness import Pipeline
 from tests.support.fixtures import require_fixture
-from tests.support.lab_messages import biochemistry, make_lab_oru
+from channels.testing.lab_messages import biochemistry, make_lab_oru
 
 
 async def test_a_rendered_document_that_breaks_its_schematron_is_parked_with_the_assertions(tmp_path):

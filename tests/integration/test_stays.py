@@ -15,14 +15,14 @@ from zoneinfo import ZoneInfo
 import pytest
 from structlog.testing import capture_logs
 
-from channels.smtp.sink import SmtpSink
-from channels.smtp.testpki import make_test_pki
+from channels.testing.mail_sink import SmtpSink
+from channels.testing.pki import make_test_pki
 from mappings.cda_header import read_header
 from router.ports import MessageState, StayState
 from tests.integration.harness import Pipeline
-from tests.support.adt_messages import make_adt
+from channels.testing.adt_messages import make_adt
 from tests.support.cda import make_cda
-from tests.support.messages import Patient, encode_message, make_pfi_mdm
+from channels.testing.messages import Patient, encode_message, make_pfi_mdm
 
 ENCOUNTER = "VN0001"                       # the PV1-19 the PFI test messages carry
 LETTER = make_cda(kind="ldl-ses", document_id="1.2.250.1.999.1.5^LDL-STAY-1")

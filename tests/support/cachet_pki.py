@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
-from channels.smtp.testpki import ca_certificate
+from channels.testing.pki import ca_certificate
 
 __all__ = ["CACHET_DN", "KEY_PASSWORD", "CachetPki", "make_cachet_pki"]
 

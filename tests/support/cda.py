@@ -1,4 +1,4 @@
-"""Sample CDAs for tests: the demo documents of ``channels/demo/samples/cda`` with variations.
+"""Sample CDAs for tests: the demo documents of ``channels/app/demo/samples/cda`` with variations.
 
 ``make_cda()`` returns the CR-BIO sample (fictitious patient MARTIN Camille, test INS);
 keyword overrides change one thing at a time::
@@ -24,7 +24,7 @@ from mappings.cda_header import read_header
 from router.model import Action, DocumentJob, Flags, MessageSource, Participant, Recipient
 
 HL7 = "urn:hl7-org:v3"
-SAMPLES_DIR = Path(__file__).resolve().parents[2] / "channels" / "demo" / "samples" / "cda"
+SAMPLES_DIR = Path(__file__).resolve().parents[2] / "channels" / "app" / "demo" / "samples" / "cda"
 SAMPLES = {
     "cr-bio": SAMPLES_DIR / "cr-bio-martin-camille.xml",
     "ldl-ses": SAMPLES_DIR / "ldl-ses-martin-camille.xml",

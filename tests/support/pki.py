@@ -1,5 +1,5 @@
-"""Throw-away test PKI for the mail tests: see :mod:`channels.smtp.testpki` (the demo uses it too)."""
+"""Throw-away test PKI for the mail tests: see :mod:`channels.testing.pki` (the demo uses it too)."""
 
-from channels.smtp.testpki import TestPki, make_test_pki
+from channels.testing.pki import TestPki, make_test_pki
 
 __all__ = ["TestPki", "make_test_pki"]

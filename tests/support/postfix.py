@@ -41,7 +41,7 @@ from pathlib import Path
 
 import pytest
 
-from channels.smtp.testpki import TestPki, make_test_pki
+from channels.testing.pki import TestPki, make_test_pki
 
 __all__ = ["DOMAINS", "UNKNOWN", "DeliveredMail", "PostfixInstance", "postfix_fixture", "postfix_unavailable",
            "require_postfix", "start_postfix"]

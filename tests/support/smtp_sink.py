@@ -1,5 +1,5 @@
-"""Scriptable TLS-only SMTP sink for the mail tests: see :mod:`channels.smtp.sink` (the demo uses it too)."""
+"""Scriptable TLS-only SMTP sink for the mail tests: see :mod:`channels.testing.mail_sink` (the demo uses it too)."""
 
-from channels.smtp.sink import ReceivedMail, SmtpSink
+from channels.testing.mail_sink import ReceivedMail, SmtpSink
 
 __all__ = ["ReceivedMail", "SmtpSink"]

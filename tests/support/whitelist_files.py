@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from channels.whitelist.publish import NS, checksum_of, list_xml, publish
+from channels.testing.whitelist_publish import NS, checksum_of, list_xml, publish
 
 __all__ = ["NS", "OPERATOR", "make_list", "sha256_of", "write_pair"]
 

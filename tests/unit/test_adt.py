@@ -8,7 +8,7 @@ import pytest
 from router.adt import read_adt
 from router.errors import UnsupportedMessageError, ValidationError
 from router.model import Participant
-from tests.support.adt_messages import (
+from channels.testing.adt_messages import (
     CORSICA_2A, DR_BADKEY, DR_DURAND, DR_LEFEVRE, DR_LOCAL, DR_MARTIN, NIA, NO_INS, PATIENT,
     WRONG_KEY_INS, make_adt,
 )

@@ -13,7 +13,7 @@ from router.errors import UnsupportedMessageError, ValidationError
 from router.ports import Envelope, MessageState, ReceivedMessage, StayState
 from router.stages.adt import AdtStage
 from router.stages.process import ProcessStage
-from tests.support.adt_messages import DR_DURAND, PATIENT, WRONG_KEY_INS, make_adt
+from channels.testing.adt_messages import DR_DURAND, PATIENT, WRONG_KEY_INS, make_adt
 from tests.support.clock import FakeClock
 
 PARIS = ZoneInfo("Europe/Paris")

@@ -45,7 +45,7 @@ def test_accepts_the_demo_samples(validator, kind):
 
 @pytest.mark.fixtures
 def test_accepts_the_demo_sample_files_as_written(validator):
-    samples = Path(__file__).resolve().parents[2] / "channels" / "demo" / "samples" / "cda"
+    samples = Path(__file__).resolve().parents[2] / "channels" / "app" / "demo" / "samples" / "cda"
     files = sorted(samples.glob("*.xml"))
     assert len(files) == 2
     for path in files:

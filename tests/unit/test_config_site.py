@@ -18,7 +18,7 @@ from router.config import load_settings, settings_from_dict
 from router.errors import ConfigError
 from router.model import Participant
 from router.schematron import SchematronValidator
-from tests.support.adt_messages import make_adt
+from channels.testing.adt_messages import make_adt
 from tests.support.fixtures import require_fixture
 
 NS = {"h": "urn:hl7-org:v3"}

@@ -8,7 +8,7 @@ import pytest
 
 from router.dmp_rules import deposit_refusal, read_consent
 from router.hl7.msh import iter_segments
-from tests.support.adt_messages import make_adt
+from channels.testing.adt_messages import make_adt
 from tests.support.cda import make_job
 
 STATUSES, KINDS = ("QUAL", "VALI"), ("production", "test")

@@ -13,7 +13,7 @@ from router.errors import ValidationError
 from router.flags import RULES, check_combination, read_flags
 from router.model import Flags
 from tests.support.fixtures import require_fixture
-from tests.support.messages import ans_sample, make_cda, make_pfi_mdm, make_pfi_oru
+from channels.testing.messages import ans_sample, make_cda, make_pfi_mdm, make_pfi_oru
 
 CDA = make_cda()
 SEGMENT_START = re.compile(r"^[A-Z][A-Z0-9]{2}\|")

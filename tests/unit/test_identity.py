@@ -8,7 +8,7 @@ import pytest
 from router.errors import ValidationError
 from router.hl7.msh import first_segment
 from router.identity import idnat_ps, nir_key, nir_key_ok, read_ins, rpps_ok
-from tests.support.adt_messages import (
+from channels.testing.adt_messages import (
     CORSICA_2A, CORSICA_2B, INS_DEMO_OID, INS_PROD_OID, NIA, NO_INS, PATIENT, PROVISIONAL,
     WRONG_KEY_INS, AdtPatient, make_adt,
 )

@@ -12,10 +12,10 @@ from router.hl7.charset import decode
 from router.lab import action_for, number, read_lab_report
 from router.lab_model import all_results
 from router.model import Action
-from tests.support.adt_messages import DR_DURAND, DR_LEFEVRE, DR_MARTIN, PATIENT, make_adt
-from tests.support.lab_messages import (BIOLOGIST, CORPUS, ORDER_OID, PDF, Obr, Obx, biochemistry, cbc,
+from channels.testing.adt_messages import DR_DURAND, DR_LEFEVRE, DR_MARTIN, PATIENT, make_adt
+from channels.testing.lab_messages import (BIOLOGIST, CORPUS, ORDER_OID, PDF, Obr, Obx, biochemistry, cbc,
                                         make_lab_oru, myelogram_text, serology_coded, tsh_local, urine_culture)
-from tests.support.messages import encode_message
+from channels.testing.messages import encode_message
 
 
 def first_battery(*batteries: Obr, **options):

@@ -11,9 +11,9 @@ from router.mdm import read_mdm
 from router.model import Action
 from router.mode import is_render_mode
 from router.hl7.msh import iter_segments
-from tests.support.adt_messages import DR_DURAND, DR_LEFEVRE, DR_MARTIN
-from tests.support.mdm_messages import letter_pdf, make_mdm
-from tests.support.messages import make_pfi_mdm
+from channels.testing.adt_messages import DR_DURAND, DR_LEFEVRE, DR_MARTIN
+from channels.testing.mdm_messages import letter_pdf, make_mdm
+from channels.testing.messages import make_pfi_mdm
 
 
 def test_a_t02_gives_type_ids_author_copies_pdf_and_section_texts():

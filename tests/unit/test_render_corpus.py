@@ -24,10 +24,10 @@ from router.hl7.parse import parse_message
 from router.schematron import MINIMAL_STRUCTURE, SchematronValidator
 from router.stages.process import _source
 from router.stages.render import RenderStage
-from tests.support.adt_messages import (CORSICA_2A, CORSICA_2B, DR_DURAND, DR_LEFEVRE, NIA, NO_INS,
+from channels.testing.adt_messages import (CORSICA_2A, CORSICA_2B, DR_DURAND, DR_LEFEVRE, NIA, NO_INS,
                                         PROVISIONAL, AdtPatient, with_key)
 from tests.support.fixtures import require_fixture
-from tests.support.mdm_messages import CORRESPONDENTS, make_mdm
+from channels.testing.mdm_messages import CORRESPONDENTS, make_mdm
 
 NS = {"h": "urn:hl7-org:v3"}
 SCHEMATRONS = "TestContenuCDA-3-0/schematrons"

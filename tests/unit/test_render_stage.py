@@ -18,9 +18,9 @@ from router.ports import Stay, StayState
 from router.stages.process import _source
 from router.stages.render import RenderStage
 from router.model import RecipientKind
-from tests.support.adt_messages import DR_LEFEVRE, NIA, NO_INS, PATIENT, PROVISIONAL
-from tests.support.lab_messages import biochemistry, make_lab_oru
-from tests.support.mdm_messages import CORRESPONDENTS, make_mdm
+from channels.testing.adt_messages import DR_LEFEVRE, NIA, NO_INS, PATIENT, PROVISIONAL
+from channels.testing.lab_messages import biochemistry, make_lab_oru
+from channels.testing.mdm_messages import CORRESPONDENTS, make_mdm
 
 NS = {"h": "urn:hl7-org:v3"}
 

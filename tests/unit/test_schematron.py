@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from channels.validate_cli import run_validate
+from channels.app.cli.validate import run_validate
 from router import schematron
 from router.errors import ConfigError
 from router.schematron import (MINIMAL_STRUCTURE, Finding, SchematronReport, SchematronValidator,

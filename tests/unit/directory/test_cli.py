@@ -1,11 +1,11 @@
-"""``liaison directory import|lookup`` through its own parser, as channels/cli.py wires it."""
+"""``liaison directory import|lookup`` through its own parser, as channels/app/cli wires it."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from channels.directory_cli import add_parser, default_index_path, run
+from channels.app.cli.directory import add_parser, default_index_path, run
 from tests.support import directory_files as files
 
 

@@ -3,7 +3,7 @@
 import pytest
 
 from channels.directory.fhir import FhirDirectory
-from tests.support.adt_messages import DR_DURAND, DR_LEFEVRE, DR_MARTIN
+from channels.testing.adt_messages import DR_DURAND, DR_LEFEVRE, DR_MARTIN
 from tests.support.fhir_server import (FhirServer, email, mss, organization, practitioner,
                                        practitioner_role)
 

@@ -7,7 +7,7 @@ import pytest
 
 from channels.directory.cache import CachedDirectory
 from router.errors import PeerUnavailable
-from tests.support.adt_messages import DR_DURAND, DR_LEFEVRE, DR_MARTIN
+from channels.testing.adt_messages import DR_DURAND, DR_LEFEVRE, DR_MARTIN
 from tests.support.clock import FakeClock
 from tests.support.fhir_server import Fault
 

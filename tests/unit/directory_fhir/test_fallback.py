@@ -8,7 +8,7 @@ from channels.directory.fhir import FhirDirectory
 from channels.directory.static import StaticDirectory
 from router.errors import ConfigError, PeerUnavailable
 from router.ports import Mailbox
-from tests.support.adt_messages import DR_LEFEVRE, DR_MARTIN
+from channels.testing.adt_messages import DR_LEFEVRE, DR_MARTIN
 from tests.support.fhir_server import Fault
 
 MARTIN = "8" + DR_MARTIN.rpps

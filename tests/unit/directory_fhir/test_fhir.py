@@ -7,7 +7,7 @@ from structlog.testing import capture_logs
 
 from channels.directory.fhir import SOURCE, DirectoryUnavailable, FhirDirectory
 from router.errors import ConfigError, PeerUnavailable, PermanentError, RejectedByPeer
-from tests.support.adt_messages import DR_DURAND, DR_LEFEVRE, DR_MARTIN
+from channels.testing.adt_messages import DR_DURAND, DR_LEFEVRE, DR_MARTIN
 from tests.support.fhir_server import Fault, FhirServer, mss, organization, practitioner, practitioner_role
 
 from .conftest import CHU_IDNST

@@ -5,7 +5,7 @@ import pytest
 from channels.directory.cache import CachedDirectory
 from channels.directory.fhir import DEFAULT_BASE_URL, FhirDirectory, from_config
 from router.errors import ConfigError
-from tests.support.adt_messages import DR_MARTIN
+from channels.testing.adt_messages import DR_MARTIN
 
 
 def test_missing_key_variable_is_named():

@@ -22,7 +22,7 @@ from router.cda_schema import CdaSchemaValidator
 from router.errors import MappingError
 from router.model import Participant
 from router.schematron import MINIMAL_STRUCTURE, SchematronValidator
-from tests.support.adt_messages import CORSICA_2A, NIA, PATIENT, make_adt
+from channels.testing.adt_messages import CORSICA_2A, NIA, PATIENT, make_adt
 from tests.support.fixtures import require_fixture
 
 NS = {"h": "urn:hl7-org:v3"}

@@ -25,8 +25,8 @@ from router.errors import MappingError
 from router.lab import read_lab_report
 from router.lab_model import Coded
 from router.schematron import MINIMAL_STRUCTURE, SchematronValidator
-from tests.support.adt_messages import DR_DURAND, DR_LEFEVRE, DR_MARTIN
-from tests.support.lab_messages import (BIOLOGIST, CORPUS, ORDER_OID, PDF, Obr, Obx, biochemistry, make_lab_oru,
+from channels.testing.adt_messages import DR_DURAND, DR_LEFEVRE, DR_MARTIN
+from channels.testing.lab_messages import (BIOLOGIST, CORPUS, ORDER_OID, PDF, Obr, Obx, biochemistry, make_lab_oru,
                                         urine_culture)
 from tests.support.fixtures import require_fixture
 

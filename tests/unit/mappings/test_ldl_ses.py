@@ -17,7 +17,7 @@ from router.cda_schema import CdaSchemaValidator
 from router.errors import MappingError
 from router.model import Participant
 from router.schematron import MINIMAL_STRUCTURE, SchematronValidator
-from tests.support.adt_messages import (CORSICA_2A, CORSICA_2B, DR_LEFEVRE, NIA, NO_INS, PATIENT, PROVISIONAL,
+from channels.testing.adt_messages import (CORSICA_2A, CORSICA_2B, DR_LEFEVRE, NIA, NO_INS, PATIENT, PROVISIONAL,
                                         make_adt)
 from tests.support.fixtures import require_fixture
 

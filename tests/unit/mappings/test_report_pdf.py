@@ -12,8 +12,8 @@ from mappings.report_pdf import font_family, font_files, latin1, render_report_p
 from mappings.site import Site
 from router.adt import read_patient_visit
 from router.lab import read_lab_report
-from tests.support.adt_messages import CORSICA_2B
-from tests.support.lab_messages import BIOLOGIST_ACCENTS, CORPUS
+from channels.testing.adt_messages import CORSICA_2B
+from channels.testing.lab_messages import BIOLOGIST_ACCENTS, CORPUS
 
 SITE = Site()
 CREATED = datetime(2024, 3, 12, 11, 0, tzinfo=timezone.utc)

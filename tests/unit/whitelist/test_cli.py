@@ -6,7 +6,7 @@ import argparse
 
 import pytest
 
-from channels import whitelist_cli
+from channels.app.cli import whitelist as whitelist_cli
 from channels.whitelist.fetch import OFFICIAL_URL
 from tests.support.whitelist_files import make_list, sha256_of, write_pair
 

@@ -1,6 +1,6 @@
-"""Encryption at rest for journal contents: AES-256-GCM, one fresh nonce per value.
+"""Encryption at rest, shared by the journal and the sealed bus: AES-256-GCM, one fresh nonce per value.
 
-What is encrypted: the received bytes and every free-text ``detail`` (they can
+In the journal, what is encrypted: the received bytes and every free-text ``detail`` (they can
 hold patient data). What stays clear: keys, states, timestamps, control ids,
 message types, application names, document ids and destinations, so that the
 journal can be searched without the key.
@@ -13,7 +13,7 @@ fails to decrypt instead of showing the wrong content.
 Without a key, :class:`ClearCodec` stores values unchanged. A journal records
 at creation whether it is encrypted, with a key-check value, so that opening it
 with the wrong key, without its key, or with a key it never had fails at once
-with :class:`JournalKeyError` rather than on the first read.
+with :class:`EncryptionKeyError` rather than on the first read.
 """
 
 from __future__ import annotations
@@ -31,14 +31,14 @@ TAG_SIZE = 16
 SEP = "\x1f"        # ASCII unit separator: cannot occur in HL7 identifiers
 
 
-class JournalKeyError(ConfigError):
-    """The journal key is missing, malformed, or does not open this journal."""
+class EncryptionKeyError(ConfigError):
+    """The encryption key (the journal key) is missing, malformed, or does not open this journal."""
 
     def __init__(self, problem: str):
         super().__init__("LIAISON_JOURNAL_KEY or engine.journal_key_file", problem)
 
 
-class JournalDecryptError(PermanentError):
+class DecryptError(PermanentError):
     """One stored value does not decrypt: altered, moved, or written with another key."""
 
 
@@ -64,7 +64,7 @@ class ClearCodec:
 
     def open_text(self, stored: str | bytes, where: bytes) -> str:
         if isinstance(stored, bytes):
-            raise JournalDecryptError(f"encrypted value in a clear journal: {where.decode(errors='replace')!r}")
+            raise DecryptError(f"encrypted value in a clear journal: {where.decode(errors='replace')!r}")
         return stored
 
 
@@ -77,7 +77,7 @@ class AesGcmCodec:
     def __init__(self, key: bytes):
         if not isinstance(key, (bytes, bytearray)) or len(key) != KEY_SIZE:
             size = len(key) if isinstance(key, (bytes, bytearray)) else type(key).__name__
-            raise JournalKeyError(f"must be {KEY_SIZE} bytes (AES-256), got {size}")
+            raise EncryptionKeyError(f"must be {KEY_SIZE} bytes (AES-256), got {size}")
         self._aead = AESGCM(bytes(key))
 
     def seal_bytes(self, data: bytes, where: bytes) -> bytes:
@@ -86,11 +86,11 @@ class AesGcmCodec:
 
     def open_bytes(self, stored: bytes, where: bytes) -> bytes:
         if not isinstance(stored, bytes) or len(stored) < NONCE_SIZE + TAG_SIZE:
-            raise JournalDecryptError(f"value is not an encrypted blob: {where.decode(errors='replace')!r}")
+            raise DecryptError(f"value is not an encrypted blob: {where.decode(errors='replace')!r}")
         try:
             return self._aead.decrypt(stored[:NONCE_SIZE], stored[NONCE_SIZE:], where)
         except InvalidTag as exc:
-            raise JournalDecryptError(
+            raise DecryptError(
                 f"cannot decrypt {where.decode(errors='replace')!r}: wrong key or altered value") from exc
 
     def seal_text(self, text: str, where: bytes) -> bytes:
@@ -98,7 +98,7 @@ class AesGcmCodec:
 
     def open_text(self, stored: str | bytes, where: bytes) -> str:
         if isinstance(stored, str):
-            raise JournalDecryptError(f"clear value in an encrypted journal: {where.decode(errors='replace')!r}")
+            raise DecryptError(f"clear value in an encrypted journal: {where.decode(errors='replace')!r}")
         return self.open_bytes(stored, where).decode("utf-8")
 
 

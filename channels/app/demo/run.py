@@ -20,16 +20,16 @@ from datetime import datetime
 from email import policy
 from pathlib import Path
 
-from channels.demo.his import RecordingHis
-from channels.demo.render_samples import CORRESPONDENTS, render_messages
-from channels.whitelist.publish import list_xml, publish
+from channels.app.demo.his import RecordingHis
+from channels.app.demo.render_samples import CORRESPONDENTS, render_messages
+from channels.testing.whitelist_publish import list_xml, publish
 from channels.whitelist.settings import WhitelistSettings
 from channels.whitelist.settings import from_config as whitelist_settings
-from channels.demo.samples import Sample, demo_messages
-from channels.engine import Engine
+from channels.app.demo.samples import Sample, demo_messages
+from channels.app.engine import Engine
 from channels.mllp.sender import MllpSender
-from channels.smtp.sink import SmtpSink
-from channels.smtp.testpki import make_test_pki
+from channels.testing.mail_sink import SmtpSink
+from channels.testing.pki import make_test_pki
 from router.config import AckSettings, ListenerSettings, MssSettings, Settings
 from router.hl7.charset import decode_lenient
 from router.ports import MessageState, OutcomeStatus

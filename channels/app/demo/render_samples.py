@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 
 from fpdf import FPDF
 
-from channels.demo.samples import Sample
+from channels.app.demo.samples import Sample
 
 RPPS_AUTHORITY = "ASIP-SANTE-PS&1.2.250.1.71.4.2.1&ISO"
 AUTHOR = f"810000543214^BERNARD^Louise^^^^^^{RPPS_AUTHORITY}^D^^^IDNPS"

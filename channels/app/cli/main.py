@@ -19,8 +19,8 @@ import signal
 import sys
 from pathlib import Path
 
-from channels import directory_cli, whitelist_cli
-from channels.logs import configure_logging
+from channels.app.cli import directory as directory_cli, whitelist as whitelist_cli
+from channels.app.logs import configure_logging
 from router.config import Settings, load_settings
 from router.errors import ConfigError
 from router.ports import MessageState
@@ -75,21 +75,21 @@ def main(argv: list[str] | None = None) -> int:
             settings = load_settings(args.config) if args.config else Settings()
             return asyncio.run(_run(settings, listen=False))
         if args.command == "demo":
-            from channels.demo.run import run_demo
+            from channels.app.demo.run import run_demo
             return asyncio.run(run_demo(args.dir))
         if args.command == "send":
             from channels.mllp.client import send_files
             failures = asyncio.run(send_files(args.host, args.port, args.files, timeout=args.timeout))
             return 1 if failures else 0
         if args.command == "journal":
-            from channels import journal_cli
+            from channels.app.cli import journal as journal_cli
             settings = load_settings(args.config) if args.config else Settings()
             if args.journal_command == "search":
                 return asyncio.run(journal_cli.search(settings, state=args.state, control_id=args.control_id,
                                                       limit=args.limit))
             return asyncio.run(journal_cli.show(settings, args.key, raw=args.raw))
         if args.command == "validate":
-            from channels.validate_cli import run_validate
+            from channels.app.cli.validate import run_validate
             invalid = run_validate(args.files, schema_dir=args.schema_dir, schematron_dir=args.schematron_dir,
                                    profiles=not args.no_profiles)
             return min(invalid, 125)
@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 async def _run(settings: Settings, *, listen: bool = True, consume: bool = True) -> int:
-    from channels.engine import Engine
+    from channels.app.engine import Engine
     if settings.bus.startswith("embedded:") and not (listen and consume):
         # The embedded bus is one file locked by one process: a lone listener or worker has no partner.
         print("warning: the embedded bus serves one process; run listeners and workers apart only on a "

@@ -12,7 +12,7 @@ from router.ports import MessageState
 
 
 async def search(settings: Settings, *, state: str | None, control_id: str | None, limit: int, out=print) -> int:
-    from channels.engine import journal_from_url
+    from channels.app.engine import journal_from_url
     journal = journal_from_url(settings.journal, settings.journal_key)
     await journal.open()
     try:
@@ -28,7 +28,7 @@ async def search(settings: Settings, *, state: str | None, control_id: str | Non
 
 
 async def show(settings: Settings, key: str, *, raw: bool, out=print) -> int:
-    from channels.engine import journal_from_url
+    from channels.app.engine import journal_from_url
     journal = journal_from_url(settings.journal, settings.journal_key)
     await journal.open()
     try:

@@ -1,6 +1,6 @@
 """Our own render-mode MDM test messages (T02/T10/T11 with a PDF letter), fictitious data only.
 
-The patient, visit and doctors come from :mod:`tests.support.adt_messages` so an
+The patient, visit and doctors come from :mod:`channels.testing.adt_messages` so an
 MDM and the ADT of the same stay agree. Every part can be overridden::
 
     text = make_mdm()                                             # T02 lettre de liaison, PDF + section texts
@@ -22,7 +22,7 @@ from functools import lru_cache
 
 from fpdf import FPDF
 
-from tests.support.adt_messages import (
+from channels.testing.adt_messages import (
     DR_DURAND, DR_LEFEVRE, DR_MARTIN, FINESS, PATIENT, AdtPatient, Doctor, apply_replacements, pid_segment, xcn,
 )
 

@@ -39,7 +39,7 @@ from pathlib import Path
 import structlog
 from aiosmtpd.smtp import SMTP, TLSSetupException, syntax
 
-from channels.smtp.testpki import TestPki
+from channels.testing.pki import TestPki
 
 __all__ = ["ReceivedMail", "SmtpSink"]
 

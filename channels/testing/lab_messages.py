@@ -2,7 +2,7 @@
 
 Built after HL7 v2.5 (ORC/OBR/OBX/NTE/SPM) as a French SIL sends them, never
 copied from a real laboratory. Patients and doctors come from
-:mod:`tests.support.adt_messages` (valid INS keys, RPPS with a valid Luhn key)::
+:mod:`channels.testing.adt_messages` (valid INS keys, RPPS with a valid Luhn key)::
 
     text = make_lab_oru([glycemia()])                                 # one battery
     text = make_lab_oru([cbc(), biochemistry()], patient=CORSICA_2A)  # two chapters
@@ -20,7 +20,7 @@ import base64
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
-from tests.support.adt_messages import (CORSICA_2A, CORSICA_2B, DR_DURAND, DR_LEFEVRE, DR_MARTIN, FINESS,
+from channels.testing.adt_messages import (CORSICA_2A, CORSICA_2B, DR_DURAND, DR_LEFEVRE, DR_MARTIN, FINESS,
                                         INS_DEMO_OID, NIA, NO_INS, PATIENT, AdtPatient, Doctor,
                                         apply_replacements, pid_segment, xcn)
 
