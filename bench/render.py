@@ -23,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mappings.cda_level1 import document_type_for, render_level1  # noqa: E402
-from mappings.ldl_ses import render_ldl_ses  # noqa: E402
+from mappings.ldl_ses import letter_narrative, render_ldl_ses  # noqa: E402
 from mappings.site import Site  # noqa: E402
 from router.adt import read_patient_visit  # noqa: E402
 from bench.timing import cda_bench_setup, rate  # noqa: E402
@@ -39,7 +39,7 @@ SITE = Site()
 
 def render_letter(text: str) -> bytes:
     mdm, patient = read_mdm(text), read_patient_visit(text)
-    return render_ldl_ses(patient, letter_pdf=mdm.pdf, narrative=mdm.narrative, document_id=mdm.unique_id,
+    return render_ldl_ses(patient, letter_pdf=mdm.pdf, narrative=letter_narrative(mdm.narrative), document_id=mdm.unique_id,
                           set_id=mdm.unique_id, author=mdm.author, site=SITE, effective_time=WHEN)
 
 

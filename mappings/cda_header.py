@@ -3,20 +3,18 @@
 Packaging, addressing, deposit and business acks need a few dozen header values: the
 document is parsed once with a locked-down lxml parser (no entities, no DTD, no network)
 and read with plain ``find`` calls, well under a millisecond for a 20 KB CDA.
-:func:`parse_cda` is public so a caller that also validates the document can parse once.
+The parser itself is the core's (:func:`router.cda_xml.parse_cda`), so a caller that also validates
+the document can parse once.
 """
 
 from __future__ import annotations
 
-import threading
-
 from lxml import etree
 
 from mappings.codes import format_code_for
+from router.cda_xml import HL7, parse_cda
 from router.errors import ValidationError
 from router.model import CdaHeader, Participant
-
-HL7 = "urn:hl7-org:v3"
 
 #: recordTarget/patientRole/id roots that carry a matricule INS (NIR, NIA, test, demo).
 INS_OIDS = frozenset({
@@ -27,21 +25,6 @@ INS_OIDS = frozenset({
 })
 RPPS_OID = "1.2.250.1.71.4.2.1"       # IdNat_PS
 FINESS_OID = "1.2.250.1.71.4.2.2"     # IdNat_Struct
-
-_local = threading.local()
-
-
-def _parser() -> etree.XMLParser:
-    """One parser per thread: lxml parsers keep per-parse state and must not be shared."""
-    parser = getattr(_local, "parser", None)
-    if parser is None:
-        # huge_tree: a level-1 CDA can carry a base64 PDF larger than libxml2's 10 MB text limit;
-        # it is safe here because entities are never expanded and no DTD is loaded.
-        parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False,
-                                 huge_tree=True, collect_ids=False)
-        _local.parser = parser
-    return parser
-
 
 def _clark(path: str) -> str:
     return "/".join(f"{{{HL7}}}{step}" for step in path.split("/"))
@@ -65,25 +48,6 @@ _P = {name: _clark(path) for name, path in {
     "legal_setting": "legalAuthenticator/assignedEntity/representedOrganization/standardIndustryClassCode",
     "related": "relatedDocument", "parent_id": "parentDocument/id", "non_xml_text": "component/nonXMLBody/text",
 }.items()}
-_CLINICAL_DOCUMENT = f"{{{HL7}}}ClinicalDocument"
-
-
-def parse_cda(cda: bytes) -> etree._Element:
-    """Parse CDA bytes safely and return the ClinicalDocument element.
-
-    Raises ValidationError when the bytes are not XML or not an HL7 v3 ClinicalDocument.
-    """
-    if not cda or not cda.strip():
-        raise ValidationError("CDA is empty")
-    try:
-        root = etree.fromstring(bytes(cda), _parser())
-    except etree.XMLSyntaxError as exc:
-        raise ValidationError("CDA is not well-formed XML",
-                              details=[f"line {exc.lineno}: {exc.msg}"]) from exc
-    if root.tag != _CLINICAL_DOCUMENT:
-        raise ValidationError(f"not a CDA: root element is {root.tag}, expected ClinicalDocument "
-                              f"in namespace {HL7}")
-    return root
 
 
 def read_header(cda: bytes) -> CdaHeader:

@@ -27,8 +27,9 @@ from mappings.cda_header_fr import build_header, el
 from mappings.codes import load
 from mappings.site import Site
 from router.adt import AdtEvent
-from router.errors import MappingError
+from router.errors import MappingError, ValidationError
 from router.model import Participant
+from router.volets import RenderRequest, Source, Volet
 
 #: IHE XDS-SD (scanned documents), the conformance a level-1 CI-SIS document declares.
 XDS_SD_TEMPLATE_ID = "1.3.6.1.4.1.19376.1.2.20"
@@ -70,3 +71,20 @@ def render_level1(adt: AdtEvent, *, pdf: bytes, type_code: tuple[str, str], titl
     body = el(el(doc, "component"), "nonXMLBody")
     el(body, "text", text=base64.b64encode(pdf).decode("ascii"), mediaType=PDF_MEDIA_TYPE, representation="B64")
     return etree.tostring(doc, xml_declaration=True, encoding="UTF-8", pretty_print=True)
+
+
+def _render(request: RenderRequest) -> bytes:
+    document = request.document
+    if document is None or not document.pdf:
+        raise ValidationError(f"TXA-2 {request.type_key!r} is rendered as a level-1 CDA, which needs the PDF "
+                              "(ED OBX)", hl7_code="100", hl7_text="Segment sequence error")
+    type_code = document_type_for(document.type_code, (request.tables or {}).get(TABLE))
+    return render_level1(request.patient, pdf=document.pdf, type_code=type_code, title=type_code[1],
+                         document_id=request.document_id, set_id=request.set_id, version=request.version,
+                         parent_document_id=request.parent_document_id, author=request.author, site=request.site,
+                         effective_time=request.effective_time)
+
+
+#: A level-1 CDA (XDS-SD, the PDF as its body): any document type no structured volet claims.
+VOLET = Volet(name="level-1 CDA (XDS-SD)", source=Source.DOCUMENT, render=_render, fallback=True,
+              code_tables=(TABLE,))

@@ -52,6 +52,7 @@ from mappings.site import Site
 from router.adt import AdtEvent
 from router.errors import MappingError
 from router.lab_model import Battery, Coded, Isolate, LabReport, LabResult, Specimen, all_results
+from router.volets import RenderRequest, Source, Volet
 
 TEMPLATE_IDS = (("1.3.6.1.4.1.19376.1.3.3", ""), ("1.2.250.1.213.1.1.1.55", "2024.01"))
 DOCUMENT_CODE = ("11502-2", "CR d'examens biologiques")
@@ -470,3 +471,21 @@ def _human_time(ts: str) -> str:
         return ts
     day = f"{digits[6:8]}/{digits[4:6]}/{digits[:4]}"
     return f"{day} {digits[8:10]}:{digits[10:12]}" if len(digits) >= 12 else day
+
+
+def _render(request: RenderRequest) -> bytes:
+    report = request.report
+    if report is None:
+        raise MappingError("a CR-BIO is rendered from a laboratory report (ORU^R01)")
+    return render_cr_bio(report, request.patient, report_pdf=report.pdf or None, document_id=request.document_id,
+                         set_id=request.set_id, version=request.version,
+                         parent_document_id=request.parent_document_id, site=request.site,
+                         effective_time=request.effective_time, tables=request.tables)
+
+
+#: The compte rendu d'examens de biologie médicale: rendered for an ORU^R01 with discrete results.
+VOLET = Volet(
+    name="CR-BIO 2024.01", source=Source.LAB_REPORT, render=_render, template_ids=(TEMPLATE_IDS[1][0],),
+    type_code=DOCUMENT_CODE[0], schematron="CI-SIS_BIO-CR-BIO_2024.01.sch",
+    code_tables=("lab_chapters", "lab_units", "lab_interpretation", "lab_code_systems"),
+)

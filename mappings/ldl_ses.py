@@ -34,7 +34,9 @@ from mappings.cda_header_fr import el as _el
 from mappings.codes import load
 from mappings.site import Site
 from router.adt import AdtEvent
+from router.errors import ValidationError
 from router.model import Participant
+from router.volets import RenderRequest, Source, Volet
 
 SNOMED = "2.16.840.1.113883.6.96"
 TA_ASIP = "1.2.250.1.213.1.1.4.322"
@@ -43,6 +45,8 @@ DOCUMENT_CODE = ("11490-0", "Lettre de liaison à la sortie d'un établissement 
 TITLE = "Lettre de liaison à la sortie"
 #: narrative keys → the section they fill.
 NARRATIVE_KEYS = ("reason", "synthesis", "discharge_medications")
+#: The section code (LOINC) of an MDM's TX/FT OBX row → the narrative key it fills.
+SECTION_CODES = {"42349-1": "reason", "42545-4": "synthesis", "10183-2": "discharge_medications"}
 ATTACHED = "Voir le document joint (lettre de liaison au format PDF)."
 NOT_GIVEN = "Non renseigné par le système source : voir la lettre de liaison transmise."
 
@@ -186,3 +190,29 @@ def _pdf_section(body, ids: _Ids, pdf: bytes) -> None:
     media = _el(_el(org, "component"), "observationMedia", classCode="OBS", moodCode="EVN", ID="lettre-pdf")
     _el(media, "value", text=base64.b64encode(pdf).decode("ascii"), mediaType="application/pdf",
         representation="B64")
+
+
+def letter_narrative(sections: Mapping[str, str]) -> dict[str, str]:
+    """The narrative keys this volet fills, from an MDM's section texts (keyed by OBX-3 section code)."""
+    return {key: sections[code] for code, key in SECTION_CODES.items() if code in sections}
+
+
+def _render(request: RenderRequest) -> bytes:
+    letter = request.document
+    narrative = letter_narrative(letter.narrative) if letter else {}
+    if letter is not None and not letter.pdf and not narrative:
+        raise ValidationError(f"MDM^{letter.trigger} carries neither a PDF (ED OBX) nor section text (TX/FT OBX "
+                              f"coded {', '.join(SECTION_CODES)})", hl7_code="100", hl7_text="Segment sequence error")
+    return render_ldl_ses(request.patient, letter_pdf=(letter.pdf if letter else b"") or None,
+                          narrative=narrative, document_id=request.document_id,
+                          set_id=request.set_id, version=request.version,
+                          parent_document_id=request.parent_document_id, author=request.author, site=request.site,
+                          effective_time=request.effective_time, tables=request.tables)
+
+
+#: The lettre de liaison à la sortie: rendered for an MDM whose TXA-2 names a letter.
+VOLET = Volet(
+    name="LDL-SES 2022.01", source=Source.DOCUMENT, render=_render, template_ids=(TEMPLATE_ID,),
+    type_code=DOCUMENT_CODE[0], txa2=frozenset({DOCUMENT_CODE[0], "LDL", "LDL-SES", "LLS"}),
+    schematron="CI-SIS_LDL-SES_2022.01.sch", code_tables=(DISCHARGE_TABLE,), stay_letter=True,
+)

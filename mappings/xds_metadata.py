@@ -27,6 +27,7 @@ from mappings.cda_header import FINESS_OID, INS_OIDS, RPPS_OID, patient_cx
 from mappings.codes import (Coded, class_code_for, confidentiality_code, content_type_for_patient_class,
                             format_code)
 from router.errors import MappingError
+from router.dmp_rules import confidentiality_codes as dmp_confidentiality_codes
 from router.model import Action, DocumentJob, Participant
 
 log = structlog.get_logger(__name__)
@@ -69,12 +70,8 @@ DEFAULT_CONTENT_TYPE: Coded = content_type_for_patient_class("")
 
 
 def confidentiality_codes(job: DocumentJob) -> list[Coded]:
-    """The DocumentEntry confidentialityCode list: the CDA's, then the DMP masking flags."""
-    flags = job.flags
-    masks = [code for wanted, code in ((flags.masque_ps, "MASQUE_PS"),
-                                       (flags.invisible_patient, "INVISIBLE_PATIENT"),
-                                       (flags.invisible_rep_legaux, "INVISIBLE_REPRESENTANTS_LEGAUX")) if wanted]
-    return [confidentiality_code(code) for code in [job.header.confidentiality or "N", *masks]]
+    """The DocumentEntry confidentialityCode list (:func:`router.dmp_rules.confidentiality_codes`), labelled."""
+    return [confidentiality_code(code) for code in dmp_confidentiality_codes(job)]
 
 
 def entry_uuid(document_id: str) -> str:

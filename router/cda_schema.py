@@ -22,7 +22,7 @@ import structlog
 from router.reference_files import locate
 from lxml import etree
 
-from mappings.cda_header import parse_cda
+from router.cda_xml import parse_cda
 from router.errors import ConfigError, ValidationError
 
 log = structlog.get_logger(__name__)

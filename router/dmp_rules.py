@@ -52,3 +52,16 @@ def deposit_refusal(job: DocumentJob, *, statuses: tuple[str, ...], ins_kinds: t
     if job.dmp_status in CLOSED_DMP:
         return f"the patient's DMP is {job.dmp_status.lower()} (ZFA-1)"
     return ""
+
+
+def confidentiality_codes(job: DocumentJob) -> list[str]:
+    """The document's confidentiality codes for the DMP: the CDA's (N when absent), then the masking flags.
+
+    A rule of the DMP, not of the XDS encoding: the deposit stage keys masking changes on
+    these codes, and the metadata builder (``mappings.xds_metadata``) labels them.
+    """
+    flags = job.flags
+    masks = [code for wanted, code in ((flags.masque_ps, "MASQUE_PS"),
+                                       (flags.invisible_patient, "INVISIBLE_PATIENT"),
+                                       (flags.invisible_rep_legaux, "INVISIBLE_REPRESENTANTS_LEGAUX")) if wanted]
+    return [job.header.confidentiality or "N", *masks]

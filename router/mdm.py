@@ -3,10 +3,9 @@
 A hospital that cannot produce CI-SIS CDA itself sends its documents as
 ordinary MDM messages: TXA describes the document, an ED OBX carries the PDF
 (``OBX|1|ED|...||^AP^PDF^Base64^<data>``, or ``^application^pdf^...``), and
-TX/FT OBX rows coded with a LOINC section code may carry the narrative of a
-section (42349-1 reason for referral, 42545-4 stay synthesis, 10183-2 discharge
-medications). :func:`read_mdm` reads them into an :class:`MdmDocument`;
-nothing here knows CDA.
+TX/FT OBX rows coded with a section code (OBX-3, LOINC) may carry the narrative
+of a section; which sections a volet fills from them is the volet's business.
+:func:`read_mdm` reads them into an :class:`MdmDocument`; nothing here knows CDA.
 
 TXA fields used (HL7 v2.5/2.6): TXA-2 document type, TXA-4/6 activity and
 origination times, TXA-5 primary activity provider, TXA-9 originator, TXA-10
@@ -41,8 +40,6 @@ from router.recipients_pfi import repetitions, value
 TRIGGERS = {"T02": Action.PUBLISH, "T10": Action.REPLACE, "T11": Action.DELETE}
 #: TXA-17 values of a document that is not ready to leave the hospital (HL7 table 0271).
 UNFINISHED = {"IP": "in progress", "DI": "dictated", "IN": "incomplete", "PA": "pre-authenticated"}
-#: LOINC section codes whose TX/FT OBX rows fill a section's narrative.
-NARRATIVE_CODES = {"42349-1": "reason", "42545-4": "synthesis", "10183-2": "discharge_medications"}
 PDF_SUBTYPES = {"PDF"}
 
 
@@ -146,13 +143,13 @@ def _pdf(segments: list[Segment]) -> bytes:
 
 
 def _narrative(segments: list[Segment]) -> dict[str, str]:
-    """Section texts from TX/FT/ST OBX rows coded with a LOINC section code (repetitions are lines)."""
+    """Section texts by OBX-3 code, from TX/FT/ST OBX rows (repetitions are lines)."""
     found: dict[str, list[str]] = {}
     for obx in segments:
         if obx.id != "OBX" or value(obx, 2).upper() not in ("TX", "FT", "ST"):
             continue
-        key = NARRATIVE_CODES.get(value(obx, 3))
-        if key is None:
+        key = value(obx, 3)
+        if not key:
             continue
         lines = [text(obx, 5, repetition=rep) for rep in range(1, max(1, repetitions(obx, 5)) + 1)]
         found.setdefault(key, []).extend(line for line in lines if line)

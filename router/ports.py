@@ -7,13 +7,16 @@ picks adapters from URLs in the configuration.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from router.model import Action, DocumentJob
+from router.model import Action, DocumentJob, Recipient
+
+if TYPE_CHECKING:
+    from router.volets import Volet
 
 
 # --------------------------------------------------------------------- bus
@@ -401,6 +404,21 @@ class Mailer(Protocol):
     async def close(self) -> None: ...
 
 
+class MailPackager(Protocol):
+    """What goes out over MSSanté for a job: the IHE_XDM.ZIP, and the mail that carries it.
+
+    Handed to the ``deliver.mss`` stage by the composition root, so that the stage
+    decides whom to mail and when, and ``mappings`` decides what the mail is.
+    """
+
+    def xdm(self, job: DocumentJob, *, submission_time: datetime) -> bytes:
+        """The IHE_XDM.ZIP of the job's document."""
+
+    def mail(self, job: DocumentJob, xdm: bytes, *, recipients: Sequence[Recipient],
+             audience: str) -> tuple[bytes, str]:
+        """The mail (RFC 5322 bytes) for ``recipients``, all of one audience, and its Message-ID."""
+
+
 class AckSink(Protocol):
     """Business acknowledgements (ZAM) back to the HIS."""
 
@@ -428,3 +446,24 @@ class FrameHandler(Protocol):
 
     async def handle_truncated(self, partial: bytes, peer: str) -> None:
         """A frame was cut (connection closed, timeout, new frame started): no ACK is possible, journal it."""
+
+
+# ----------------------------------------------------------- volets
+
+class Volets(Protocol):
+    """The CI-SIS volets in force (:class:`router.volets.VoletRegistry`; the list is ``mappings.volets``)."""
+
+    def for_document(self, type_key: str) -> Volet:
+        """The volet an MDM whose TXA-2 (first component, upper-case) is ``type_key`` is rendered as."""
+
+    def for_lab_report(self) -> Volet:
+        """The volet a laboratory report is rendered as."""
+
+    def for_template_ids(self, template_ids: Iterable[str]) -> list[Volet]:
+        """The volets a CDA declaring these templateIds belongs to."""
+
+    def schematrons(self) -> Sequence[str]:
+        """Every volet's schematron, once each."""
+
+    def stay_letter_types(self) -> frozenset[str]:
+        """The type codes of a stay's lettre de liaison."""

@@ -39,8 +39,10 @@ import structlog
 from lxml import etree
 from saxonche import PySaxonApiError, PySaxonProcessor
 
+from router.cda_xml import parse_cda
 from router.reference_files import locate
 from router.errors import ConfigError, ValidationError
+from router.ports import Volets
 
 log = structlog.get_logger(__name__)
 
@@ -48,11 +50,6 @@ ENV_VAR = "LIAISON_SCHEMATRON_DIR"
 _FIXTURE_PARTS = ("shared", "fixtures", "TestContenuCDA-3-0", "schematrons")
 SKELETON_DIR = Path(lxml.__file__).parent / "isoschematron" / "resources" / "xsl" / "iso-schematron-xslt1"
 SVRL = "http://purl.oclc.org/dsdl/svrl"
-#: Volet schematron per document templateId.
-VOLETS = {
-    "1.2.250.1.213.1.1.1.29": "CI-SIS_LDL-SES_2022.01.sch",
-    "1.2.250.1.213.1.1.1.55": "CI-SIS_BIO-CR-BIO_2024.01.sch",
-}
 MINIMAL_STRUCTURE = "profils/structurationMinimale/ASIP-STRUCT-MIN-StrucMin.sch"
 #: Roles whose failed asserts make a document invalid (no role counts as an error too).
 BLOCKING_ROLES = frozenset({"error", "fatal"})
@@ -215,7 +212,6 @@ def _as_text(cda: bytes | str) -> str:
         return bytes(cda).decode("utf-8")
     except UnicodeDecodeError:
         # Another declared encoding (ISO-8859-1...): let lxml honour the declaration.
-        from mappings.cda_header import parse_cda
         return etree.tostring(parse_cda(cda), encoding=str)
 
 
@@ -236,16 +232,18 @@ def validate_document(cda: bytes, *, volet_schematron: Path, profiles: Sequence[
     return [SchematronValidator(path).validate(cda) for path in (volet_schematron, *profiles)]
 
 
-def schematrons_for(template_ids: Iterable[str], *, schematron_dir: Path | None = None,
+def schematrons_for(template_ids: Iterable[str], volets: Volets, *, schematron_dir: Path | None = None,
                     profiles: bool = True) -> list[Path]:
-    """The volet schematron for the document's templateIds, then the minimal-structure profile.
+    """The schematrons of the document's volets (by its templateIds), then the minimal-structure profile.
 
-    Empty when the schematrons cannot be found; a document with no known volet gets the profile only.
+    Empty when the schematrons cannot be found; a document of no known volet gets the profile only.
+    A volet's schematron is relative to the schematron directory, or absolute.
     """
     root = schematron_dir or locate_schematron_dir()
     if root is None:
         return []
-    chosen = [root / VOLETS[t] for t in dict.fromkeys(template_ids) if t in VOLETS]
+    names = dict.fromkeys(v.schematron for v in volets.for_template_ids(template_ids) if v.schematron)
+    chosen = [root / name for name in names]
     if profiles:
         chosen.append(root / MINIMAL_STRUCTURE)
     return chosen

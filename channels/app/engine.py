@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import ssl
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import structlog
 
 from channels.mllp.sender import MllpAckSink, MllpSender
 from channels.mllp.server import MllpServer
 from mappings.cda_header import read_header
+from mappings.packaging import MssPackaging
+from mappings.volets import REGISTRY
 from router import queues
 from router.cda_schema import CdaSchemaValidator, locate_schema_dir
 from router.config import ListenerSettings, Settings
@@ -29,7 +32,7 @@ from router.content_check import SchematronCheck
 from router.schematron import locate_schematron_dir
 from router.errors import ConfigError
 from router.ingest import Ingest
-from router.ports import AckSink, Bus, Directory, Journal, Mailer, SharedRecord, Subscription
+from router.ports import AckSink, Bus, Directory, Journal, Mailer, SharedRecord, Subscription, Volets
 from router.settle import RetryPolicy, settle
 from router.stages.acks import AckStage
 from router.stages.adt import AdtStage
@@ -92,6 +95,7 @@ class Engine:
     ack_sink: AckSink | None = None
     directory: Directory | None = None       # default: the static correspondents of the configuration
     shared_record: SharedRecord | None = None   # default: the DMP of [dmp], when configured
+    volets: Volets = REGISTRY                    # the volets rendered and checked (mappings.volets)
     servers: dict[str, MllpServer] = field(default_factory=dict)
     ingests: list[Ingest] = field(default_factory=list)
     subscriptions: list[Subscription] = field(default_factory=list)
@@ -145,7 +149,7 @@ class Engine:
         if directory is None:
             raise ConfigError("engine.schematron_dir", f"engine.schematrons = {s.schematrons!r} but the CI-SIS "
                               "schematrons were not found (set engine.schematron_dir or LIAISON_SCHEMATRON_DIR)")
-        return SchematronCheck(directory, profiles=s.schematrons == "all")
+        return SchematronCheck(directory, self.volets, profiles=s.schematrons == "all")
 
     def _render_check(self, content_check: SchematronCheck | None) -> SchematronCheck | None:
         """The schematron check of rendered documents (``render.schematrons``, default the volet's).
@@ -162,7 +166,7 @@ class Engine:
             return content_check
         directory = locate_schematron_dir(s.schematron_dir or None)
         if directory is not None:
-            return SchematronCheck(directory, profiles=profiles)
+            return SchematronCheck(directory, self.volets, profiles=profiles)
         if s.cda_schema_required:
             raise ConfigError("engine.schematron_dir", f"render.schematrons = {s.render.schematrons!r} but the CI-SIS "
                               "schematrons were not found (set engine.schematron_dir or LIAISON_SCHEMATRON_DIR, "
@@ -174,14 +178,19 @@ class Engine:
         s = self.settings
         policy = RetryPolicy(delays=s.retry_delays)
         zams = ZamQueue(self.bus, self.journal, enabled=self.ack_sink is not None)
-        adt = AdtStage(self.journal, deadline=s.letter_deadline, timezone=s.timezone)
+        adt = AdtStage(self.journal, letter_types=self.volets.stay_letter_types(), deadline=s.letter_deadline,
+                       timezone=s.timezone)
         stages = {queues.INBOUND: ProcessStage(self.bus, self.journal, zams, cda_reader=read_header,
                                                schema_check=schema_check, content_check=content_check, adt=adt,
                                                render=self._render_stage(), render_check=render_check,
                                                deposit=self.shared_record is not None)}
         if self.mailer is not None:
-            stages[queues.DELIVER_MSS] = DeliverStage(self.journal, self.mailer, zams, settings=s.mss,
-                                                      source_id=s.source_id, policy=policy,
+            packaging = MssPackaging(sender=s.mss.sender, nil=s.mss.nil, default_body=s.mss.default_body,
+                                     message_id_domain=s.mss.message_id_domain, source_id=s.source_id)
+            # A claim older than a few SMTP timeouts belongs to a worker that died mid-send.
+            stale_claim = timedelta(seconds=max(60.0, 4 * s.mss.timeout))
+            stages[queues.DELIVER_MSS] = DeliverStage(self.journal, self.mailer, zams, packaging,
+                                                      sender=s.mss.sender, policy=policy, stale_claim=stale_claim,
                                                       address_check=self._whitelist(),
                                                       patient_policy=s.render.patient_policy)
         else:
@@ -215,7 +224,7 @@ class Engine:
         s = self.settings
         if self.directory is None:
             self.directory = build_directory(s.correspondents, s.directory)
-        return RenderStage(self.journal, self.directory,
+        return RenderStage(self.journal, self.directory, self.volets,
                            site=s.site, cda_reader=read_header, tables=s.tables, letter_roles=s.render.letter_roles,
                            lab_roles=s.render.lab_roles, patient_policy=s.render.patient_policy,
                            timezone=s.timezone, deposit=self.shared_record is not None)

@@ -17,7 +17,7 @@ journal event (step ``stay``) and the message ends ``delivered``: the stay
 table was its destination. An ADT that cannot be read raises (settle parks it).
 
 Letters: :meth:`AdtStage.letter_dispatched` is called by the process stage
-when a lettre de liaison (LOINC 11490-0) has been handed to delivery. The
+when a lettre de liaison (a type the registry marks ``stay_letter``) has been handed to delivery. The
 matching rule: the stay whose facility is the document message's MSH-4 (else
 its channel) and whose encounter is that message's PID-18 or PV1-19 — the
 same keys the ADT feed uses, so a DPI and a GAM of one facility meet. The
@@ -40,14 +40,15 @@ from router.stays import END_OF_DAY, hl7_time, letter_due
 
 log = structlog.get_logger(__name__)
 
-LETTER_TYPE = "11490-0"         # LOINC of the lettre de liaison de sortie
-
-
 class AdtStage:
-    def __init__(self, journal: Journal, *, deadline: str | float = END_OF_DAY, timezone: str = "Europe/Paris",
-                 clock: Callable[[], datetime] = system_now):
-        """``clock`` decides business times (letter sent at, fallback discharge time); events use real time."""
+    def __init__(self, journal: Journal, *, letter_types: Iterable[str] = (), deadline: str | float = END_OF_DAY,
+                 timezone: str = "Europe/Paris", clock: Callable[[], datetime] = system_now):
+        """``letter_types``: the type codes of a stay's lettre de liaison (from the volet registry).
+
+        ``clock`` decides business times (letter sent at, fallback discharge time); events use real time.
+        """
         self.journal = journal
+        self.letter_types = frozenset(letter_types)
         self.deadline = deadline
         self.zone = ZoneInfo(timezone)
         self.clock = clock
@@ -81,6 +82,10 @@ class AdtStage:
         due = f", letter due {stay.letter_due_at.isoformat()}" if stay.letter_due_at else ""
         await self._finish(key, str(stay.state) if event.kind != "update" else "updated",
                            f"stay {stay.encounter} ({facility}): ADT^{event.trigger} → {stay.state}{due}")
+
+    def is_stay_letter(self, type_code: str) -> bool:
+        """Whether a document of this type is the stay's lettre de liaison, which the watch waits for."""
+        return type_code in self.letter_types
 
     async def letter_dispatched(self, *, facility: str, encounters: Iterable[str], message_key: str,
                                 document_id: str) -> Stay | None:

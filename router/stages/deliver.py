@@ -14,17 +14,14 @@ rather than losing it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import timedelta
 
 import structlog
 
-from mappings.mss_mail import build_mss_mail
-from mappings.xdm import build_xdm
-from router.config import MssSettings
 from router.errors import PeerUnavailable, RejectedByPeer
 from router.model import Action, DocumentJob, Recipient, RecipientKind
-from router.ports import (AddressCheck, Envelope, Journal, Mailer, MessageState, Outcome, OutcomeStatus, RecipientResult,
+from router.ports import (AddressCheck, Envelope, Journal, MailPackager, Mailer, MessageState, Outcome, OutcomeStatus, RecipientResult,
                           RecipientStatus)
 from router.settle import RetryPolicy
 from router.stages.clock import now
@@ -37,21 +34,19 @@ _FINAL = {OutcomeStatus.ACCEPTED, OutcomeStatus.FAILED, OutcomeStatus.REFUSED}
 
 
 class DeliverStage:
-    def __init__(self, journal: Journal, mailer: Mailer, zams: ZamQueue, *, settings: MssSettings,
-                 source_id: str, policy: RetryPolicy,
-                 xdm_builder: Callable[..., bytes] = build_xdm, address_check: AddressCheck | None = None,
-                 patient_policy: PatientPolicy | None = None):
+    def __init__(self, journal: Journal, mailer: Mailer, zams: ZamQueue, packager: MailPackager, *,
+                 sender: str, policy: RetryPolicy, stale_claim: timedelta,
+                 address_check: AddressCheck | None = None, patient_policy: PatientPolicy | None = None):
+        """``stale_claim``: a claim older than this belongs to a worker that died mid-send (a few SMTP timeouts)."""
         self.journal = journal
         self.address_check = address_check
         self.patient_policy = patient_policy
         self.mailer = mailer
         self.zams = zams
-        self.settings = settings
-        self.source_id = source_id
+        self.packager = packager
+        self.sender = sender
         self.policy = policy
-        self.xdm_builder = xdm_builder
-        # A claim older than this belongs to a worker that died mid-send: a few SMTP timeouts.
-        self.stale_claim = timedelta(seconds=max(60.0, 4 * settings.timeout))
+        self.stale_claim = stale_claim
 
     async def __call__(self, envelope: Envelope) -> None:
         job = DocumentJob.from_json(envelope.body)
@@ -63,7 +58,7 @@ class DeliverStage:
                    and await self.journal.claim(delivery_key(job), r.address, message_key=job.message_key,
                                                 stale_after=self.stale_claim)]
         if claimed:
-            xdm = self.xdm_builder(job, submission_time=now(), source_id=self.source_id)
+            xdm = self.packager.xdm(job, submission_time=now())
             for audience in (RecipientKind.PROFESSIONAL, RecipientKind.PATIENT):
                 group = [r for r in claimed if r.kind == audience]
                 if group:
@@ -135,13 +130,10 @@ class DeliverStage:
 
     async def _send(self, job: DocumentJob, xdm: bytes, audience: RecipientKind, group: Sequence[Recipient],
                     *, last_attempt: bool) -> None:
-        message, message_id = build_mss_mail(
-            job, xdm, sender=self.settings.sender, recipients=group, audience=audience.value,
-            nil=self.settings.nil, default_body=self.settings.default_body,
-            message_id_domain=self.settings.message_id_domain)
+        message, message_id = self.packager.mail(job, xdm, recipients=group, audience=audience.value)
         addresses = [r.address for r in group]
         try:
-            results = await self.mailer.send(message, sender=self.settings.sender, recipients=addresses)
+            results = await self.mailer.send(message, sender=self.sender, recipients=addresses)
         except PeerUnavailable as exc:
             results = [RecipientResult(a, RecipientStatus.TEMPORARY, _code(exc, 421), str(exc)) for a in addresses]
         except RejectedByPeer as exc:

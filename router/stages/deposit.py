@@ -30,8 +30,7 @@ from datetime import timedelta
 
 import structlog
 
-from mappings.xds_metadata import confidentiality_codes
-from router.dmp_rules import deposit_refusal
+from router.dmp_rules import confidentiality_codes, deposit_refusal
 from router.errors import PeerUnavailable, PermanentError
 from router.model import Action, DocumentJob
 from router.ports import DepositReceipt, Envelope, Journal, MessageState, Outcome, OutcomeStatus, SharedRecord
@@ -148,7 +147,7 @@ def deposit_key(job: DocumentJob) -> str:
     """
     key = delivery_key(job)
     if is_masking_change(job):
-        codes = "+".join(code for code, _display, _scheme in confidentiality_codes(job))
+        codes = "+".join(confidentiality_codes(job))
         key = f"{key}#conf-{codes}@{job.message_key}"
     return key
 

@@ -2,7 +2,7 @@
 
 Routing by message type happens here, once: ADT goes to
 :class:`~router.stages.adt.AdtStage` (the stay state), ORU/MDM to the PFI path
-below. When a lettre de liaison (11490-0) is dispatched, the ADT stage marks
+below. When a lettre de liaison (:meth:`AdtStage.is_stay_letter`) is dispatched, the ADT stage marks
 its stay's letter sent (matching on MSH-4 + PID-18/PV1-19).
 
 A message without a CDA in it (render mode: an MDM with a PDF letter, an ORU
@@ -30,7 +30,7 @@ from router.mode import is_render_mode
 from router.pfi import read_pfi
 from router.recipients_pfi import read_participants, value
 from router.ports import Bus, Envelope, Journal, JournalEvent, MessageState
-from router.stages.adt import LETTER_TYPE, AdtStage
+from router.stages.adt import AdtStage
 from router.stages.clock import now
 from router.stages.render import RenderStage
 from router.stages.zam import DOCUMENT_INVALID, ZamQueue
@@ -107,7 +107,7 @@ class ProcessStage:
             if source is not None:
                 await self._refusal_zams(source, key, parsed.message, exc)
             raise
-        if await self._dispatch(job) and self.adt is not None and job.header.type_code == LETTER_TYPE:
+        if await self._dispatch(job) and self.adt is not None and self.adt.is_stay_letter(job.header.type_code):
             await self.adt.letter_dispatched(
                 facility=source.sending_facility or envelope.headers.get("channel", ""),
                 encounters=_encounters(parsed.message), message_key=key, document_id=job.header.document_id)

@@ -1,10 +1,10 @@
 """Render mode, inside the ``inbound`` stage: a plain HIS event becomes a DocumentJob with a CDA we wrote.
 
-An MDM^T02/T10/T11 with a PDF letter (:mod:`router.mdm`) becomes a lettre de
-liaison LDL-SES 2022.01 when TXA-2 names one, else a level-1 CDA of the type
-TXA-2 maps to; an ORU^R01 with discrete results (:mod:`router.lab`) becomes a
-CR-BIO 2024.01. From there the job follows the PFI path: XSD, schematrons,
-dispatch, delivery.
+An MDM^T02/T10/T11 (:mod:`router.mdm`) is rendered as the volet its TXA-2 asks
+for, an ORU^R01 with discrete results (:mod:`router.lab`) as the registry's
+laboratory volet: the stage knows no volet by name, it asks the registry
+(:mod:`router.volets`) handed in by the composition root. From there the job
+follows the PFI path: XSD, schematrons, dispatch, delivery.
 
 What this stage adds to the renderers:
 
@@ -32,11 +32,6 @@ from zoneinfo import ZoneInfo
 
 import structlog
 
-from mappings.cda_level1 import document_type_for, render_level1
-from mappings.cr_bio import render_cr_bio
-from mappings.ldl_ses import DOCUMENT_CODE as LDL_SES_CODE
-from mappings.ldl_ses import render_ldl_ses
-from mappings.site import Site
 from router.adt import AdtEvent, read_patient_visit
 from router.errors import MappingError, ValidationError
 from router.dmp_rules import read_consent
@@ -44,17 +39,14 @@ from router.hl7.msh import iter_segments
 from router.lab import read_lab_report
 from router.mdm import MdmDocument, read_mdm
 from router.model import Action, CdaHeader, DocumentJob, Flags, MessageSource, Participant, RecipientKind
-from router.ports import Directory, Journal, JournalEvent, RenderedDocument, Stay
+from router.ports import Directory, Journal, JournalEvent, RenderedDocument, Stay, Volets
 from router.recipients_render import (
     LAB_ROLES, LETTER_ROLES, PatientPolicy, candidates_for, choose_recipients, patient_choice,
 )
 from router.stages.clock import now
+from router.volets import RenderRequest
 
 log = structlog.get_logger(__name__)
-
-#: TXA-2 values (first component, case ignored) that ask for a structured lettre de liaison.
-LETTER_TXA2 = frozenset({LDL_SES_CODE[0], "LDL", "LDL-SES", "LLS"})
-
 
 @dataclass(frozen=True)
 class Identity:
@@ -67,7 +59,7 @@ class Identity:
 
 
 class RenderStage:
-    def __init__(self, journal: Journal, directory: Directory, *, site: Site,
+    def __init__(self, journal: Journal, directory: Directory, volets: Volets, *, site: object,
                  cda_reader: Callable[[bytes], CdaHeader], tables: Mapping[str, Any] | None = None,
                  letter_roles: Sequence[str] = LETTER_ROLES, lab_roles: Sequence[str] = LAB_ROLES,
                  patient_policy: PatientPolicy = PatientPolicy(), timezone: str = "Europe/Paris",
@@ -76,7 +68,8 @@ class RenderStage:
         self.deposit = deposit
         self.journal = journal
         self.directory = directory
-        self.site = site
+        self.volets = volets
+        self.site = site        # the establishment: read by the volets only
         self.cda_reader = cda_reader
         self.tables = tables
         self.letter_roles = tuple(letter_roles)
@@ -112,22 +105,15 @@ class RenderStage:
             raise MappingError("no author with an RPPS: TXA-22, TXA-9, TXA-10, TXA-5 and PV1-7 name nobody "
                                "with an IdNat_PS")
         type_key = mdm.type_code.split("^", 1)[0].strip().upper()
-        common = dict(document_id=planned.document_id, set_id=planned.set_id, version=planned.version,
-                      parent_document_id=planned.parent_document_id, author=author, site=self.site,
-                      effective_time=self._now())
-        if type_key in LETTER_TXA2:
-            cda = render_ldl_ses(patient, letter_pdf=mdm.pdf or None, narrative=mdm.narrative, tables=self.tables,
-                                 **common)
-        else:
-            if not mdm.pdf:
-                raise ValidationError(f"TXA-2 {type_key!r} is rendered as a level-1 CDA, which needs the PDF "
-                                      "(ED OBX)", hl7_code="100", hl7_text="Segment sequence error")
-            type_code = document_type_for(mdm.type_code, (self.tables or {}).get("txa_document_types"))
-            cda = render_level1(patient, pdf=mdm.pdf, type_code=type_code, title=type_code[1], **common)
+        volet = self.volets.for_document(type_key)
+        request = RenderRequest(patient=patient, document_id=planned.document_id, set_id=planned.set_id,
+                                version=planned.version, parent_document_id=planned.parent_document_id,
+                                effective_time=self._now(), site=self.site, tables=self.tables, author=author,
+                                document=mdm, type_key=type_key)
         rendered = RenderedDocument(facility=facility, source_id=mdm.unique_id, document_id=planned.document_id,
                                     set_id=planned.set_id, version=planned.version,
-                                    type_code=LDL_SES_CODE[0] if type_key in LETTER_TXA2 else type_key,
-                                    action=mdm.action, message_key=key, cda=cda)
+                                    type_code=volet.stored_type_code(request), action=mdm.action, message_key=key,
+                                    cda=volet.render(request))
         await self._warn(key, planned.document_id, mdm.warnings + patient.warnings)
         return await self._job(key, source, rendered, patient, people, self.letter_roles,
                                hidden_reason=_hidden(mdm))
@@ -147,13 +133,14 @@ class RenderStage:
         people = {"prescriber": [report.prescriber], "copies": report.copies}
         if isinstance(planned, RenderedDocument):
             return await self._job(key, source, planned, patient, people, self.lab_roles)
-        cda = render_cr_bio(report, patient, report_pdf=report.pdf or None, document_id=planned.document_id,
-                            set_id=planned.set_id, version=planned.version,
-                            parent_document_id=planned.parent_document_id, site=self.site,
-                            effective_time=self._now(), tables=self.tables)
+        volet = self.volets.for_lab_report()
+        request = RenderRequest(patient=patient, document_id=planned.document_id, set_id=planned.set_id,
+                                version=planned.version, parent_document_id=planned.parent_document_id,
+                                effective_time=self._now(), site=self.site, tables=self.tables, report=report)
         rendered = RenderedDocument(facility=facility, source_id=source_id, document_id=planned.document_id,
-                                    set_id=planned.set_id, version=planned.version, type_code="11502-2",
-                                    action=report.action, message_key=key, cda=cda)
+                                    set_id=planned.set_id, version=planned.version,
+                                    type_code=volet.stored_type_code(request), action=report.action,
+                                    message_key=key, cda=volet.render(request))
         await self._warn(key, planned.document_id, report.warnings + patient.warnings)
         return await self._job(key, source, rendered, patient, people, self.lab_roles)
 

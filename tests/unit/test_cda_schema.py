@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from mappings.cda_header import parse_cda
+from router.cda_xml import parse_cda
 from router import cda_schema
 from router.cda_schema import CdaSchemaValidator, locate_schema_dir
 from router.errors import ConfigError, ValidationError

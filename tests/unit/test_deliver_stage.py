@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from channels.journal import SqliteJournal
-from router.config import MssSettings
+from mappings.packaging import MssPackaging
 from router.model import Flags, Recipient, RecipientKind
 from router.recipients_render import PatientPolicy
 from router.ports import AddressVerdict, Envelope, ReceivedMessage, OutcomeStatus, RecipientResult, RecipientStatus
@@ -15,6 +15,17 @@ from router.settle import RetryPolicy
 from router.stages.deliver import DeliverStage
 from router.stages.zam import ZamQueue
 from tests.support.cda import make_job
+
+
+SENDER = "pfi@hopital-test.mssante.fr"
+
+
+def deliver_stage(journal, mailer, **options) -> DeliverStage:
+    packaging = MssPackaging(sender=SENDER, nil="NIL", default_body="Bonjour", message_id_domain="test.invalid",
+                             source_id="1.2.3")
+    return DeliverStage(journal, mailer, ZamQueue(bus=None, journal=journal, enabled=False), packaging,
+                        sender=SENDER, policy=RetryPolicy(delays=(1.0,)), stale_claim=timedelta(seconds=60),
+                        **options)
 
 
 class SlowRecordingMailer:
@@ -37,9 +48,7 @@ async def test_two_concurrent_copies_of_a_job_mail_each_recipient_once(tmp_path)
     await journal.open()
     try:
         mailer = SlowRecordingMailer()
-        stage = DeliverStage(journal, mailer, ZamQueue(bus=None, journal=journal, enabled=False),
-                             settings=MssSettings(sender="pfi@hopital-test.mssante.fr", nil="NIL"),
-                             source_id="1.2.3", policy=RetryPolicy(delays=(1.0,)))
+        stage = deliver_stage(journal, mailer)
         key, _ = await journal.record_received(ReceivedMessage(
             raw=b"MSH|...", channel="test", sending_application="LABO-TEST", sending_facility="LABO",
             control_id="MSG0001", message_type="ORU^R01", received_at=datetime.now(timezone.utc)))
@@ -72,10 +81,7 @@ class DomainList:
 async def test_a_recipient_outside_the_whitelist_is_refused_with_its_reason_and_the_his_is_told(tmp_path):
     async with SqliteJournal(tmp_path / "journal.sqlite") as journal:
         mailer = SlowRecordingMailer()
-        stage = DeliverStage(journal, mailer, ZamQueue(bus=None, journal=journal, enabled=False),
-                             settings=MssSettings(sender="pfi@hopital-test.mssante.fr", nil="NIL"),
-                             source_id="1.2.3", policy=RetryPolicy(delays=(1.0,)),
-                             address_check=DomainList("hopital-test.mssante.fr"))
+        stage = deliver_stage(journal, mailer, address_check=DomainList("hopital-test.mssante.fr"))
         key, _ = await journal.record_received(ReceivedMessage(
             raw=b"MSH|...", channel="test", sending_application="LABO-TEST", sending_facility="LABO",
             control_id="MSG0002", message_type="ORU^R01", received_at=datetime.now(timezone.utc)))
@@ -97,9 +103,7 @@ async def test_a_recipient_outside_the_whitelist_is_refused_with_its_reason_and_
 async def test_a_patient_mailbox_named_by_the_his_needs_a_qualified_ins(tmp_path):
     async with SqliteJournal(tmp_path / "journal.sqlite") as journal:
         mailer = SlowRecordingMailer()
-        stage = DeliverStage(journal, mailer, ZamQueue(bus=None, journal=journal, enabled=False),
-                             settings=MssSettings(sender="pfi@hopital-test.mssante.fr", nil="NIL"),
-                             source_id="1.2.3", policy=RetryPolicy(delays=(1.0,)), patient_policy=PatientPolicy())
+        stage = deliver_stage(journal, mailer, patient_policy=PatientPolicy())
         key, _ = await journal.record_received(ReceivedMessage(
             raw=b"MSH|...", channel="test", sending_application="LABO-TEST", sending_facility="LABO",
             control_id="MSG0003", message_type="ORU^R01", received_at=datetime.now(timezone.utc)))

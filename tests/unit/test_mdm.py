@@ -24,10 +24,10 @@ def test_a_t02_gives_type_ids_author_copies_pdf_and_section_texts():
     assert mdm.author.identifier == "8" + DR_MARTIN.rpps and mdm.author.family == "MARTIN"
     assert [c.identifier for c in mdm.copies] == ["8" + DR_DURAND.rpps, "8" + DR_LEFEVRE.rpps]
     assert mdm.pdf == letter_pdf()
-    assert mdm.narrative["reason"].startswith("Douleur thoracique aiguë")
-    assert mdm.narrative["synthesis"].splitlines() == ["Séjour en cardiologie du 10 au 15 mars.",
+    assert mdm.narrative["42349-1"].startswith("Douleur thoracique aiguë")
+    assert mdm.narrative["42545-4"].splitlines() == ["Séjour en cardiologie du 10 au 15 mars.",
                                                        "Coronarographie sans lésion significative."]
-    assert "Atorvastatine" in mdm.narrative["discharge_medications"]
+    assert "Atorvastatine" in mdm.narrative["10183-2"]
 
 
 @pytest.mark.parametrize("field", [22, 9, 10, 5])

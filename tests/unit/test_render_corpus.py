@@ -19,6 +19,7 @@ from channels.directory.static import StaticDirectory
 from channels.journal import SqliteJournal
 from mappings.cda_header import read_header
 from mappings.site import Site
+from mappings.volets import REGISTRY
 from router.cda_schema import CdaSchemaValidator
 from router.hl7.parse import parse_message
 from router.schematron import MINIMAL_STRUCTURE, SchematronValidator
@@ -81,7 +82,7 @@ def rendered(tmp_path_factory):
 async def _render_corpus(path) -> dict[str, bytes]:
     out: dict[str, bytes] = {}
     async with SqliteJournal(path) as journal:
-        stage = RenderStage(journal, StaticDirectory.from_config(CORRESPONDENTS), site=Site(),
+        stage = RenderStage(journal, StaticDirectory.from_config(CORRESPONDENTS), REGISTRY, site=Site(),
                             cda_reader=read_header)
         for number, (name, options) in enumerate(CORPUS.items()):
             options = dict(options)

@@ -11,6 +11,7 @@ from channels.directory.static import StaticDirectory
 from channels.journal import SqliteJournal
 from mappings.cda_header import read_header
 from mappings.site import Site
+from mappings.volets import REGISTRY
 from router.errors import MappingError, ValidationError
 from router.hl7.parse import parse_message
 from router.model import Action
@@ -33,7 +34,7 @@ async def journal(tmp_path):
 
 @pytest.fixture
 def stage(journal):
-    return RenderStage(journal, StaticDirectory.from_config(CORRESPONDENTS), site=Site(), cda_reader=read_header)
+    return RenderStage(journal, StaticDirectory.from_config(CORRESPONDENTS), REGISTRY, site=Site(), cda_reader=read_header)
 
 
 async def render(stage, text: str, key: str):
@@ -123,7 +124,7 @@ async def test_a_document_without_an_rpps_author_is_refused(stage):
 
 
 async def test_roles_are_configurable(journal):
-    stage = RenderStage(journal, StaticDirectory.from_config(CORRESPONDENTS), site=Site(), cda_reader=read_header,
+    stage = RenderStage(journal, StaticDirectory.from_config(CORRESPONDENTS), REGISTRY, site=Site(), cda_reader=read_header,
                         letter_roles=("attending",))
     job = await render(stage, make_mdm(), "K1")
     assert [r.address for r in job.recipients] == ["sophie.martin@hopital-test.mssante.fr"]

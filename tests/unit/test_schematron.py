@@ -8,6 +8,7 @@ import pytest
 from lxml import etree
 
 from channels.app.cli.validate import run_validate
+from mappings.volets import REGISTRY
 from router import schematron
 from router.errors import ConfigError
 from router.schematron import (MINIMAL_STRUCTURE, Finding, SchematronReport, SchematronValidator,
@@ -109,11 +110,11 @@ def test_warnings_do_not_make_a_report_invalid():
 
 
 def test_schematrons_for_picks_the_volet_then_the_profile(tmp_path):
-    assert schematrons_for(["2.16.840.1.113883.2.8.2.1", "1.2.250.1.213.1.1.1.29"], schematron_dir=tmp_path) == [
+    assert schematrons_for(["2.16.840.1.113883.2.8.2.1", "1.2.250.1.213.1.1.1.29"], REGISTRY, schematron_dir=tmp_path) == [
         tmp_path / LDL_SES, tmp_path / MINIMAL_STRUCTURE]
-    assert schematrons_for(["1.2.250.1.213.1.1.1.55"], schematron_dir=tmp_path, profiles=False) == [
+    assert schematrons_for(["1.2.250.1.213.1.1.1.55"], REGISTRY, schematron_dir=tmp_path, profiles=False) == [
         tmp_path / CR_BIO]
-    assert schematrons_for(["1.2.3"], schematron_dir=tmp_path) == [tmp_path / MINIMAL_STRUCTURE]
+    assert schematrons_for(["1.2.3"], REGISTRY, schematron_dir=tmp_path) == [tmp_path / MINIMAL_STRUCTURE]
 
 
 def test_locate_schematron_dir_prefers_the_environment_variable(tmp_path):

@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from mappings.cda_header import parse_cda
+from router.cda_xml import parse_cda
 from router.cda_schema import CdaSchemaValidator, locate_schema_dir
 from router.errors import ConfigError, ValidationError
+from mappings.volets import REGISTRY
 from router.schematron import SchematronValidator, locate_schematron_dir, schematrons_for
 
 _HL7 = "{urn:hl7-org:v3}"
@@ -58,7 +59,7 @@ def _check(path: Path, xsd: CdaSchemaValidator, schematron_dir: Path, profiles: 
     except ValidationError as exc:
         problems += [f"[xsd] {detail}" for detail in exc.details] or [f"[xsd] {exc.reason}"]
     template_ids = [t.get("root", "") for t in root.findall(f"{_HL7}templateId")]
-    for sch in schematrons_for(template_ids, schematron_dir=schematron_dir, profiles=profiles):
+    for sch in schematrons_for(template_ids, REGISTRY, schematron_dir=schematron_dir, profiles=profiles):
         try:
             report = SchematronValidator(sch).validate(cda)
         except ValidationError as exc:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from lxml import etree
 
-from mappings.cda_header import parse_cda, read_header, recordtarget_ids
+from mappings.cda_header import read_header, recordtarget_ids
+from router.cda_xml import parse_cda
 from mappings.codes import format_code_for
 from router.errors import ValidationError
 from router.model import Participant
