@@ -240,17 +240,6 @@ def encode_message(text: str) -> bytes:
     return text.encode(_CODECS.get(charset.upper(), "utf-8"))
 
 
-def ans_sample(*parts: str) -> str:
-    """An ANS sample of the volet (under fixtures/hl7v2-ans/Volets/TRANS_DOC_CDA_HL7V2), CR-separated.
-
-    The samples mix CR and LF between segments; skips when the fixtures are absent.
-    """
-    from tests.support.fixtures import require_fixture
-
-    path = require_fixture("hl7v2-ans", "Volets", "TRANS_DOC_CDA_HL7V2", *parts)
-    return path.read_bytes().decode("utf-8").replace("\r\n", "\r").replace("\n", "\r")
-
-
 def make_cda(
     *,
     document_extension: str = "DOC-0001",
@@ -260,11 +249,11 @@ def make_cda(
     parent_extension: str | None = None,
     kind: str = "cr-bio",
 ) -> bytes:
-    """The schema-valid sample CDA (tests/support/cda.py) made to describe ``patient``.
+    """The schema-valid sample CDA (channels/testing/cda.py) made to describe ``patient``.
 
     ``with_ins=False`` drops the INS; ``parent_extension`` adds a relatedDocument RPLC.
     """
-    from tests.support.cda import make_cda as sample_cda
+    from channels.testing.cda import make_cda as sample_cda
     return sample_cda(
         kind=kind, document_id=f"{DOC_ROOT}^{document_extension}", version=version,
         ins=patient.ins if with_ins else None, ins_oid=patient.ins_oid, ipp=patient.ipp,

@@ -11,7 +11,7 @@ from mappings.cda_header import read_header
 from mappings.xds_metadata import entry_uuid
 from router.ports import MessageState, OutcomeStatus
 from tests.integration.harness import Pipeline
-from tests.support.cda import make_cda
+from channels.testing.cda import make_cda
 from tests.support.dmp_double import HttpError, RegistryFailure
 from channels.testing.messages import Patient, encode_message, make_pfi_oru
 

@@ -10,7 +10,7 @@ from channels.xds import soap
 from mappings.xds_metadata import entry_uuid, version_entry_uuid
 from router.ports import MessageState, OutcomeStatus
 from tests.integration.harness import Pipeline
-from tests.support.cda import make_cda
+from channels.testing.cda import make_cda
 from channels.testing.messages import Patient, encode_message, make_pfi_oru
 
 DMP_ONLY = {"DESTDMP": "Y", "DESTMSSANTEPS": "N", "ACK_RECEPTION": "Y"}

@@ -13,7 +13,7 @@ from channels.testing.pki import make_test_pki
 from mappings.cda_header import read_header
 from router.ports import MessageState, OutcomeStatus
 from tests.integration.harness import Pipeline
-from tests.support.cda import make_cda
+from channels.testing.cda import make_cda
 from tests.support.fixtures import require_fixture
 from channels.testing.messages import (CARDIOLOGIE, DR_LEROY, DR_MARTIN, OTHER_PATIENT, Patient, Rct, encode_message,
                                     make_pfi_mdm, make_pfi_oru, patient_rct)

@@ -70,7 +70,7 @@ async def test_ans_cr_bio_goes_from_mllp_to_the_maildir_with_zam_per_recipient(p
 
 async def test_relay_refusing_the_client_certificate_fails_the_recipient_and_tells_the_his(postfix, tmp_path):
     """A client certificate from a CA the relay does not trust: retried, then failed, and a ZAM N."""
-    from tests.support.cda import make_cda
+    from channels.testing.cda import make_cda
     cda = make_cda()
     pipe = Pipeline(tmp_path, postfix.pki, postfix.port, client_cert=postfix.pki.untrusted_client_cert,
                     client_key=postfix.pki.untrusted_client_key)

@@ -21,7 +21,7 @@ from mappings.cda_header import read_header
 from router.ports import MessageState, StayState
 from tests.integration.harness import Pipeline
 from channels.testing.adt_messages import make_adt
-from tests.support.cda import make_cda
+from channels.testing.cda import make_cda
 from channels.testing.messages import Patient, encode_message, make_pfi_mdm
 
 ENCOUNTER = "VN0001"                       # the PV1-19 the PFI test messages carry

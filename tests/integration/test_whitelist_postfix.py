@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from router.ports import MessageState, OutcomeStatus
 from tests.integration.harness import Pipeline, xdm_cda
-from tests.support.cda import make_cda
+from channels.testing.cda import make_cda
 from channels.testing.messages import DR_MARTIN, Patient, Rct, encode_message, make_pfi_oru
 from tests.support.postfix import postfix_fixture
 from tests.support.whitelist_files import make_list, write_pair

@@ -31,3 +31,12 @@ def require_fixture(*parts: str) -> Path:
         pytest.skip(f"ANS fixtures not found: set LIAISON_FIXTURES or put them in ../shared/fixtures "
                     f"(missing: {missing})")
     return path
+
+
+def ans_sample(*parts: str) -> str:
+    """An ANS sample of the volet (under fixtures/hl7v2-ans/Volets/TRANS_DOC_CDA_HL7V2), CR-separated.
+
+    The samples mix CR and LF between segments; skips when the fixtures are absent.
+    """
+    path = require_fixture("hl7v2-ans", "Volets", "TRANS_DOC_CDA_HL7V2", *parts)
+    return path.read_bytes().decode("utf-8").replace("\r\n", "\r").replace("\n", "\r")

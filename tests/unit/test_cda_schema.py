@@ -11,7 +11,7 @@ from router.cda_xml import parse_cda
 from router import cda_schema
 from router.cda_schema import CdaSchemaValidator, locate_schema_dir
 from router.errors import ConfigError, ValidationError
-from tests.support.cda import make_cda
+from channels.testing.cda import make_cda
 from tests.support.fixtures import FIXTURES, require_fixture
 
 HL7 = "urn:hl7-org:v3"

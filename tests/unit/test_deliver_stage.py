@@ -14,7 +14,7 @@ from router.ports import AddressVerdict, Envelope, ReceivedMessage, OutcomeStatu
 from router.settle import RetryPolicy
 from router.stages.deliver import DeliverStage
 from router.stages.zam import ZamQueue
-from tests.support.cda import make_job
+from channels.testing.cda import make_job
 
 
 SENDER = "pfi@hopital-test.mssante.fr"

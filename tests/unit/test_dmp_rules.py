@@ -9,7 +9,7 @@ import pytest
 from router.dmp_rules import deposit_refusal, read_consent
 from router.hl7.msh import iter_segments
 from channels.testing.adt_messages import make_adt
-from tests.support.cda import make_job
+from channels.testing.cda import make_job
 
 STATUSES, KINDS = ("QUAL", "VALI"), ("production", "test")
 

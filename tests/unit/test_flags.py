@@ -13,7 +13,8 @@ from router.errors import ValidationError
 from router.flags import RULES, check_combination, read_flags
 from router.model import Flags
 from tests.support.fixtures import require_fixture
-from channels.testing.messages import ans_sample, make_cda, make_pfi_mdm, make_pfi_oru
+from channels.testing.messages import make_cda, make_pfi_mdm, make_pfi_oru
+from tests.support.fixtures import ans_sample
 
 CDA = make_cda()
 SEGMENT_START = re.compile(r"^[A-Z][A-Z0-9]{2}\|")

@@ -14,9 +14,10 @@ from router.model import (
 )
 from router.pfi import read_pfi
 from router.recipients_pfi import read_participants
+from tests.support.fixtures import ans_sample
 from channels.testing.messages import (
     CARDIOLOGIE, DOC_ROOT, DR_LEROY, DR_MARTIN, IPP_OID, OTHER_PATIENT, PATIENT, SENDER, Patient,
-    Rct, ans_sample, encode_message, make_cda, make_pfi_mdm, make_pfi_oru, patient_rct,
+    Rct, encode_message, make_cda, make_pfi_mdm, make_pfi_oru, patient_rct,
 )
 
 CDA = make_cda()

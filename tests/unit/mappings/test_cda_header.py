@@ -10,7 +10,7 @@ from router.cda_xml import parse_cda
 from mappings.codes import format_code_for
 from router.errors import ValidationError
 from router.model import Participant
-from tests.support.cda import (SAMPLE_DOCUMENT_IDS, SAMPLE_INS, SAMPLE_INS_OID, SAMPLE_IPP, SAMPLE_IPP_ROOT,
+from channels.testing.cda import (SAMPLE_DOCUMENT_IDS, SAMPLE_INS, SAMPLE_INS_OID, SAMPLE_IPP, SAMPLE_IPP_ROOT,
                                make_cda, nir_with_key)
 from tests.support.fixtures import FIXTURES, require_fixture
 

@@ -16,7 +16,7 @@ from mappings import xdm
 from mappings.xdm import build_xdm, compression_for
 from mappings.xds_metadata import ACTION_SLOT, DE_UNIQUE_ID
 from router.model import Action, Participant
-from tests.support.cda import make_cda, make_job
+from channels.testing.cda import make_cda, make_job
 
 RIM = "{urn:oasis:names:tc:ebxml-regrep:xsd:rim:3.0}"
 WHEN = datetime(2024, 3, 12, 16, 0, 0, tzinfo=timezone.utc)

@@ -14,7 +14,7 @@ from mappings.xds_metadata import build_submission, metadata_bytes, xds_time
 from router.errors import MappingError
 from router.model import Action, Flags, Participant, Recipient
 from tests.support.ebrim import RIM, entry, package, slot
-from tests.support.cda import SAMPLE_INS, SAMPLE_IPP, SAMPLE_IPP_ROOT, make_cda, make_job
+from channels.testing.cda import SAMPLE_INS, SAMPLE_IPP, SAMPLE_IPP_ROOT, make_cda, make_job
 
 LCM = "{urn:oasis:names:tc:ebxml-regrep:xsd:lcm:3.0}"
 WHEN = datetime(2024, 3, 12, 17, 45, 30, tzinfo=timezone(timedelta(hours=1)))

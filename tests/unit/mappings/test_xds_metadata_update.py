@@ -11,7 +11,7 @@ from mappings.xds_metadata import build_metadata_update, build_submission, entry
 from router.errors import MappingError
 from router.model import Flags, Participant
 from tests.support.ebrim import RIM, entry, package, slot
-from tests.support.cda import make_cda, make_job
+from channels.testing.cda import make_cda, make_job
 
 WHEN = datetime(2024, 3, 12, 16, 45, 30, tzinfo=timezone.utc)
 SOURCE_ID = "1.2.250.1.999.1.9"

@@ -11,7 +11,7 @@ from lxml import etree
 from channels.xds.client import XdsClient
 from mappings.xds_metadata import build_submission, entry_uuid
 from router.model import Action, Participant
-from tests.support.cda import make_cda, make_job
+from channels.testing.cda import make_cda, make_job
 from tests.support.dmp_double import DmpDouble
 from tests.support.pki import TestPki, make_test_pki
 

@@ -13,7 +13,7 @@ from channels.xds.client import XdsClient
 from mappings.xds_metadata import DE_PATIENT_ID, RIM, SS_PATIENT_ID, entry_uuid
 from router.errors import MappingError, PeerUnavailable, RejectedByPeer
 from router.model import Action
-from tests.support.cda import SAMPLE_DOCUMENT_IDS, make_cda, nir_with_key
+from channels.testing.cda import SAMPLE_DOCUMENT_IDS, make_cda, nir_with_key
 from tests.support.dmp_double import DmpDouble, Fault, Hang, HttpError, RegistryFailure
 from tests.unit.xds_transport.conftest import make_assertion, submission_for
 

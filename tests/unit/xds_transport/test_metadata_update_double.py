@@ -8,7 +8,7 @@ from channels.xds import soap
 from mappings.xds_metadata import DE_UNIQUE_ID, RIM, build_metadata_update, entry_uuid
 from router.errors import RejectedByPeer
 from router.model import Flags
-from tests.support.cda import SAMPLE_DOCUMENT_IDS, make_job
+from channels.testing.cda import SAMPLE_DOCUMENT_IDS, make_job
 from tests.unit.xds_transport.conftest import SENDER, SOURCE_ID, WHEN, make_assertion, submission_for
 
 UNIQUE_ID = SAMPLE_DOCUMENT_IDS["cr-bio"]
