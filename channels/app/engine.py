@@ -14,12 +14,13 @@ from dataclasses import dataclass, field
 
 import structlog
 
+from channels.app.settings import Settings
 from channels.mllp.sender import MllpAckSink, MllpSender
 from channels.mllp.server import MllpServer
+from channels.mllp.settings import ListenerSettings
 from mappings.cda_header import read_header
 from router import queues
 from router.cda_schema import CdaSchemaValidator, locate_schema_dir
-from router.config import ListenerSettings, Settings
 from channels.directory.compose import build_directory
 from channels.sealed_bus import SealedBus
 from channels.whitelist.check import WhitelistCheck

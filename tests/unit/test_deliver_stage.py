@@ -7,7 +7,7 @@ from dataclasses import replace
 from datetime import datetime, timezone
 
 from channels.journal import SqliteJournal
-from router.config import MssSettings
+from channels.smtp.settings import MssSettings
 from router.model import Flags, Recipient, RecipientKind
 from router.recipients_render import PatientPolicy
 from router.ports import AddressVerdict, Envelope, ReceivedMessage, OutcomeStatus, RecipientResult, RecipientStatus
