@@ -163,7 +163,8 @@ class AmqpBus:
         """
         name = await self._declare(queue)
         replayed = False
-        async with self._admin_channel(wire.parked_name(name)) as parked_queue:
+        admin = self._admin_channel(wire.parked_name(name))
+        async with admin as parked_queue:
             async for message in self._fetch_all(parked_queue):
                 if replayed or message.message_id != message_id:
                     continue
@@ -171,6 +172,7 @@ class AmqpBus:
                 headers = {k: v for k, v in envelope.headers.items() if k != PARK_REASON_HEADER}
                 await self.send(name, envelope.body, message_id, wire.wire_headers(headers, 0))
                 await self._call(message.ack(), f"ack replayed {message_id}")
+                admin.taken += 1
                 replayed = True
         return replayed
 
@@ -251,28 +253,56 @@ class AmqpBus:
 
 
 class _AdminChannel:
-    """A throw-away channel on one queue; closing it returns every unacked message."""
+    """A throw-away channel on one queue; closing it returns every unacked message.
+
+    A quorum queue takes returned messages back asynchronously (a Raft command after
+    the channel's close-ok), so leaving at once would let the next scan declare the
+    queue before they are back and miss them. On exit it waits, bounded by the bus's
+    close timeout, until the queue holds again what it held minus what was ``taken``.
+    """
 
     def __init__(self, bus: AmqpBus, name: str):
         self._bus = bus
         self._name = name
         self._channel: AbstractChannel | None = None
+        self._held = 0
+        self.taken = 0                    # messages acked during the scan (replayed): they do not come back
 
     async def __aenter__(self):
         connection = await self._bus._ready()
         self._channel = await self._bus._call(connection.channel(publisher_confirms=False),
                                               f"open a channel for {self._name}")
         try:
-            return await self._bus._call(self._channel.declare_queue(
+            queue = await self._bus._call(self._channel.declare_queue(
                 self._name, durable=True, arguments=wire.PARKED_ARGUMENTS, robust=False), f"declare {self._name}")
         except BaseException:
             await self.__aexit__()
             raise
+        self._held = queue.declaration_result.message_count or 0
+        return queue
 
     async def __aexit__(self, *exc_info: object) -> None:
-        if self._channel is not None:
+        if self._channel is None:
+            return
+        with suppress(*AMQP_FAILURES):
+            await asyncio.wait_for(self._channel.close(), self._bus.close_timeout)
+        if self._held:
+            with suppress(*AMQP_FAILURES, asyncio.TimeoutError):
+                await asyncio.wait_for(self._returned(self._held - self.taken), self._bus.close_timeout)
+
+    async def _returned(self, expected: int) -> None:
+        """Poll (passive declare) until the queue holds ``expected`` messages again."""
+        connection = await self._bus._ready()
+        channel = await connection.channel(publisher_confirms=False)
+        try:
+            while True:
+                queue = await channel.declare_queue(self._name, passive=True, robust=False)
+                if (queue.declaration_result.message_count or 0) >= expected:
+                    return
+                await asyncio.sleep(0.01)
+        finally:
             with suppress(*AMQP_FAILURES):
-                await asyncio.wait_for(self._channel.close(), self._bus.close_timeout)
+                await channel.close()
 
 
 def from_url(url: str, **options: Any) -> AmqpBus:

@@ -15,14 +15,15 @@ from datetime import timedelta
 
 import structlog
 
+from channels.app.settings import Settings
 from channels.mllp.sender import MllpAckSink, MllpSender
 from channels.mllp.server import MllpServer
+from channels.mllp.settings import ListenerSettings
 from mappings.cda_header import read_header
 from mappings.packaging import MssPackaging
 from mappings.volets import REGISTRY
 from router import queues
 from router.cda_schema import CdaSchemaValidator, locate_schema_dir
-from router.config import ListenerSettings, Settings
 from channels.directory.compose import build_directory
 from channels.sealed_bus import SealedBus
 from channels.whitelist.check import WhitelistCheck

@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 from channels.whitelist.fetch import OFFICIAL_URL
 from channels.whitelist.refresher import WhitelistRefresher
 from channels.whitelist.store import WhitelistStore
+from router.config_values import no_unknown, read_seconds
 from router.errors import ConfigError
 from router.whitelist import normalize_domain
 
@@ -71,20 +72,11 @@ def _source(table: Mapping[str, Any], key: str, default: str | None) -> str | No
     return value
 
 
-def _seconds(table: Mapping[str, Any], key: str, default: float) -> float:
-    value = table.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        raise ConfigError(f"whitelist.{key}", f"expected a positive number of seconds, got {value!r}")
-    return float(value)
-
-
 def from_config(table: Mapping[str, Any], env: Mapping[str, str] | None = None) -> WhitelistSettings:
     """Settings from the ``[whitelist]`` table (a plain mapping; missing keys take their defaults)."""
     if not isinstance(table, Mapping):
         raise ConfigError("whitelist", "expected a table")
-    for key in table:
-        if key not in _KNOWN:
-            raise ConfigError(f"whitelist.{key}", f"unknown key (known: {', '.join(sorted(_KNOWN))})")
+    no_unknown(table, "whitelist", _KNOWN)
     store_dir = table.get("store_dir")
     if store_dir is not None and (not isinstance(store_dir, str) or not store_dir):
         raise ConfigError("whitelist.store_dir", f"expected a directory path, got {store_dir!r}")
@@ -101,7 +93,7 @@ def from_config(table: Mapping[str, Any], env: Mapping[str, str] | None = None) 
         source=_source(table, "source", OFFICIAL_URL) or OFFICIAL_URL,
         checksum=_source(table, "checksum", None),
         store_dir=Path(store_dir) if store_dir else default_store_dir(env),
-        refresh_interval=_seconds(table, "refresh_interval", 86400.0),
+        refresh_interval=read_seconds(table, "whitelist.refresh_interval", 86400.0),
         always_allowed=tuple(always),
         ca_file=ca_file,
-        fetch_timeout=_seconds(table, "fetch_timeout", 30.0))
+        fetch_timeout=read_seconds(table, "whitelist.fetch_timeout", 30.0))

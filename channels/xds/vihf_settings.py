@@ -37,6 +37,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from router.config_values import no_unknown
 from router.errors import ConfigError
 
 __all__ = ["AUTOMATE", "PURPOSES", "VIHF_VERSIONS", "CodedValue", "SigningMaterial", "VihfSettings",
@@ -147,9 +148,7 @@ def from_config(table: Mapping[str, Any], env: Mapping[str, str] | None = None) 
     """Settings from the ``[dmp.vihf]`` table; the cachet key and certificate are loaded and checked now."""
     if not isinstance(table, Mapping):
         raise ConfigError("dmp.vihf", "expected a table")
-    for key in table:
-        if key not in _KEYS:
-            raise ConfigError(f"dmp.vihf.{key}", f"unknown key (known: {', '.join(sorted(_KEYS))})")
+    no_unknown(table, "dmp.vihf", _KEYS)
     structure_id = _text(table, "structure_id", required=True, pattern=_STRUCTURE_ID,
                          hint='an IdNat_Struct such as "1" + FINESS')
     if structure_id and structure_id[0] == "1" and len(structure_id) != 10:

@@ -40,6 +40,9 @@ else
   trap 'as_root deploy/scripts/stop-rabbitmq.sh >/dev/null 2>&1 || true' EXIT
 fi
 
+echo "== dependency rules (import-linter contracts in pyproject.toml)"
+.venv/bin/lint-imports --no-cache
+
 echo "== tests"
 export LIAISON_REQUIRE_RABBITMQ=1 LIAISON_REQUIRE_POSTFIX=1 LIAISON_REQUIRE_XMLSEC1=1
 set +e

@@ -22,13 +22,16 @@ from channels.amqp import AmqpBus
 from channels.app.demo.his import RecordingHis
 from channels.embedded import EmbeddedBus
 from channels.app.engine import Engine
+from channels.app.settings import Settings
 from channels.mllp.sender import MllpSender
+from channels.mllp.settings import AckSettings, ListenerSettings
+from channels.smtp.settings import MssSettings
 from channels.testing.pki import TestPki
 from channels.whitelist.settings import WhitelistSettings
 from channels.xds.dmp import DmpSettings
 from mappings.tables import Tables
 from router import queues
-from router.config import AckSettings, ListenerSettings, MssSettings, RenderSettings, Settings
+from router.config import RenderSettings
 from router.hl7.ack import AckReply
 from router.ports import MessageRecord, MessageState
 from channels.testing.mdm_messages import CORRESPONDENTS

@@ -89,7 +89,7 @@ async def test_listener_configured_with_mutual_tls_refuses_a_client_without_cert
     from channels.app.engine import Engine
     from channels.mllp.sender import MllpSender
     from channels.testing.pki import make_test_pki
-    from router.config import settings_from_dict
+    from channels.app.settings import settings_from_dict
     from router.errors import PeerUnavailable
     pki = make_test_pki(tmp_path / "pki")
     settings = settings_from_dict({
@@ -121,7 +121,7 @@ async def test_listener_configured_with_mutual_tls_refuses_a_client_without_cert
 async def test_engine_refuses_to_start_without_the_cda_schema_unless_told(tmp_path, monkeypatch):
     import channels.app.engine
     from channels.app.engine import Engine
-    from router.config import settings_from_dict
+    from channels.app.settings import settings_from_dict
     from router.errors import ConfigError
     monkeypatch.setattr(channels.app.engine, "locate_schema_dir", lambda configured=None: None)   # nowhere to be found
     engine_table = {"bus": f"embedded://{tmp_path / 'bus.sqlite'}", "journal": f"sqlite://{tmp_path / 'j.sqlite'}"}

@@ -1,64 +1,63 @@
-"""Configuration is validated at start, and every error names its key."""
+"""The core's sections, ``[engine]`` and ``[render]``, are validated at start, and every error names its key."""
 
 import base64
 
 import pytest
 
-from router.config import load_settings, settings_from_dict
-from router.errors import ConfigError
+from router.config import engine_settings, render_settings
+from router.recipients_render import LETTER_ROLES, PatientPolicy
+from tests.support.config import refused_key
 
 
 def test_defaults_run_on_embedded_bus_and_sqlite():
-    settings = settings_from_dict({})
-    assert settings.bus.startswith("embedded://")
-    assert settings.journal.startswith("sqlite://")
-    assert settings.listeners[0].port == 2575
+    engine = engine_settings({}, {}, None)
+    assert engine.bus.startswith("embedded://")
+    assert engine.journal.startswith("sqlite://")
+    assert engine.journal_key is None and engine.schematrons == "off"
 
 
-@pytest.mark.parametrize("data, key", [
-    ({"engine": {"bus": "kafka://x"}}, "engine.bus"),
-    ({"engine": {"journal": "mysql://x"}}, "engine.journal"),
-    ({"engine": {"prefetch": 0}}, "engine.prefetch"),
-    ({"engine": {"retry_delays": "soon"}}, "engine.retry_delays"),
-    ({"engine": {"colour": "blue"}}, "engine.colour"),
-    ({"listeners": [{"port": 70000}]}, "listeners[0].port"),
-    ({"listeners": [{"tls_cert": "a.pem"}]}, "listeners[0].tls_key"),
-    ({"listeners": [{"default_charset": "klingon"}]}, "listeners[0].default_charset"),
-    ({"mss": {"relay": "http://relay"}}, "mss.relay"),
-    ({"mss": {"relay": "smtp://relay:587"}}, "mss.sender"),
-    ({"mss": {"relay": "smtp://relay:587", "sender": "pfi@ch.mssante.fr"}}, "mss.nil"),
-    ({"acks": {"port": "2576"}}, "acks.port"),
+@pytest.mark.parametrize("table, key", [
+    ({"bus": "kafka://x"}, "engine.bus"),
+    ({"journal": "mysql://x"}, "engine.journal"),
+    ({"prefetch": 0}, "engine.prefetch"),
+    ({"retry_delays": "soon"}, "engine.retry_delays"),
+    ({"colour": "blue"}, "engine.colour"),
+    ({"schematrons": "some"}, "engine.schematrons"),
+    ({"cda_schema_required": "yes"}, "engine.cda_schema_required"),
 ])
-def test_errors_name_the_key(data, key):
-    with pytest.raises(ConfigError) as caught:
-        settings_from_dict(data)
-    assert caught.value.key == key
-    assert str(caught.value).startswith(key)
+def test_engine_errors_name_the_key(table, key):
+    assert refused_key(engine_settings, table, {}, None) == key
+
+
+@pytest.mark.parametrize("table, key", [
+    ({"schematrons": "some"}, "render.schematrons"),
+    ({"letter_roles": ["boss"]}, "render.letter_roles"),
+    ({"lab_roles": "prescriber"}, "render.lab_roles"),
+    ({"patient_identity_statuses": ["SURE"]}, "render.patient_identity_statuses"),
+    ({"patient_ins_kinds": ["nia"]}, "render.patient_ins_kinds"),
+    ({"colour": "blue"}, "render.colour"),
+])
+def test_render_errors_name_the_key(table, key):
+    assert refused_key(render_settings, table) == key
+
+
+def test_render_reads_roles_and_the_patient_policy():
+    assert render_settings({}).letter_roles == LETTER_ROLES
+    render = render_settings({"lab_roles": ["prescriber"], "patient_identity_statuses": ["QUAL"],
+                              "patient_ins_kinds": ["production", "test"]})
+    assert render.lab_roles == ("prescriber",)
+    assert render.patient_policy == PatientPolicy(("QUAL",), ("production", "test"))
 
 
 def test_journal_key_comes_from_the_environment_not_the_toml():
     key = bytes(range(32))
-    settings = settings_from_dict({}, {"LIAISON_JOURNAL_KEY": base64.b64encode(key).decode()})
-    assert settings.journal_key == key
-    with pytest.raises(ConfigError) as caught:
-        settings_from_dict({}, {"LIAISON_JOURNAL_KEY": base64.b64encode(b"short").decode()})
-    assert caught.value.key == "LIAISON_JOURNAL_KEY"
+    engine = engine_settings({}, {"LIAISON_JOURNAL_KEY": base64.b64encode(key).decode()}, None)
+    assert engine.journal_key == key
+    short = {"LIAISON_JOURNAL_KEY": base64.b64encode(b"short").decode()}
+    assert refused_key(engine_settings, {}, short, None) == "LIAISON_JOURNAL_KEY"
 
 
 def test_journal_key_file_is_relative_to_the_configuration(tmp_path):
     (tmp_path / "journal.key").write_text(base64.b64encode(b"k" * 32).decode())
-    (tmp_path / "liaison.toml").write_text('[engine]\njournal_key_file = "journal.key"\n'
-                                           '[[listeners]]\nname = "labo"\nport = 2600\n'
-                                           '[mss]\nrelay = "smtp://relay.test:587"\nsender = "pfi@ch.mssante.fr"\nnil = "0000"\n')
-    settings = load_settings(tmp_path / "liaison.toml", env={})
-    assert settings.journal_key == b"k" * 32
-    assert settings.listeners[0].name == "labo" and settings.listeners[0].port == 2600
-    assert settings.mss.relay == "smtp://relay.test:587"
-
-
-def test_bad_toml_names_the_file(tmp_path):
-    path = tmp_path / "broken.toml"
-    path.write_text("[engine\n")
-    with pytest.raises(ConfigError) as caught:
-        load_settings(path, env={})
-    assert str(path) in str(caught.value)
+    assert engine_settings({"journal_key_file": "journal.key"}, {}, tmp_path).journal_key == b"k" * 32
+    assert refused_key(engine_settings, {"journal_key_file": "absent.key"}, {}, tmp_path) == "engine.journal_key_file"

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from router.config import settings_from_dict
+from router.config import engine_settings
 from router.errors import ConfigError
 from router.stays import END_OF_DAY, hl7_time, letter_due
 
@@ -43,11 +43,10 @@ def test_a_deadline_in_hours():
 
 
 def test_configuration_defaults_and_values():
-    default = settings_from_dict({})
+    default = engine_settings({}, {}, None)
     assert (default.letter_deadline, default.watchdog_interval, default.timezone) == \
         ("end_of_day", 60.0, "Europe/Paris")
-    custom = settings_from_dict({"engine": {"letter_deadline": 48, "watchdog_interval": 5,
-                                            "timezone": "America/Cayenne"}})
+    custom = engine_settings({"letter_deadline": 48, "watchdog_interval": 5, "timezone": "America/Cayenne"}, {}, None)
     assert (custom.letter_deadline, custom.watchdog_interval, custom.timezone) == (48.0, 5.0, "America/Cayenne")
 
 
@@ -60,5 +59,5 @@ def test_configuration_defaults_and_values():
 ])
 def test_bad_values_name_their_key(engine, key):
     with pytest.raises(ConfigError) as caught:
-        settings_from_dict({"engine": engine})
+        engine_settings(engine, {}, None)
     assert key in str(caught.value)

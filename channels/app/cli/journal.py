@@ -1,5 +1,8 @@
 """``liaison journal search|show``: what happened to a message, step by step, from the journal.
 
+    liaison journal [-c liaison.toml] search [--state S] [--control-id ID] [--limit N]
+    liaison journal [-c liaison.toml] show KEY [--raw]
+
 Reads the journal named by the configuration (its key from LIAISON_JOURNAL_KEY
 or the key file, as the engine does). Prints identifiers, states and reasons;
 the raw message is shown only with ``--raw``.
@@ -7,8 +10,32 @@ the raw message is shown only with ``--raw``.
 
 from __future__ import annotations
 
-from router.config import Settings
+import argparse
+from pathlib import Path
+
+from channels.app.settings import Settings, load_settings
 from router.ports import MessageState
+
+
+def add_parser(subparsers) -> None:
+    """Add ``journal`` (with ``search`` and ``show``) to the ``liaison`` sub-commands."""
+    journal = subparsers.add_parser("journal", help="search the journal, or show one message's timeline")
+    journal.add_argument("-c", "--config", type=Path)
+    sub = journal.add_subparsers(dest="journal_command", required=True)
+    search_parser = sub.add_parser("search")
+    search_parser.add_argument("--state", choices=[s.value for s in MessageState])
+    search_parser.add_argument("--control-id")
+    search_parser.add_argument("--limit", type=int, default=50)
+    show_parser = sub.add_parser("show")
+    show_parser.add_argument("key")
+    show_parser.add_argument("--raw", action="store_true", help="also print the message as received")
+
+
+async def run(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config) if args.config else Settings()
+    if args.journal_command == "search":
+        return await search(settings, state=args.state, control_id=args.control_id, limit=args.limit)
+    return await show(settings, args.key, raw=args.raw)
 
 
 async def search(settings: Settings, *, state: str | None, control_id: str | None, limit: int, out=print) -> int:

@@ -8,21 +8,40 @@ the exit status is the number of invalid files.
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from router.cda_xml import parse_cda
-from router.cda_schema import CdaSchemaValidator, locate_schema_dir
 from router.errors import ConfigError, ValidationError
-from mappings.volets import REGISTRY
-from router.schematron import SchematronValidator, locate_schematron_dir, schematrons_for
+
+if TYPE_CHECKING:
+    from router.cda_schema import CdaSchemaValidator
 
 _HL7 = "{urn:hl7-org:v3}"
+
+
+def add_parser(subparsers) -> None:
+    """Add ``validate`` to the ``liaison`` sub-commands."""
+    validate = subparsers.add_parser("validate", help="check CDA files against the XSD and the CI-SIS schematrons")
+    validate.add_argument("--schema-dir", type=Path, help="directory of CDA_extended.xsd")
+    validate.add_argument("--schematron-dir", type=Path, help="the CI-SIS schematrons directory")
+    validate.add_argument("--no-profiles", action="store_true", help="only the volet schematron, not minimal structure")
+    validate.add_argument("files", nargs="+", type=Path)
+
+
+async def run(args: argparse.Namespace) -> int:
+    """The exit status: how many files are invalid (at most 125)."""
+    invalid = run_validate(args.files, schema_dir=args.schema_dir, schematron_dir=args.schematron_dir,
+                           profiles=not args.no_profiles)
+    return min(invalid, 125)
 
 
 def run_validate(paths: list[Path], *, schema_dir: Path | None = None, schematron_dir: Path | None = None,
                  profiles: bool = True, out: Callable[[str], object] = print) -> int:
     """Validate each file, print what is wrong, and return how many files are invalid."""
+    from router.cda_schema import CdaSchemaValidator, locate_schema_dir     # lxml and Saxon: loaded when used
+    from router.schematron import locate_schematron_dir
     found_schema = locate_schema_dir(schema_dir)
     found_schematrons = locate_schematron_dir(schematron_dir)
     if found_schema is None:
@@ -46,6 +65,9 @@ def run_validate(paths: list[Path], *, schema_dir: Path | None = None, schematro
 
 
 def _check(path: Path, xsd: CdaSchemaValidator, schematron_dir: Path, profiles: bool) -> list[str]:
+    from mappings.volets import REGISTRY
+    from router.cda_xml import parse_cda
+    from router.schematron import SchematronValidator, schematrons_for
     try:
         cda = path.read_bytes()
         root = parse_cda(cda)

@@ -27,10 +27,12 @@ from channels.whitelist.settings import WhitelistSettings
 from channels.whitelist.settings import from_config as whitelist_settings
 from channels.app.demo.samples import Sample, demo_messages
 from channels.app.engine import Engine
+from channels.app.settings import Settings
 from channels.mllp.sender import MllpSender
+from channels.mllp.settings import AckSettings, ListenerSettings
+from channels.smtp.settings import MssSettings
 from channels.testing.mail_sink import SmtpSink
 from channels.testing.pki import make_test_pki
-from router.config import AckSettings, ListenerSettings, MssSettings, Settings
 from router.hl7.charset import decode_lenient
 from router.ports import MessageState, OutcomeStatus
 

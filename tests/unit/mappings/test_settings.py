@@ -1,4 +1,4 @@
-"""``[site]`` and ``[mappings]`` in liaison.toml: parsed, checked against the JDVs, and seen in a rendered letter."""
+"""``[site]`` and ``[mappings]`` in liaison.toml: parsed by mappings, checked against the JDVs, seen in a rendered letter."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from lxml import etree
 
 from mappings.cda_header import read_header
 from mappings.ldl_ses import render_ldl_ses
+from mappings.settings import site_and_tables
 from mappings.site import Site
 from router.adt import read_adt
 from router.cda_schema import CdaSchemaValidator
-from router.config import load_settings, settings_from_dict
 from router.errors import ConfigError
 from router.model import Participant
 from router.schematron import SchematronValidator
@@ -22,7 +22,6 @@ from channels.testing.adt_messages import make_adt
 from tests.support.fixtures import require_fixture
 
 NS = {"h": "urn:hl7-org:v3"}
-ROOT = Path(__file__).resolve().parents[2]
 SITE = {"finess": "999000029", "name": "CH Exemple", "document_id_root": "1.2.250.1.999.2.3",
         "set_id_root": "1.2.250.1.999.2.4", "ipp_root": "1.2.250.1.999.2.1", "encounter_root": "1.2.250.1.999.2.2",
         "facility_type_code": "SA03", "practice_setting_code": "HAD"}
@@ -34,35 +33,35 @@ def jdv_dir() -> Path:
     return require_fixture("TestContenuCDA-3-0", "jeuxDeValeurs")
 
 
-def config(jdv_dir: Path, **sections) -> dict:
-    return {"mappings": {"jdv_dir": str(jdv_dir), **sections.pop("mappings", {})}, **sections}
+def parse(jdv_dir: Path, site: dict | None = None, **mappings):
+    return site_and_tables(site or {}, {"jdv_dir": str(jdv_dir), **mappings}, {}, None)
 
 
 def test_without_site_or_mappings_the_fictitious_site_and_shipped_tables_apply():
-    settings = settings_from_dict({})
-    assert settings.site == Site()
-    assert settings.tables.get("discharge_modes")["by_pv1_36"]["8"]["code"] == "160849004"
+    site, tables = site_and_tables({}, {}, {}, None)
+    assert site == Site()
+    assert tables.get("discharge_modes")["by_pv1_36"]["8"]["code"] == "160849004"
 
 
 def test_site_and_table_overrides_reach_the_settings(jdv_dir):
-    settings = settings_from_dict(config(jdv_dir, site=SITE, mappings={"tables": HAD}))
-    assert (settings.site.finess, settings.site.facility_type_display) == ("999000029", "Etablissement privé PSPH")
-    assert settings.tables.get("discharge_modes")["by_pv1_36"]["HAD"] == {
+    site, tables = parse(jdv_dir, SITE, tables=HAD)
+    assert (site.finess, site.facility_type_display) == ("999000029", "Etablissement privé PSPH")
+    assert tables.get("discharge_modes")["by_pv1_36"]["HAD"] == {
         "code": "127", "system": "1.2.250.1.213.1.6.1.8", "display": "Hospitalisation à Domicile"}
-    assert settings.tables.jdv_dir == jdv_dir.resolve()
+    assert tables.jdv_dir == jdv_dir.resolve()
 
 
 def test_an_override_outside_the_value_set_refuses_the_configuration(jdv_dir):
     bad = {"discharge_modes": {"by_pv1_36": {"9": {"code": "419620001"}}}}
     with pytest.raises(ConfigError) as caught:
-        settings_from_dict(config(jdv_dir, mappings={"tables": bad}))
+        parse(jdv_dir, tables=bad)
     assert caught.value.key == "mappings.tables.discharge_modes.by_pv1_36.9"
     assert "'419620001' is not in JDV_ModaliteSortie_CISIS (1.2.250.1.213.1.1.5.74)" in str(caught.value)
 
 
 def test_a_bad_finess_key_refuses_the_configuration(jdv_dir):
     with pytest.raises(ConfigError, match="Luhn key") as caught:
-        settings_from_dict(config(jdv_dir, site={**SITE, "finess": "999000028"}))
+        parse(jdv_dir, {**SITE, "finess": "999000028"})
     assert caught.value.key == "site.finess"
 
 
@@ -75,7 +74,7 @@ def test_a_bad_finess_key_refuses_the_configuration(jdv_dir):
 ])
 def test_mappings_errors_name_their_key(mappings, key, tmp_path):
     with pytest.raises(ConfigError) as caught:
-        settings_from_dict({"mappings": mappings}, base=tmp_path)
+        site_and_tables({}, mappings, {}, tmp_path)
     assert caught.value.key == key
 
 
@@ -83,33 +82,25 @@ def test_table_files_are_read_relative_to_the_configuration(tmp_path, jdv_dir):
     table = {"value_set": "JDV_ModaliteSortie_CISIS", "default": {"code": "GEN-092.06.03"},
              "by_pv1_36": {"8": {"code": "160849004"}, "0": {"code": "GEN-092.06.01"}}}
     (tmp_path / "modes.json").write_text(json.dumps(table), encoding="utf-8")
-    (tmp_path / "liaison.toml").write_text(
-        f'[mappings]\njdv_dir = "{jdv_dir}"\ntable_files = {{ discharge_modes = "modes.json" }}\n'
-        '[mappings.tables.discharge_modes.by_pv1_36]\nHAD = { code = "127" }\n', encoding="utf-8")
-    modes = load_settings(tmp_path / "liaison.toml", env={}).tables.get("discharge_modes")["by_pv1_36"]
+    _, tables = site_and_tables({}, {"jdv_dir": str(jdv_dir), "table_files": {"discharge_modes": "modes.json"},
+                                     "tables": {"discharge_modes": {"by_pv1_36": {"HAD": {"code": "127"}}}}},
+                                {}, tmp_path)
+    modes = tables.get("discharge_modes")["by_pv1_36"]
     assert set(modes) == {"8", "0", "HAD"}
     assert modes["0"]["display"] == "Autre établissement de santé"
-
-
-def test_the_example_configuration_declares_a_site_and_overrides(jdv_dir):
-    settings = load_settings(ROOT / "deploy" / "liaison.example.toml",
-                             env={"LIAISON_JOURNAL_KEY": "A" * 43 + "=", "LIAISON_JDV_DIR": str(jdv_dir)})
-    assert settings.site.name == "CH Exemple" and settings.site.finess == "999000029"
-    assert settings.tables.get("discharge_modes")["by_pv1_36"]["HAD"]["code"] == "127"
-    assert settings.tables.get("txa_document_types")["by_txa2"]["CRRAD"] == "18748-4"
 
 
 # --- the override in a rendered lettre de liaison -----------------------------------------------
 
 @pytest.fixture(scope="module")
 def overridden_letter(jdv_dir) -> bytes:
-    settings = settings_from_dict(config(jdv_dir, site=SITE, mappings={"tables": HAD}))
+    site, tables = parse(jdv_dir, SITE, tables=HAD)
     adt = read_adt(make_adt("A03", disposition="HAD"))
     return render_ldl_ses(adt, letter_pdf=None, narrative=None, document_id="LDL-HAD", set_id="SET-HAD",
                           author=Participant(identifier="810000023084", family="MARTIN", given="Sophie"),
-                          site=settings.site, effective_time=datetime(2024, 3, 15, 16, 30,
+                          site=site, effective_time=datetime(2024, 3, 15, 16, 30,
                                                                       tzinfo=timezone(timedelta(hours=1))),
-                          tables=settings.tables)
+                          tables=tables)
 
 
 def test_the_letter_carries_the_overridden_discharge_mode_and_site(overridden_letter):

@@ -1,0 +1,70 @@
+"""Readers of ``liaison.toml`` values, shared by every section's parser.
+
+Each reader takes the table and the full dotted key (``mss.relay``,
+``listeners[0].port``), reads the key's last part from the table, and raises
+:class:`ConfigError` naming the full key when the value has the wrong type or
+range. The core parses its sections with them; each adapter parses its own
+section with them too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from router.errors import ConfigError
+
+
+def read_table(data: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    """``data[key]`` as a table (empty when absent)."""
+    value = data.get(key, {})
+    if not isinstance(value, Mapping):
+        raise ConfigError(key, "expected a table")
+    return value
+
+
+def no_unknown(table: Mapping[str, Any], where: str, known: set[str]) -> None:
+    """Refuse a key outside ``known``, naming it under ``where`` (top level when empty)."""
+    for key in table:
+        if key not in known:
+            name = f"{where}.{key}" if where else key
+            raise ConfigError(name, f"unknown key (known: {', '.join(sorted(known))})")
+
+
+def read_str(table: Mapping[str, Any], key: str, default: str) -> str:
+    value = table.get(key.rsplit(".", 1)[-1], default)
+    if not isinstance(value, str):
+        raise ConfigError(key, f"expected a string, got {type(value).__name__}")
+    return value
+
+
+def read_bool(table: Mapping[str, Any], key: str, default: bool) -> bool:
+    value = table.get(key.rsplit(".", 1)[-1], default)
+    if not isinstance(value, bool):
+        raise ConfigError(key, f"expected true or false, got {value!r}")
+    return value
+
+
+def read_int(table: Mapping[str, Any], key: str, default: int, *, minimum: int | None = None,
+             maximum: int | None = None) -> int:
+    value = table.get(key.rsplit(".", 1)[-1], default)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(key, f"expected an integer, got {value!r}")
+    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        raise ConfigError(key, f"{value} is out of range [{minimum}, {maximum}]")
+    return value
+
+
+def read_seconds(table: Mapping[str, Any], key: str, default: float) -> float:
+    """A positive number of seconds (an integer or a float)."""
+    value = table.get(key.rsplit(".", 1)[-1], default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise ConfigError(key, f"expected a positive number of seconds, got {value!r}")
+    return float(value)
+
+
+def check_scheme(key: str, url: str, schemes: tuple[str, ...]) -> None:
+    """Refuse a URL whose scheme is not one of ``schemes``."""
+    scheme = url.split("://", 1)[0] if "://" in url else ""
+    if scheme not in schemes:
+        raise ConfigError(key, f"expected a URL starting with {' or '.join(s + '://' for s in schemes)}, got {url!r}")
