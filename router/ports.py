@@ -311,7 +311,11 @@ class Directory(Protocol):
     """Who can be reached at which MSSanté address (Annuaire Santé, static overrides)."""
 
     async def mailboxes(self, identifier: str) -> list[Mailbox]:
-        """The mailboxes of an IdNat_PS (8+RPPS, 0+ADELI) or a structure id; empty when unknown."""
+        """The mailboxes of an IdNat_PS (8+RPPS, 0+ADELI) or a structure id; empty when unknown.
+
+        A source that cannot answer now raises ``PeerUnavailable``, never an empty list
+        (which would read as "nobody has a mailbox"), and the failure is not remembered.
+        """
 
 
 @dataclass(frozen=True)
@@ -323,7 +327,8 @@ class AddressVerdict:
 class AddressCheck(Protocol):
     """Whether an address may receive mail (the MSSanté whitelist of operator domains), and why."""
 
-    def check(self, address: str) -> AddressVerdict: ...
+    def check(self, address: str) -> AddressVerdict:
+        """The verdict by the list in force now; ``PeerUnavailable`` when there is no list to judge by."""
 
 
 # ----------------------------------------------------------- shared record
@@ -423,7 +428,11 @@ class AckSink(Protocol):
     """Business acknowledgements (ZAM) back to the HIS."""
 
     async def send(self, message: bytes) -> None:
-        """Send one HL7 message (ER7 bytes, unframed) and wait for its positive ACK."""
+        """Send one HL7 message (ER7 bytes, unframed) and wait for its positive ACK.
+
+        Raises ``RejectedByPeer`` when the HIS refuses it for good (AE), ``PeerUnavailable``
+        when it may take it later (AR, down, no ACK in time).
+        """
 
 
 @runtime_checkable

@@ -1,5 +1,10 @@
 """Fixtures shared by the contract suites.
 
+One suite per port, each run against every adapter of that port: ``test_bus.py``, ``test_journal.py``,
+``test_directory.py``, ``test_mailer.py``, ``test_shared_record.py``, ``test_ack_sink.py``,
+``test_address_check.py``. A suite whose adapters need nothing from the others keeps its adapter
+list and fixtures in its own file (``ADAPTERS`` and a parametrised fixture); the bus ones live here.
+
 Bus: every test that asks for ``bus_kind`` (directly or through ``bus``, ``bus_factory``,
 ``bus_url``) runs twice, on ``EmbeddedBus`` (a fresh SQLite file) and on ``AmqpBus``
 (the broker at ``LIAISON_AMQP_URL``, default amqp://guest:guest@127.0.0.1:5672/, queues

@@ -1,4 +1,8 @@
-"""SmtpMailer and the MSSanté mail against a real Postfix relay (STARTTLS + client certificate)."""
+"""SmtpMailer and the MSSanté mail against a real Postfix relay (STARTTLS + client certificate).
+
+What every relay must do (per-recipient refusals, client certificates, a relay that is down) is in
+the Mailer contract suite, tests/contract/test_mailer.py, which runs against this Postfix too.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,6 @@ import pytest
 
 from channels.smtp.mailer import SmtpMailer
 from mappings.mss_mail import build_mss_mail
-from router.errors import PeerUnavailable
 from router.model import Action, CdaHeader, DocumentJob, Flags, MessageSource, Recipient, RecipientKind
 from router.ports import RecipientStatus
 from tests.support.postfix import postfix_fixture
@@ -22,7 +25,6 @@ postfix = postfix_fixture()
 SENDER = "pfi@hopital-test.mssante.fr"
 MARTIN = Recipient("dr.martin@hopital-test.mssante.fr", name="Paul Martin")
 LABO = Recipient("biologie@labo-test.mssante.fr")
-UNKNOWN = Recipient("inconnu@hopital-test.mssante.fr")
 PATIENT = Recipient("280017512345678@patient.mssante.fr", kind=RecipientKind.PATIENT)
 
 
@@ -91,21 +93,6 @@ async def test_xdm_mail_lands_in_the_maildir_with_its_mss_headers(postfix):
     assert delivered.raw.endswith(message.replace(b"\r\n", b"\n"))   # Maildir keeps LF; only trace headers added
 
 
-async def test_unknown_recipient_is_rejected_while_the_other_is_accepted(postfix):
-    message, message_id = _mail(_job("DOC-PFX-2"), [MARTIN, UNKNOWN])
-    mailer = _mailer(postfix)
-    try:
-        results = await mailer.send(message, sender=SENDER, recipients=[MARTIN.address, UNKNOWN.address])
-    finally:
-        await mailer.close()
-
-    assert [(r.address, r.status, r.code) for r in results] == [
-        (MARTIN.address, RecipientStatus.ACCEPTED, 250), (UNKNOWN.address, RecipientStatus.REJECTED, 550)]
-    assert "5.1.1" in results[1].text
-    delivered = postfix.wait_for_mail(1, match=_with_id(message_id))
-    assert [m.recipient for m in delivered] == [MARTIN.address]
-
-
 async def test_connection_is_reused_for_the_next_message(postfix):
     first, first_id = _mail(_job("DOC-PFX-3"), [MARTIN])
     second, second_id = _mail(_job("DOC-PFX-4"), [LABO])
@@ -121,25 +108,3 @@ async def test_connection_is_reused_for_the_next_message(postfix):
     # smtpd logs one "disconnect" line per session with its command counts: one session, two mails
     session = postfix.wait_for_log(" mail=2 ")
     assert "rset=1" in session and "data=2" in session
-
-
-async def test_client_certificate_from_an_untrusted_ca_is_refused(postfix):
-    message, _ = _mail(_job("DOC-PFX-5"), [MARTIN])
-    mailer = _mailer(postfix, client_cert=postfix.pki.untrusted_client_cert,
-                     client_key=postfix.pki.untrusted_client_key)
-    try:
-        with pytest.raises(PeerUnavailable, match="refused the client certificate: 421 4.7.1 .*not trusted") as caught:
-            await mailer.send(message, sender=SENDER, recipients=[MARTIN.address])
-    finally:
-        await mailer.close()
-    assert caught.value.code == 421
-
-
-async def test_client_without_certificate_is_refused(postfix):
-    message, _ = _mail(_job("DOC-PFX-6"), [MARTIN])
-    mailer = _mailer(postfix, client_cert=None, client_key=None)
-    try:
-        with pytest.raises(PeerUnavailable, match="421 4.7.1 .*No client certificate presented"):
-            await mailer.send(message, sender=SENDER, recipients=[MARTIN.address])
-    finally:
-        await mailer.close()

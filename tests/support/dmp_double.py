@@ -17,7 +17,7 @@ It does what the tests need the real DMP to do, with the same checks a real regi
   association carrying ``SubmissionSetStatus=Original`` and ``PreviousVersion`` = the current
   version; the double assigns the next version and deprecates the one it replaces;
 - answers Success, or what the test scripted for the next request(s) with :meth:`DmpDouble.fail_next`:
-  :class:`RegistryFailure`, :class:`Fault`, :class:`HttpError`, :class:`Hang`.
+  :class:`RegistryFailure`, :class:`Fault`, :class:`HttpError`, :class:`Hang`, :class:`AnswerLost`.
 
 Usage::
 
@@ -104,7 +104,17 @@ class Hang:
     seconds: float = 30.0
 
 
-Behaviour = RegistryFailure | Fault | HttpError | Hang
+@dataclass(frozen=True)
+class AnswerLost:
+    """Do what the request asks, then say nothing for ``seconds`` (or until the double stops).
+
+    The client times out although the registry did the work: the case of an answer lost on the way.
+    """
+
+    seconds: float = 30.0
+
+
+Behaviour = RegistryFailure | Fault | HttpError | Hang | AnswerLost
 
 
 # --- what the double keeps -----------------------------------------------------------------
@@ -248,10 +258,19 @@ class DmpDouble:
         self.received.append(Received(parsed.action, parsed.message_id, request.path, is_mtom, envelope,
                                       parsed.assertion))
         reply = _Reply(self, parsed, is_mtom)
+        if self._script and isinstance(self._script[0], AnswerLost):
+            lost = self._script.popleft()
+            answer = self._serve(parsed, message, reply)
+            await self._quiet(lost.seconds)
+            return answer
         if self._script:
             scripted = await self._play(self._script.popleft(), reply)
             if scripted is not None:
                 return scripted
+        return self._serve(parsed, message, reply)
+
+    def _serve(self, parsed: soap.SoapRequest, message: mtom.MtomMessage, reply: _Reply) -> web.StreamResponse:
+        """Check the assertion, then do what the request asks; the answer to send."""
         if parsed.assertion is None:
             return reply.fault("Sender", "wsse:InvalidSecurity", "no SAML assertion in wsse:Security")
         try:
@@ -274,12 +293,16 @@ class DmpDouble:
             return reply.fault("Sender", "", str(exc))
         return reply.fault("Sender", "wsa:ActionNotSupported", f"action {parsed.action!r} not supported")
 
+    async def _quiet(self, seconds: float) -> None:
+        """Say nothing for ``seconds``, or until the double stops."""
+        try:
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+        except asyncio.TimeoutError:
+            pass
+
     async def _play(self, behaviour: Behaviour, reply: _Reply) -> web.StreamResponse | None:
         if isinstance(behaviour, Hang):
-            try:
-                await asyncio.wait_for(self._stopping.wait(), behaviour.seconds)
-            except asyncio.TimeoutError:
-                pass
+            await self._quiet(behaviour.seconds)
             return web.Response(status=503, text="hung")
         if isinstance(behaviour, HttpError):
             return web.Response(status=behaviour.status, text=f"scripted HTTP {behaviour.status}",

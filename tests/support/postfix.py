@@ -43,11 +43,14 @@ import pytest
 
 from channels.testing.pki import TestPki, make_test_pki
 
-__all__ = ["DOMAINS", "UNKNOWN", "DeliveredMail", "PostfixInstance", "postfix_fixture", "postfix_unavailable",
-           "require_postfix", "start_postfix"]
+__all__ = ["BUSY", "BUSY_REPLY", "DOMAINS", "UNKNOWN", "UNKNOWN_REPLY", "DeliveredMail", "PostfixInstance",
+           "postfix_fixture", "postfix_unavailable", "require_postfix", "start_postfix"]
 
 DOMAINS = ("hopital-test.mssante.fr", "patient.mssante.fr", "labo-test.mssante.fr")
 UNKNOWN = ("inconnu@hopital-test.mssante.fr",)
+BUSY = ("occupe@hopital-test.mssante.fr",)
+UNKNOWN_REPLY = "550 5.1.1 User unknown in virtual mailbox table"
+BUSY_REPLY = "450 4.2.1 Mailbox busy, try again later"
 MAIN_CF = Path("/etc/postfix/main.cf")
 _SBIN = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
 
@@ -188,14 +191,15 @@ def require_postfix() -> None:
 
 
 def start_postfix(*, domains: Iterable[str] = DOMAINS, unknown: Iterable[str] = UNKNOWN,
-                  pki: TestPki | None = None, keep: bool = False, start_timeout: float = 20.0) -> PostfixInstance:
+                  busy: Iterable[str] = BUSY, pki: TestPki | None = None, keep: bool = False,
+                  start_timeout: float = 20.0) -> PostfixInstance:
     """Configure and start a private instance; return it once it answers on its port."""
     root = Path(tempfile.mkdtemp(prefix="liaison-postfix-"))
     root.chmod(0o755)               # Postfix's daemons run as 'postfix' and must reach the queue
     instance: PostfixInstance | None = None
     try:
         instance = PostfixInstance(root, _free_port(), pki or make_test_pki(root / "pki"), keep=keep)
-        _configure(instance, tuple(domains), tuple(unknown))
+        _configure(instance, tuple(domains), tuple(unknown), tuple(busy))
         _authorise(instance.conf_dir)
         if _run(["postfix", "-c", str(instance.conf_dir), "check"], check=False).returncode != 0:
             raise RuntimeError(f"postfix check failed: {_explain('check', instance)}")
@@ -228,7 +232,8 @@ def postfix_fixture(**options):
 
 # ------------------------------------------------------------------ helpers
 
-def _configure(instance: PostfixInstance, domains: tuple[str, ...], unknown: tuple[str, ...]) -> None:
+def _configure(instance: PostfixInstance, domains: tuple[str, ...], unknown: tuple[str, ...],
+               busy: tuple[str, ...]) -> None:
     root, conf, pki = instance.root, instance.conf_dir, instance.pki
     for sub in ("conf", "queue", "data", "maildir"):
         (root / sub).mkdir()
@@ -238,7 +243,8 @@ def _configure(instance: PostfixInstance, domains: tuple[str, ...], unknown: tup
     os.chown(root / "maildir", nobody.pw_uid, nobody.pw_gid)
     (conf / "master.cf").write_text(_MASTER_CF.format(port=instance.port))
     (conf / "main.cf").write_text("")
-    rejects = "".join(f"{address}\t550 5.1.1 User unknown in virtual mailbox table\n" for address in unknown)
+    rejects = "".join([*(f"{address}\t{UNKNOWN_REPLY}\n" for address in unknown),
+                       *(f"{address}\t{BUSY_REPLY}\n" for address in busy)])
     (conf / "unknown_recipients").write_text(rejects)
     settings = {
         "compatibility_level": "3.6",
