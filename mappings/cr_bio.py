@@ -47,7 +47,7 @@ from lxml import etree
 from mappings.cda_header_fr import LOINC, XSI, Party, ServiceEvent, build_header, el
 from mappings.lab_codes import (Tables, chapter_for, code_system, interpretation, interpretation_system, loinc_of,
                                 table, ucum_unit)
-from mappings.report_pdf import display_value, render_report_pdf
+from mappings.report_pdf import display_time, display_value, render_report_pdf
 from mappings.site import Site
 from router.adt import AdtEvent
 from router.errors import MappingError
@@ -272,9 +272,9 @@ class _Writer:
         paragraph = el(text, "paragraph", text="Échantillon : ")
         el(paragraph, "content", text=specimen.type.label or "non précisé", ID=ref)
         if specimen.collected:
-            el(paragraph, "content", text=f" - prélevé le {_human_time(specimen.collected)}")
+            el(paragraph, "content", text=f" - prélevé le {display_time(specimen.collected)}")
         if specimen.received:
-            el(paragraph, "content", text=f" - reçu le {_human_time(specimen.received)}")
+            el(paragraph, "content", text=f" - reçu le {display_time(specimen.received)}")
         proc = el(el(act, "entryRelationship", typeCode="COMP"), "procedure", classCode="PROC", moodCode="EVN")
         for root in SPECIMEN_TEMPLATES:
             el(proc, "templateId", root=root)
@@ -463,10 +463,3 @@ def _el_path(parent, *tags: str):
         parent = el(parent, tag)
     return parent
 
-
-def _human_time(ts: str) -> str:
-    digits = ts[:12]
-    if len(digits) < 8:
-        return ts
-    day = f"{digits[6:8]}/{digits[4:6]}/{digits[:4]}"
-    return f"{day} {digits[8:10]}:{digits[10:12]}" if len(digits) >= 12 else day

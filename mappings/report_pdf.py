@@ -85,7 +85,7 @@ def render_report_pdf(report: LabReport, patient: AdtEvent, *, site: Site, creat
     pdf.line_text(f"{site.name} - {site.house_number} {site.street_name}, {site.postal_code} {site.city}".strip())
     pdf.ln(2)
     pdf.line_text(f"Patient : {_patient_name(patient)}", bold=True)
-    details = [f"né(e) le {_date(patient.ins.birth_date)}" if patient.ins and patient.ins.birth_date else "",
+    details = [f"né(e) le {display_time(patient.ins.birth_date)}" if patient.ins and patient.ins.birth_date else "",
                f"IPP {patient.ipp}" if patient.ipp else "",
                f"INS {patient.ins.matricule}" if patient.ins else ""]
     pdf.line_text(" - ".join(d for d in details if d))
@@ -93,7 +93,7 @@ def render_report_pdf(report: LabReport, patient: AdtEvent, *, site: Site, creat
     if prescriber is not None:
         pdf.line_text(f"Prescripteur : {_person(prescriber)}")
     if report.collected:
-        pdf.line_text(f"Prélèvement : {_date(report.collected)}")
+        pdf.line_text(f"Prélèvement : {display_time(report.collected)}")
     if report.placer_order or report.filler_order:
         pdf.line_text(f"Demande : {report.placer_order or report.filler_order}")
     for (code, name), batteries in _by_chapter(report, tables).items():
@@ -104,7 +104,7 @@ def render_report_pdf(report: LabReport, patient: AdtEvent, *, site: Site, creat
     validator, when = report.validation
     if validator is not None:
         pdf.ln(4)
-        pdf.line_text(f"Validé par {_person(validator)}" + (f" le {_date(when)}" if when else ""), bold=True)
+        pdf.line_text(f"Validé par {_person(validator)}" + (f" le {display_time(when)}" if when else ""), bold=True)
     return bytes(pdf.output())
 
 
@@ -153,7 +153,7 @@ def _battery(pdf: _Pdf, battery: Battery, tables: Tables) -> None:
     pdf.line_text(battery.code.label or "Examens", bold=True)
     if battery.specimen is not None and (battery.specimen.type or battery.specimen.collected):
         what = battery.specimen.type.label
-        pdf.line_text("Échantillon : " + " - ".join(p for p in (what, _date(battery.specimen.collected)) if p))
+        pdf.line_text("Échantillon : " + " - ".join(p for p in (what, display_time(battery.specimen.collected)) if p))
     rows = [_row(r, tables) for r in battery.results]
     for isolate in battery.isolates:
         rows.extend(_isolate_rows(isolate, tables))
@@ -213,8 +213,12 @@ def _person(who) -> str:
     return " ".join(p for p in ("Dr", who.given, who.family) if p)
 
 
-def _date(ts: str) -> str:
-    """``20240312081500+0100`` → ``12/03/2024 08:15``."""
+def display_time(ts: str) -> str:
+    """An HL7 TS as a French reader expects it: ``20240312081500+0100`` → ``12/03/2024 08:15``.
+
+    The CR-BIO narrative uses it too, so the PDF copy and the CDA text show the same
+    dates; a value too short to hold a day is shown as sent.
+    """
     digits = ts[:12]
     if len(digits) < 8:
         return ts
