@@ -60,7 +60,7 @@ async def test_the_loop_runs_until_stopped(journal):
     finally:
         await watchdog.stop()
     assert (await journal.stay("CHU-TEST", "V1")).alert_raised_at is not None
-    assert watchdog._task is None
+    assert not watchdog.running
 
 
 async def test_a_failed_pass_is_logged_and_the_loop_goes_on(journal):
