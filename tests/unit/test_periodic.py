@@ -3,23 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import time
 
 import pytest
 from structlog.testing import capture_logs
 
 from router.periodic import PeriodicTask
+from tests.support.poll import eventually
 
 HOUR = 3600.0
-
-
-async def until(predicate, timeout: float = 5.0) -> None:
-    """Poll (bounded) until ``predicate()`` holds; fail when the deadline passes first."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached before the deadline")
-        await asyncio.sleep(0.005)
 
 
 class Ticks:
@@ -41,7 +32,7 @@ async def test_ticks_come_one_interval_apart_until_stopped():
     timer.start()
     try:
         assert timer.running
-        await until(lambda: tick.calls >= 3)
+        await eventually(lambda: tick.calls >= 3, "three ticks")
     finally:
         await asyncio.wait_for(timer.stop(), timeout=5)
     assert not timer.running
@@ -53,7 +44,7 @@ async def test_the_first_tick_comes_at_once_by_default():
     timer = PeriodicTask(tick, HOUR, name="test-timer", failure_event="test.tick_failed")
     timer.start()
     try:
-        await until(lambda: tick.calls == 1)
+        await eventually(lambda: tick.calls == 1, "the first tick")
     finally:
         await asyncio.wait_for(timer.stop(), timeout=5)
 
@@ -64,7 +55,7 @@ async def test_a_failing_tick_is_logged_and_the_loop_goes_on():
     with capture_logs() as logs:
         timer.start()
         try:
-            await until(lambda: tick.calls >= 3)
+            await eventually(lambda: tick.calls >= 3, "three ticks")
         finally:
             await asyncio.wait_for(timer.stop(), timeout=5)
     failures = [entry for entry in logs if entry["event"] == "test.tick_failed"]
@@ -77,7 +68,7 @@ async def test_stop_ends_the_wait_without_waiting_out_the_interval():
     timer = PeriodicTask(tick, HOUR, name="test-timer", failure_event="test.tick_failed",
                          first_delay=lambda: asked.append(True) or HOUR)
     timer.start()
-    await until(lambda: asked)                                  # the loop is waiting for its first tick
+    await eventually(lambda: asked, "the first delay asked")    # the loop now waits for its first tick
     await asyncio.wait_for(timer.stop(), timeout=5)             # an hour's wait, ended by stop
     assert tick.calls == 0 and not timer.running
 
@@ -92,7 +83,7 @@ async def test_stop_lets_the_tick_in_progress_finish():
 
     timer = PeriodicTask(slow_tick, HOUR, name="test-timer", failure_event="test.tick_failed")
     timer.start()
-    await until(lambda: progress == ["started"])
+    await eventually(lambda: progress == ["started"], "the tick to start")
     stopping = asyncio.create_task(timer.stop())
     for _ in range(5):
         await asyncio.sleep(0)
@@ -110,7 +101,7 @@ async def test_start_twice_runs_one_loop_and_stop_before_start_is_harmless():
     timer.start()
     try:
         assert len([task for task in asyncio.all_tasks() if task.get_name() == "test-timer"]) == 1
-        await until(lambda: tick.calls == 1)
+        await eventually(lambda: tick.calls == 1, "the first tick")
     finally:
         await asyncio.wait_for(timer.stop(), timeout=5)
 
