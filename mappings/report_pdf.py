@@ -39,7 +39,9 @@ FONT_DIRS = (Path("/usr/share/fonts/truetype/dejavu"), Path("/usr/share/fonts/de
 _FAMILY = "DejaVu"
 _ASCII = {"œ": "oe", "Œ": "OE", "’": "'", "‘": "'", "“": '"', "”": '"', "–": "-", "—": "-", "…": "...",
           "€": "EUR", "≤": "<=", "≥": ">=", "\u00a0": " ", "\u202f": " "}
+#: The results table's columns, in the PDF and in the CR-BIO narrative alike.
 COLUMNS = ("Examen", "Résultat", "Unité", "Valeurs de référence", "Interprétation")
+_STATUS_NOTES = {"C": " (corrigé)", "D": " (annulé)", "P": " (provisoire)"}
 WIDTHS = (62, 34, 24, 36, 34)
 
 
@@ -174,13 +176,11 @@ def _isolate_rows(isolate: Isolate, tables: Tables) -> list[tuple[str, ...]]:
 
 
 def _row(result: LabResult, tables: Tables, indent: str = "") -> tuple[str, ...]:
-    flags = [interpretation(f, tables) for f in result.flags]
     label = result.code.label or result.code.code
     if result.comments:
         label += "\n" + "\n".join(f"({c})" for c in result.comments)
-    status = {"C": " (corrigé)", "D": " (annulé)", "P": " (provisoire)"}.get(result.status, "")
-    return (indent + label, display_value(result) + status, result.units.code or result.units.display,
-            result.reference_range, ", ".join(f[1] for f in flags if f) or ", ".join(result.flags))
+    return (indent + label, display_with_status(result), result.units.code or result.units.display,
+            result.reference_range, display_interpretation(result, tables))
 
 
 def display_value(result: LabResult) -> str:
@@ -190,6 +190,17 @@ def display_value(result: LabResult) -> str:
     if result.kind in ("numeric", "range"):
         return f"{result.comparator}{result.value}".replace(".", ",")
     return result.value
+
+
+def display_with_status(result: LabResult) -> str:
+    """:func:`display_value` followed by what a corrected, cancelled or provisional result is (OBX-11)."""
+    return display_value(result) + _STATUS_NOTES.get(result.status, "")
+
+
+def display_interpretation(result: LabResult, tables: Tables = None) -> str:
+    """The interpretation flags (OBX-8) in words from the ``lab_interpretation`` table, else as the lab sent them."""
+    words = [found[1] for found in (interpretation(flag, tables) for flag in result.flags) if found]
+    return ", ".join(words) or ", ".join(result.flags)
 
 
 def _table(pdf: _Pdf, rows: list[tuple[str, ...]]) -> None:
