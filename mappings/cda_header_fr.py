@@ -222,45 +222,28 @@ def _record_target(doc, adt: AdtEvent, site: Site) -> None:
 
 def _person(entity, who: Participant, person_tag: str, site: Site | None) -> None:
     """id (IdNat_PS), person name and, with a site, the represented organisation."""
-    if who.identifier:
-        el(entity, "id", root=RPPS_OID, extension=who.identifier)
-    else:
-        el(entity, "id", nullFlavor="UNK")
-    name = el(el(entity, person_tag), "name")
-    if who.given:
-        el(name, "given", text=who.given)
-    el(name, "family", text=who.family or "Inconnu")
+    _professional_id(entity, who)
+    _professional_name(entity, person_tag, who)
     if site is not None:
-        org = el(entity, "representedOrganization")
-        el(org, "id", root=FINESS_OID, extension=site.idnat_struct)
-        el(org, "name", text=site.name)
+        _site_identity(el(entity, "representedOrganization"), site)
 
 
 def _party(entity, party: Party, person_tag: str, site: Site, *, org_tag: str = "representedOrganization",
            code_required: bool = False, industry: bool = False) -> None:
     """id, code, addr, telecom, person name and organisation of a :class:`Party` (CDA order)."""
-    who = party.who
-    if who.identifier:
-        el(entity, "id", root=RPPS_OID, extension=who.identifier)
-    else:
-        el(entity, "id", nullFlavor="UNK")
+    _professional_id(entity, party.who)
     if party.code is not None:
         el(entity, "code", code=party.code[0], codeSystem=party.code[1], displayName=party.code[2])
     elif code_required:
         el(entity, "code", nullFlavor="UNK")
     if party.at_site:
         _addr(entity, site)
-        el(entity, "telecom", value=site.telecom, use="WP") if site.telecom else el(entity, "telecom",
-                                                                                    nullFlavor="UNK")
-    name = el(el(entity, person_tag), "name")
-    if who.given:
-        el(name, "given", text=who.given)
-    el(name, "family", text=who.family or "Inconnu")
+        _site_telecom(entity, site)
+    _professional_name(entity, person_tag, party.who)
     if party.at_site:
         org = el(entity, org_tag)
-        el(org, "id", root=FINESS_OID, extension=site.idnat_struct)
-        el(org, "name", text=site.name)
-        el(org, "telecom", value=site.telecom, use="WP") if site.telecom else el(org, "telecom", nullFlavor="UNK")
+        _site_identity(org, site)
+        _site_telecom(org, site)
         _addr(org, site)
         if industry:
             el(org, "standardIndustryClassCode", code=site.practice_setting_code,
@@ -283,7 +266,38 @@ def _service_event(doc, item: ServiceEvent, site: Site) -> None:
         _party(el(performer, "assignedEntity"), item.performer, "assignedPerson", site, industry=True)
 
 
+def _professional_id(entity, who: Participant) -> None:
+    """The IdNat_PS (8+RPPS) as ``id``, ``nullFlavor="UNK"`` when the professional has none."""
+    if who.identifier:
+        el(entity, "id", root=RPPS_OID, extension=who.identifier)
+    else:
+        el(entity, "id", nullFlavor="UNK")
+
+
+def _professional_name(entity, person_tag: str, who: Participant) -> None:
+    """``<person_tag><name>``: given name when known, family name always (``Inconnu`` when missing)."""
+    name = el(el(entity, person_tag), "name")
+    if who.given:
+        el(name, "given", text=who.given)
+    el(name, "family", text=who.family or "Inconnu")
+
+
+def _site_identity(org, site: Site) -> None:
+    """The establishment's FINESS id and name, as every organisation of the header states it."""
+    el(org, "id", root=FINESS_OID, extension=site.idnat_struct)
+    el(org, "name", text=site.name)
+
+
+def _site_telecom(parent, site: Site) -> None:
+    """The establishment's work telecom, ``nullFlavor="UNK"`` when none is configured."""
+    if site.telecom:
+        el(parent, "telecom", value=site.telecom, use="WP")
+    else:
+        el(parent, "telecom", nullFlavor="UNK")
+
+
 def _addr(parent, site: Site) -> None:
+    """The establishment's postal address (the custodian's, and a laboratory party's at the site)."""
     addr = el(parent, "addr")
     if site.house_number:
         el(addr, "houseNumber", text=site.house_number)
@@ -294,16 +308,10 @@ def _addr(parent, site: Site) -> None:
 
 def _custodian(doc, site: Site) -> None:
     org = el(el(el(doc, "custodian", typeCode="CST"), "assignedCustodian"), "representedCustodianOrganization")
-    el(org, "id", root=FINESS_OID, extension=site.idnat_struct)
-    el(org, "name", text=site.name)
+    _site_identity(org, site)
     if site.telecom:
         el(org, "telecom", value=site.telecom, use="WP")
-    addr = el(org, "addr")
-    if site.house_number:
-        el(addr, "houseNumber", text=site.house_number)
-    el(addr, "streetName", text=site.street_name)
-    el(addr, "postalCode", text=site.postal_code)
-    el(addr, "city", text=site.city)
+    _addr(org, site)
 
 
 def _interval(parent, start: str, stop: str) -> None:

@@ -47,7 +47,8 @@ from lxml import etree
 from mappings.cda_header_fr import LOINC, XSI, Party, ServiceEvent, build_header, el
 from mappings.lab_codes import (Tables, chapter_for, code_system, interpretation, interpretation_system, loinc_of,
                                 table, ucum_unit)
-from mappings.report_pdf import display_value, render_report_pdf
+from mappings.report_pdf import (COLUMNS, display_interpretation, display_time, display_value, display_with_status,
+                                 render_report_pdf)
 from mappings.site import Site
 from router.adt import AdtEvent
 from router.errors import MappingError
@@ -73,7 +74,6 @@ PARTICIPANT_TEMPLATE = "1.2.250.1.213.1.1.3.109"
 PDF_COPY_TEMPLATE = "1.2.250.1.213.1.1.2.243"
 ABORTED = frozenset({"D", "X"})
 PRELIMINARY = frozenset({"P", "I", "R", "S", "A"})
-COLUMNS = ("Examen", "Résultat", "Unité", "Valeurs de référence", "Interprétation")
 _BOUND = re.compile(r"^\s*(<=|>=|<|>|≤|≥)\s*([0-9]+(?:[.,][0-9]+)?)\s*$")
 _BETWEEN = re.compile(r"^\s*([0-9]+(?:[.,][0-9]+)?)\s*(?:-|à|a|–)\s*([0-9]+(?:[.,][0-9]+)?)\s*$")
 
@@ -273,9 +273,9 @@ class _Writer:
         paragraph = el(text, "paragraph", text="Échantillon : ")
         el(paragraph, "content", text=specimen.type.label or "non précisé", ID=ref)
         if specimen.collected:
-            el(paragraph, "content", text=f" - prélevé le {_human_time(specimen.collected)}")
+            el(paragraph, "content", text=f" - prélevé le {display_time(specimen.collected)}")
         if specimen.received:
-            el(paragraph, "content", text=f" - reçu le {_human_time(specimen.received)}")
+            el(paragraph, "content", text=f" - reçu le {display_time(specimen.received)}")
         proc = el(el(act, "entryRelationship", typeCode="COMP"), "procedure", classCode="PROC", moodCode="EVN")
         for root in SPECIMEN_TEMPLATES:
             el(proc, "templateId", root=root)
@@ -344,12 +344,10 @@ class _Writer:
             self._range(obs, result.reference_range, unit)
         tr = el(rows, "tr")
         el(el(tr, "td"), "content", text=result.code.label or result.code.code, ID=ref)
-        shown = display_value(result) + {"C": " (corrigé)", "D": " (annulé)", "P": " (provisoire)"}.get(
-            result.status, "")
-        el(el(tr, "td"), "content", text=shown, ID=value_ref)
+        el(el(tr, "td"), "content", text=display_with_status(result), ID=value_ref)
         el(tr, "td", text=(unit if unit else result.units.code or result.units.display) or "")
         el(tr, "td", text=result.reference_range)
-        el(tr, "td", text=", ".join(d for _, d in flags) or ", ".join(result.flags))
+        el(tr, "td", text=display_interpretation(result, self.tables))
         for comment_ref, comment in zip(comment_refs, result.comments):
             row = el(rows, "tr")
             el(el(row, "td", colspan="5"), "content", text=comment, ID=comment_ref, styleCode="Italics")
@@ -463,14 +461,6 @@ def _el_path(parent, *tags: str):
     for tag in tags:
         parent = el(parent, tag)
     return parent
-
-
-def _human_time(ts: str) -> str:
-    digits = ts[:12]
-    if len(digits) < 8:
-        return ts
-    day = f"{digits[6:8]}/{digits[4:6]}/{digits[:4]}"
-    return f"{day} {digits[8:10]}:{digits[10:12]}" if len(digits) >= 12 else day
 
 
 def _render(request: RenderRequest) -> bytes:

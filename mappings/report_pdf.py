@@ -39,7 +39,9 @@ FONT_DIRS = (Path("/usr/share/fonts/truetype/dejavu"), Path("/usr/share/fonts/de
 _FAMILY = "DejaVu"
 _ASCII = {"œ": "oe", "Œ": "OE", "’": "'", "‘": "'", "“": '"', "”": '"', "–": "-", "—": "-", "…": "...",
           "€": "EUR", "≤": "<=", "≥": ">=", "\u00a0": " ", "\u202f": " "}
+#: The results table's columns, in the PDF and in the CR-BIO narrative alike.
 COLUMNS = ("Examen", "Résultat", "Unité", "Valeurs de référence", "Interprétation")
+_STATUS_NOTES = {"C": " (corrigé)", "D": " (annulé)", "P": " (provisoire)"}
 WIDTHS = (62, 34, 24, 36, 34)
 
 
@@ -85,7 +87,7 @@ def render_report_pdf(report: LabReport, patient: AdtEvent, *, site: Site, creat
     pdf.line_text(f"{site.name} - {site.house_number} {site.street_name}, {site.postal_code} {site.city}".strip())
     pdf.ln(2)
     pdf.line_text(f"Patient : {_patient_name(patient)}", bold=True)
-    details = [f"né(e) le {_date(patient.ins.birth_date)}" if patient.ins and patient.ins.birth_date else "",
+    details = [f"né(e) le {display_time(patient.ins.birth_date)}" if patient.ins and patient.ins.birth_date else "",
                f"IPP {patient.ipp}" if patient.ipp else "",
                f"INS {patient.ins.matricule}" if patient.ins else ""]
     pdf.line_text(" - ".join(d for d in details if d))
@@ -93,7 +95,7 @@ def render_report_pdf(report: LabReport, patient: AdtEvent, *, site: Site, creat
     if prescriber is not None:
         pdf.line_text(f"Prescripteur : {_person(prescriber)}")
     if report.collected:
-        pdf.line_text(f"Prélèvement : {_date(report.collected)}")
+        pdf.line_text(f"Prélèvement : {display_time(report.collected)}")
     if report.placer_order or report.filler_order:
         pdf.line_text(f"Demande : {report.placer_order or report.filler_order}")
     for (code, name), batteries in _by_chapter(report, tables).items():
@@ -104,7 +106,7 @@ def render_report_pdf(report: LabReport, patient: AdtEvent, *, site: Site, creat
     validator, when = report.validation
     if validator is not None:
         pdf.ln(4)
-        pdf.line_text(f"Validé par {_person(validator)}" + (f" le {_date(when)}" if when else ""), bold=True)
+        pdf.line_text(f"Validé par {_person(validator)}" + (f" le {display_time(when)}" if when else ""), bold=True)
     return bytes(pdf.output())
 
 
@@ -153,7 +155,7 @@ def _battery(pdf: _Pdf, battery: Battery, tables: Tables) -> None:
     pdf.line_text(battery.code.label or "Examens", bold=True)
     if battery.specimen is not None and (battery.specimen.type or battery.specimen.collected):
         what = battery.specimen.type.label
-        pdf.line_text("Échantillon : " + " - ".join(p for p in (what, _date(battery.specimen.collected)) if p))
+        pdf.line_text("Échantillon : " + " - ".join(p for p in (what, display_time(battery.specimen.collected)) if p))
     rows = [_row(r, tables) for r in battery.results]
     for isolate in battery.isolates:
         rows.extend(_isolate_rows(isolate, tables))
@@ -174,13 +176,11 @@ def _isolate_rows(isolate: Isolate, tables: Tables) -> list[tuple[str, ...]]:
 
 
 def _row(result: LabResult, tables: Tables, indent: str = "") -> tuple[str, ...]:
-    flags = [interpretation(f, tables) for f in result.flags]
     label = result.code.label or result.code.code
     if result.comments:
         label += "\n" + "\n".join(f"({c})" for c in result.comments)
-    status = {"C": " (corrigé)", "D": " (annulé)", "P": " (provisoire)"}.get(result.status, "")
-    return (indent + label, display_value(result) + status, result.units.code or result.units.display,
-            result.reference_range, ", ".join(f[1] for f in flags if f) or ", ".join(result.flags))
+    return (indent + label, display_with_status(result), result.units.code or result.units.display,
+            result.reference_range, display_interpretation(result, tables))
 
 
 def display_value(result: LabResult) -> str:
@@ -190,6 +190,17 @@ def display_value(result: LabResult) -> str:
     if result.kind in ("numeric", "range"):
         return f"{result.comparator}{result.value}".replace(".", ",")
     return result.value
+
+
+def display_with_status(result: LabResult) -> str:
+    """:func:`display_value` followed by what a corrected, cancelled or provisional result is (OBX-11)."""
+    return display_value(result) + _STATUS_NOTES.get(result.status, "")
+
+
+def display_interpretation(result: LabResult, tables: Tables = None) -> str:
+    """The interpretation flags (OBX-8) in words from the ``lab_interpretation`` table, else as the lab sent them."""
+    words = [found[1] for found in (interpretation(flag, tables) for flag in result.flags) if found]
+    return ", ".join(words) or ", ".join(result.flags)
 
 
 def _table(pdf: _Pdf, rows: list[tuple[str, ...]]) -> None:
@@ -213,8 +224,12 @@ def _person(who) -> str:
     return " ".join(p for p in ("Dr", who.given, who.family) if p)
 
 
-def _date(ts: str) -> str:
-    """``20240312081500+0100`` → ``12/03/2024 08:15``."""
+def display_time(ts: str) -> str:
+    """An HL7 TS as a French reader expects it: ``20240312081500+0100`` → ``12/03/2024 08:15``.
+
+    The CR-BIO narrative uses it too, so the PDF copy and the CDA text show the same
+    dates; a value too short to hold a day is shown as sent.
+    """
     digits = ts[:12]
     if len(digits) < 8:
         return ts

@@ -50,13 +50,17 @@ ACCEPTED_EVENTS: Mapping[str, frozenset[str]] = {
 }
 #: Message types that carry a PFI document, and so must pass the PFI routing check at the door.
 PFI_TYPES = frozenset({"ORU", "MDM"})
+#: The door's default limit on one MLLP frame (16 MiB): larger frames are answered AR and only their
+#: first bytes are journaled. A listener's ``max_frame_bytes`` setting overrides it; the framer, the
+#: listener and the configuration take their default from here.
+MAX_FRAME_BYTES = 16 * 1024 * 1024
 
 
 class Ingest:
     """Implements the MLLP listener's FrameHandler for one channel."""
 
     def __init__(self, journal: Journal, bus: Bus, *, channel: str, default_charset: str = "utf-8",
-                 accepted: Mapping[str, frozenset[str]] = ACCEPTED_EVENTS, max_frame_bytes: int = 0):
+                 accepted: Mapping[str, frozenset[str]] = ACCEPTED_EVENTS, max_frame_bytes: int = MAX_FRAME_BYTES):
         self.journal = journal
         self.bus = bus
         self.channel = channel

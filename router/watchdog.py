@@ -18,13 +18,12 @@ logged and the next pass tries again.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import Callable
 from datetime import datetime
 
 import structlog
 
+from router.periodic import PeriodicTask
 from router.ports import Journal, JournalEvent, Stay
 from router.stages.clock import now as system_now
 
@@ -32,26 +31,28 @@ log = structlog.get_logger(__name__)
 
 
 class LetterWatchdog:
+    """Runs :meth:`check_once` every ``interval`` seconds, the first pass at :meth:`start`."""
+
     def __init__(self, journal: Journal, *, interval: float = 60.0, clock: Callable[[], datetime] = system_now,
                  batch: int = 100):
         self.journal = journal
         self.interval = interval
         self.clock = clock
         self.batch = batch
-        self._stop = asyncio.Event()
-        self._task: asyncio.Task | None = None
+        self._timer = PeriodicTask(self.check_once, interval, name="letter-watchdog",
+                                   failure_event="watchdog.pass_failed")
+
+    @property
+    def running(self) -> bool:
+        """True between :meth:`start` and :meth:`stop`."""
+        return self._timer.running
 
     def start(self) -> None:
-        if self._task is None:
-            self._stop.clear()
-            self._task = asyncio.create_task(self._run(), name="letter-watchdog")
+        self._timer.start()
 
     async def stop(self) -> None:
         """Stop the loop after the pass in progress, if any."""
-        self._stop.set()
-        task, self._task = self._task, None
-        if task is not None:
-            await task
+        await self._timer.stop()
 
     async def check_once(self) -> list[Stay]:
         """One pass: raise an alert for every overdue stay (at most ``batch``); return them."""
@@ -66,12 +67,3 @@ class LetterWatchdog:
             log.warning("watchdog.letter_overdue", encounter=stay.encounter, ipp=stay.ipp,
                         message_key=stay.message_key)
         return due
-
-    async def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                await self.check_once()
-            except Exception as exc:   # noqa: BLE001 - one failed pass must not end the watchdog
-                log.error("watchdog.pass_failed", error=str(exc))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), timeout=self.interval)

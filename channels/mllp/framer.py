@@ -21,9 +21,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from router.ingest import MAX_FRAME_BYTES
+
 START = b"\x0b"
 END = b"\x1c\x0d"
-OVERSIZE_PREFIX = 4096
+#: The first bytes of a frame, enough to read its MSH: kept of an oversize frame to NACK it, and
+#: what the listener reads a fallback NACK from.
+MSH_HEAD_BYTES = 4096
 _WHITESPACE = b" \t\r\n\x00"
 _JUNK_SAMPLE = 64
 
@@ -72,7 +76,7 @@ def frame(payload: bytes) -> bytes:
 class MllpFramer:
     """Feed it bytes as they arrive; it returns the events completed by them."""
 
-    def __init__(self, max_frame_bytes: int = 16 * 1024 * 1024):
+    def __init__(self, max_frame_bytes: int = MAX_FRAME_BYTES):
         self.max_frame_bytes = max_frame_bytes
         self._buf = bytearray()
         self._state = _IDLE
@@ -117,7 +121,7 @@ class MllpFramer:
                     size = end - pos
                     if size > self.max_frame_bytes:
                         self.oversize += 1
-                        events.append(Oversize(bytes(buf[pos:min(end, pos + OVERSIZE_PREFIX)]), size))
+                        events.append(Oversize(bytes(buf[pos:min(end, pos + MSH_HEAD_BYTES)]), size))
                     else:
                         self.frames += 1
                         events.append(Frame(bytes(buf[pos:end])))
@@ -126,7 +130,7 @@ class MllpFramer:
                     continue
                 if len(buf) - pos > self.max_frame_bytes:
                     keep = len(buf) - 1 if buf.endswith(b"\x1c") else len(buf)   # maybe half the end marker
-                    self._prefix = bytes(buf[pos:min(keep, pos + OVERSIZE_PREFIX)])
+                    self._prefix = bytes(buf[pos:min(keep, pos + MSH_HEAD_BYTES)])
                     self._discarded = keep - pos
                     self._state = _DISCARD
                     pos = keep

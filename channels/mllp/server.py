@@ -23,23 +23,23 @@ import ssl
 
 import structlog
 
-from channels.mllp.framer import Frame, Junk, MllpFramer, Oversize, Truncated, frame
+from channels.mllp.framer import MSH_HEAD_BYTES, Frame, Junk, MllpFramer, Oversize, Truncated, frame
 from router.hl7.ack import build_ack, build_minimal_nack
 from router.hl7.charset import codec_for, decode_lenient, encode, sniff_msh18
 from router.hl7.msh import read_header
+from router.ingest import MAX_FRAME_BYTES
 from router.ports import FrameHandler
 
 log = structlog.get_logger(__name__)
 
 READ_CHUNK = 64 * 1024
-OVERSIZE_HEAD = 4096            # bytes of a frame enough to read its MSH for a fallback NACK
 
 
 class MllpServer:
     """An MLLP listener; see the module docstring. ``port`` is the bound port once started."""
 
     def __init__(self, handler: FrameHandler, *, host: str = "127.0.0.1", port: int = 0,
-                 max_frame_bytes: int = 16 * 1024 * 1024, read_timeout: float | None = 300.0,
+                 max_frame_bytes: int = MAX_FRAME_BYTES, read_timeout: float | None = 300.0,
                  max_connections: int = 256, ssl_context: ssl.SSLContext | None = None,
                  default_charset: str = "utf-8", name: str = "mllp"):
         self.handler = handler
@@ -212,11 +212,11 @@ class MllpServer:
 
     def fallback_nack(self, raw: bytes, reason: str) -> bytes:
         """An AR for ``raw``: built from its MSH when it can be read, minimal otherwise."""
-        text, codec, _ = decode_lenient(raw[:OVERSIZE_HEAD], self.default_charset)
+        text, codec, _ = decode_lenient(raw[:MSH_HEAD_BYTES], self.default_charset)
         try:
             header = read_header(text)
         except Exception:
-            codec = codec_for(sniff_msh18(raw[:OVERSIZE_HEAD]), self.default_charset)
+            codec = codec_for(sniff_msh18(raw[:MSH_HEAD_BYTES]), self.default_charset)
             return encode(build_minimal_nack(reason, error_code="207", error_text="Application internal error",
                                              codec=codec), codec)
         return encode(build_ack(header, "AR", text=reason, error_code="207"), codec)

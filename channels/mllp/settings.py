@@ -22,6 +22,7 @@ from typing import Any
 
 from router.config_values import no_unknown, read_int, read_seconds, read_str
 from router.errors import ConfigError
+from router.ingest import MAX_FRAME_BYTES
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,7 @@ class ListenerSettings:
     host: str = "127.0.0.1"
     port: int = 2575
     default_charset: str = "utf-8"
-    max_frame_bytes: int = 16 * 1024 * 1024
+    max_frame_bytes: int = MAX_FRAME_BYTES
     read_timeout: float = 300.0
     max_connections: int = 64
     tls_cert: str = ""

@@ -13,6 +13,12 @@ small look-alike with ``cryptography``:
 Keys are EC P-256 (fast to generate on slow machines; accepted by Postfix,
 OpenSSL and Python's ``ssl``). Files are PEM; keys are unencrypted and
 written with mode 0600 (Postfix loads them as root before dropping privileges).
+
+The builders below (:func:`ca_certificate`, :func:`issue_certificate`,
+:func:`write_certificate`, :func:`write_key`) are also how the VIHF tests mint
+their *certificat de cachet* (``tests/support/cachet_pki.py``), so both test
+PKIs share one way of making a CA and a certificate and differ only in names,
+key types and key usages.
 """
 
 from __future__ import annotations
@@ -28,9 +34,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-__all__ = ["TestPki", "make_test_pki"]
+__all__ = ["TestPki", "ca_certificate", "issue_certificate", "issue_time", "key_usage", "make_test_pki",
+           "new_ec_key", "subject_name", "write_certificate", "write_key"]
 
 _VALIDITY = dt.timedelta(days=30)
+_PLATFORM = "pfi.hopital-test.mssante.fr"     # the name the platform's client certificate carries
 
 
 @dataclass(frozen=True)
@@ -56,33 +64,24 @@ def make_test_pki(directory: Path, *, server_names: Sequence[str] = ("localhost"
     """Write a test CA, a server and a client certificate, and an untrusted client, into ``directory``."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    now = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5)
+    now = issue_time()
 
-    ca_key = _new_key()
+    ca_key = new_ec_key()
     ca = ca_certificate("Liaison Test CA", ca_key, now)
-    other_ca_key = _new_key()
+    other_ca_key = new_ec_key()
     other_ca = ca_certificate("Untrusted Test CA", other_ca_key, now)
 
-    server_key = _new_key()
+    server_key = new_ec_key()
     alt_names: list[x509.GeneralName] = [x509.DNSName(n) for n in server_names]
     alt_names += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in server_ips]
-    server = _leaf_certificate(
-        common_name=(list(server_names) or list(server_ips) or ["localhost"])[0],
-        key=server_key, issuer=ca, issuer_key=ca_key, now=now,
-        usage=ExtendedKeyUsageOID.SERVER_AUTH, alt_names=alt_names,
-    )
-    client_key = _new_key()
-    client = _leaf_certificate(
-        common_name="pfi.hopital-test.mssante.fr", key=client_key, issuer=ca, issuer_key=ca_key,
-        now=now, usage=ExtendedKeyUsageOID.CLIENT_AUTH,
-        alt_names=[x509.DNSName("pfi.hopital-test.mssante.fr")],
-    )
-    rogue_key = _new_key()
-    rogue = _leaf_certificate(
-        common_name="pfi.hopital-test.mssante.fr", key=rogue_key, issuer=other_ca,
-        issuer_key=other_ca_key, now=now, usage=ExtendedKeyUsageOID.CLIENT_AUTH,
-        alt_names=[x509.DNSName("pfi.hopital-test.mssante.fr")],
-    )
+    server = _tls_certificate((list(server_names) or list(server_ips) or ["localhost"])[0], server_key,
+                              ca, ca_key, now, ExtendedKeyUsageOID.SERVER_AUTH, alt_names)
+    client_key = new_ec_key()
+    client = _tls_certificate(_PLATFORM, client_key, ca, ca_key, now, ExtendedKeyUsageOID.CLIENT_AUTH,
+                              [x509.DNSName(_PLATFORM)])
+    rogue_key = new_ec_key()
+    rogue = _tls_certificate(_PLATFORM, rogue_key, other_ca, other_ca_key, now, ExtendedKeyUsageOID.CLIENT_AUTH,
+                             [x509.DNSName(_PLATFORM)])
 
     pki = TestPki(
         directory=directory,
@@ -96,23 +95,30 @@ def make_test_pki(directory: Path, *, server_names: Sequence[str] = ("localhost"
         untrusted_client_cert=directory / "untrusted-client.pem",
         untrusted_client_key=directory / "untrusted-client.key",
     )
-    _write_cert(pki.ca_cert, ca)
-    _write_key(pki.ca_key, ca_key)
-    _write_cert(pki.server_cert, server)
-    _write_key(pki.server_key, server_key)
-    _write_cert(pki.client_cert, client)
-    _write_key(pki.client_key, client_key)
-    _write_cert(pki.untrusted_ca_cert, other_ca)
-    _write_cert(pki.untrusted_client_cert, rogue)
-    _write_key(pki.untrusted_client_key, rogue_key)
+    write_certificate(pki.ca_cert, ca)
+    write_key(pki.ca_key, ca_key)
+    write_certificate(pki.server_cert, server)
+    write_key(pki.server_key, server_key)
+    write_certificate(pki.client_cert, client)
+    write_key(pki.client_key, client_key)
+    write_certificate(pki.untrusted_ca_cert, other_ca)
+    write_certificate(pki.untrusted_client_cert, rogue)
+    write_key(pki.untrusted_client_key, rogue_key)
     return pki
 
 
-def _new_key() -> ec.EllipticCurvePrivateKey:
+def issue_time() -> dt.datetime:
+    """Now, less five minutes: a certificate minted now is already valid for a peer whose clock lags a little."""
+    return dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5)
+
+
+def new_ec_key() -> ec.EllipticCurvePrivateKey:
+    """An EC P-256 key: quick to generate, accepted by Postfix, OpenSSL and Python's ``ssl``."""
     return ec.generate_private_key(ec.SECP256R1())
 
 
-def _name(common_name: str) -> x509.Name:
+def subject_name(common_name: str) -> x509.Name:
+    """``C=FR, O=Liaison test, CN=<common_name>``, the DN of every certificate of the mail PKI."""
     return x509.Name([
         x509.NameAttribute(NameOID.COUNTRY_NAME, "FR"),
         x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Liaison test"),
@@ -120,57 +126,84 @@ def _name(common_name: str) -> x509.Name:
     ])
 
 
+def key_usage(*granted: str) -> x509.KeyUsage:
+    """A KeyUsage extension granting only the named bits (``"digital_signature"``, ``"key_cert_sign"``...)."""
+    bits = dict.fromkeys(("digital_signature", "content_commitment", "key_encipherment", "data_encipherment",
+                          "key_agreement", "key_cert_sign", "crl_sign", "encipher_only", "decipher_only"), False)
+    unknown = set(granted) - bits.keys()
+    if unknown:
+        raise ValueError(f"unknown key usage: {', '.join(sorted(unknown))}")
+    return x509.KeyUsage(**{**bits, **dict.fromkeys(granted, True)})
+
+
 def ca_certificate(common_name: str, key, now: dt.datetime) -> x509.Certificate:
     """A self-signed test CA (EC or RSA key), valid from ``now`` for the test validity."""
-    name = _name(common_name)
+    name = subject_name(common_name)
     public = key.public_key()
     return (
-        x509.CertificateBuilder()
-        .subject_name(name).issuer_name(name)
-        .public_key(public)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now).not_valid_after(now + _VALIDITY)
+        _valid_from(now, name, name, public)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(x509.KeyUsage(
-            digital_signature=True, content_commitment=False, key_encipherment=False,
-            data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
-            encipher_only=False, decipher_only=False), critical=True)
+        .add_extension(key_usage("digital_signature", "key_cert_sign", "crl_sign"), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
         .sign(key, hashes.SHA256())
     )
 
 
-def _leaf_certificate(*, common_name: str, key: ec.EllipticCurvePrivateKey, issuer: x509.Certificate,
-                      issuer_key: ec.EllipticCurvePrivateKey, now: dt.datetime,
-                      usage: x509.ObjectIdentifier, alt_names: list[x509.GeneralName]) -> x509.Certificate:
+def issue_certificate(subject: x509.Name, key, *, issuer: x509.Certificate, issuer_key, now: dt.datetime,
+                      usage: x509.KeyUsage, extended_usage: Sequence[x509.ObjectIdentifier] = (),
+                      alt_names: Sequence[x509.GeneralName] = ()) -> x509.Certificate:
+    """An end-entity certificate for ``key`` signed by ``issuer``, valid from ``now`` for the test validity.
+
+    ``usage`` is marked critical; ``extended_usage`` and ``alt_names`` are added
+    only when given.
+    """
     public = key.public_key()
     builder = (
-        x509.CertificateBuilder()
-        .subject_name(_name(common_name)).issuer_name(issuer.subject)
-        .public_key(public)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now).not_valid_after(now + _VALIDITY)
+        _valid_from(now, subject, issuer.subject, public)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.KeyUsage(
-            digital_signature=True, content_commitment=False, key_encipherment=False,
-            data_encipherment=False, key_agreement=True, key_cert_sign=False, crl_sign=False,
-            encipher_only=False, decipher_only=False), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+        .add_extension(usage, critical=True)
+    )
+    if extended_usage:
+        builder = builder.add_extension(x509.ExtendedKeyUsage(list(extended_usage)), critical=False)
+    builder = (
+        builder
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()),
                        critical=False)
     )
     if alt_names:
-        builder = builder.add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
+        builder = builder.add_extension(x509.SubjectAlternativeName(list(alt_names)), critical=False)
     return builder.sign(issuer_key, hashes.SHA256())
 
 
-def _write_cert(path: Path, cert: x509.Certificate) -> None:
+def write_certificate(path: Path, cert: x509.Certificate) -> None:
+    """The certificate as PEM, readable by all (mode 0644)."""
     path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     path.chmod(0o644)
 
 
-def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
-    path.write_bytes(key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+def write_key(path: Path, key, password: bytes | None = None) -> None:
+    """The private key as PKCS#8 PEM, encrypted with ``password`` when given; readable by its owner only (0600)."""
+    encryption = (serialization.BestAvailableEncryption(password) if password
+                  else serialization.NoEncryption())
+    path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption))
     path.chmod(0o600)
+
+
+def _tls_certificate(common_name: str, key, issuer: x509.Certificate, issuer_key, now: dt.datetime,
+                     purpose: x509.ObjectIdentifier, alt_names: list[x509.GeneralName]) -> x509.Certificate:
+    """A TLS server or client certificate of the mail PKI (ECDSA signing and ECDH key agreement)."""
+    return issue_certificate(subject_name(common_name), key, issuer=issuer, issuer_key=issuer_key, now=now,
+                             usage=key_usage("digital_signature", "key_agreement"), extended_usage=[purpose],
+                             alt_names=alt_names)
+
+
+def _valid_from(now: dt.datetime, subject: x509.Name, issuer: x509.Name, public) -> x509.CertificateBuilder:
+    """What every test certificate shares: names, key, a random serial and the test validity from ``now``."""
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject).issuer_name(issuer)
+        .public_key(public)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now).not_valid_after(now + _VALIDITY)
+    )

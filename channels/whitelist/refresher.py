@@ -11,12 +11,12 @@ next one comes one interval later.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from datetime import datetime
 
 import structlog
 
 from channels.whitelist.store import UpdateResult, WhitelistStore
+from router.periodic import PeriodicTask
 
 log = structlog.get_logger(__name__)
 
@@ -35,20 +35,15 @@ class WhitelistRefresher:
         self.attempt_timeout = attempt_timeout
         self.last_result: UpdateResult | None = None
         self.attempts = 0
-        self._stop = asyncio.Event()
-        self._task: asyncio.Task | None = None
+        self._timer = PeriodicTask(self.refresh_once, interval_seconds, name="whitelist-refresher",
+                                   failure_event="whitelist.refresh_failed", first_delay=self.first_delay)
 
     def start(self) -> None:
-        if self._task is None:
-            self._stop.clear()
-            self._task = asyncio.create_task(self._run(), name="whitelist-refresher")
+        self._timer.start()
 
     async def stop(self) -> None:
         """Stop after the attempt in progress, if any (itself bounded by ``attempt_timeout``)."""
-        self._stop.set()
-        task, self._task = self._task, None
-        if task is not None:
-            await task
+        await self._timer.stop()
 
     def first_delay(self, now: datetime | None = None) -> float:
         """Seconds until the first attempt: now without a stored list, else when the stored one is due."""
@@ -71,13 +66,3 @@ class WhitelistRefresher:
             return None
         self.last_result = result
         return result
-
-    async def _run(self) -> None:
-        delay = self.first_delay()
-        while not self._stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), timeout=delay)
-            if self._stop.is_set():
-                break
-            await self.refresh_once()
-            delay = self.interval

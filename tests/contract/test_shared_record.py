@@ -25,7 +25,7 @@ from router.errors import PeerUnavailable, RejectedByPeer
 from router.model import Action, DocumentJob, Flags
 from router.ports import DepositReceipt, DmpEntry, SharedRecord
 from tests.support.cachet_pki import CachetPki, make_cachet_pki, vihf_table
-from tests.support.cda import make_cda, make_job
+from channels.testing.cda import make_cda, make_job
 from tests.support.dmp_double import AnswerLost, DmpDouble, Hang, HttpError, RegistryFailure
 from tests.support.tcp_proxy import TcpProxy
 

@@ -33,6 +33,7 @@ from mappings.tables import Tables
 from router import queues
 from router.config import RenderSettings
 from router.hl7.ack import AckReply
+from router.ingest import MAX_FRAME_BYTES
 from router.ports import MessageRecord, MessageState
 from channels.testing.mdm_messages import CORRESPONDENTS
 
@@ -51,7 +52,7 @@ class Pipeline:
     relay_host: str = "localhost"
     client_cert: Path | None = None
     client_key: Path | None = None
-    max_frame_bytes: int = 16 * 1024 * 1024
+    max_frame_bytes: int = MAX_FRAME_BYTES
     nil: str = "TEST-NIL-0001"
     schematrons: str = "off"
     watchdog_interval: float = 60.0

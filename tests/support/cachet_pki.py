@@ -3,23 +3,24 @@
 IGC-Santé issues each care structure an organisation signing certificate (*cachet*) that
 signs its VIHF assertions. This mints a look-alike with ``cryptography``: an RSA test CA,
 a cachet certificate under it (subject in the ANS example's order ``C, ST, O, OU, CN``), the
-same key again encrypted with :data:`KEY_PASSWORD`, and a cachet from an unrelated CA.
-RSA because the VIHF is signed with RSA-SHA256; 2048 bits to stay quick.
+same key again encrypted with :data:`KEY_PASSWORD`, a cachet from an unrelated CA, and an
+EC cachet (which the settings must refuse). RSA because the VIHF is signed with RSA-SHA256;
+2048 bits to stay quick. The CA and certificates come from the builders of
+:mod:`channels.testing.pki`; only the cachet's DN, key usage and RSA keys are its own.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from channels.testing.pki import ca_certificate
+from channels.testing.pki import (ca_certificate, issue_certificate, issue_time, key_usage, new_ec_key,
+                                  write_certificate, write_key)
 
 __all__ = ["CACHET_DN", "KEY_PASSWORD", "CachetPki", "make_cachet_pki"]
 
@@ -27,7 +28,15 @@ KEY_PASSWORD = b"cachet-test-password"
 STRUCTURE_ID = "1750000012"
 #: The Issuer the cachet certificate must produce (RDNs in certificate order, as the ANS example).
 CACHET_DN = f"C=FR, ST=Paris (75), O=HOPITAL TEST LIAISON, OU={STRUCTURE_ID}, CN=DMP SIGN TEST"
-_VALIDITY = dt.timedelta(days=30)
+CACHET_DN_NAME = x509.Name([
+    x509.NameAttribute(NameOID.COUNTRY_NAME, "FR"),
+    x509.NameAttribute(NameOID.STATE_OR_PROVINCE_NAME, "Paris (75)"),
+    x509.NameAttribute(NameOID.ORGANIZATION_NAME, "HOPITAL TEST LIAISON"),
+    x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, STRUCTURE_ID),
+    x509.NameAttribute(NameOID.COMMON_NAME, "DMP SIGN TEST"),
+])
+#: A cachet signs (digitalSignature) and stands behind what it signed (nonRepudiation); no TLS use.
+_CACHET_USAGE = key_usage("digital_signature", "content_commitment")
 
 
 @dataclass(frozen=True)
@@ -50,17 +59,17 @@ def make_cachet_pki(directory: Path) -> CachetPki:
     """Write the CA, the cachet certificate and key, and an untrusted cachet into ``directory``."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    now = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5)
+    now = issue_time()
     ca_key = _rsa()
     ca = ca_certificate("Liaison Test IGC-Sante CA", ca_key, now)
     cachet_key = _rsa()
-    cachet = _cachet(CACHET_DN_NAME, cachet_key, ca, ca_key, now)
+    cachet = _cachet(cachet_key, ca, ca_key, now)
     other_key = _rsa()
     other_ca = ca_certificate("Untrusted Test CA", other_key, now)
     rogue_key = _rsa()
-    rogue = _cachet(CACHET_DN_NAME, rogue_key, other_ca, other_key, now)
-    ec_key = ec.generate_private_key(ec.SECP256R1())
-    ec_cert = _cachet(CACHET_DN_NAME, ec_key, ca, ca_key, now)
+    rogue = _cachet(rogue_key, other_ca, other_key, now)
+    ec_key = new_ec_key()
+    ec_cert = _cachet(ec_key, ca, ca_key, now)
 
     pki = CachetPki(
         directory=directory, ca_cert=directory / "ca.pem",
@@ -73,49 +82,22 @@ def make_cachet_pki(directory: Path) -> CachetPki:
     )
     for path, cert in ((pki.ca_cert, ca), (pki.cachet_cert, cachet), (pki.untrusted_ca_cert, other_ca),
                        (pki.untrusted_cachet_cert, rogue), (pki.ec_cert, ec_cert)):
-        path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    for path, key, password in ((pki.cachet_key, cachet_key, None),
-                                (pki.cachet_key_encrypted, cachet_key, KEY_PASSWORD),
-                                (pki.untrusted_cachet_key, rogue_key, None), (pki.ec_key, ec_key, None)):
-        encryption = (serialization.BestAvailableEncryption(password) if password
-                      else serialization.NoEncryption())
-        path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           encryption))
-        path.chmod(0o600)
+        write_certificate(path, cert)
+    write_key(pki.cachet_key, cachet_key)
+    write_key(pki.cachet_key_encrypted, cachet_key, KEY_PASSWORD)
+    write_key(pki.untrusted_cachet_key, rogue_key)
+    write_key(pki.ec_key, ec_key)
     return pki
-
-
-CACHET_DN_NAME = x509.Name([
-    x509.NameAttribute(NameOID.COUNTRY_NAME, "FR"),
-    x509.NameAttribute(NameOID.STATE_OR_PROVINCE_NAME, "Paris (75)"),
-    x509.NameAttribute(NameOID.ORGANIZATION_NAME, "HOPITAL TEST LIAISON"),
-    x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, STRUCTURE_ID),
-    x509.NameAttribute(NameOID.COMMON_NAME, "DMP SIGN TEST"),
-])
 
 
 def _rsa() -> rsa.RSAPrivateKey:
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
-def _cachet(name: x509.Name, key, issuer: x509.Certificate, issuer_key: rsa.RSAPrivateKey,
-            now: dt.datetime) -> x509.Certificate:
-    public = key.public_key()
-    return (
-        x509.CertificateBuilder()
-        .subject_name(name).issuer_name(issuer.subject).public_key(public)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now).not_valid_after(now + _VALIDITY)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.KeyUsage(
-            digital_signature=True, content_commitment=True, key_encipherment=False,
-            data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
-            encipher_only=False, decipher_only=False), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()),
-                       critical=False)
-        .sign(issuer_key, hashes.SHA256())
-    )
+def _cachet(key, issuer: x509.Certificate, issuer_key, now) -> x509.Certificate:
+    """A cachet certificate (the ANS example's DN and usages) for ``key``, signed by ``issuer``."""
+    return issue_certificate(CACHET_DN_NAME, key, issuer=issuer, issuer_key=issuer_key, now=now,
+                             usage=_CACHET_USAGE)
 
 
 def vihf_table(pki: CachetPki, **overrides: Any) -> dict[str, Any]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -13,6 +11,7 @@ from channels.journal import SqliteJournal
 from router.ports import Stay, StayState
 from router.watchdog import LetterWatchdog
 from tests.support.clock import FakeClock
+from tests.support.poll import eventually
 
 DUE = datetime(2024, 3, 15, 22, 59, 59, tzinfo=UTC)
 
@@ -26,11 +25,11 @@ async def journal(tmp_path):
         yield journal
 
 
-async def wait_for_alert(journal, timeout: float = 10.0) -> None:
+async def wait_for_alert(journal) -> None:
     """Poll (bounded) until the watchdog has raised the alert on stay V1."""
-    deadline = time.monotonic() + timeout
-    while (await journal.stay("CHU-TEST", "V1")).alert_raised_at is None and time.monotonic() < deadline:
-        await asyncio.sleep(0.02)
+    async def raised() -> bool:
+        return (await journal.stay("CHU-TEST", "V1")).alert_raised_at is not None
+    await eventually(raised, "the alert on stay V1")
 
 
 async def test_an_overdue_letter_raises_one_alert_event_and_one_log_line(journal):
@@ -60,7 +59,7 @@ async def test_the_loop_runs_until_stopped(journal):
     finally:
         await watchdog.stop()
     assert (await journal.stay("CHU-TEST", "V1")).alert_raised_at is not None
-    assert watchdog._task is None
+    assert not watchdog.running
 
 
 async def test_a_failed_pass_is_logged_and_the_loop_goes_on(journal):

@@ -18,7 +18,6 @@ from mappings.cda_level1 import PDF_MEDIA_TYPE, XDS_SD_TEMPLATE_ID, document_typ
 from mappings.codes import load
 from mappings.site import Site
 from router.adt import read_adt
-from router.cda_schema import CdaSchemaValidator
 from router.errors import MappingError
 from router.model import Participant
 from router.schematron import MINIMAL_STRUCTURE, SchematronValidator
@@ -48,11 +47,6 @@ def render(name: str) -> bytes:
     return render_level1(read_adt(make_adt(*args, **kwargs)), pdf=PDF, type_code=type_code, title=type_code[1],
                          document_id=f"DOC-{name}", set_id=f"SET-{name}", version=2 if parent else 1,
                          parent_document_id=parent, author=AUTHOR, site=SITE, effective_time=WHEN)
-
-
-@pytest.fixture(scope="module")
-def xsd() -> CdaSchemaValidator:
-    return CdaSchemaValidator(require_fixture("TestContenuCDA-3-0", "infrastructure", "cda"))
 
 
 @pytest.fixture(scope="module")

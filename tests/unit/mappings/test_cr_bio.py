@@ -20,11 +20,10 @@ from mappings.cr_bio import reference_range, render_cr_bio
 from mappings.lab_codes import ucum_unit
 from mappings.site import Site
 from router.adt import read_patient_visit
-from router.cda_schema import CdaSchemaValidator
 from router.errors import MappingError
 from router.lab import read_lab_report
 from router.lab_model import Coded
-from router.schematron import MINIMAL_STRUCTURE, SchematronValidator
+from router.schematron import SchematronValidator
 from channels.testing.adt_messages import DR_DURAND, DR_LEFEVRE, DR_MARTIN
 from channels.testing.lab_messages import (BIOLOGIST, CORPUS, ORDER_OID, PDF, Obr, Obx, biochemistry, make_lab_oru,
                                         urine_culture)
@@ -55,19 +54,9 @@ def tree(name: str):
 
 
 @pytest.fixture(scope="module")
-def xsd() -> CdaSchemaValidator:
-    return CdaSchemaValidator(require_fixture("TestContenuCDA-3-0", "infrastructure", "cda"))
-
-
-@pytest.fixture(scope="module")
 def schematrons():
     root = require_fixture("TestContenuCDA-3-0", "schematrons")
     return {name: SchematronValidator(root / name) for name in PROFILES}
-
-
-@pytest.fixture(scope="module")
-def minimal_structure() -> SchematronValidator:
-    return SchematronValidator(require_fixture("TestContenuCDA-3-0", "schematrons", MINIMAL_STRUCTURE))
 
 
 def jdv(name: str) -> set[tuple[str, str]]:

@@ -13,10 +13,9 @@ from mappings.cda_header import read_header
 from mappings.ldl_ses import ATTACHED, DISCHARGE_MODES, OTHER_DESTINATION, discharge_mode, render_ldl_ses
 from mappings.site import Site
 from router.adt import read_adt
-from router.cda_schema import CdaSchemaValidator
 from router.errors import MappingError
 from router.model import Participant
-from router.schematron import MINIMAL_STRUCTURE, SchematronValidator
+from router.schematron import SchematronValidator
 from channels.testing.adt_messages import (CORSICA_2A, CORSICA_2B, DR_LEFEVRE, NIA, NO_INS, PATIENT, PROVISIONAL,
                                         make_adt)
 from tests.support.fixtures import require_fixture
@@ -57,20 +56,10 @@ def render(name: str) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def xsd() -> CdaSchemaValidator:
-    return CdaSchemaValidator(require_fixture("TestContenuCDA-3-0", "infrastructure", "cda"))
-
-
-@pytest.fixture(scope="module")
 def schematrons():
     root = require_fixture("TestContenuCDA-3-0", "schematrons")
     return {name: SchematronValidator(root / name) for name in
             ("CI-SIS_LDL-SES_2022.01.sch", "profils/CI-SIS_ModelesDeContenusCDA.sch", MODELES_ANS)}
-
-
-@pytest.fixture(scope="module")
-def minimal_structure() -> SchematronValidator:
-    return SchematronValidator(require_fixture("TestContenuCDA-3-0", "schematrons", MINIMAL_STRUCTURE))
 
 
 @pytest.mark.parametrize("name", CASES)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from channels.smtp.mailer import SmtpMailer
-from tests.support.pki import TestPki, make_test_pki
+from channels.testing.pki import TestPki, make_test_pki
 from tests.support.smtp_sink import SmtpSink
 
 

@@ -7,7 +7,7 @@ import ipaddress
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from tests.support.pki import make_test_pki
+from channels.testing.pki import make_test_pki
 
 
 def _load(path) -> x509.Certificate:

@@ -11,18 +11,11 @@ from structlog.testing import capture_logs
 
 from channels.whitelist.refresher import WhitelistRefresher
 from channels.whitelist.store import WhitelistStore
+from tests.support.poll import eventually
 from tests.support.whitelist_files import make_list, sha256_of
 
 V1 = make_list(["ch-test.mssante.fr"], generated="2025-03-13T14:54:10Z")
 V2 = make_list(["ch-test.mssante.fr", "nouveau.mssante.fr"], generated="2025-03-14T14:54:10Z")
-
-
-async def _until(predicate, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached before the deadline")
-        await asyncio.sleep(0.01)
 
 
 async def test_first_attempt_is_immediate_without_a_stored_list(tmp_path, list_server):
@@ -30,7 +23,7 @@ async def test_first_attempt_is_immediate_without_a_stored_list(tmp_path, list_s
     refresher = WhitelistRefresher(store, list_server.publish(V1), interval_seconds=3600)
     refresher.start()
     try:
-        await _until(lambda: store.current is not None)
+        await eventually(lambda: store.current is not None, "a stored list")
     finally:
         await asyncio.wait_for(refresher.stop(), timeout=2)
     assert refresher.attempts == 1 and refresher.last_result.accepted
@@ -44,7 +37,7 @@ async def test_a_new_good_list_replaces_the_old_one(tmp_path, list_server):
     refresher.start()
     try:
         list_server.publish(V2)
-        await _until(lambda: store.current.check("x@nouveau.mssante.fr").allowed)
+        await eventually(lambda: store.current.check("x@nouveau.mssante.fr").allowed, "the new list")
     finally:
         await asyncio.wait_for(refresher.stop(), timeout=2)
     assert store.current.generated_at == datetime(2025, 3, 14, 14, 54, 10, tzinfo=UTC)
@@ -60,11 +53,11 @@ async def test_failures_are_alerted_and_the_last_good_list_stays_until_a_good_on
     with capture_logs() as logs:
         refresher.start()
         try:
-            await _until(lambda: len([e for e in logs if e.get("alert")]) >= 2)
+            await eventually(lambda: len([e for e in logs if e.get("alert")]) >= 2, "two alerts")
             assert not store.current.check("x@nouveau.mssante.fr").allowed
             assert not refresher.last_result.accepted
             list_server.publish(V2)
-            await _until(lambda: store.current.check("x@nouveau.mssante.fr").allowed)
+            await eventually(lambda: store.current.check("x@nouveau.mssante.fr").allowed, "the new list")
         finally:
             await asyncio.wait_for(refresher.stop(), timeout=2)
     alerts = [e for e in logs if e.get("alert") == "whitelist"]

@@ -13,7 +13,7 @@ from mappings.xds_metadata import build_submission, entry_uuid
 from router.model import Action, Participant
 from channels.testing.cda import make_cda, make_job
 from tests.support.dmp_double import DmpDouble
-from tests.support.pki import TestPki, make_test_pki
+from channels.testing.pki import TestPki, make_test_pki
 
 SAML2 = "urn:oasis:names:tc:SAML:2.0:assertion"
 ISSUER = "CN=cachet.ch-test.fr,O=CH de Test,C=FR"
