@@ -21,24 +21,15 @@ from router.errors import BusUnavailable, PeerUnavailable, ValidationError
 from router.ports import Envelope
 from router.settle import PARK_REASON_HEADER, RetryPolicy, settle
 from tests.contract.conftest import AMQP_TEST_PREFIX, AMQP_URL, FAST_RETRY
+from tests.support import poll
 
 DEADLINE = 20.0
 REPO = Path(__file__).resolve().parents[2]
 
 
-async def eventually(predicate, what: str, timeout: float = DEADLINE):
-    """Poll ``predicate`` (sync or async) until it is truthy; fail after ``timeout``."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        value = predicate()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        if loop.time() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
+async def eventually(predicate, what: str):
+    """Poll until ``predicate`` holds, with this suite's deadline (a broker can be slow under load)."""
+    return await poll.eventually(predicate, what, timeout=DEADLINE, interval=0.02)
 
 
 async def _count(awaitable, n: int) -> bool:
