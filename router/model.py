@@ -9,6 +9,7 @@ so these types are plain frozen dataclasses that travel over the bus as JSON.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from dataclasses import asdict, dataclass, field, fields, replace
 from enum import StrEnum
@@ -138,6 +139,11 @@ class DocumentJob:
     patient_identity_status: str = ""  # PID-32 (QUAL, VALI, PROV...): a DMP deposit needs a qualified INS
     dmp_status: str = ""               # ZFA-1 as the HIS last knew it (ACTIF, FERME, INEXISTANT...)
     dmp_opposition: bool = False       # PD1-12 = Y: the patient objects to sharing (no deposit)
+
+    @property
+    def content_digest(self) -> str:
+        """SHA-256 of the CDA bytes: what was sent, as opposed to the id it claims."""
+        return hashlib.sha256(self.cda).hexdigest()
 
     def to_json(self) -> bytes:
         data = asdict(self)

@@ -151,6 +151,22 @@ class Outcome:
     message_key: str = ""
 
 
+@dataclass(frozen=True)
+class ContentBinding:
+    """Which content a document id stands for: the first content dispatched under it wins.
+
+    A CDA id names one document for ever; a correction is a new document that
+    replaces it. So once a document id was dispatched, another content under
+    the same id is a HIS fault to refuse, and the same content under a new
+    MSH-10 is a re-send to answer without mailing again.
+    """
+
+    document_id: str
+    digest: str                    # SHA-256 of the CDA bytes, hex
+    message_key: str               # the message that first dispatched it
+    at: datetime
+
+
 class StayState(StrEnum):
     ADMITTED = "admitted"          # A01/A04 (or A13: discharge cancelled)
     DISCHARGED = "discharged"      # A03: a lettre de liaison is now due
@@ -245,12 +261,20 @@ class Journal(Protocol):
         """Take the right to send ``document_id`` to ``destination``, once.
 
         True when there is no outcome yet, or it is RETRYING, or it is a SENDING
-        claim older than ``stale_after`` (its worker died); the outcome becomes
-        SENDING. False otherwise: another copy of the job is sending it, or it
-        is final. This is what keeps two copies of a job from mailing twice.
+        claim older than ``stale_after`` (its worker died), or it is a failure or
+        refusal recorded for another message (a re-send tries again); the outcome
+        becomes SENDING. False otherwise: another copy of the job is sending it,
+        the recipient accepted this document, or this message already settled it.
+        This is what keeps two copies of a job from mailing twice.
         """
 
     async def outcomes(self, document_id: str) -> list[Outcome]: ...
+
+    async def stale_claims(self, older_than: datetime, limit: int = 100) -> list[Outcome]:
+        """SENDING claims taken before ``older_than`` (their worker may have died), oldest first."""
+
+    async def bind_content(self, document_id: str, digest: str, message_key: str) -> ContentBinding:
+        """Bind ``document_id`` to this content unless it is bound already; return the binding in force."""
 
     async def message(self, key: str) -> MessageRecord | None: ...
 

@@ -21,6 +21,11 @@ Tables:
 - ``dmp_entries`` (v4): for each document deposited in the DMP, the registry
   entry (entryUUID, version) holding it now, so that a masking change, a
   replacement or a deletion names the current version (identifiers only).
+- ``document_contents`` (v5): the content (SHA-256 of the CDA) each dispatched
+  document id stands for and the message that first dispatched it, so that a
+  re-send is answered without mailing again and a reused id with other content
+  is refused (identifiers only); and an index of the SENDING claims for the
+  sweep that finds those whose worker died.
 - ``schema_version``: one row per applied migration; later versions append to
   ``MIGRATIONS`` and never edit an applied one.
 
@@ -133,6 +138,15 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
             message_key  TEXT NOT NULL,
             updated_at   TEXT NOT NULL
         )""",
+    ),
+    5: (
+        """CREATE TABLE document_contents (
+            document_id  TEXT PRIMARY KEY,
+            digest       TEXT NOT NULL,
+            message_key  TEXT NOT NULL,
+            at           TEXT NOT NULL
+        )""",
+        "CREATE INDEX outcomes_sending ON outcomes (at) WHERE status = 'sending'",
     ),
 }
 LATEST = max(MIGRATIONS)

@@ -45,7 +45,7 @@ from channels.journal.keys import new_key
 from channels.journal.schema import check_codec, migrate, ts
 from channels.journal.writer import GroupCommitWriter, unavailable
 from router.errors import ConfigError, TransientError
-from router.ports import (Clock, DmpEntry, RenderedDocument, JournalEvent, MessageRecord, MessageState, Outcome, OutcomeStatus,
+from router.ports import (Clock, ContentBinding, DmpEntry, RenderedDocument, JournalEvent, MessageRecord, MessageState, Outcome, OutcomeStatus,
                           ReceivedMessage, Stay)
 
 log = structlog.get_logger(__name__)
@@ -218,9 +218,11 @@ class SqliteJournal:
                 "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (document_id, destination) DO UPDATE SET "
                 "status = excluded.status, detail = excluded.detail, at = excluded.at, "
                 "message_key = excluded.message_key "
-                "WHERE outcomes.status = ? OR (outcomes.status = ? AND outcomes.at < ?)",
+                "WHERE outcomes.status = ? OR (outcomes.status = ? AND outcomes.at < ?) "
+                "OR (outcomes.status IN (?, ?) AND outcomes.message_key <> excluded.message_key)",
                 (document_id, destination, str(OutcomeStatus.SENDING), sealed, at, message_key,
-                 str(OutcomeStatus.RETRYING), str(OutcomeStatus.SENDING), stale))
+                 str(OutcomeStatus.RETRYING), str(OutcomeStatus.SENDING), stale,
+                 str(OutcomeStatus.FAILED), str(OutcomeStatus.REFUSED)))
             return cursor.rowcount == 1
 
         return await self._write(take)
@@ -313,10 +315,31 @@ class SqliteJournal:
         """The current outcome per destination of one document, by destination."""
         rows = await self._query("SELECT document_id, destination, status, detail, at, message_key FROM outcomes "
                                  "WHERE document_id = ? ORDER BY destination", (document_id,))
-        return [Outcome(document_id=doc, destination=dest, status=OutcomeStatus(status),
-                        detail=self._codec.open_text(detail, aad("outcomes", doc, dest, "detail")),
-                        at=datetime.fromisoformat(at), message_key=message_key)
-                for doc, dest, status, detail, at, message_key in rows]
+        return [self._outcome(row) for row in rows]
+
+    def _outcome(self, row: tuple) -> Outcome:
+        doc, dest, status, detail, at, message_key = row
+        return Outcome(document_id=doc, destination=dest, status=OutcomeStatus(status),
+                       detail=self._codec.open_text(detail, aad("outcomes", doc, dest, "detail")),
+                       at=datetime.fromisoformat(at), message_key=message_key)
+
+    async def stale_claims(self, older_than: datetime, limit: int = 100) -> list[Outcome]:
+        rows = await self._query("SELECT document_id, destination, status, detail, at, message_key FROM outcomes "
+                                 "WHERE status = ? AND at < ? ORDER BY at LIMIT ?",
+                                 (str(OutcomeStatus.SENDING), ts(older_than), limit))
+        return [self._outcome(row) for row in rows]
+
+    async def bind_content(self, document_id: str, digest: str, message_key: str) -> ContentBinding:
+        at = ts(self._clock.now())
+
+        def bind(conn: sqlite3.Connection) -> tuple:
+            conn.execute("INSERT INTO document_contents (document_id, digest, message_key, at) VALUES (?, ?, ?, ?) "
+                         "ON CONFLICT (document_id) DO NOTHING", (document_id, digest, message_key, at))
+            return conn.execute("SELECT document_id, digest, message_key, at FROM document_contents "
+                                "WHERE document_id = ?", (document_id,)).fetchone()
+
+        doc, bound, key, when = await self._write(bind)
+        return ContentBinding(document_id=doc, digest=bound, message_key=key, at=datetime.fromisoformat(when))
 
     async def search(self, *, state: MessageState | None = None, control_id: str | None = None, limit: int = 100,
                      since: datetime | None = None, message_type: str | None = None,

@@ -21,7 +21,7 @@ import structlog
 
 from router.errors import PeerUnavailable, RejectedByPeer
 from router.model import Action, DocumentJob, Recipient, RecipientKind
-from router.ports import (AddressCheck, Envelope, Journal, MailPackager, Mailer, MessageState, Outcome, OutcomeStatus, RecipientResult,
+from router.ports import (AddressCheck, Envelope, Journal, JournalEvent, MailPackager, Mailer, MessageState, Outcome, OutcomeStatus, RecipientResult,
                           RecipientStatus)
 from router.settle import RetryPolicy
 from router.stages.clock import now
@@ -51,12 +51,15 @@ class DeliverStage:
     async def __call__(self, envelope: Envelope) -> None:
         job = DocumentJob.from_json(envelope.body)
         last_attempt = self.policy.next_delay(envelope.attempt) is None
-        done = {o.destination: o.status for o in await self.journal.outcomes(delivery_key(job))}
+        current = {o.destination: o for o in await self.journal.outcomes(delivery_key(job))}
+        done = {address: o.status for address, o in current.items() if final_for(o, job)}
+        await self._answer_earlier(job, current)
         await self._refuse_unaddressable(job, done)
         await self._refuse_untrusted(job, done)
         claimed = [r for r in self._addressable(job) if done.get(r.address) not in _FINAL
                    and await self.journal.claim(delivery_key(job), r.address, message_key=job.message_key,
                                                 stale_after=self.stale_claim)]
+        await self._note_takeovers(job, claimed, current)
         if claimed:
             xdm = self.packager.xdm(job, submission_time=now())
             for audience in (RecipientKind.PROFESSIONAL, RecipientKind.PATIENT):
@@ -64,17 +67,63 @@ class DeliverStage:
                 if group:
                     await self._send(job, xdm, audience, group, last_attempt=last_attempt)
         await self._settle_message_state(job)
-        outcomes = await self.journal.outcomes(delivery_key(job))
-        waiting = sum(1 for o in outcomes if o.status == OutcomeStatus.RETRYING)
-        if waiting:
+        addressable = {r.address for r in self._addressable(job)}
+        pending = [o.status for o in await self.journal.outcomes(delivery_key(job))
+                   if o.destination in addressable and o.status in (OutcomeStatus.RETRYING, OutcomeStatus.SENDING)]
+        if pending:
+            # A recipient another worker claimed stays pending until that claim ends or is taken over: the
+            # job is kept (retried later), never acked while a recipient is neither final nor retrying.
             # Counts only: recipient addresses (a patient's holds the INS) stay out of logs and bus headers.
-            raise PeerUnavailable(f"relay asked to retry later for {waiting} recipient(s) of document "
-                                  f"{job.header.document_id}")
+            raise PeerUnavailable(
+                f"{pending.count(OutcomeStatus.RETRYING)} recipient(s) of document {job.header.document_id} to "
+                f"retry later, {pending.count(OutcomeStatus.SENDING)} claimed by another worker")
+
+    async def _answer_earlier(self, job: DocumentJob, current: dict[str, Outcome]) -> None:
+        """A re-send (same content, new MSH-10): each recipient an earlier message settled gets its answer.
+
+        Who accepted this exact content is not mailed again, but the HIS asked again under a new
+        MSH-10 and waits for a ZAM^Z02 for it: one per recipient, saying it was delivered earlier
+        and when. Once per (message, recipient): the answer is journaled after its ZAM is queued.
+        """
+        earlier = [o for o in current.values() if o.message_key != job.message_key
+                   and o.status == OutcomeStatus.ACCEPTED]
+        if not earlier:
+            return
+        answered = {e.destination for e in await self.journal.events(job.message_key) if e.step == EARLIER_STEP}
+        by_address = {r.address: r for r in job.recipients}
+        for outcome in earlier:
+            recipient = by_address.get(outcome.destination)
+            if recipient is None or outcome.destination in answered:
+                continue
+            when = outcome.at.strftime("%Y-%m-%d %H:%M:%S UTC")
+            if job.flags.ack_reception:
+                await self.zams.reception_mss(job.source, job.message_key, document_id=job.header.document_id,
+                                              address=recipient.address, recipient_id=recipient.identifier,
+                                              delivered=True)
+            await self.journal.add_event(JournalEvent(
+                message_key=job.message_key, at=now(), step=EARLIER_STEP, state=str(outcome.status),
+                document_id=job.header.document_id, destination=recipient.address,
+                detail=f"delivered earlier ({when}, message {outcome.message_key}): the same content is not "
+                       "mailed again"))
+
+    async def _note_takeovers(self, job: DocumentJob, claimed: Sequence[Recipient],
+                              current: dict[str, Outcome]) -> None:
+        """A claim taken over from a worker that stopped mid-send is said so: the relay may hold a first copy."""
+        for recipient in claimed:
+            before = current.get(recipient.address)
+            if before is None or before.status != OutcomeStatus.SENDING:
+                continue
+            await self.journal.add_event(JournalEvent(
+                message_key=job.message_key, at=now(), step="claim", state="taken_over",
+                document_id=job.header.document_id, destination=recipient.address,
+                detail=f"claimed at {before.at:%Y-%m-%d %H:%M:%S} UTC by a worker that did not finish (message "
+                       f"{before.message_key}); sent again with the same Message-ID, so a first copy the relay "
+                       "may have taken is recognisable as a duplicate"))
 
     async def parked(self, envelope: Envelope, reason: str) -> None:
         """The job was parked (a permanent error, or retries spent): fail what is still pending, tell the HIS."""
         job = DocumentJob.from_json(envelope.body)
-        done = {o.destination: o.status for o in await self.journal.outcomes(delivery_key(job))}
+        done = {o.destination: o.status for o in await self.journal.outcomes(delivery_key(job)) if final_for(o, job)}
         for recipient in self._addressable(job):
             if done.get(recipient.address) not in _FINAL:
                 await self._final(job, recipient, OutcomeStatus.FAILED, f"not sent: {reason}", MSS_UNREACHABLE)
@@ -191,6 +240,21 @@ class DeliverStage:
             state = MessageState.FAILED
         await self.journal.set_state(job.message_key, state, step="delivered",
                                      detail=f"{accepted}/{len(statuses)} recipient(s) accepted")
+
+
+#: The journal step of an answer given to a re-send for a recipient an earlier message settled.
+EARLIER_STEP = "earlier_outcome"
+
+
+def final_for(outcome: Outcome, job: DocumentJob) -> bool:
+    """Whether ``outcome`` settles its recipient for this job.
+
+    Acceptance of this exact content is final for every message (no second mail); a failure or a
+    refusal is final for the message it was recorded under only, so a re-send tries again.
+    """
+    if outcome.status == OutcomeStatus.ACCEPTED:
+        return True
+    return outcome.status in _FINAL and outcome.message_key == job.message_key
 
 
 def delivery_key(job: DocumentJob) -> str:

@@ -33,10 +33,11 @@ import structlog
 from router.dmp_rules import confidentiality_codes, deposit_refusal
 from router.errors import PeerUnavailable, PermanentError
 from router.model import Action, DocumentJob
-from router.ports import DepositReceipt, Envelope, Journal, MessageState, Outcome, OutcomeStatus, SharedRecord
+from router.ports import (DepositReceipt, Envelope, Journal, JournalEvent, MessageState, Outcome, OutcomeStatus,
+                          SharedRecord)
 from router.settle import RetryPolicy
 from router.stages.clock import now
-from router.stages.deliver import delivery_key
+from router.stages.deliver import EARLIER_STEP, delivery_key, final_for
 from router.stages.zam import DMP_NOT_ALLOWED, DMP_REJECTED, DMP_UNREACHABLE, ZamQueue
 
 log = structlog.get_logger(__name__)
@@ -64,15 +65,19 @@ class DepositStage:
     async def __call__(self, envelope: Envelope) -> None:
         job = DocumentJob.from_json(envelope.body)
         key = deposit_key(job)
-        done = {o.destination: o.status for o in await self.journal.outcomes(key)}
-        if done.get(DMP) in _FINAL:
+        earlier = {o.destination: o for o in await self.journal.outcomes(key)}.get(DMP)
+        if earlier is not None and final_for(earlier, job):
+            await self._answer_earlier(job, earlier)
             return
         refusal = deposit_refusal(job, statuses=self.statuses, ins_kinds=self.ins_kinds)
         if refusal:
             await self._final(job, OutcomeStatus.REFUSED, f"not deposited: {refusal}", DMP_NOT_ALLOWED)
             return
         if not await self.journal.claim(key, DMP, message_key=job.message_key, stale_after=self.stale_claim):
-            return
+            # Another worker holds the claim: the job is kept (retried later) until that claim ends or is
+            # taken over, never acked with the deposit neither final nor retrying.
+            raise PeerUnavailable(f"the DMP deposit of document {job.header.document_id} is claimed by "
+                                  "another worker")
         last_attempt = self.policy.next_delay(envelope.attempt) is None
         try:
             receipt = await self._call(job)
@@ -95,6 +100,24 @@ class DepositStage:
             await self.journal.record_dmp_entry(receipt.entry)
         await self._final(job, OutcomeStatus.ACCEPTED, receipt.detail, None)
 
+    async def _answer_earlier(self, job: DocumentJob, earlier: Outcome) -> None:
+        """A re-send of a document an earlier message deposited: its own ZAM^Z01 Y, once, and no second call."""
+        if earlier.message_key == job.message_key or earlier.status != OutcomeStatus.ACCEPTED:
+            return
+        events = await self.journal.events(job.message_key)
+        if any(e.step == EARLIER_STEP and e.destination == DMP for e in events):
+            return
+        await self.zams.reception_dmp(job.source, job.message_key, document_id=job.header.document_id,
+                                      delivered=True)
+        await self.journal.add_event(JournalEvent(
+            message_key=job.message_key, at=now(), step=EARLIER_STEP, state=str(earlier.status),
+            document_id=job.header.document_id, destination=DMP,
+            detail=f"deposited earlier ({earlier.at:%Y-%m-%d %H:%M:%S} UTC, message {earlier.message_key}): "
+                   "not deposited again"))
+        if not _mailed(job):
+            await self.journal.set_state(job.message_key, MessageState.DELIVERED, step="deposited",
+                                         detail="DMP: deposited earlier")
+
     async def _call(self, job: DocumentJob) -> DepositReceipt:
         """The call the job asks for, naming the entries as the journal last recorded them."""
         if job.action is Action.DELETE:
@@ -108,7 +131,7 @@ class DepositStage:
     async def parked(self, envelope: Envelope, reason: str) -> None:
         """The job was parked: a deposit still pending is failed, and the HIS told."""
         job = DocumentJob.from_json(envelope.body)
-        done = {o.destination: o.status for o in await self.journal.outcomes(deposit_key(job))}
+        done = {o.destination: o.status for o in await self.journal.outcomes(deposit_key(job)) if final_for(o, job)}
         if done.get(DMP) not in _FINAL:
             await self._final(job, OutcomeStatus.FAILED, f"not deposited: {reason}", DMP_UNREACHABLE)
 

@@ -23,9 +23,9 @@ from collections.abc import Callable
 import structlog
 
 from router import queues
-from router.errors import PermanentError, UnsupportedMessageError
+from router.errors import PermanentError, UnsupportedMessageError, ValidationError
 from router.hl7.parse import parse_message
-from router.model import CdaHeader, DocumentJob, MessageSource, Recipient, RecipientKind
+from router.model import Action, CdaHeader, DocumentJob, MessageSource, Recipient, RecipientKind
 from router.mode import is_render_mode
 from router.pfi import read_pfi
 from router.recipients_pfi import read_participants, value
@@ -102,6 +102,7 @@ class ProcessStage:
             if content_check is not None:
                 passed = content_check(job.cda, job.header.template_ids)
                 await self._event(key, job, "schematron", "valid", f"{passed} CI-SIS schematron(s) passed")
+            await self._bind_content(job)
         except PermanentError as exc:
             await self.journal.set_state(key, MessageState.PARKED, step="invalid", detail=_reason(exc))
             if source is not None:
@@ -111,6 +112,39 @@ class ProcessStage:
             await self.adt.letter_dispatched(
                 facility=source.sending_facility or envelope.headers.get("channel", ""),
                 encounters=_encounters(parsed.message), message_key=key, document_id=job.header.document_id)
+
+    async def _bind_content(self, job: DocumentJob) -> None:
+        """A document id stands for one content: a re-send is answered, another content under it refused.
+
+        The first content dispatched under an id is bound to it. The same content
+        again (a user pressed "send again": a new MSH-10) goes on, and the delivery
+        stages answer it without mailing again; other content under a used id (a
+        HIS bug, or a correction sent as F instead of C) would be silently taken
+        for the earlier document, so it is refused. A deletion names the document
+        it withdraws and is not bound.
+        """
+        if job.action is Action.DELETE:
+            return
+        digest = job.content_digest
+        bound = await self.journal.bind_content(job.header.document_id, digest, job.message_key)
+        if bound.digest == digest:
+            if bound.message_key != job.message_key:
+                await self._event(job.message_key, job, "content", "resent",
+                                  f"same content as message {await self._control_id(bound.message_key)} "
+                                  f"(dispatched {bound.at:%Y-%m-%d %H:%M:%S} UTC): recipients who accepted it "
+                                  "are not mailed again, and each gets its answer for this message")
+            return
+        earlier = await self._control_id(bound.message_key)
+        raise ValidationError(
+            f"document id {job.header.document_id} was already sent with other content by message {earlier} "
+            f"on {bound.at:%Y-%m-%d %H:%M:%S} UTC; a corrected document is a replacement with a new id "
+            "(OBX-11=C, or MDM^T10 with TXA-13 naming the parent)",
+            hl7_code="205", hl7_text="Duplicate key identifier")
+
+    async def _control_id(self, message_key: str) -> str:
+        """The MSH-10 the HIS knows a journaled message by (the journal key when it is gone)."""
+        record = await self.journal.message(message_key)
+        return f"MSH-10 {record.control_id}" if record is not None else message_key
 
     async def _refusal_zams(self, source: MessageSource, key: str, message, exc: PermanentError) -> None:
         """One ZAM^Z02 N per PRT recipient (one for the message when they cannot be read), with the reason.

@@ -77,4 +77,5 @@ class ZamQueue:
 #: HL7 table 0357 texts for the ERR-3 codes the stages use.
 _ERROR_TEXTS = {"100": "Segment sequence error", "101": "Required field missing", "102": "Data type error",
                 "103": "Table value not found", "200": "Unsupported message type", "201": "Unsupported event code",
+                "204": "Unknown key identifier", "205": "Duplicate key identifier",
                 "207": "Application internal error"}

@@ -440,7 +440,7 @@ async def test_file_is_private_and_schema_version_recorded(tmp_path):
 
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     with sqlite3.connect(path) as conn:
-        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(1,), (2,), (3,), (4,)]
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(1,), (2,), (3,), (4,), (5,)]
 
 
 async def test_a_value_moved_to_another_row_does_not_decrypt(tmp_path):
@@ -481,6 +481,41 @@ async def test_claim_gives_one_sender_per_document_and_recipient(journal):
     assert await journal.claim("DOC-C", "b@x.mssante.fr", **stale) is True          # its sender died
     statuses = {o.destination: o.status for o in await journal.outcomes("DOC-C")}
     assert statuses == {"a@x.mssante.fr": OutcomeStatus.ACCEPTED, "b@x.mssante.fr": OutcomeStatus.SENDING}
+
+
+async def test_a_failure_blocks_its_own_message_but_a_resend_may_try_again(journal):
+    args = dict(stale_after=timedelta(minutes=5))
+    assert await journal.claim("DOC-F", "a@x.mssante.fr", message_key="K1", **args)
+    await journal.record_outcome(Outcome("DOC-F", "a@x.mssante.fr", OutcomeStatus.FAILED, "550 5.1.1",
+                                         datetime.now(UTC), "K1"))
+    assert await journal.claim("DOC-F", "a@x.mssante.fr", message_key="K1", **args) is False   # a redelivery
+    assert await journal.claim("DOC-F", "a@x.mssante.fr", message_key="K2", **args) is True    # a re-send
+    assert await journal.claim("DOC-F", "a@x.mssante.fr", message_key="K3", **args) is False   # now claimed
+
+
+async def test_stale_claims_lists_sending_claims_older_than_the_lease_oldest_first(journal):
+    args = dict(message_key="K1", stale_after=timedelta(minutes=5))
+    assert await journal.claim("DOC-S", "a@x.mssante.fr", **args)
+    assert await journal.claim("DOC-S", "b@x.mssante.fr", **args)
+    assert await journal.claim("DOC-T", "c@x.mssante.fr", **args)
+    await journal.record_outcome(Outcome("DOC-T", "c@x.mssante.fr", OutcomeStatus.ACCEPTED, "250",
+                                         datetime.now(UTC) + timedelta(seconds=1), "K1"))
+    assert await journal.stale_claims(datetime.now(UTC) - timedelta(minutes=1)) == []      # all fresh
+    stale = await journal.stale_claims(datetime.now(UTC) + timedelta(minutes=1))
+    assert [(o.document_id, o.destination, o.status) for o in stale] == [
+        ("DOC-S", "a@x.mssante.fr", OutcomeStatus.SENDING), ("DOC-S", "b@x.mssante.fr", OutcomeStatus.SENDING)]
+    assert stale[0].message_key == "K1" and stale[0].detail == "claimed for sending"
+    assert len(await journal.stale_claims(datetime.now(UTC) + timedelta(minutes=1), limit=1)) == 1
+
+
+async def test_a_document_id_is_bound_to_the_first_content_dispatched_under_it(journal):
+    first = await journal.bind_content("DOC-B", "d1" * 32, "K1")
+    assert (first.document_id, first.digest, first.message_key) == ("DOC-B", "d1" * 32, "K1")
+    again = await journal.bind_content("DOC-B", "d1" * 32, "K2")         # a re-send: same content, other message
+    assert again == first
+    other = await journal.bind_content("DOC-B", "d2" * 32, "K3")         # other content under the same id
+    assert other == first
+    assert (await journal.bind_content("DOC-C", "d2" * 32, "K3")).message_key == "K3"
 
 
 # ------------------------------------------------------------------- stays

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta, timezone
 
 from channels.journal import SqliteJournal
 from mappings.packaging import MssPackaging
+from router.errors import PeerUnavailable
 from router.model import Flags, Recipient, RecipientKind
 from router.recipients_render import PatientPolicy
 from router.ports import AddressVerdict, Envelope, ReceivedMessage, OutcomeStatus, RecipientResult, RecipientStatus
@@ -56,8 +57,11 @@ async def test_two_concurrent_copies_of_a_job_mail_each_recipient_once(tmp_path)
                       Recipient("cardiologie@hopital-test.mssante.fr"))
         job = replace(make_job(recipients=recipients, flags=Flags(dest_mss_ps=True)), message_key=key)
         envelope = Envelope(body=job.to_json(), message_id=job.job_id)
-        await asyncio.gather(stage(envelope), stage(envelope))
+        first, second = await asyncio.gather(stage(envelope), stage(envelope), return_exceptions=True)
         assert mailer.sent == [tuple(r.address for r in job.recipients)]
+        # The copy that found the other's claims is kept alive (retried later), never acked while they are open.
+        [waiting] = [r for r in (first, second) if r is not None]
+        assert isinstance(waiting, PeerUnavailable) and "2 claimed by another worker" in str(waiting)
         assert {o.status for o in await journal.outcomes(job.header.document_id)} == {OutcomeStatus.ACCEPTED}
         await stage(envelope)                # a later redelivery: final outcomes are never mailed again
         assert len(mailer.sent) == 1
