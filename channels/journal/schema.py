@@ -21,6 +21,11 @@ Tables:
 - ``dmp_entries`` (v4): for each document deposited in the DMP, the registry
   entry (entryUUID, version) holding it now, so that a masking change, a
   replacement or a deletion names the current version (identifiers only).
+- ``dmp_consents`` (v5): the patient's DMP consent in force (the latest PAM-FR
+  ZFA the ADT feed gave), keyed by (facility, IPP), sealed like ``detail``
+  (``consents.py``); ``stays`` gains ``dmp_consent``, the same consent sealed
+  for each stay of that patient (NULL when none is known), and an index by
+  (facility, ipp) to find a patient's stays.
 - ``schema_version``: one row per applied migration; later versions append to
   ``MIGRATIONS`` and never edit an applied one.
 
@@ -133,6 +138,18 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
             message_key  TEXT NOT NULL,
             updated_at   TEXT NOT NULL
         )""",
+    ),
+    5: (
+        """CREATE TABLE dmp_consents (
+            facility     TEXT NOT NULL,
+            ipp          TEXT NOT NULL,
+            consent      BLOB NOT NULL,
+            message_key  TEXT NOT NULL,
+            updated_at   TEXT NOT NULL,
+            PRIMARY KEY (facility, ipp)
+        )""",
+        "ALTER TABLE stays ADD COLUMN dmp_consent BLOB",
+        "CREATE INDEX stays_by_patient ON stays (facility, ipp)",
     ),
 }
 LATEST = max(MIGRATIONS)
