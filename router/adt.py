@@ -3,8 +3,9 @@
 Render mode needs the encounter behind a lettre de liaison: admission and
 discharge times, unit, doctors, médecin traitant, discharge disposition and
 destination, and the patient's INS. :func:`read_adt` takes A01/A04 (admission),
-A03 (discharge), A11/A13 (cancel admission/discharge) and A08 (update) and
-returns an :class:`AdtEvent`; every other trigger is an
+A03 (discharge), A11/A13 (cancel admission/discharge), A08 (update) and the
+patient-level A28/A31 (add/update person: no PV1 needed) and returns an
+:class:`AdtEvent`; every other trigger is an
 :class:`~router.errors.UnsupportedMessageError`. Fields (french-interop.md §5.1):
 
 - PID-3 ``PI`` → IPP; PID-3 ``INS`` → :class:`~router.identity.InsIdentity`;
@@ -13,7 +14,9 @@ returns an :class:`AdtEvent`; every other trigger is an
   PV1-36 discharge disposition, PV1-37 destination, PV1-44/45 admit/discharge;
 - médecin traitant: the ROL whose ROL-3 is ``ODRP`` (ROL-4), else PD1-4;
 - ZBE movement: id, start, action INSERT/UPDATE/CANCEL, original trigger,
-  UF of medical and nursing responsibility, nature.
+  UF of medical and nursing responsibility, nature;
+- ZFA, the patient's DMP status and consent, every field
+  (:func:`router.dmp_rules.read_zfa`).
 
 Pure: a string (or python-hl7 message) in, a frozen dataclass out. Problems
 that must not reject a movement (a shifted ZBE, an RPPS with a bad Luhn key)
@@ -24,11 +27,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from router.dmp_rules import read_zfa
 from router.errors import UnsupportedMessageError, ValidationError
 from router.hl7.msh import Segment, iter_segments, read_header
 from router.hl7.segments import normalise_segments
 from router.identity import RPPS_OID, InsIdentity, idnat_ps, read_ins, rpps_ok, text
-from router.model import Participant
+from router.model import DmpConsent, Participant
 from router.recipients_pfi import repetitions, value
 
 #: trigger → what it means for the stay.
@@ -39,7 +43,11 @@ TRIGGERS: dict[str, str] = {
     "A11": "cancel_admission",
     "A13": "cancel_discharge",
     "A08": "update",
+    "A28": "patient",
+    "A31": "patient",
 }
+#: patient-level triggers: no encounter, PV1 optional.
+PATIENT_TRIGGERS = frozenset(trigger for trigger, kind in TRIGGERS.items() if kind == "patient")
 ZBE_ACTIONS = ("INSERT", "UPDATE", "CANCEL")
 _PS_TYPES = ("IDNPS", "RPPS", "ADELI")
 
@@ -91,6 +99,7 @@ class AdtEvent:
     admit_time: str = ""                    # PV1-44.1
     discharge_time: str = ""                # PV1-45.1
     movement: Movement | None = None
+    dmp_consent: DmpConsent | None = field(default=None, repr=False)   # the ZFA segment, when present
     warnings: tuple[str, ...] = ()
 
     @property
@@ -111,11 +120,11 @@ def read_adt(message) -> AdtEvent:
     if header.message_type.upper() != "ADT" or header.trigger.upper() not in TRIGGERS:
         raise UnsupportedMessageError(f"{header.event} is not an ADT event this engine takes "
                                       f"({', '.join(sorted(TRIGGERS))})")
-    return read_patient_visit(raw, require_pv1=True)
+    return read_patient_visit(raw, require_pv1=header.trigger.upper() not in PATIENT_TRIGGERS)
 
 
 def read_patient_visit(message, *, require_pv1: bool = False) -> AdtEvent:
-    """The patient (PID, PD1/ROL, ZFD) and visit (PV1, ZBE) of any HL7 v2 message.
+    """The patient (PID, PD1/ROL, ZFD, ZFA) and visit (PV1, ZBE) of any HL7 v2 message.
 
     Render mode reads the same facts from the MDM or ORU that carries a document
     as from an ADT feed, so the CDA header is written from one shape. ``kind`` is
@@ -166,6 +175,7 @@ def read_patient_visit(message, *, require_pv1: bool = False) -> AdtEvent:
         admit_time=value(pv1, 44),
         discharge_time=value(pv1, 45),
         movement=movement,
+        dmp_consent=read_zfa(segments["ZFA"][0]) if "ZFA" in segments else None,
         warnings=tuple(warnings),
     )
 

@@ -41,12 +41,12 @@ log = structlog.get_logger(__name__)
 
 _ONLY_RECEIVED = frozenset({MessageState.RECEIVED})
 
-#: Message types and triggers the engine takes in: PFI documents, and the ADT movements the stay
-#: state (lettre de liaison watchdog) needs.
+#: Message types and triggers the engine takes in: PFI documents, the ADT movements the stay
+#: state (lettre de liaison watchdog) needs, and the patient updates that carry DMP consent (ZFA).
 ACCEPTED_EVENTS: Mapping[str, frozenset[str]] = {
     "ORU": frozenset({"R01"}),
     "MDM": frozenset({"T02", "T04", "T10", "T11"}),
-    "ADT": frozenset({"A01", "A03", "A04", "A08", "A11", "A13"}),
+    "ADT": frozenset({"A01", "A03", "A04", "A08", "A11", "A13", "A28", "A31"}),
 }
 #: Message types that carry a PFI document, and so must pass the PFI routing check at the door.
 PFI_TYPES = frozenset({"ORU", "MDM"})

@@ -86,6 +86,35 @@ class Flags:
 
 
 @dataclass(frozen=True)
+class DmpConsent:
+    """The patient's DMP status and consent as PAM-FR's ZFA segment carries it (every field, as sent).
+
+    Field positions follow PAM-FR 2.11.1 (french-interop.md §5.1); dates are HL7 TS as sent.
+    ``feeding`` (ZFA-9) is ``INO`` (informed, no objection), ``IO`` (objection to feeding the
+    DMP) or ``NA`` (not collected); ``consultation`` (ZFA-11) is ``IC`` (consent to consult
+    the DMP), ``INC`` (refused) or ``NA``. Patient data: adapters keep it encrypted.
+    """
+
+    status: str = ""                    # ZFA-1: ACTIF, FERME, ARCHIVE, INEXISTANT...
+    status_date: str = ""               # ZFA-2
+    closed_date: str = ""               # ZFA-3: when the DMP was closed
+    access_authorised: str = ""         # ZFA-4: valid access authorisation for the facility (Y/N)
+    access_authorised_date: str = ""    # ZFA-5
+    break_glass_opposition: str = ""    # ZFA-6: objection to access in emergency ("bris de glace") mode (Y/N)
+    regulation_opposition: str = ""     # ZFA-7: objection to access by the emergency call centre (Y/N)
+    oppositions_date: str = ""          # ZFA-8
+    feeding: str = ""                   # ZFA-9: INO / IO / NA
+    feeding_date: str = ""              # ZFA-10
+    consultation: str = ""              # ZFA-11: IC / INC / NA
+    consultation_date: str = ""         # ZFA-12
+
+    @property
+    def feeding_objected(self) -> bool:
+        """ZFA-9 = IO: the patient objects to documents being added to their DMP."""
+        return self.feeding == "IO"
+
+
+@dataclass(frozen=True)
 class CdaHeader:
     """What the engine reads from a CDA header to package, address and deposit it."""
 
@@ -137,7 +166,7 @@ class DocumentJob:
     sender: Participant = field(default_factory=Participant)
     patient_ipp: str = ""
     patient_identity_status: str = ""  # PID-32 (QUAL, VALI, PROV...): a DMP deposit needs a qualified INS
-    dmp_status: str = ""               # ZFA-1 as the HIS last knew it (ACTIF, FERME, INEXISTANT...)
+    dmp_consent: DmpConsent | None = None   # the ZFA of the job's own message; None: it carried none
     dmp_opposition: bool = False       # PD1-12 = Y: the patient objects to sharing (no deposit)
 
     @property
@@ -162,10 +191,24 @@ class DocumentJob:
             Recipient(**{**r, "kind": RecipientKind(r["kind"])}) for r in data["recipients"]
         )
         data["header"] = _header_from_dict(data["header"])
+        data["dmp_consent"] = _consent_from_dict(data.get("dmp_consent"), data.pop("dmp_status", ""))
         return cls(**data)
 
     def with_recipients(self, recipients: tuple[Recipient, ...]) -> "DocumentJob":
         return replace(self, recipients=recipients)
+
+
+def consent_from_dict(data: dict[str, Any] | None) -> DmpConsent | None:
+    """A :class:`DmpConsent` from its ``asdict`` form (fields it does not know are ignored)."""
+    if not data:
+        return None
+    known = {f.name for f in fields(DmpConsent)}
+    return DmpConsent(**{k: v for k, v in data.items() if k in known})
+
+
+def _consent_from_dict(data: dict[str, Any] | None, legacy_status: str) -> DmpConsent | None:
+    """The job's consent; a job queued before ZFA was kept whole carries only ``dmp_status`` (ZFA-1)."""
+    return consent_from_dict(data) or (DmpConsent(status=legacy_status) if legacy_status else None)
 
 
 def _header_from_dict(data: dict[str, Any]) -> CdaHeader:

@@ -64,7 +64,7 @@ def read_pfi(message: hl7.Message, *, message_key: str, source: MessageSource,
     header = cda_reader(cda)
     patient_ipp = _check_patient(message, header)
     _check_patient_addresses(participants.recipients, header)
-    dmp_status, dmp_opposition = read_consent(message)
+    dmp_consent, dmp_opposition = read_consent(message)
     if action is Action.REPLACE and not header.parent_document_id:
         raise ValidationError("replace (OBX-11=C) but the CDA has no "
                               "relatedDocument/parentDocument/id to replace")
@@ -81,7 +81,7 @@ def read_pfi(message: hl7.Message, *, message_key: str, source: MessageSource,
         sender=participants.sender or Participant(),
         patient_ipp=patient_ipp,
         patient_identity_status=_identity_status(message),
-        dmp_status=dmp_status,
+        dmp_consent=dmp_consent,
         dmp_opposition=dmp_opposition,
     )
     log.info("pfi.read", control_id=source.control_id, document_id=header.document_id,

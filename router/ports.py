@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from router.model import Action, DocumentJob, Recipient
+from router.model import Action, DmpConsent, DocumentJob, Recipient
 
 if TYPE_CHECKING:
     from router.volets import Volet
@@ -181,7 +181,9 @@ class Stay:
     name when MSH-4 is empty) and the stay number (PID-18, else PV1-19). The
     INS is patient data: adapters store it encrypted like message details.
     ``message_key`` is the journal message that last changed the stay; the
-    watchdog attaches its alert events to it.
+    watchdog attaches its alert events to it. ``dmp_consent`` is the patient's
+    DMP consent in force (the latest ZFA for this facility and IPP, see
+    :class:`PatientConsent`): patient data, stored encrypted too.
     """
 
     facility: str
@@ -200,6 +202,24 @@ class Stay:
     letter_due_at: datetime | None = None
     letter_sent_at: datetime | None = None
     alert_raised_at: datetime | None = None
+    message_key: str = ""
+    updated_at: datetime | None = None  # set by the journal on every write
+    dmp_consent: DmpConsent | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class PatientConsent:
+    """The patient's DMP consent as the ADT feed last gave it: the latest ZFA, per facility and IPP.
+
+    Patient-level, because A28/A31 carry it without an encounter and it outlives any
+    one stay. ``message_key`` is the ADT message it came from; journal keys sort by
+    arrival, which is what "latest" means. The consent is patient data: adapters
+    store it encrypted.
+    """
+
+    facility: str                  # MSH-4 of the ADT feed (the channel name when empty), as for stays
+    ipp: str
+    consent: DmpConsent = field(repr=False)
     message_key: str = ""
     updated_at: datetime | None = None  # set by the journal on every write
 
@@ -298,6 +318,17 @@ class Journal(Protocol):
         Returns None when there is no such stay. The previous value lets the
         caller tell whether an alert was standing (to record "alert_cleared").
         """
+
+    async def record_dmp_consent(self, consent: PatientConsent) -> bool:
+        """Keep the patient's latest DMP consent; every stay of that patient (facility, IPP) shows it.
+
+        The stored consent is replaced unless it came from a later message (a greater
+        message key): a redelivered older ADT never undoes a newer one. Returns whether
+        this consent is now the one in force.
+        """
+
+    async def dmp_consent(self, facility: str, ipp: str) -> PatientConsent | None:
+        """The patient's DMP consent in force, or None when no ADT gave one."""
 
     async def record_document(self, document: RenderedDocument) -> None:
         """Keep a rendered document under (facility, source id); a later version replaces the row."""

@@ -21,7 +21,12 @@ Tables:
 - ``dmp_entries`` (v4): for each document deposited in the DMP, the registry
   entry (entryUUID, version) holding it now, so that a masking change, a
   replacement or a deletion names the current version (identifiers only).
-- ``document_contents`` (v5): the content (SHA-256 of the CDA) each dispatched
+- ``dmp_consents`` (v5): the patient's DMP consent in force (the latest PAM-FR
+  ZFA the ADT feed gave), keyed by (facility, IPP), sealed like ``detail``
+  (``consents.py``); ``stays`` gains ``dmp_consent``, the same consent sealed
+  for each stay of that patient (NULL when none is known), and an index by
+  (facility, ipp) to find a patient's stays.
+- ``document_contents`` (v6): the content (SHA-256 of the CDA) each dispatched
   document id stands for and the message that first dispatched it, so that a
   re-send is answered without mailing again and a reused id with other content
   is refused (identifiers only); and an index of the SENDING claims for the
@@ -140,6 +145,18 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         )""",
     ),
     5: (
+        """CREATE TABLE dmp_consents (
+            facility     TEXT NOT NULL,
+            ipp          TEXT NOT NULL,
+            consent      BLOB NOT NULL,
+            message_key  TEXT NOT NULL,
+            updated_at   TEXT NOT NULL,
+            PRIMARY KEY (facility, ipp)
+        )""",
+        "ALTER TABLE stays ADD COLUMN dmp_consent BLOB",
+        "CREATE INDEX stays_by_patient ON stays (facility, ipp)",
+    ),
+    6: (
         """CREATE TABLE document_contents (
             document_id  TEXT PRIMARY KEY,
             digest       TEXT NOT NULL,

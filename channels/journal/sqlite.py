@@ -39,14 +39,15 @@ from urllib.parse import urlsplit
 import structlog
 
 from channels.cipher import aad, make_codec
+from channels.journal import consents as consent_sql
 from channels.journal import documents as document_sql
 from channels.journal import stays as stay_sql
 from channels.journal.keys import new_key
 from channels.journal.schema import check_codec, migrate, ts
 from channels.journal.writer import GroupCommitWriter, unavailable
 from router.errors import ConfigError, TransientError
-from router.ports import (Clock, ContentBinding, DmpEntry, RenderedDocument, JournalEvent, MessageRecord, MessageState, Outcome, OutcomeStatus,
-                          ReceivedMessage, Stay)
+from router.ports import (Clock, ContentBinding, DmpEntry, RenderedDocument, JournalEvent, MessageRecord, MessageState,
+                          Outcome, OutcomeStatus, PatientConsent, ReceivedMessage, Stay)
 
 log = structlog.get_logger(__name__)
 
@@ -238,6 +239,15 @@ class SqliteJournal:
         return await self._write(lambda conn: stay_sql.mark(
             conn, self._codec, facility, encounter, now, letter_sent_at=letter_sent_at,
             alert_raised_at=alert_raised_at, clear_alert=clear_alert))
+
+    async def record_dmp_consent(self, consent: PatientConsent) -> bool:
+        """Keep the patient's consent unless a later message gave one; stamp their stays (``consents.py``)."""
+        now = ts(self._clock.now())
+        return await self._write(lambda conn: consent_sql.upsert(conn, self._codec, consent, now))
+
+    async def dmp_consent(self, facility: str, ipp: str) -> PatientConsent | None:
+        rows = await self._query(consent_sql.select_one(), (facility, ipp))
+        return consent_sql.from_row(self._codec, rows[0]) if rows else None
 
     async def record_document(self, document: RenderedDocument) -> None:
         """Record a rendered document under (facility, source id); see ``documents.py``."""

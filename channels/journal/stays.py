@@ -5,7 +5,8 @@ connection (writes) or its reader thread (reads). Times are stored like every
 journal timestamp (fixed-width UTC text, see ``schema.ts``) so that the
 "letter overdue" query compares them as text. The INS is sealed with the
 journal's codec under ``aad("stays", facility, encounter, "ins")``: in clear
-without a key, AES-256-GCM with one, and bound to its row.
+without a key, AES-256-GCM with one, and bound to its row. The patient's DMP
+consent (``dmp_consent``, v5) is sealed the same way (``consents.py``).
 """
 
 from __future__ import annotations
@@ -14,12 +15,13 @@ import sqlite3
 from datetime import datetime
 
 from channels.cipher import Codec, aad
+from channels.journal.consents import open_sealed, seal
 from channels.journal.schema import ts
 from router.ports import Stay, StayState
 
 COLUMNS = ("facility, encounter, state, ipp, ins, unit, attending, referring, medecin_traitant, "
            "discharge_disposition, discharge_destination, admitted_at, discharged_at, letter_due_at, "
-           "letter_sent_at, alert_raised_at, message_key, updated_at")
+           "letter_sent_at, alert_raised_at, message_key, updated_at, dmp_consent")
 
 
 def upsert(conn: sqlite3.Connection, codec: Codec, stay: Stay, now: str) -> None:
@@ -33,7 +35,8 @@ def upsert(conn: sqlite3.Connection, codec: Codec, stay: Stay, now: str) -> None
          codec.seal_text(stay.ins, aad("stays", stay.facility, stay.encounter, "ins")), stay.unit,
          stay.attending, stay.referring, stay.medecin_traitant, stay.discharge_disposition,
          stay.discharge_destination, _ts(stay.admitted_at), _ts(stay.discharged_at), _ts(stay.letter_due_at),
-         _ts(stay.letter_sent_at), _ts(stay.alert_raised_at), stay.message_key, now))
+         _ts(stay.letter_sent_at), _ts(stay.alert_raised_at), stay.message_key, now,
+         seal(codec, stay.dmp_consent, "stays", stay.facility, stay.encounter, "dmp_consent")))
 
 
 def mark(conn: sqlite3.Connection, codec: Codec, facility: str, encounter: str, now: str, *,
@@ -68,14 +71,15 @@ def select_due() -> str:
 
 def from_row(codec: Codec, row: tuple) -> Stay:
     (facility, encounter, state, ipp, ins, unit, attending, referring, medecin_traitant, disposition,
-     destination, admitted_at, discharged_at, due, sent, alerted, message_key, updated_at) = row
+     destination, admitted_at, discharged_at, due, sent, alerted, message_key, updated_at, consent) = row
     return Stay(facility=facility, encounter=encounter, state=StayState(state), ipp=ipp,
                 ins=codec.open_text(ins, aad("stays", facility, encounter, "ins")), unit=unit,
                 attending=attending, referring=referring, medecin_traitant=medecin_traitant,
                 discharge_disposition=disposition, discharge_destination=destination,
                 admitted_at=_dt(admitted_at), discharged_at=_dt(discharged_at), letter_due_at=_dt(due),
                 letter_sent_at=_dt(sent), alert_raised_at=_dt(alerted), message_key=message_key,
-                updated_at=_dt(updated_at))
+                updated_at=_dt(updated_at),
+                dmp_consent=open_sealed(codec, consent, "stays", facility, encounter, "dmp_consent"))
 
 
 def _ts(moment: datetime | None) -> str | None:

@@ -1,4 +1,4 @@
-"""Our own PAM-FR ADT test messages (A01/A04/A03/A11/A13/A08), fictitious data only.
+"""Our own PAM-FR ADT test messages (A01/A04/A03/A11/A13/A08/A28/A31), fictitious data only.
 
 Built after IHE PAM-FR 2.11 as summarised in french-interop.md §5.1, never
 copied from the ANS samples. Every part can be overridden so a test breaks or
@@ -11,6 +11,8 @@ drops exactly one thing::
     text = make_adt("A03", medecin_traitant=DR_DURAND, medecin_traitant_in="PD1")
     text = make_adt("A01", replace={"PID": None})              # drop PID
     text = make_adt("A03", zbe_shifted=True)                   # ZBE laid out like SGL/sortie.er7
+    text = make_adt("A01", zfa=zfa(feeding="IO"))               # DMP consent: objection to feeding
+    text = make_adt("A31", zfa=zfa(consultation="INC"))         # patient update, no encounter (PV1|1|N)
 
 Segments are joined with ``\\r``. INS matricules carry keys computed here
 independently of router.identity (97 - number mod 97, 2A → 19, 2B → 18).
@@ -102,7 +104,17 @@ def xcn(doctor: Doctor | None, *, rol: bool = False) -> str:
 _ZBE_ACTION = {"A01": "INSERT", "A04": "INSERT", "A03": "INSERT", "A11": "CANCEL", "A13": "CANCEL"}
 _ORIGINAL = {"A11": "A01", "A13": "A03"}
 _STRUCTURE = {"A01": "ADT_A01", "A04": "ADT_A01", "A08": "ADT_A01", "A03": "ADT_A03",
-              "A11": "ADT_A09", "A13": "ADT_A01"}
+              "A11": "ADT_A09", "A13": "ADT_A01", "A28": "ADT_A05", "A31": "ADT_A05"}
+_PATIENT_LEVEL = ("A28", "A31")
+
+
+def zfa(status: str = "ACTIF", feeding: str = "INO", consultation: str = "IC",
+        date: str = "20240310083000") -> str:
+    """A PAM-FR ZFA segment: ZFA-1 DMP status, ZFA-9 feeding, ZFA-11 consultation, each with its date.
+
+    Laid out after PAM-FR 2.11.1 (ZFA-3 to ZFA-8 left empty, as in the Ségur samples).
+    """
+    return f"ZFA|{status}|{date}|||||||{feeding}|{date}|{consultation}|{date}"
 
 
 def make_adt(trigger: str, *, patient: AdtPatient = PATIENT, control_id: str = "ADT0001",
@@ -114,12 +126,14 @@ def make_adt(trigger: str, *, patient: AdtPatient = PATIENT, control_id: str = "
              medecin_traitant: Doctor | None = DR_DURAND, medecin_traitant_in: str = "ROL",
              movement_id: str = "MVT0001", uf: str = "2101", uf_name: str = "Cardiologie",
              zbe_action: str | None = None, zbe_shifted: bool = False, insi: bool = False,
-             replace: Mapping[str, str | None] | None = None) -> str:
+             zfa: str | None = None, replace: Mapping[str, str | None] | None = None) -> str:
     """An ADT^<trigger> message as ``\\r``-separated text; see the module docstring.
 
     ``discharge_time`` defaults to a time on A03/A13 and to empty otherwise;
-    disposition and destination are written on A03/A13 only. ``replace`` maps a
-    segment id to a whole new line, or to None to drop that segment.
+    disposition and destination are written on A03/A13 only. A28/A31 are
+    patient-level: PV1 is the pseudo-visit ``PV1|1|N`` and PID-18 is empty.
+    ``zfa`` is a whole ZFA line (see :func:`zfa`), written last. ``replace``
+    maps a segment id to a whole new line, or to None to drop that segment.
     """
     discharging = trigger in ("A03", "A13")
     if discharge_time is None:
@@ -143,6 +157,8 @@ def make_adt(trigger: str, *, patient: AdtPatient = PATIENT, control_id: str = "
     pv1_fields[44] = admit_time
     pv1_fields[45] = discharge_time
     pv1 = "PV1|" + "|".join(pv1_fields[1:])
+    if trigger in _PATIENT_LEVEL:
+        pid, pv1 = pid_segment(patient, ""), "PV1|1|N"
     segments = [msh, evn, pid]
     if medecin_traitant is not None and medecin_traitant_in == "PD1":
         segments.append(f"PD1||||{xcn(medecin_traitant)}")
@@ -161,6 +177,8 @@ def make_adt(trigger: str, *, patient: AdtPatient = PATIENT, control_id: str = "
                             f"{_ORIGINAL.get(trigger, '')}|{ufs}|{ufs}|HMS")
     if insi:
         segments.append("ZFD|||N|N|INSI|20240310")
+    if zfa is not None:
+        segments.append(zfa)
     return apply_replacements(segments, replace or {}) + "\r"
 
 

@@ -10,11 +10,23 @@ here (one routing point, by MSH-9). The stay is keyed by (MSH-4, encounter)
   else EVN-6/EVN-2, else MSH-7; a letter already sent stays sent;
 - A11 → cancelled; A13 → admitted again, deadline and any alert dropped
   (journal event ``alert_cleared``);
-- A08 → the fields it carries replace the stored ones; the state is kept.
+- A08 → the fields it carries replace the stored ones; the state is kept;
+- A28/A31 → patient-level (no encounter): no stay is created or changed, only
+  the patient's DMP consent below.
 
 A field the message leaves empty keeps its stored value. Every step is a
 journal event (step ``stay``) and the message ends ``delivered``: the stay
 table was its destination. An ADT that cannot be read raises (settle parks it).
+
+DMP consent (PAM-FR ZFA): every ADT that carries a ZFA and an IPP (PID-3 PI)
+gives the patient's consent in force, kept by the journal per (facility, IPP)
+— the facility as for stays — all ZFA fields at once: the latest message wins
+(journal keys sort by arrival, so a redelivered older ADT never undoes a newer
+one), and every stay of that patient shows it (a new stay starts with it). The
+DMP deposit reads it when the document's own message carries no ZFA
+(:mod:`router.dmp_rules`). Each ZFA is a journal event (step ``dmp_consent``)
+on the ADT message, with the DMP status, the feeding objection (ZFA-9) and the
+consultation consent (ZFA-11): what ``liaison journal show`` prints for it.
 
 Letters: :meth:`AdtStage.letter_dispatched` is called by the process stage
 when a lettre de liaison (a type the registry marks ``stay_letter``) has been handed to delivery. The
@@ -34,7 +46,8 @@ from zoneinfo import ZoneInfo
 import structlog
 
 from router.adt import AdtEvent, read_adt
-from router.ports import Journal, JournalEvent, MessageState, Stay, StayState
+from router.dmp_rules import describe
+from router.ports import Journal, JournalEvent, MessageState, PatientConsent, Stay, StayState
 from router.stages.clock import now as system_now
 from router.stays import END_OF_DAY, hl7_time, letter_due
 
@@ -57,11 +70,20 @@ class AdtStage:
         """Apply one parsed ADT message (``router.hl7.parse.ParsedMessage``) to its stay."""
         event = read_adt(parsed.text)
         facility = parsed.header.sending_facility or channel
+        if event.kind == "patient":
+            await self._keep_consent(key, event, facility)
+            await self._finish(key, "updated", f"patient {event.ipp or '(no IPP)'} ({facility}): "
+                                               f"ADT^{event.trigger}, no stay changed", step="patient")
+            return
         if not event.encounter:
+            await self._keep_consent(key, event, facility)
             await self._finish(key, "ignored", f"ADT^{event.trigger} without PID-18 nor PV1-19: no stay to update")
             return
         old = await self.journal.stay(facility, event.encounter)
         stay = _merge(old, event, facility, key, self.zone)
+        if old is None and event.ipp:
+            known = await self.journal.dmp_consent(facility, event.ipp)
+            stay = replace(stay, dmp_consent=known.consent if known is not None else None)
         cleared = False
         if event.kind == "admission":
             stay = replace(stay, state=StayState.ADMITTED)
@@ -76,6 +98,7 @@ class AdtStage:
             stay = replace(stay, state=state, discharged_at=None, letter_due_at=None, alert_raised_at=None,
                            discharge_disposition="", discharge_destination="")
         await self.journal.record_stay(stay)
+        await self._keep_consent(key, event, facility)
         if cleared:
             await self._event(key, "alert_cleared", f"stay {stay.encounter}: discharge cancelled (ADT^{event.trigger})")
             log.info("stay.alert_cleared", encounter=stay.encounter, ipp=stay.ipp, reason=event.kind)
@@ -104,10 +127,32 @@ class AdtStage:
             return before
         return None
 
-    async def _finish(self, key: str, state: str, detail: str) -> None:
-        await self.journal.add_event(JournalEvent(message_key=key, at=system_now(), step="stay", state=state,
+    async def _keep_consent(self, key: str, event: AdtEvent, facility: str) -> None:
+        """Make the message's ZFA the patient's DMP consent in force (see the module docstring)."""
+        if event.dmp_consent is None:
+            return
+        summary = describe(event.dmp_consent)
+        if not event.ipp:
+            await self._consent_event(key, "not_kept", f"ZFA without an IPP (PID-3 PI): not kept; {summary}")
+            return
+        kept = await self.journal.record_dmp_consent(PatientConsent(facility=facility, ipp=event.ipp,
+                                                                    consent=event.dmp_consent, message_key=key))
+        where = f"patient {event.ipp} ({facility})"
+        if kept:
+            await self._consent_event(key, "kept", f"{where}: {summary}")
+        else:
+            await self._consent_event(key, "superseded", f"{where}: a later ADT gave the consent in force; "
+                                                         f"this one is not kept: {summary}")
+        log.info("adt.dmp_consent", facility=facility, ipp=event.ipp, kept=kept)
+
+    async def _consent_event(self, key: str, state: str, detail: str) -> None:
+        await self.journal.add_event(JournalEvent(message_key=key, at=system_now(), step="dmp_consent",
+                                                  state=state, detail=detail))
+
+    async def _finish(self, key: str, state: str, detail: str, step: str = "stay") -> None:
+        await self.journal.add_event(JournalEvent(message_key=key, at=system_now(), step=step, state=state,
                                                   detail=detail))
-        await self.journal.set_state(key, MessageState.DELIVERED, step="stay", detail=detail)
+        await self.journal.set_state(key, MessageState.DELIVERED, step=step, detail=detail)
 
     async def _event(self, key: str, state: str, detail: str, document_id: str = "") -> None:
         await self.journal.add_event(JournalEvent(message_key=key, at=system_now(), step="alert", state=state,

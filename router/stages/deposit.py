@@ -5,7 +5,10 @@ Order of work for each job:
 1. already final for the DMP (a redelivered job)? nothing to do;
 2. the preconditions of :mod:`router.dmp_rules` (qualified INS, no objection,
    a DMP to feed) — a failure is recorded as *refused* with its reason and a
-   ZAM^Z01 N, and no call is made;
+   ZAM^Z01 N, and no call is made. The patient's DMP consent (ZFA) is the
+   job's own when its message carried one, else the one the ADT feed last gave
+   for the patient, looked up now (per MSH-4 of the document's message, else
+   its channel, and the IPP); the one used is a journal event (step ``dmp``);
 3. *claim* the (document, ``dmp``) pair in the journal, so two copies of a job
    never deposit twice;
 4. deposit (publish, or replace with an RPLC to the parent), withdraw (delete), or, for a
@@ -30,9 +33,9 @@ from datetime import timedelta
 
 import structlog
 
-from router.dmp_rules import confidentiality_codes, deposit_refusal
+from router.dmp_rules import confidentiality_codes, deposit_refusal, describe
 from router.errors import PeerUnavailable, PermanentError
-from router.model import Action, DocumentJob
+from router.model import Action, DmpConsent, DocumentJob
 from router.ports import (DepositReceipt, Envelope, Journal, JournalEvent, MessageState, Outcome, OutcomeStatus,
                           SharedRecord)
 from router.settle import RetryPolicy
@@ -69,7 +72,8 @@ class DepositStage:
         if earlier is not None and final_for(earlier, job):
             await self._answer_earlier(job, earlier)
             return
-        refusal = deposit_refusal(job, statuses=self.statuses, ins_kinds=self.ins_kinds)
+        refusal = deposit_refusal(job, statuses=self.statuses, ins_kinds=self.ins_kinds,
+                                  consent=await self._consent(job))
         if refusal:
             await self._final(job, OutcomeStatus.REFUSED, f"not deposited: {refusal}", DMP_NOT_ALLOWED)
             return
@@ -117,6 +121,23 @@ class DepositStage:
         if not _mailed(job):
             await self.journal.set_state(job.message_key, MessageState.DELIVERED, step="deposited",
                                          detail="DMP: deposited earlier")
+
+    async def _consent(self, job: DocumentJob) -> DmpConsent | None:
+        """The patient's DMP consent in force for this job (see step 2), journaled when there is one."""
+        consent, origin = job.dmp_consent, "the document's message (ZFA)"
+        if consent is None and job.patient_ipp:
+            facility = job.source.sending_facility
+            if not facility:        # the ADT stage keys an empty MSH-4 by the channel, as stays are
+                record = await self.journal.message(job.message_key)
+                facility = record.channel if record is not None else ""
+            known = await self.journal.dmp_consent(facility, job.patient_ipp)
+            if known is not None:
+                consent, origin = known.consent, f"the ADT feed (message {known.message_key})"
+        if consent is not None:
+            await self.journal.add_event(JournalEvent(
+                message_key=job.message_key, at=now(), step="dmp", state="consent", document_id=job.header.document_id,
+                destination=DMP, detail=f"consent in force, from {origin}: {describe(consent)}"))
+        return consent
 
     async def _call(self, job: DocumentJob) -> DepositReceipt:
         """The call the job asks for, naming the entries as the journal last recorded them."""

@@ -83,8 +83,8 @@ class RenderStage:
             job = await self._mdm_job(key, parsed.text, source, facility)
         else:
             job = await self._lab_job(key, parsed.text, source, facility)
-        dmp_status, dmp_opposition = read_consent(iter_segments(parsed.text))
-        return replace(job, dmp_status=dmp_status, dmp_opposition=dmp_opposition,
+        dmp_consent, dmp_opposition = read_consent(iter_segments(parsed.text))
+        return replace(job, dmp_consent=dmp_consent, dmp_opposition=dmp_opposition,
                        flags=replace(job.flags, dest_dmp=self.deposit))
 
     # --- MDM: letters and other documents ---------------------------------------------------

@@ -2,15 +2,21 @@
 signs a VIHF for the patient, wraps the CDA in an ITI-41 SOAP/MTOM request and sends it over mutual TLS to a
 DMP test double (client certificate required, VIHF signature checked against the test CA, metadata checked
 against the CDA: hash, size, patientId = INS); the HIS gets a ZAM^Z01. Then a replacement (RPLC: the first
-version becomes Deprecated) and a deletion (ITI-57: Deleted). Runs on the embedded bus."""
+version becomes Deprecated) and a deletion (ITI-57: Deleted). A patient's objection to feeding their DMP, given by
+the ADT feed (PAM-FR ZFA-9 = IO), refuses a later deposit without calling the DMP. Runs on the embedded bus and
+on RabbitMQ."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 
 from mappings.cda_header import read_header
 from mappings.xds_metadata import entry_uuid
 from router.ports import MessageState, OutcomeStatus
+from channels.app.cli.journal import show
 from tests.integration.harness import Pipeline
+from channels.testing.adt_messages import PATIENT as ADT_PATIENT, make_adt, zfa
 from channels.testing.cda import make_cda
 from tests.support.dmp_double import HttpError, RegistryFailure
 from channels.testing.messages import Patient, encode_message, make_pfi_oru
@@ -89,3 +95,52 @@ async def test_a_retry_that_finds_its_document_already_stored_counts_as_deposite
     assert (await pipe.wait_final("DMP-0030")).state == MessageState.DELIVERED
     outcome = {o.destination: o for o in await pipe.journal.outcomes(FIRST)}["dmp"]
     assert outcome.status == OutcomeStatus.ACCEPTED and "earlier attempt" in outcome.detail
+
+
+async def admit(pipe: Pipeline, patient: Patient, control_id: str, consent: str) -> str:
+    """An A01 from the hospital's GAM (MSH-4 CHU-TEST) for the patient of a document, carrying ``consent`` (ZFA)."""
+    raw = make_adt("A01", patient=replace(ADT_PATIENT, ipp=patient.ipp), control_id=control_id, zfa=consent)
+    assert (await pipe.send(raw.encode("utf-8"))).code == "AA"
+    record = await pipe.wait_final(control_id)
+    assert record.state == MessageState.DELIVERED, record.detail
+    return record.key
+
+
+async def test_an_objection_given_at_admission_refuses_the_deposit_without_calling_the_dmp(dmp):
+    pipe, double = dmp
+    cda = make_cda(document_id=FIRST)
+    patient = Patient.of_cda(cda)
+    a01 = await admit(pipe, patient, "ZFA-A01", zfa(feeding="IO", consultation="INC"))
+
+    await send(pipe, cda, "ZFA-ORU", sending_facility="CHU-TEST")
+    record = await pipe.wait_final("ZFA-ORU")
+    assert record.state == MessageState.FAILED
+    outcome = {o.destination: o for o in await pipe.journal.outcomes(FIRST)}["dmp"]
+    assert outcome.status == OutcomeStatus.REFUSED
+    assert outcome.detail == "not deposited: opposition: the patient objects to feeding their DMP (ZFA-9 = IO)"
+    assert double.received == []                                   # no ITI-41, nor any other call
+    z01 = next(z for z in await pipe.his.wait_for(1, timeout=20) if "ZAM^Z01" in z)
+    assert z01.split("\r")[2].split("|")[5].startswith("N")
+    assert "DMPNotAllowed" in z01 and "opposition" in z01
+    used = [e for e in await pipe.journal.events(record.key) if (e.step, e.state) == ("dmp", "consent")]
+    assert len(used) == 1 and f"from the ADT feed (message {a01})" in used[0].detail
+
+    lines: list[str] = []                                           # what `liaison journal show` prints
+    assert await show(pipe.engine.settings, a01, raw=False, out=lines.append) == 0
+    shown = "\n".join(lines)
+    assert "dmp_consent kept" in shown and "consultation ZFA-11 INC (consent refused" in shown
+
+
+async def test_a_later_patient_update_lifting_the_objection_lets_the_deposit_through(dmp):
+    pipe, double = dmp
+    cda = make_cda(document_id=FIRST)
+    patient = Patient.of_cda(cda)
+    await admit(pipe, patient, "ZFA-A01", zfa(feeding="IO"))
+    a31 = make_adt("A31", patient=replace(ADT_PATIENT, ipp=patient.ipp), control_id="ZFA-A31",
+                   zfa=zfa(feeding="NA", consultation="NA"))
+    assert (await pipe.send(a31.encode("utf-8"))).code == "AA"
+    assert (await pipe.wait_final("ZFA-A31")).state == MessageState.DELIVERED
+
+    await send(pipe, cda, "ZFA-ORU", sending_facility="CHU-TEST")
+    assert (await pipe.wait_final("ZFA-ORU")).state == MessageState.DELIVERED
+    assert double.by_unique_id(FIRST) is not None                   # NA (not collected) does not block feeding

@@ -7,10 +7,10 @@ import pytest
 
 from router.adt import read_adt
 from router.errors import UnsupportedMessageError, ValidationError
-from router.model import Participant
+from router.model import DmpConsent, Participant
 from channels.testing.adt_messages import (
     CORSICA_2A, DR_BADKEY, DR_DURAND, DR_LEFEVRE, DR_LOCAL, DR_MARTIN, NIA, NO_INS, PATIENT,
-    WRONG_KEY_INS, make_adt,
+    WRONG_KEY_INS, make_adt, zfa,
 )
 from tests.support.fixtures import require_fixture
 
@@ -49,7 +49,14 @@ def test_a08_update_has_no_movement():
     assert event.warnings == ()
 
 
-@pytest.mark.parametrize("trigger", ["A02", "A28", "A40"])
+@pytest.mark.parametrize("trigger", ["A28", "A31"])
+def test_patient_updates_need_no_visit(trigger):
+    event = read_adt(make_adt(trigger, replace={"PV1": None}))
+    assert (event.kind, event.ipp, event.encounter, event.movement) == ("patient", PATIENT.ipp, "", None)
+    assert read_adt(make_adt(trigger)).kind == "patient"          # with the pseudo-visit PV1|1|N
+
+
+@pytest.mark.parametrize("trigger", ["A02", "A05", "A40"])
 def test_other_adt_triggers_are_unsupported(trigger):
     with pytest.raises(UnsupportedMessageError, match=trigger):
         read_adt(make_adt("A01").replace("ADT^A01^ADT_A01", f"ADT^{trigger}^ADT_A01"))
@@ -197,6 +204,24 @@ def test_python_hl7_message_and_lf_separators_are_accepted():
     assert read_adt(text.replace("\r", "\n")) == expected
 
 
+# --- DMP consent (ZFA) -----------------------------------------------------------
+
+@pytest.mark.parametrize("trigger", ["A01", "A04", "A08", "A28", "A31", "A03"])
+def test_every_adt_keeps_its_zfa_whole(trigger):
+    event = read_adt(make_adt(trigger, zfa="ZFA|ACTIF|20240310|||||||IO|20240311|INC|20240312"))
+    assert event.dmp_consent == DmpConsent(status="ACTIF", status_date="20240310", feeding="IO",
+                                           feeding_date="20240311", consultation="INC",
+                                           consultation_date="20240312")
+
+
+def test_an_adt_without_zfa_has_no_consent():
+    assert read_adt(make_adt("A01")).dmp_consent is None
+
+
+def test_the_consent_stays_out_of_the_event_repr():
+    assert "INC" not in repr(read_adt(make_adt("A31", zfa=zfa(consultation="INC"))))
+
+
 # --- ANS samples -----------------------------------------------------------------
 
 def test_ans_admission_sample():
@@ -207,6 +232,8 @@ def test_ans_admission_sample():
     assert event.encounter == "24000006"
     assert event.movement.action == "INSERT" and event.movement.medical_unit == "6268"
     assert not event.movement.shifted and event.warnings == ()
+    assert (event.dmp_consent.status, event.dmp_consent.feeding, event.dmp_consent.consultation) == \
+        ("ACTIF", "INO", "IC")
 
 
 def test_ans_discharge_sample_with_shifted_zbe():

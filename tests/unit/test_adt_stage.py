@@ -10,10 +10,11 @@ import pytest
 
 from channels.journal import SqliteJournal
 from router.errors import UnsupportedMessageError, ValidationError
+from router.hl7.parse import parse_message
 from router.ports import Envelope, MessageState, ReceivedMessage, StayState
 from router.stages.adt import AdtStage
 from router.stages.process import ProcessStage
-from channels.testing.adt_messages import DR_DURAND, PATIENT, WRONG_KEY_INS, make_adt
+from channels.testing.adt_messages import DR_DURAND, PATIENT, WRONG_KEY_INS, make_adt, zfa
 from tests.support.clock import FakeClock
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -152,3 +153,61 @@ async def test_without_an_adt_stage_an_adt_message_is_parked_as_unsupported(jour
         await feed(journal, None, make_adt("A01", control_id="NO-STAGE"))
     record = (await journal.search(control_id="NO-STAGE"))[0]
     assert record.state == MessageState.PARKED and "ADT stage" in record.detail
+
+
+# --- DMP consent (PAM-FR ZFA) ------------------------------------------------------
+
+async def test_an_admission_keeps_its_zfa_as_the_patients_consent_shown_with_the_stay(journal, stage):
+    key = await feed(journal, stage, make_adt("A01", control_id="A01-1", zfa=zfa(feeding="IO", consultation="INC")))
+    kept = await journal.dmp_consent("CHU-TEST", PATIENT.ipp)
+    assert (kept.consent.status, kept.consent.feeding, kept.consent.consultation) == ("ACTIF", "IO", "INC")
+    assert kept.message_key == key
+    assert (await journal.stay("CHU-TEST", ENCOUNTER)).dmp_consent == kept.consent
+    consent_events = [e for e in await journal.events(key) if e.step == "dmp_consent"]
+    assert [e.state for e in consent_events] == ["kept"]
+    assert "feeding ZFA-9 IO (objection" in consent_events[0].detail
+    assert "consultation ZFA-11 INC (consent refused" in consent_events[0].detail
+
+
+async def test_the_latest_adt_wins_and_every_stay_of_the_patient_shows_it(journal, stage):
+    await feed(journal, stage, make_adt("A01", control_id="A01-1", zfa=zfa(feeding="INO")))
+    await feed(journal, stage, make_adt("A01", control_id="A01-2", encounter="V2024000999"))
+    assert (await journal.stay("CHU-TEST", "V2024000999")).dmp_consent.feeding == "INO"   # a new stay starts with it
+    key = await feed(journal, stage, make_adt("A31", control_id="A31-1", zfa=zfa(feeding="IO", consultation="NA")))
+    assert (await journal.dmp_consent("CHU-TEST", PATIENT.ipp)).consent.feeding == "IO"
+    for encounter in (ENCOUNTER, "V2024000999"):
+        assert (await journal.stay("CHU-TEST", encounter)).dmp_consent.consultation == "NA"
+    assert (await journal.message(key)).state == MessageState.DELIVERED
+    assert ("patient", "updated") in [(e.step, e.state) for e in await journal.events(key)]
+
+
+async def test_a_patient_update_creates_no_stay(journal, stage):
+    await feed(journal, stage, make_adt("A28", control_id="A28-1", zfa=zfa()))
+    assert await journal.stay("CHU-TEST", "") is None and await journal.stay("CHU-TEST", ENCOUNTER) is None
+    assert (await journal.dmp_consent("CHU-TEST", PATIENT.ipp)).consent.feeding == "INO"
+
+
+async def test_an_adt_without_zfa_leaves_the_consent_in_force(journal, stage):
+    first = await feed(journal, stage, make_adt("A01", control_id="A01-1", zfa=zfa(feeding="IO")))
+    await feed(journal, stage, make_adt("A08", control_id="A08-1", unit="NEUROLOGIE"))
+    await feed(journal, stage, make_adt("A31", control_id="A31-1"))
+    assert (await journal.dmp_consent("CHU-TEST", PATIENT.ipp)).message_key == first
+    assert (await journal.stay("CHU-TEST", ENCOUNTER)).dmp_consent.feeding == "IO"
+
+
+async def test_a_redelivered_older_adt_does_not_undo_a_newer_consent(journal, stage):
+    older_text = make_adt("A01", control_id="A01-1", zfa=zfa(feeding="INO"))
+    older = await feed(journal, stage, older_text)
+    newer = await feed(journal, stage, make_adt("A31", control_id="A31-1", zfa=zfa(feeding="IO")))
+    await stage.handle(older, parse_message(older_text.encode("utf-8"), "utf-8"), "his")
+    kept = await journal.dmp_consent("CHU-TEST", PATIENT.ipp)
+    assert (kept.message_key, kept.consent.feeding) == (newer, "IO")
+    assert (await journal.stay("CHU-TEST", ENCOUNTER)).dmp_consent.feeding == "IO"
+    assert ("dmp_consent", "superseded") in [(e.step, e.state) for e in await journal.events(older)]
+
+
+async def test_a_zfa_without_an_ipp_is_journaled_but_not_kept(journal, stage):
+    key = await feed(journal, stage, make_adt("A31", control_id="A31-1", patient=replace(PATIENT, ipp=""),
+                                              zfa=zfa(feeding="IO")))
+    assert await journal.dmp_consent("CHU-TEST", "") is None
+    assert ("dmp_consent", "not_kept") in [(e.step, e.state) for e in await journal.events(key)]

@@ -84,6 +84,13 @@ def test_job_survives_the_bus_round_trip():
     assert DocumentJob.from_json(job.to_json()) == job
 
 
+def test_the_messages_own_zfa_travels_with_the_job():
+    job = read(make_pfi_oru(CDA, extra_segments=["ZFA|ACTIF|20240310|||||||IO|20240310|IC|20240310"]))
+    assert (job.dmp_consent.status, job.dmp_consent.feeding, job.dmp_consent.consultation) == ("ACTIF", "IO", "IC")
+    assert DocumentJob.from_json(job.to_json()) == job
+    assert read(make_pfi_oru(CDA)).dmp_consent is None
+
+
 def test_patient_recipient_is_recognised_by_its_ins():
     job = read(make_pfi_oru(CDA, **WITH_PATIENT, no_reply=True))
     patient = [r for r in job.recipients if r.kind is RecipientKind.PATIENT]
