@@ -25,7 +25,7 @@ SUPPORTED_BUS_SCHEMES = ("embedded", "amqp", "amqps")
 SUPPORTED_JOURNAL_SCHEMES = ("sqlite",)
 ENGINE_KEYS = {"bus", "journal", "journal_key_file", "cda_schema_dir", "cda_schema_required", "schematrons",
                "schematron_dir", "source_id", "prefetch", "retry_delays", "letter_deadline", "watchdog_interval",
-               "timezone"}
+               "timezone", "claim_lease"}
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,8 @@ class EngineSettings:
     watchdog_interval: float = 60.0         # seconds between two looks for overdue letters
     timezone: str = "Europe/Paris"          # local time of HL7 timestamps without offset, and of "end of day"
     retry_delays: tuple[float, ...] = (1.0, 5.0, 30.0, 120.0, 600.0)
+    claim_lease: float = 0.0                # seconds a send claim holds before another worker may take it over;
+                                            # 0: automatic, four SMTP timeouts and at least a minute
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,7 @@ def engine_settings(engine: Mapping[str, Any], env: Mapping[str, str], base: Pat
         retry_delays=tuple(float(d) for d in delays),
         letter_deadline=_letter_deadline(engine),
         watchdog_interval=read_seconds(engine, "engine.watchdog_interval", EngineSettings.watchdog_interval),
+        claim_lease=read_seconds(engine, "engine.claim_lease", 0.0) if "claim_lease" in engine else 0.0,
         timezone=_timezone(engine),
     )
 

@@ -44,6 +44,7 @@ from router.stages.process import ProcessStage
 from router.stages.render import RenderStage
 from router.stages.zam import ZamQueue
 from router.watchdog import LetterWatchdog
+from router.claim_sweep import ClaimSweep
 
 log = structlog.get_logger(__name__)
 
@@ -102,6 +103,7 @@ class Engine:
     subscriptions: list[Subscription] = field(default_factory=list)
     schema_dir: str = ""
     watchdog: LetterWatchdog | None = None
+    claim_sweep: ClaimSweep | None = None
     whitelist_refresher: WhitelistRefresher | None = None
 
     async def start(self, *, listen: bool = True, consume: bool = True) -> None:
@@ -178,6 +180,7 @@ class Engine:
     async def _start_consumers(self, schema_check, content_check, render_check) -> None:
         s = self.settings
         policy = RetryPolicy(delays=s.retry_delays)
+        stale_claim = self.claim_lease()
         zams = ZamQueue(self.bus, self.journal, enabled=self.ack_sink is not None)
         adt = AdtStage(self.journal, letter_types=self.volets.stay_letter_types(), deadline=s.letter_deadline,
                        timezone=s.timezone)
@@ -188,8 +191,6 @@ class Engine:
         if self.mailer is not None:
             packaging = MssPackaging(sender=s.mss.sender, nil=s.mss.nil, default_body=s.mss.default_body,
                                      message_id_domain=s.mss.message_id_domain, source_id=s.source_id)
-            # A claim older than a few SMTP timeouts belongs to a worker that died mid-send.
-            stale_claim = timedelta(seconds=max(60.0, 4 * s.mss.timeout))
             stages[queues.DELIVER_MSS] = DeliverStage(self.journal, self.mailer, zams, packaging,
                                                       sender=s.mss.sender, policy=policy, stale_claim=stale_claim,
                                                       address_check=self._whitelist(),
@@ -201,7 +202,7 @@ class Engine:
         if self.shared_record is not None:
             policy_patient = s.render.patient_policy
             stages[queues.DEPOSIT_DMP] = DepositStage(self.journal, self.shared_record, zams, policy=policy,
-                                                      statuses=policy_patient.statuses,
+                                                      stale_claim=stale_claim, statuses=policy_patient.statuses,
                                                       ins_kinds=policy_patient.ins_kinds)
         for queue, stage in stages.items():
             on_park = park_recorder(queue, self.journal, stage)
@@ -209,6 +210,16 @@ class Engine:
                                                              prefetch=s.prefetch))
         self.watchdog = LetterWatchdog(self.journal, interval=s.watchdog_interval)
         self.watchdog.start()
+        # A claim nobody took over after the lease and the whole retry policy: its job is gone.
+        self.claim_sweep = ClaimSweep(self.journal, zams, lease=stale_claim,
+                                      give_up_after=2 * stale_claim + timedelta(seconds=sum(s.retry_delays)),
+                                      interval=max(1.0, min(60.0, stale_claim.total_seconds() / 2)))
+        self.claim_sweep.start()
+
+    def claim_lease(self) -> timedelta:
+        """How long a send claim holds: ``engine.claim_lease``, else a few SMTP timeouts (at least a minute)."""
+        s = self.settings
+        return timedelta(seconds=s.claim_lease or max(60.0, 4 * s.mss.timeout))
 
     def _whitelist(self) -> WhitelistCheck | None:
         """The MSSanté whitelist in force (stored copy now, refreshed on schedule), or None when not configured."""
@@ -252,6 +263,8 @@ class Engine:
             await ingest.drain()
         if self.watchdog is not None:
             await self.watchdog.stop()
+        if self.claim_sweep is not None:
+            await self.claim_sweep.stop()
         if self.whitelist_refresher is not None:
             await self.whitelist_refresher.stop()
         for subscription in self.subscriptions:

@@ -81,7 +81,7 @@ class ProcessStage:
                     raise UnsupportedMessageError("ADT messages need the ADT stage, which is not configured")
                 await self.adt.handle(key, parsed, envelope.headers.get("channel", ""))
                 return
-            source = _source(parsed)
+            source = message_source(parsed)
             content_check = self.content_check
             if is_render_mode(parsed.message):
                 if self.render is None:
@@ -205,7 +205,7 @@ class ProcessStage:
                                                   detail=detail, document_id=job.header.document_id))
 
 
-def _source(parsed) -> MessageSource:
+def message_source(parsed) -> MessageSource:
     header = parsed.header
     msh = parsed.text.split("\r", 1)[0]
     return MessageSource(

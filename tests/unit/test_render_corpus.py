@@ -23,7 +23,7 @@ from mappings.volets import REGISTRY
 from router.cda_schema import CdaSchemaValidator
 from router.hl7.parse import parse_message
 from router.schematron import MINIMAL_STRUCTURE, SchematronValidator
-from router.stages.process import _source
+from router.stages.process import message_source
 from router.stages.render import RenderStage
 from channels.testing.adt_messages import (CORSICA_2A, CORSICA_2B, DR_DURAND, DR_LEFEVRE, NIA, NO_INS,
                                         PROVISIONAL, AdtPatient, with_key)
@@ -89,7 +89,7 @@ async def _render_corpus(path) -> dict[str, bytes]:
             trigger = options.pop("trigger", "T02")
             text = make_mdm(trigger, control_id=f"MDM{number:04d}", unique_id=f"DOC-{name}", **options)
             parsed = parse_message(text.encode("utf-8"), "utf-8")
-            out[name] = (await stage.job(f"K{number}", parsed, _source(parsed), "his")).cda
+            out[name] = (await stage.job(f"K{number}", parsed, message_source(parsed), "his")).cda
     return out
 
 

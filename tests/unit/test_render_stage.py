@@ -16,7 +16,7 @@ from router.errors import MappingError, ValidationError
 from router.hl7.parse import parse_message
 from router.model import Action
 from router.ports import Stay, StayState
-from router.stages.process import _source
+from router.stages.process import message_source
 from router.stages.render import RenderStage
 from router.model import RecipientKind
 from channels.testing.adt_messages import DR_LEFEVRE, NIA, NO_INS, PATIENT, PROVISIONAL
@@ -39,7 +39,7 @@ def stage(journal):
 
 async def render(stage, text: str, key: str):
     parsed = parse_message(text.encode("utf-8"), "utf-8")
-    return await stage.job(key, parsed, _source(parsed), "his")
+    return await stage.job(key, parsed, message_source(parsed), "his")
 
 
 def xpath(cda: bytes, path: str):

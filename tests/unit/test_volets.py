@@ -25,7 +25,7 @@ from mappings.volets import REGISTRY
 from router.content_check import SchematronCheck
 from router.errors import ConfigError, MappingError, ValidationError
 from router.hl7.parse import parse_message
-from router.stages.process import _source
+from router.stages.process import message_source
 from router.stages.render import RenderStage
 from router.volets import RenderRequest, Source, Volet, VoletRegistry
 from tests.unit.test_render_stage import CORRESPONDENTS
@@ -96,7 +96,7 @@ async def test_a_volet_added_through_the_registry_alone_is_rendered_and_checked(
     volets = REGISTRY.with_volet(fake_volet)
     text = make_mdm(txa2="FAKE^Compte rendu fictif^L", unique_id="DOC-FAKE-0001")
     parsed = parse_message(text.encode("utf-8"), "utf-8")
-    source = _source(parsed)
+    source = message_source(parsed)
     async with SqliteJournal(tmp_path / "journal.sqlite") as journal:
         stage = RenderStage(journal, StaticDirectory.from_config(CORRESPONDENTS), volets, site=Site(),
                             cda_reader=read_header)
