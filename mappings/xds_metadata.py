@@ -28,7 +28,7 @@ from mappings.codes import (Coded, class_code_for, confidentiality_code, content
                             format_code)
 from router.errors import MappingError
 from router.dmp_rules import confidentiality_codes as dmp_confidentiality_codes
-from router.model import Action, DocumentJob, Participant
+from router.model import Action, DocumentJob, Participant, addressed
 
 log = structlog.get_logger(__name__)
 
@@ -172,7 +172,7 @@ def _submission(job: DocumentJob, *, submission_time: datetime, source_id: str, 
 
     package = _sub(objects, "RegistryPackage", id=ss_id, objectType=f"{_OT}RegistryPackage")
     _slot(package, "submissionTime", _xds_time_of(submission_time))
-    _slot(package, "intendedRecipient", *[f"||^^Internet^{r.address}" for r in job.recipients])
+    _slot(package, "intendedRecipient", *[f"||^^Internet^{r.address}" for r in addressed(job.recipients)])
     _name(package, header.title)
     sender = _submission_author(job)
     _author(package, ss_id, SS_AUTHOR, sender, "ss-author")

@@ -46,6 +46,20 @@ class MessageSource:
 
 
 @dataclass(frozen=True)
+class Refusal:
+    """Why a recipient the HIS named will not be mailed, decided when its message was read.
+
+    The fields of the :class:`~router.errors.ValidationError` that would have
+    refused the whole message: the other recipients go on, and this one gets
+    its own REFUSED outcome and ZAM^Z02 N when the job reaches delivery.
+    """
+
+    reason: str
+    hl7_code: str = "207"
+    hl7_text: str = "Application internal error"
+
+
+@dataclass(frozen=True)
 class Recipient:
     """One MSSanté mailbox a document goes to, with the identity the HIS gave for it."""
 
@@ -53,6 +67,12 @@ class Recipient:
     kind: RecipientKind = RecipientKind.PROFESSIONAL
     identifier: str = ""       # XCN.1 (8+RPPS, INS, ...) or empty for organisation mailboxes
     name: str = ""
+    refusal: Refusal | None = None     # set: never mailed, answered with this reason
+
+
+def addressed(recipients: tuple[Recipient, ...]) -> tuple[Recipient, ...]:
+    """The recipients that may be written to: those without a refusal."""
+    return tuple(r for r in recipients if r.refusal is None)
 
 
 @dataclass(frozen=True)
@@ -188,7 +208,9 @@ class DocumentJob:
         data["flags"] = Flags(**data["flags"])
         data["sender"] = Participant(**data["sender"])
         data["recipients"] = tuple(
-            Recipient(**{**r, "kind": RecipientKind(r["kind"])}) for r in data["recipients"]
+            Recipient(**{**r, "kind": RecipientKind(r["kind"]),
+                         "refusal": Refusal(**r["refusal"]) if r.get("refusal") else None})
+            for r in data["recipients"]
         )
         data["header"] = _header_from_dict(data["header"])
         data["dmp_consent"] = _consent_from_dict(data.get("dmp_consent"), data.pop("dmp_status", ""))

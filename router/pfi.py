@@ -11,8 +11,15 @@ CI-SIS volet "Transmission d'un document CDA-R2 en HL7v2" (IG
 - MetaDMPMSS OBX rows (:mod:`router.flags`);
 - PID-3 must identify the same patient as the CDA's recordTarget.
 
-Every failure is a typed error from :mod:`router.errors` whose reason names the
-field at fault, never patient data. HL7 codes come from the IG's
+A fault of one recipient (a malformed address, a patient address that is not
+this document's patient's) refuses that recipient alone: it stays on the job
+with its :class:`~router.model.Refusal`, is never mailed, and gets its own
+ZAM^Z02 N from the deliver stage, while the others are mailed and the DMP
+deposit goes on. Only when no recipient is left to mail and the DMP is not
+asked for does the first recipient's fault refuse the message.
+
+Every message-level failure is a typed error from :mod:`router.errors` whose
+reason names the field at fault, never patient data. HL7 codes come from the IG's
 ``error-codes.md``: 100/101/102/103/200/201/207 from messageErrorCondition,
 and for the patient checks 902 / 903 / 904 from its applicationErrorCode table
 (patient unknown / no INS in the document / INS does not match).
@@ -20,6 +27,7 @@ and for the patient checks 902 / 903 / 904 from its applicationErrorCode table
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Callable
 
 import hl7
@@ -29,11 +37,11 @@ from router.errors import ParseError, UnsupportedMessageError, ValidationError
 from router.dmp_rules import read_consent
 from router.flags import check_combination, decode_ed, is_meta_row, read_flags
 from router.model import (
-    Action, CdaHeader, DocumentJob, Flags, MessageSource, Participant, Recipient, RecipientKind,
+    Action, CdaHeader, DocumentJob, Flags, MessageSource, Participant, Recipient, RecipientKind, addressed,
 )
 from router.recipients_pfi import (
-    Participants, INS_OIDS, PATIENT_DOMAIN, is_patient_address, read_participants, repetitions, segment_id,
-    value,
+    Participants, INS_OIDS, PATIENT_DOMAIN, is_patient_address, read_participants, refusal_error, refusal_of,
+    repetitions, segment_id, value,
 )
 
 log = structlog.get_logger(__name__)
@@ -63,7 +71,8 @@ def read_pfi(message: hl7.Message, *, message_key: str, source: MessageSource,
     flags, participants = check_routing(message)
     header = cda_reader(cda)
     patient_ipp = _check_patient(message, header)
-    _check_patient_addresses(participants.recipients, header)
+    participants = replace(participants, recipients=_check_patient_addresses(participants.recipients, header))
+    require_destination(flags, participants.recipients)
     dmp_consent, dmp_opposition = read_consent(message)
     if action is Action.REPLACE and not header.parent_document_id:
         raise ValidationError("replace (OBX-11=C) but the CDA has no "
@@ -85,7 +94,8 @@ def read_pfi(message: hl7.Message, *, message_key: str, source: MessageSource,
         dmp_opposition=dmp_opposition,
     )
     log.info("pfi.read", control_id=source.control_id, document_id=header.document_id,
-             action=action.value, recipients=len(job.recipients), dest_dmp=flags.dest_dmp)
+             action=action.value, recipients=len(job.recipients),
+             refused=len(job.recipients) - len(addressed(job.recipients)), dest_dmp=flags.dest_dmp)
     return job
 
 
@@ -102,9 +112,12 @@ def check_routing(message) -> tuple[Flags, Participants]:
     (:func:`router.hl7.msh.iter_segments`): the listener runs it before its
     ACK so that a forbidden combination or a missing recipient is an AE with
     its reason, without paying for python-hl7's full parse on the hot path.
+    The flags are judged against every recipient the HIS named, refused or
+    not: a refused recipient is still one it asked for, and is answered.
     """
     flags = read_flags(message)
     participants = read_participants(message)
+    require_destination(flags, participants.recipients)
     check_combination(flags, has_ps_recipients=participants.has_ps_recipients,
                       has_patient_recipient=participants.has_patient_recipient)
     if flags.dest_dmp and participants.sender is None:
@@ -219,17 +232,31 @@ def _check_patient(message: hl7.Message, header: CdaHeader) -> str:
     return ipp
 
 
-def _check_patient_addresses(recipients: tuple[Recipient, ...], header: CdaHeader) -> None:
-    """A patient recipient must be this document's patient: <INS>@patient.mssante.fr."""
-    for recipient in recipients:
-        if recipient.kind is not RecipientKind.PATIENT:
-            continue
-        if not is_patient_address(recipient.address):
-            raise ValidationError(f"a patient recipient (PRT RCT with an INS) must use an "
-                                  f"@{PATIENT_DOMAIN} address")
-        if not header.ins:
-            raise ValidationError("a patient recipient needs the patient's INS in the CDA",
-                                  hl7_code="903", hl7_text="INS non présent dans le document")
-        if recipient.address.split("@", 1)[0] != header.ins:
-            raise ValidationError("the patient's MSSanté address does not match the CDA's INS",
-                                  hl7_code="904", hl7_text="INS ne correspondant pas")
+def require_destination(flags: Flags, recipients: tuple[Recipient, ...]) -> None:
+    """Refuse the message when every recipient is refused and the DMP is not asked for.
+
+    The error is the first recipient's own, as when one bad recipient refused the message.
+    """
+    if recipients and not flags.dest_dmp and not addressed(recipients):
+        raise refusal_error(recipients[0].refusal)
+
+
+def _check_patient_addresses(recipients: tuple[Recipient, ...], header: CdaHeader) -> tuple[Recipient, ...]:
+    """The recipients, a patient one refused unless it is this document's patient: <INS>@patient.mssante.fr."""
+    return tuple(replace(recipient, refusal=refusal_of(fault))
+                 if (fault := _patient_address_fault(recipient, header)) else recipient
+                 for recipient in recipients)
+
+
+def _patient_address_fault(recipient: Recipient, header: CdaHeader) -> ValidationError | None:
+    if recipient.kind is not RecipientKind.PATIENT or recipient.refusal is not None:
+        return None
+    if not is_patient_address(recipient.address):
+        return ValidationError(f"a patient recipient (PRT RCT with an INS) must use an @{PATIENT_DOMAIN} address")
+    if not header.ins:
+        return ValidationError("a patient recipient needs the patient's INS in the CDA",
+                               hl7_code="903", hl7_text="INS non présent dans le document")
+    if recipient.address.split("@", 1)[0] != header.ins:
+        return ValidationError("the patient's MSSanté address does not match the CDA's INS",
+                               hl7_code="904", hl7_text="INS ne correspondant pas")
+    return None

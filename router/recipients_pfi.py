@@ -24,7 +24,7 @@ import hl7
 
 from router.errors import ValidationError
 from router.hl7.msh import Segment as LazySegment
-from router.model import Participant, Recipient, RecipientKind
+from router.model import Participant, Recipient, RecipientKind, Refusal
 
 #: OIDs of the INS (NIR, NIA, and the test and demo NIR) — french-interop.md §1.
 INS_OIDS = frozenset({
@@ -85,9 +85,13 @@ def validate_address(raw: str, *, where: str) -> str:
     """A stripped mail address, or ValidationError naming it and where it was."""
     address = raw.strip()
     if not ADDRESS.match(address):
-        raise ValidationError(f"malformed MSSanté address {address!r} in {where}", hl7_code="102",
-                              hl7_text="Data type error")
+        raise address_error(address, where=where)
     return address
+
+
+def address_error(address: str, *, where: str) -> ValidationError:
+    return ValidationError(f"malformed MSSanté address {address!r} in {where}", hl7_code="102",
+                           hl7_text="Data type error")
 
 
 def is_patient_address(address: str) -> bool:
@@ -119,7 +123,9 @@ def read_participants(message: hl7.Message) -> Participants:
     The first SB and the first REPLY win: the volet allows one of each.
     Recipients keep their first occurrence when an address is repeated;
     addresses are compared without case (the same mailbox typed twice by a
-    HIS often differs only in case).
+    HIS often differs only in case). A malformed recipient address refuses
+    that recipient alone (:attr:`Recipient.refusal`); a malformed REPLY
+    address, or an RCT with no address at all, refuses the message.
     """
     sender: Participant | None = None
     reply_to = ""
@@ -136,7 +142,7 @@ def read_participants(message: hl7.Message) -> Participants:
             addresses = _addresses(segment, where=where)
             reply_to = addresses[0] if addresses else ""
         elif role == "RCT":
-            addresses = _addresses(segment, where=where)
+            addresses = _raw_addresses(segment)
             if not addresses:
                 raise ValidationError(f"{where} has no MSSanté address in PRT-15.4",
                                       hl7_code="101", hl7_text="Required field missing")
@@ -144,18 +150,23 @@ def read_participants(message: hl7.Message) -> Participants:
                 if address.lower() in seen:
                     continue
                 seen.add(address.lower())
-                recipients.append(_recipient(segment, address))
+                recipients.append(_recipient(segment, address, where=where))
     return Participants(sender=sender, recipients=tuple(recipients), reply_to=reply_to)
 
 
 def _addresses(segment: hl7.Segment, *, where: str) -> list[str]:
-    """Every e-mail address in PRT-15 (XTN, repeatable): XTN.4 of X.400/Internet entries."""
+    """Every e-mail address in PRT-15, each checked (ValidationError for the first malformed one)."""
+    return [validate_address(raw, where=where) for raw in _raw_addresses(segment)]
+
+
+def _raw_addresses(segment: hl7.Segment) -> list[str]:
+    """Every e-mail address in PRT-15 (XTN, repeatable): XTN.4 of X.400/Internet entries, unchecked."""
     found = []
     for rep in range(1, repetitions(segment, 15) + 1):
         raw = value(segment, 15, 4, repetition=rep)
         equipment = value(segment, 15, 3, repetition=rep).upper()
         if raw and equipment in ("", "X.400", "INTERNET"):
-            found.append(validate_address(raw, where=where))
+            found.append(raw)
     return found
 
 
@@ -169,7 +180,7 @@ def _participant(segment: hl7.Segment) -> Participant:
     )
 
 
-def _recipient(segment: hl7.Segment, address: str) -> Recipient:
+def _recipient(segment: hl7.Segment, address: str, *, where: str) -> Recipient:
     authority = {value(segment, 5, 9, sub) for sub in (1, 2)}
     is_patient = (
         value(segment, 5, 13).upper() == "INS"
@@ -177,9 +188,23 @@ def _recipient(segment: hl7.Segment, address: str) -> Recipient:
         or is_patient_address(address)
     )
     person = " ".join(p for p in (value(segment, 5, 3), value(segment, 5, 2)) if p)
+    refusal = None
+    if not ADDRESS.match(address):
+        refusal = refusal_of(address_error(address, where=where))
     return Recipient(
         address=address,
         kind=RecipientKind.PATIENT if is_patient else RecipientKind.PROFESSIONAL,
         identifier=value(segment, 5) or value(segment, 8, 10) or value(segment, 10),
         name=person or value(segment, 8) or value(segment, 10),
+        refusal=refusal,
     )
+
+
+def refusal_of(error: ValidationError) -> Refusal:
+    """The error that refuses one recipient, kept on it instead of refusing the message."""
+    return Refusal(error.reason, error.hl7_code, error.hl7_text)
+
+
+def refusal_error(refusal: Refusal) -> ValidationError:
+    """A recipient's refusal as the error that refuses its message (when no destination is left)."""
+    return ValidationError(refusal.reason, hl7_code=refusal.hl7_code, hl7_text=refusal.hl7_text)

@@ -17,10 +17,15 @@ Decisions:
 - **One domain, several operators.** A domain is listed once per operator
   server certificate (``15-20.mssante.fr`` has five ``Domaine`` entries), so a
   domain maps to a tuple of ``DNCertificatOperateur``.
-- **The patient domain is data, not a bypass.** ``patient.mssante.fr``
-  (Mon espace santé, operator CNAM) is in the full ANS list, so it needs no
-  special case. Sites that must reach national domains missing from the list
-  they hold pass them in ``always_allowed`` (configuration key
+- **The patients' domain is trusted by rule.** ``patient.mssante.fr`` (Mon
+  espace santé, the citizen messaging, addresses built from the qualified INS)
+  belongs to the Espace de confiance, yet the published list does not name it
+  (the ANS snapshot of 2025-03-13 has 619 domains, not this one). A list built
+  with ``patient_domain`` allows that one domain, exactly, and its verdict says
+  it was by rule (configuration key ``whitelist.patient_domain``, on by
+  default, ``""`` to turn it off). A listed domain still wins, naming its operators.
+- Sites that must reach other national domains missing from the list they
+  hold pass them in ``always_allowed`` (configuration key
   ``whitelist.always_allowed``, empty by default); such a verdict says so.
 """
 
@@ -90,7 +95,7 @@ class Whitelist:
     """The domains of the Espace de confiance at ``generated_at``, with their operators' certificate DNs."""
 
     def __init__(self, entries: Iterable[DomainEntry], generated_at: datetime, *,
-                 always_allowed: Iterable[str] = ()):
+                 always_allowed: Iterable[str] = (), patient_domain: str | None = None):
         self.entries: tuple[DomainEntry, ...] = tuple(entries)
         self.generated_at = generated_at
         operators: dict[str, list[str]] = {}
@@ -109,6 +114,9 @@ class Whitelist:
                 raise ValueError(f"always_allowed: not a domain name: {name!r}")
             allowed.add(domain)
         self.always_allowed: frozenset[str] = frozenset(allowed)
+        self.patient_domain = normalize_domain(patient_domain) if patient_domain else None
+        if patient_domain and self.patient_domain is None:
+            raise ValueError(f"patient_domain: not a domain name: {patient_domain!r}")
 
     @property
     def domains(self) -> frozenset[str]:
@@ -127,7 +135,8 @@ class Whitelist:
 
     def with_always_allowed(self, domains: Iterable[str]) -> Whitelist:
         """The same list with another set of always-allowed domains."""
-        return Whitelist(self.entries, self.generated_at, always_allowed=domains)
+        return Whitelist(self.entries, self.generated_at, always_allowed=domains,
+                         patient_domain=self.patient_domain)
 
     def check(self, address: str) -> WhitelistVerdict:
         """May mail be sent to ``address``? The reason names the domain and the list's date, never the local part."""
@@ -141,6 +150,9 @@ class Whitelist:
                                           f"({label} {'; '.join(operators)})", domain)
         if operators is not None:
             return WhitelistVerdict(True, f"domain {domain} is on the MSSanté whitelist", domain)
+        if domain == self.patient_domain:
+            return WhitelistVerdict(True, f"domain {domain} is the patients' MSSanté domain (Mon espace santé): "
+                                          "in the Espace de confiance by rule", domain)
         if domain in self.always_allowed:
             return WhitelistVerdict(True, f"domain {domain} is not on the MSSanté whitelist (generated "
                                           f"{self.generated_at:%Y-%m-%d}) but is always allowed by configuration",

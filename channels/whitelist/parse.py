@@ -108,7 +108,8 @@ def _optional_datetime(value: str) -> datetime | None:
         return None
 
 
-def parse_whitelist(data: bytes, *, always_allowed: tuple[str, ...] | frozenset[str] = ()) -> Whitelist:
+def parse_whitelist(data: bytes, *, always_allowed: tuple[str, ...] | frozenset[str] = (),
+                    patient_domain: str | None = None) -> Whitelist:
     """The list in ``data``; ListFormatError when it is not a non-empty liste blanche.
 
     An entry whose ``Nom`` is not a domain name is skipped (and counted in a
@@ -138,4 +139,4 @@ def parse_whitelist(data: bytes, *, always_allowed: tuple[str, ...] | frozenset[
         log.warning("whitelist.entries_skipped", count=skipped, reason="Nom is not a domain name")
     if not entries:
         raise ListFormatError("the list has no domains")
-    return Whitelist(entries, generated_at, always_allowed=always_allowed)
+    return Whitelist(entries, generated_at, always_allowed=always_allowed, patient_domain=patient_domain)

@@ -6,10 +6,13 @@
     store_dir = "/var/lib/liaison/whitelist"     # default: $LIAISON_WHITELIST_DIR or this
     refresh_interval = 86400                     # seconds
     always_allowed = []                          # domains allowed even when absent from the list held
+    patient_domain = "patient.mssante.fr"        # the patients' domain, trusted by rule; "" or false: not
     ca_file = "/etc/liaison/igc-sante.pem"       # optional PEM bundle for the IGC-Santé TLS chain
 
-``always_allowed`` is empty by default: ``patient.mssante.fr`` is in the official
-list (operator CNAM), so it needs no exception.
+``patient_domain``: Mon espace santé (addresses ``<INS>@patient.mssante.fr``)
+belongs to the Espace de confiance by rule although the published list does
+not name it, so it is allowed by default; a site turns the rule off with
+``patient_domain = ""`` (or ``false``). ``always_allowed`` is empty by default.
 """
 
 from __future__ import annotations
@@ -26,10 +29,12 @@ from channels.whitelist.refresher import WhitelistRefresher
 from channels.whitelist.store import WhitelistStore
 from router.config_values import no_unknown, read_seconds
 from router.errors import ConfigError
+from router.recipients_pfi import PATIENT_DOMAIN
 from router.whitelist import normalize_domain
 
 DEFAULT_STORE_DIR = "/var/lib/liaison/whitelist"
-_KNOWN = {"source", "checksum", "store_dir", "refresh_interval", "always_allowed", "ca_file", "fetch_timeout"}
+_KNOWN = {"source", "checksum", "store_dir", "refresh_interval", "always_allowed", "patient_domain", "ca_file",
+          "fetch_timeout"}
 
 
 def default_store_dir(env: Mapping[str, str] | None = None) -> Path:
@@ -47,11 +52,12 @@ class WhitelistSettings:
     always_allowed: tuple[str, ...] = ()
     ca_file: str | None = None
     fetch_timeout: float = 30.0
+    patient_domain: str | None = PATIENT_DOMAIN
 
     def open_store(self) -> WhitelistStore:
         """A store on ``store_dir`` with the stored list loaded (when there is one)."""
         store = WhitelistStore(self.store_dir, always_allowed=self.always_allowed, ca_file=self.ca_file,
-                               fetch_timeout=self.fetch_timeout)
+                               fetch_timeout=self.fetch_timeout, patient_domain=self.patient_domain)
         store.load()
         return store
 
@@ -69,6 +75,16 @@ def _source(table: Mapping[str, Any], key: str, default: str | None) -> str | No
     scheme = urlsplit(value).scheme
     if scheme and len(scheme) > 1 and scheme not in ("http", "https"):
         raise ConfigError(f"whitelist.{key}", f"expected an http(s) URL or a path, got {value!r}")
+    return value
+
+
+def _patient_domain(table: Mapping[str, Any]) -> str | None:
+    value = table.get("patient_domain", PATIENT_DOMAIN)
+    if value is False or value == "":
+        return None
+    if not isinstance(value, str) or normalize_domain(value) is None:
+        raise ConfigError("whitelist.patient_domain", f"expected a domain name, or \"\" / false to turn the rule "
+                                                      f"off, got {value!r}")
     return value
 
 
@@ -96,4 +112,5 @@ def from_config(table: Mapping[str, Any], env: Mapping[str, str] | None = None) 
         refresh_interval=read_seconds(table, "whitelist.refresh_interval", 86400.0),
         always_allowed=tuple(always),
         ca_file=ca_file,
-        fetch_timeout=read_seconds(table, "whitelist.fetch_timeout", 30.0))
+        fetch_timeout=read_seconds(table, "whitelist.fetch_timeout", 30.0),
+        patient_domain=_patient_domain(table))

@@ -38,6 +38,7 @@ import structlog
 from channels.whitelist.errors import WhitelistError
 from channels.whitelist.fetch import default_checksum_source, fetch_pair
 from channels.whitelist.parse import parse_whitelist, verify_checksum
+from router.recipients_pfi import PATIENT_DOMAIN
 from router.whitelist import Whitelist
 
 log = structlog.get_logger(__name__)
@@ -97,9 +98,12 @@ class WhitelistStore:
     """Keeps the last good list in ``directory`` and in :attr:`current`."""
 
     def __init__(self, directory: str | Path, *, always_allowed: Iterable[str] = (), fetch_timeout: float = 30.0,
-                 ca_file: str | None = None, clock: Callable[[], datetime] = _utcnow):
+                 ca_file: str | None = None, clock: Callable[[], datetime] = _utcnow,
+                 patient_domain: str | None = PATIENT_DOMAIN):
+        """``patient_domain``: the patients' domain, trusted by rule (:mod:`router.whitelist`); None: not."""
         self.directory = Path(directory)
         self.always_allowed = tuple(always_allowed)
+        self.patient_domain = patient_domain
         self.fetch_timeout = fetch_timeout
         self.ca_file = ca_file
         self.clock = clock
@@ -119,7 +123,8 @@ class WhitelistStore:
             data = (self.directory / meta["xml"]).read_bytes()
             checksum = (self.directory / meta["checksum"]).read_bytes()
             digest = verify_checksum(data, checksum)
-            whitelist = parse_whitelist(data, always_allowed=self.always_allowed)
+            whitelist = parse_whitelist(data, always_allowed=self.always_allowed,
+                                        patient_domain=self.patient_domain)
             metadata = StoredMetadata(
                 sha256=digest, source=meta["source"], checksum_source=meta["checksum_source"],
                 fetched_at=datetime.fromisoformat(meta["fetched_at"]), generated_at=whitelist.generated_at,
@@ -143,7 +148,8 @@ class WhitelistStore:
                 data, raw_checksum = await fetch_pair(source, checksum_source, timeout=self.fetch_timeout,
                                                       ca_file=self.ca_file)
                 digest = verify_checksum(data, raw_checksum)
-                whitelist = await asyncio.to_thread(parse_whitelist, data, always_allowed=self.always_allowed)
+                whitelist = await asyncio.to_thread(parse_whitelist, data, always_allowed=self.always_allowed,
+                                                    patient_domain=self.patient_domain)
             except WhitelistError as exc:
                 return self._refused(source, checksum_source, str(exc))
             fetched_at = self.clock()

@@ -26,7 +26,8 @@ from router.ports import (AddressCheck, Envelope, Journal, JournalEvent, MailPac
 from router.settle import RetryPolicy
 from router.stages.clock import now
 from router.recipients_render import PatientPolicy, patient_mailbox_refusal
-from router.stages.zam import MSS_REJECTED, MSS_UNREACHABLE, NOT_WHITELISTED, PATIENT_NOT_QUALIFIED, ZamQueue
+from router.stages.zam import (MSS_REJECTED, MSS_UNREACHABLE, NOT_WHITELISTED, PATIENT_NOT_QUALIFIED,
+                                RECIPIENT_INVALID, ZamQueue, refusal_detail)
 
 log = structlog.get_logger(__name__)
 
@@ -141,14 +142,19 @@ class DeliverStage:
                 detail=f"not mailed: {flag}=N", at=now(), message_key=job.message_key))
 
     async def _refuse_untrusted(self, job: DocumentJob, done: dict) -> None:
-        """A recipient outside the MSSanté trusted space (whitelist), or a patient mailbox without a
-        qualified INS, is never mailed; the HIS hears why.
+        """A recipient refused when its message was read, outside the MSSanté trusted space (whitelist), or a
+        patient mailbox without a qualified INS, is never mailed; the HIS hears why.
 
         Checked here, at sending time, because the whitelist is refreshed while jobs wait, and because
         PFI recipients are named by the HIS (render mode already chose by the same patient rule).
         """
         for recipient in self._addressable(job):
             if done.get(recipient.address) in _FINAL:
+                continue
+            if recipient.refusal is not None:          # refused when its message was read (router.pfi)
+                await self._final(job, recipient, OutcomeStatus.REFUSED, f"not mailed: {recipient.refusal.reason}",
+                                  refusal_detail(recipient.refusal, RECIPIENT_INVALID))
+                done[recipient.address] = OutcomeStatus.REFUSED
                 continue
             if recipient.kind == RecipientKind.PATIENT and self.patient_policy is not None:
                 refusal = patient_mailbox_refusal(job.header.ins_oid, job.patient_identity_status,

@@ -33,7 +33,7 @@ from router.ports import Bus, Envelope, Journal, JournalEvent, MessageState
 from router.stages.adt import AdtStage
 from router.stages.clock import now
 from router.stages.render import RenderStage
-from router.stages.zam import DOCUMENT_INVALID, ZamQueue
+from router.stages.zam import DOCUMENT_INVALID, ZamQueue, refusal_detail
 
 log = structlog.get_logger(__name__)
 
@@ -152,7 +152,7 @@ class ProcessStage:
         9xx (patient) codes of the volet go in ERR-5; table 0357 codes in ERR-3.
         """
         own_table = exc.hl7_code.startswith("9")
-        detail = (exc.hl7_code, exc.hl7_text) if own_table else DOCUMENT_INVALID
+        detail = refusal_detail(exc, DOCUMENT_INVALID)
         try:
             recipients = read_participants(message).recipients
         except PermanentError:
@@ -191,14 +191,20 @@ class ProcessStage:
         return True
 
     async def _journal_pfi_recipients(self, job: DocumentJob) -> None:
-        """Each PRT recipient with its reason: named by the HIS; flags and whitelist are checked when sending."""
+        """Each PRT recipient with its reason: named by the HIS; flags and whitelist are checked when sending.
+
+        A recipient refused on reading is journaled as such; the deliver stage records its outcome and ZAM.
+        """
         for recipient in job.recipients:
             who = "patient" if recipient.kind is RecipientKind.PATIENT else (recipient.identifier or "organisation")
+            if recipient.refusal is not None:
+                state, detail = "refused", f"PRT RCT {who}: not mailed: {recipient.refusal.reason}"
+            else:
+                state, detail = "kept", (f"PRT RCT {who}: address given by the HIS (PRT-15.4); the MetaDMPMSS "
+                                         "flags and the MSSanté whitelist are checked when sending")
             await self.journal.add_event(JournalEvent(
-                message_key=job.message_key, at=now(), step="recipient", state="kept",
-                destination=recipient.address, document_id=job.header.document_id,
-                detail=f"PRT RCT {who}: address given by the HIS (PRT-15.4); the MetaDMPMSS flags and "
-                       "the MSSanté whitelist are checked when sending"))
+                message_key=job.message_key, at=now(), step="recipient", state=state,
+                destination=recipient.address, document_id=job.header.document_id, detail=detail))
 
     async def _event(self, key: str, job: DocumentJob, step: str, state: str, detail: str) -> None:
         await self.journal.add_event(JournalEvent(message_key=key, at=now(), step=step, state=state,

@@ -14,7 +14,8 @@ from router import queues
 from router.hl7.charset import encode_message
 from router.hl7.msh import read_header
 from router.hl7.zam import build_zam_z01, build_zam_z02
-from router.model import MessageSource
+from router.errors import EngineError
+from router.model import MessageSource, Refusal
 from router.ports import Bus, Journal, JournalEvent
 from router.stages.clock import now
 
@@ -24,10 +25,16 @@ MSS_UNREACHABLE = ("MSSUnavailable", "Relais MSSanté injoignable")
 NOT_WHITELISTED = ("MSSDomainNotWhitelisted", "Domaine hors liste blanche de l'espace de confiance MSSanté")
 PATIENT_NOT_QUALIFIED = ("PatientINSNotQualified", "INS du patient non qualifié : pas d'envoi à sa messagerie")
 DOCUMENT_INVALID = ("DocumentInvalid", "Document ou message invalide")
+RECIPIENT_INVALID = ("MSSRecipientInvalid", "Destinataire MSSanté invalide")
 DMP_REJECTED = ("DMPRejected", "Refusé par le DMP")
 DMP_UNREACHABLE = ("DMPUnavailable", "DMP injoignable")
 DMP_NOT_ALLOWED = ("DMPNotAllowed", "Dépôt DMP non autorisé pour ce document")
 DMP_NOT_CONFIGURED = ("DMPNotConfigured", "Pas de canal de dépôt DMP configuré sur la plateforme")
+
+
+def refusal_detail(cause: EngineError | Refusal, default: tuple[str, str]) -> tuple[str, str]:
+    """ERR-5 of a refusal: the volet's own codes (9xx, the patient checks) as they are, else ``default``."""
+    return (cause.hl7_code, cause.hl7_text) if cause.hl7_code.startswith("9") else default
 
 
 class ZamQueue:

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 from channels.journal import SqliteJournal
 from mappings.packaging import MssPackaging
 from router.errors import PeerUnavailable
-from router.model import Flags, Recipient, RecipientKind
+from router.model import Flags, Recipient, RecipientKind, Refusal
 from router.recipients_render import PatientPolicy
 from router.ports import AddressVerdict, Envelope, ReceivedMessage, OutcomeStatus, RecipientResult, RecipientStatus
 from router.settle import RetryPolicy
@@ -123,3 +123,30 @@ async def test_a_patient_mailbox_named_by_the_his_needs_a_qualified_ins(tmp_path
         assert refused.status == OutcomeStatus.REFUSED
         assert refused.detail == ("not mailed: patient: identity status PROV in PID-32 is not qualified "
                                   "(needs QUAL or VALI)")
+
+
+async def test_a_recipient_refused_when_read_is_never_mailed_and_counts_in_the_message_state(tmp_path):
+    async with SqliteJournal(tmp_path / "journal.sqlite") as journal:
+        mailer = SlowRecordingMailer()
+        stage = deliver_stage(journal, mailer, address_check=DomainList("hopital-test.mssante.fr",
+                                                                        "patient.mssante.fr"))
+        key, _ = await journal.record_received(ReceivedMessage(
+            raw=b"MSH|...", channel="test", sending_application="LABO-TEST", sending_facility="LABO",
+            control_id="MSG0004", message_type="ORU^R01", received_at=datetime.now(timezone.utc)))
+        other = Recipient("172036904501235@patient.mssante.fr", kind=RecipientKind.PATIENT,
+                          refusal=Refusal("the patient's MSSanté address does not match the CDA's INS", "904",
+                                          "INS ne correspondant pas"))
+        job = replace(make_job(), message_key=key, recipients=(Recipient("dr.martin@hopital-test.mssante.fr"), other),
+                      flags=Flags(dest_mss_ps=True, dest_mss_patient=True, ack_reception=True))
+        envelope = Envelope(body=job.to_json(), message_id=job.job_id)
+        await stage(envelope)
+
+        assert mailer.sent == [("dr.martin@hopital-test.mssante.fr",)]
+        outcomes = {o.destination: o for o in await journal.outcomes(job.header.document_id)}
+        assert outcomes[other.address].status == OutcomeStatus.REFUSED
+        assert outcomes[other.address].detail == "not mailed: the patient's MSSanté address does not match the CDA's INS"
+        assert outcomes["dr.martin@hopital-test.mssante.fr"].status == OutcomeStatus.ACCEPTED
+        assert len([e for e in await journal.events(key) if e.step == "zam"]) == 2
+        assert (await journal.message(key)).state.value == "partial"
+        await stage(envelope)                # a redelivery neither mails nor answers again
+        assert len(mailer.sent) == 1 and len([e for e in await journal.events(key) if e.step == "zam"]) == 2

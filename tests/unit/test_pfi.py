@@ -9,10 +9,11 @@ import pytest
 from structlog.testing import capture_logs
 
 from router.errors import UnsupportedMessageError, ValidationError
+from router.hl7.msh import iter_segments
 from router.model import (
-    Action, CdaHeader, DocumentJob, MessageSource, Participant, Recipient, RecipientKind,
+    Action, CdaHeader, DocumentJob, MessageSource, Participant, Recipient, RecipientKind, Refusal, addressed,
 )
-from router.pfi import read_pfi
+from router.pfi import check_routing, read_pfi
 from router.recipients_pfi import read_participants
 from tests.support.fixtures import ans_sample
 from channels.testing.messages import (
@@ -172,6 +173,78 @@ def test_patient_recipient_outside_the_patient_domain_is_refused():
     text = make_pfi_oru(CDA, recipients=[patient_rct(address="camille@ailleurs-test.fr")],
                         flags={"DESTMSSANTEPS": "N", "DESTMSSANTEPAT": "Y"})
     assert "@patient.mssante.fr" in refused(text).reason
+
+
+# --- one bad recipient is refused alone ----------------------------------------------------
+
+BOTH = {"DESTMSSANTEPAT": "Y"}
+MALFORMED = Rct("dr.leroy@@cabinet-test", DR_LEROY.identifier, "LEROY", "Paul")
+
+
+def test_a_malformed_address_refuses_that_recipient_alone():
+    job = read(make_pfi_oru(CDA, recipients=[MALFORMED, DR_MARTIN]))
+    bad, good = job.recipients
+    assert bad.address == MALFORMED.address and bad.kind is RecipientKind.PROFESSIONAL
+    assert bad.refusal == Refusal("malformed MSSanté address 'dr.leroy@@cabinet-test' in PRT RCT (segment 8)",
+                                  "102", "Data type error")
+    assert good == Recipient(DR_MARTIN.address, RecipientKind.PROFESSIONAL, DR_MARTIN.identifier, "Claire MARTIN")
+    assert addressed(job.recipients) == (good,)
+
+
+def test_a_patient_address_of_another_patient_refuses_that_recipient_alone():
+    job = read(make_pfi_oru(CDA, recipients=[DR_MARTIN, patient_rct(OTHER_PATIENT)], flags=BOTH))
+    doctor, patient = job.recipients
+    assert doctor.refusal is None
+    assert patient.kind is RecipientKind.PATIENT and patient.address == OTHER_PATIENT.address
+    assert patient.refusal == Refusal("the patient's MSSanté address does not match the CDA's INS",
+                                      "904", "INS ne correspondant pas")
+
+
+def test_a_patient_recipient_outside_the_patient_domain_is_refused_alone():
+    job = read(make_pfi_oru(CDA, recipients=[DR_MARTIN, patient_rct(address="camille@ailleurs-test.fr")],
+                            flags=BOTH))
+    assert [r.refusal is None for r in job.recipients] == [True, False]
+    assert "@patient.mssante.fr" in job.recipients[1].refusal.reason
+
+
+def test_a_patient_recipient_is_refused_alone_when_the_cda_has_no_ins():
+    text = make_pfi_oru(CDA, patient=Patient(ins=""), recipients=[DR_MARTIN, patient_rct()], flags=BOTH)
+    job = read(text, header_for(with_ins=False))
+    assert [r.refusal.hl7_code if r.refusal else None for r in job.recipients] == [None, "903"]
+
+
+def test_the_dmp_keeps_a_message_whose_only_recipient_is_refused():
+    text = make_pfi_oru(CDA, recipients=[patient_rct(OTHER_PATIENT)],
+                        flags={"DESTDMP": "Y", "DESTMSSANTEPS": "N", "DESTMSSANTEPAT": "Y"})
+    job = read(text)
+    assert job.flags.dest_dmp
+    assert [r.refusal.hl7_code for r in job.recipients] == ["904"] and addressed(job.recipients) == ()
+
+
+def test_flags_count_a_refused_recipient_as_asked_for():
+    """DESTMSSANTEPS=Y with only a malformed PS address: the PS is answered, not the whole message refused."""
+    job = read(make_pfi_oru(CDA, recipients=[MALFORMED, patient_rct()], flags=BOTH))
+    assert [(r.kind, r.refusal is None) for r in job.recipients] == [
+        (RecipientKind.PROFESSIONAL, False), (RecipientKind.PATIENT, True)]
+
+
+def test_a_refused_recipient_survives_the_bus_round_trip():
+    job = read(make_pfi_oru(CDA, recipients=[DR_MARTIN, patient_rct(OTHER_PATIENT)], flags=BOTH))
+    again = DocumentJob.from_json(job.to_json())
+    assert again == job and again.recipients[1].refusal.hl7_code == "904"
+
+
+def test_the_door_lets_a_message_with_one_malformed_address_through():
+    """The listener's pre-ACK check (lazy segments) keeps the refusal on the recipient instead of an AE."""
+    flags, participants = check_routing(list(iter_segments(make_pfi_oru(CDA, recipients=[DR_MARTIN, MALFORMED]))))
+    assert flags.dest_mss_ps
+    assert [r.refusal is None for r in participants.recipients] == [True, False]
+
+
+def test_the_first_refusal_refuses_the_message_when_no_recipient_and_no_dmp_is_left():
+    text = make_pfi_oru(CDA, recipients=[patient_rct(OTHER_PATIENT), MALFORMED], flags=BOTH)
+    error = refused(text)
+    assert error.hl7_code == "904" and "address does not match" in error.reason
 
 
 # --- the document ------------------------------------------------------------------------

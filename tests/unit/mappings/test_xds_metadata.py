@@ -12,7 +12,7 @@ from mappings import xds_metadata as xds
 from mappings.codes import content_type_for_patient_class
 from mappings.xds_metadata import build_submission, metadata_bytes, xds_time
 from router.errors import MappingError
-from router.model import Action, Flags, Participant, Recipient
+from router.model import Action, Flags, Participant, Recipient, Refusal
 from tests.support.ebrim import RIM, entry, package, slot
 from channels.testing.cda import SAMPLE_INS, SAMPLE_IPP, SAMPLE_IPP_ROOT, make_cda, make_job
 
@@ -88,6 +88,13 @@ def test_intended_recipients_are_listed_as_email_addresses():
                                               Recipient(f"{SAMPLE_INS}@patient.mssante.fr")))
     assert slot(package(build(job)), "intendedRecipient") == [
         "||^^Internet^dr.durand@hopital-test.mssante.fr", f"||^^Internet^{SAMPLE_INS}@patient.mssante.fr"]
+
+
+def test_a_recipient_refused_when_read_is_not_an_intended_recipient():
+    """Its address (for a patient, another person's INS) stays out of the XDM and the DMP submission set."""
+    refused = Recipient("172036904501235@patient.mssante.fr", refusal=Refusal("does not match the CDA's INS", "904"))
+    job = make_job(sender=SENDER, recipients=(Recipient("dr.durand@hopital-test.mssante.fr"), refused))
+    assert slot(package(build(job)), "intendedRecipient") == ["||^^Internet^dr.durand@hopital-test.mssante.fr"]
 
 
 def test_document_entry_type_and_mime_type():

@@ -72,13 +72,20 @@ async def test_check_exit_codes_allowed_refused_malformed(tmp_path):
 async def test_check_with_an_always_allowed_domain(tmp_path):
     store = str(tmp_path / "store")
     await _run("update", str(write_pair(tmp_path / "src", GOOD)), "--store", store)
-    code, _ = await _run("check", "279035121518989@patient.mssante.fr", "--store", store)
+    code, _ = await _run("check", "dr.x@autre-test.mssante.fr", "--store", store)
     assert code == 1
-    code, lines = await _run("check", "279035121518989@patient.mssante.fr", "--store", store,
-                             "--always-allow", "patient.mssante.fr")
+    code, lines = await _run("check", "dr.x@autre-test.mssante.fr", "--store", store,
+                             "--always-allow", "autre-test.mssante.fr")
     assert code == 0 and "always allowed by configuration" in lines[-1]
     code, lines = await _run("check", "x@ch-test.mssante.fr", "--store", store, "--always-allow", "not a domain")
     assert code == 2 and "not a domain name" in lines[-1]
+
+
+async def test_check_allows_the_patients_domain_by_rule_as_the_engine_does(tmp_path):
+    store = str(tmp_path / "store")
+    await _run("update", str(write_pair(tmp_path / "src", GOOD)), "--store", store)
+    code, lines = await _run("check", "279035121518989@patient.mssante.fr", "--store", store)
+    assert code == 0 and "by rule" in lines[-1]
 
 
 async def test_check_without_a_list_exits_2(tmp_path):

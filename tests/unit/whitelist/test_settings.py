@@ -18,6 +18,7 @@ def test_defaults():
     assert settings.store_dir == Path("/var/lib/liaison/whitelist")
     assert settings.refresh_interval == 86400
     assert settings.always_allowed == ()
+    assert settings.patient_domain == "patient.mssante.fr"
 
 
 def test_store_dir_from_the_environment_unless_configured():
@@ -67,3 +68,25 @@ async def test_open_store_and_refresher_use_the_settings(tmp_path):
     reopened = settings.open_store()
     assert reopened.current.check("x@ch-test.mssante.fr").allowed
     assert reopened.current.check("x@patient.mssante.fr").allowed
+
+
+@pytest.mark.parametrize("value", ["not a domain", True, ["patient.mssante.fr"]])
+def test_a_bad_patient_domain_is_refused_naming_the_key(value):
+    with pytest.raises(ConfigError, match="expected a domain name") as caught:
+        from_config({"patient_domain": value}, env={})
+    assert caught.value.key == "whitelist.patient_domain"
+
+
+@pytest.mark.parametrize("off", ["", False])
+def test_the_patients_domain_rule_can_be_turned_off(off):
+    assert from_config({"patient_domain": off}, env={}).patient_domain is None
+
+
+async def test_the_store_trusts_the_patients_domain_by_rule_unless_turned_off(tmp_path):
+    source = write_pair(tmp_path / "src", make_list(["ch-test.mssante.fr"]))
+    for table, allowed in (({}, True), ({"patient_domain": ""}, False)):
+        settings = from_config({"source": str(source), "store_dir": str(tmp_path / "store"), **table}, env={})
+        store = settings.open_store()
+        assert (await store.update(str(source))).accepted
+        assert store.current.check("279035121518989@patient.mssante.fr").allowed is allowed
+        assert settings.open_store().current.check("279035121518989@patient.mssante.fr").allowed is allowed

@@ -97,3 +97,24 @@ def test_a_listed_domain_wins_over_always_allowed_and_names_its_operator():
 def test_invalid_always_allowed_domain_is_refused_at_construction():
     with pytest.raises(ValueError, match="always_allowed"):
         _list("ch-test.mssante.fr", always_allowed=("not a domain",))
+
+
+def test_the_patients_domain_passes_by_rule_when_the_list_does_not_name_it():
+    whitelist = Whitelist([DomainEntry("ch-test.mssante.fr", DN_A)], GENERATED, patient_domain="Patient.MSSante.fr")
+    verdict = whitelist.check("279035121518989@patient.mssante.fr")
+    assert verdict.allowed and verdict.domain == "patient.mssante.fr"
+    assert verdict.reason == ("domain patient.mssante.fr is the patients' MSSanté domain (Mon espace santé): "
+                              "in the Espace de confiance by rule")
+    assert "279035121518989" not in verdict.reason
+    assert not whitelist.check("x@evil.patient.mssante.fr").allowed           # that domain exactly
+    assert not whitelist.check("x@ailleurs-test.fr").allowed
+
+
+def test_the_patients_domain_rule_survives_a_change_of_always_allowed_domains():
+    whitelist = Whitelist([DomainEntry("ch-test.mssante.fr", DN_A)], GENERATED, patient_domain="patient.mssante.fr")
+    assert whitelist.with_always_allowed(["autre-test.mssante.fr"]).check("x@patient.mssante.fr").allowed
+
+
+def test_an_invalid_patient_domain_is_refused_at_construction():
+    with pytest.raises(ValueError, match="patient_domain"):
+        Whitelist([DomainEntry("ch-test.mssante.fr", DN_A)], GENERATED, patient_domain="not a domain")
