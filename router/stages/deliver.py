@@ -100,7 +100,7 @@ class DeliverStage:
             if job.flags.ack_reception:
                 await self.zams.reception_mss(job.source, job.message_key, document_id=job.header.document_id,
                                               address=recipient.address, recipient_id=recipient.identifier,
-                                              delivered=True)
+                                              delivered=True, event_time=outcome.at)
             await self.journal.add_event(JournalEvent(
                 message_key=job.message_key, at=now(), step=EARLIER_STEP, state=str(outcome.status),
                 document_id=job.header.document_id, destination=recipient.address,

@@ -112,7 +112,7 @@ class DepositStage:
         if any(e.step == EARLIER_STEP and e.destination == DMP for e in events):
             return
         await self.zams.reception_dmp(job.source, job.message_key, document_id=job.header.document_id,
-                                      delivered=True)
+                                      delivered=True, event_time=earlier.at)
         await self.journal.add_event(JournalEvent(
             message_key=job.message_key, at=now(), step=EARLIER_STEP, state=str(earlier.status),
             document_id=job.header.document_id, destination=DMP,

@@ -9,6 +9,7 @@ its acknowledgements, never the delivery of documents.
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 from router import queues
 from router.hl7.charset import encode_message
@@ -47,18 +48,25 @@ class ZamQueue:
 
     async def reception_mss(self, source: MessageSource, message_key: str, *, document_id: str,
                             address: str, recipient_id: str, delivered: bool, reason: str = "",
-                            detail: tuple[str, str] = MSS_REJECTED, error_code: str = "207") -> None:
-        """Queue one ZAM^Z02 for ``address`` (empty address: the whole message failed)."""
+                            detail: tuple[str, str] = MSS_REJECTED, error_code: str = "207",
+                            event_time: datetime | None = None) -> None:
+        """Queue one ZAM^Z02 for ``address`` (empty address: the whole message failed).
+
+        ``event_time`` (EVN-2) is when it happened, when that was not now: a re-send is
+        answered with the time the recipient accepted the document the first time.
+        """
         await self._queue(source, message_key, document_id, address, "Z02", delivered, reason, detail, error_code,
                           lambda original, kwargs: build_zam_z02(original, recipient_address=address,
                                                                  recipient_id=recipient_id, delivered=delivered,
-                                                                 **kwargs))
+                                                                 event_time=event_time, **kwargs))
 
     async def reception_dmp(self, source: MessageSource, message_key: str, *, document_id: str, delivered: bool,
-                            reason: str = "", detail: tuple[str, str] = DMP_NOT_CONFIGURED) -> None:
-        """Queue the ZAM^Z01 that answers DESTDMP=Y."""
+                            reason: str = "", detail: tuple[str, str] = DMP_NOT_CONFIGURED,
+                            event_time: datetime | None = None) -> None:
+        """Queue the ZAM^Z01 that answers DESTDMP=Y (``event_time`` as for :meth:`reception_mss`)."""
         await self._queue(source, message_key, document_id, "dmp", "Z01", delivered, reason, detail, "207",
-                          lambda original, kwargs: build_zam_z01(original, delivered=delivered, **kwargs))
+                          lambda original, kwargs: build_zam_z01(original, delivered=delivered,
+                                                                 event_time=event_time, **kwargs))
 
     async def _queue(self, source, message_key, document_id, target, trigger, delivered, reason, detail,
                      error_code, build) -> None:

@@ -10,6 +10,8 @@ Runs on the embedded bus and on RabbitMQ.
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 from channels.testing.messages import CARDIOLOGIE, DR_MARTIN, Patient, encode_message, make_cda, make_pfi_oru
 from mappings.cda_header import read_header
 from router.ports import MessageState, OutcomeStatus
@@ -47,12 +49,16 @@ async def test_the_same_document_under_a_new_msh10_is_answered_without_a_second_
     postfix.wait_for_mail(2, match=lambda m: xdm_cda(m.message) == cda)
     await pipeline.his.wait_for(2, timeout=20)
 
+    resent_at = datetime.now(timezone.utc)
     assert (await pipeline.send(oru(cda, second))).code == "AA"
     record = await pipeline.wait_final(second)
     assert record.state == MessageState.DELIVERED, record.detail
     received = await pipeline.his.wait_for(4, timeout=20)
     again = zams_for(received, second)
     assert sorted(answered(z) for z in again) == sorted((r.address, "Y") for r in RECIPIENTS)
+    for zam in again:                                           # EVN-2: when it was delivered, the first time
+        [evn] = [s.split("|") for s in zam if s.startswith("EVN|")]
+        assert datetime.strptime(evn[2], "%Y%m%d%H%M%S%z") < resent_at
     assert len(zams_for(received, first)) == 2                  # the first message's answers, unchanged
 
     assert len([m for m in postfix.delivered() if xdm_cda(m.message) == cda]) == 2     # one per recipient, once
