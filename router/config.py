@@ -27,6 +27,7 @@ from channels.xds.dmp import DmpSettings, dmp_settings
 from channels.whitelist.settings import from_config as whitelist_settings
 from router.errors import ConfigError
 from router.recipients_render import LAB_ROLES, LETTER_ROLES, ROLE_NAMES, PatientPolicy
+from router.unchecked import KEYS as UNCHECKED_KEYS, UncheckedPolicy, unchecked_policy
 
 SUPPORTED_BUS_SCHEMES = ("embedded", "amqp", "amqps")
 SUPPORTED_JOURNAL_SCHEMES = ("sqlite",)
@@ -92,6 +93,7 @@ class Settings:
     cda_schema_required: bool = True        # no CDA_extended.xsd found: refuse to start rather than send unchecked
     schematrons: str = "off"                # pre-send CI-SIS check: "off", "volet", or "all" (volet + minimal structure)
     schematron_dir: str = ""
+    unchecked_volet: UncheckedPolicy = UncheckedPolicy()   # a document no volet schematron checks (router.unchecked)
     source_id: str = "1.2.250.1.999.1"      # OID of this platform (XDS sourceId)
     prefetch: int = 16
     letter_deadline: str | float = "end_of_day"   # letter due: end of the discharge day, or hours after it
@@ -128,7 +130,7 @@ def settings_from_dict(data: Mapping[str, Any], env: Mapping[str, str] | None = 
     engine = _table(data, "engine")
     _no_unknown(engine, "engine", {"bus", "journal", "journal_key_file", "cda_schema_dir", "cda_schema_required",
                                     "schematrons", "schematron_dir", "source_id", "prefetch", "retry_delays",
-                                    "letter_deadline", "watchdog_interval", "timezone"})
+                                    "letter_deadline", "watchdog_interval", "timezone", *UNCHECKED_KEYS})
     schematrons = _str(engine, "engine.schematrons", "off")
     if schematrons not in ("off", "volet", "all"):
         raise ConfigError("engine.schematrons", f"expected off, volet or all, got {schematrons!r}")
@@ -151,6 +153,7 @@ def settings_from_dict(data: Mapping[str, Any], env: Mapping[str, str] | None = 
         cda_schema_required=_bool(engine, "engine.cda_schema_required", True),
         schematrons=schematrons,
         schematron_dir=_str(engine, "engine.schematron_dir", ""),
+        unchecked_volet=unchecked_policy(engine),
         source_id=_str(engine, "engine.source_id", Settings.source_id),
         prefetch=prefetch,
         retry_delays=tuple(float(d) for d in delays),
