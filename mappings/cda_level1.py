@@ -85,6 +85,7 @@ def _render(request: RenderRequest) -> bytes:
                          effective_time=request.effective_time)
 
 
-#: A level-1 CDA (XDS-SD, the PDF as its body): any document type no structured volet claims.
+#: A level-1 CDA (XDS-SD, the PDF as its body): any document type no structured volet claims. Any level-1 CDA,
+#: ours or not, declares XDS-SD; its model is the minimal-structure profile, there is no volet schematron.
 VOLET = Volet(name="level-1 CDA (XDS-SD)", source=Source.DOCUMENT, render=_render, fallback=True,
-              code_tables=(TABLE,))
+              template_ids=(XDS_SD_TEMPLATE_ID,), checked_by_profiles=True, code_tables=(TABLE,))

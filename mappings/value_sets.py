@@ -30,6 +30,9 @@ ENV_VAR = "LIAISON_JDV_DIR"
 FIXTURE_PARTS = ("TestContenuCDA-3-0", "jeuxDeValeurs")
 #: a file every complete JDV directory holds (healthcareFacilityTypeCode, needed by every CDA header).
 MARKER = "JDV_J02_XdsHealthcareFacilityTypeCode_CISIS.xml"
+#: The CI-SIS document type codes (XDS typeCode), and the prefix of the DMP's own list (not in the ANS bundle).
+TYPE_CODES = "JDV_J07_XdsTypeCode_CISIS"
+DMP_TYPE_CODES_PREFIX = "JDV_J66"
 OID = re.compile(r"^[0-2](\.(0|[1-9][0-9]*))+$")
 
 
@@ -98,6 +101,17 @@ def value_set(ref: str, jdv_dir: str | os.PathLike) -> ValueSet:
     if path is None:
         raise ValueSetError(f"value set {ref} not found in {directory}")
     return _read(path)
+
+
+def document_type_codes(jdv_dir: str | os.PathLike) -> tuple[ValueSet, ValueSet | None]:
+    """JDV_J07 (CI-SIS document type codes) and JDV_J66 (those the DMP takes), the latter None when absent.
+
+    JDV_J66 is published by the DMP (NOS ``JDV_J66-TypeCode-DMP``), not in the CI-SIS
+    bundle: a deployment drops its SVS file (``JDV_J66*.xml``) in the JDV directory.
+    """
+    directory = Path(jdv_dir).resolve()
+    dmp = next(iter(sorted(directory.glob(f"{DMP_TYPE_CODES_PREFIX}[_-]*.xml"))), None)
+    return value_set(TYPE_CODES, directory), _read(dmp) if dmp is not None else None
 
 
 @cache

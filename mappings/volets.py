@@ -18,3 +18,11 @@ REGISTRY = VoletRegistry((
     cr_bio.VOLET,
     cda_level1.VOLET,
 ))
+
+#: Volets Liaison only checks, whose CI-SIS schematron names no document templateId, so that the
+#: schematron index (router.schematron_index) cannot find them alone: templateId → schematron, as the
+#: ANS examples of TestContenuCDA-3-0 declare them. Every other volet's schematron is found by its own text.
+UNNAMED_SCHEMATRONS: tuple[tuple[str, str], ...] = (
+    ("1.2.250.1.213.1.1.1.5.4", "CI-SIS_CSE-MDE_2023.01.sch"),
+    ("1.2.250.1.213.1.1.1.18", "CI-SIS_OPH-CR-RTN_2022.01.sch"),
+)

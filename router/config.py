@@ -20,12 +20,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from router.config_values import check_scheme, no_unknown, read_bool, read_int, read_seconds, read_str
 from router.errors import ConfigError
 from router.recipients_render import LAB_ROLES, LETTER_ROLES, ROLE_NAMES, PatientPolicy
+from router.unchecked import KEYS as UNCHECKED_KEYS, UncheckedPolicy, unchecked_policy
 
 SUPPORTED_BUS_SCHEMES = ("embedded", "amqp", "amqps")
 SUPPORTED_JOURNAL_SCHEMES = ("sqlite",)
 ENGINE_KEYS = {"bus", "journal", "journal_key_file", "cda_schema_dir", "cda_schema_required", "schematrons",
                "schematron_dir", "source_id", "prefetch", "retry_delays", "letter_deadline", "watchdog_interval",
-               "timezone", "claim_lease"}
+               "timezone", "claim_lease", *UNCHECKED_KEYS}
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,7 @@ class EngineSettings:
     cda_schema_required: bool = True        # no CDA_extended.xsd found: refuse to start rather than send unchecked
     schematrons: str = "off"                # pre-send CI-SIS check: "off", "volet", or "all" (volet + minimal structure)
     schematron_dir: str = ""
+    unchecked_volet: UncheckedPolicy = UncheckedPolicy()   # a document no volet schematron checks (router.unchecked)
     source_id: str = "1.2.250.1.999.1"      # OID of this platform (XDS sourceId)
     prefetch: int = 16
     letter_deadline: str | float = "end_of_day"   # letter due: end of the discharge day, or hours after it
@@ -87,6 +89,7 @@ def engine_settings(engine: Mapping[str, Any], env: Mapping[str, str], base: Pat
         letter_deadline=_letter_deadline(engine),
         watchdog_interval=read_seconds(engine, "engine.watchdog_interval", EngineSettings.watchdog_interval),
         claim_lease=read_seconds(engine, "engine.claim_lease", 0.0) if "claim_lease" in engine else 0.0,
+        unchecked_volet=unchecked_policy(engine),
         timezone=_timezone(engine),
     )
 

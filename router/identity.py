@@ -33,6 +33,12 @@ INS_KINDS: dict[str, str] = {
     "1.2.250.1.213.1.4.11": "demo",
 }
 INS_C_OID = "1.2.250.1.213.1.4.2"          # the old computed INS-C, no longer an INS
+#: The other patient identifiers under the same arc: a NIR or NIA used as social security number, not as
+#: INS (FR Core 2.2 Patient slices NSS-NIR / NSS-NIA; the CI-SIS médico-social volets' patientRole/id).
+NSS_OIDS: dict[str, str] = {
+    "1.2.250.1.213.1.4.13": "NSS-NIR",
+    "1.2.250.1.213.1.4.14": "NSS-NIA",
+}
 RPPS_OID = "1.2.250.1.71.4.2.1"
 
 #: PID-32 identity statuses of the French table 0445 (FR Core FRCoreCodeSystemIdentityReliability);

@@ -9,10 +9,16 @@ and compiled from that text with the lxml directory as its base URI so its
 ``xsl:import`` of the skeleton still resolves. Nothing is written next to the
 reference files: the generated XSLT is compiled from a string whose static base
 URI is the ``.sch`` itself, so ``document('../jeuxDeValeurs/…')`` and includes
-resolve as if the file sat there. With ``cache_dir`` the generated XSLT text is
-also kept on disk (keyed by a hash of the included schematron), which saves the
-generation step (seconds for the minimal-structure profile) in later processes;
-Saxon-HE still has to compile it in each process.
+resolve as if the file sat there. The ANS bundle was written on a case-insensitive
+file system: an include of the ``.sch`` whose case differs from the file on disk
+(``entrees/`` for ``Entrees/``) is pointed at the file that exists.
+
+With ``cache_dir`` the generated XSLT text is also kept on disk, keyed by the
+digest of the ``.sch`` and every file it includes
+(:func:`router.schematron_index.schematron_digest`) and by the lxml and Saxon
+versions, so an edited include is never served stale; a hit skips the whole
+generation (seconds for the minimal-structure profile). Saxon-HE still compiles
+the XSLT in each process (saving a compiled stylesheet needs Saxon-EE).
 
 Validation is then one transform per document, producing SVRL whose
 ``failed-assert`` and ``successful-report`` become a :class:`SchematronReport`.
@@ -26,6 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import threading
 import time
 from functools import lru_cache
@@ -37,12 +44,15 @@ from typing import NamedTuple
 import lxml
 import structlog
 from lxml import etree
+import saxonche
 from saxonche import PySaxonApiError, PySaxonProcessor
 
 from router.cda_xml import parse_cda
 from router.reference_files import locate
 from router.errors import ConfigError, ValidationError
 from router.ports import Volets
+from router.schematron_index import (SchematronIndex, TemplateId, fix_include_case, schematron_digest,
+                                     schematron_index, volet_template_ids)
 
 log = structlog.get_logger(__name__)
 
@@ -70,12 +80,18 @@ _XSLT2_OVERRIDE = """
 
 
 class Finding(NamedTuple):
-    """One failed assert or successful report, as SVRL gives it."""
+    """One failed assert or successful report, as SVRL gives it (with the pattern it belongs to)."""
 
     id: str
     role: str
     location: str
     text: str
+    pattern: str = ""
+
+    @property
+    def rule(self) -> str:
+        """The assertion's id, else its pattern's: what names the rule broken (ANS asserts rarely have ids)."""
+        return self.id or self.pattern
 
 
 @dataclass
@@ -94,8 +110,19 @@ class SchematronReport:
         return not self.errors
 
     def describe(self) -> list[str]:
-        """One line per blocking failed assert: ``[schematron] role at location: text``."""
-        return [f"[{self.schematron}] {f.role or 'error'} at {f.location}: {f.text}" for f in self.errors]
+        """One line per blocking failed assert: ``[schematron] role at location (rule): text``.
+
+        The location is SVRL's XPath with ``*[local-name()='x' and namespace-uri()='…']`` steps shortened to ``x``.
+        """
+        return [f"[{self.schematron}] {f.role or 'error'} at {_short(f.location)}{f' ({f.rule})' if f.rule else ''}"
+                f": {f.text}" for f in self.errors]
+
+
+_QUALIFIED_STEP = re.compile(r"\*:?\[local-name\(\)\s*=\s*'([^']+)'\s+and\s+namespace-uri\(\)\s*=\s*'[^']*'\]")
+
+
+def _short(location: str) -> str:
+    return _QUALIFIED_STEP.sub(r"\1", location)
 
 
 # One Saxon processor for the process (a GraalVM isolate: cheap to share, costly to create).
@@ -137,25 +164,42 @@ def _skeleton() -> tuple[object, object, object]:
     return include, expand, svrl
 
 
+def cache_key(sch_path: Path) -> str:
+    """What the generated XSLT depends on: the schematron and its includes, the skeleton patch, lxml and Saxon."""
+    versions = f"{lxml.__version__}|{getattr(saxonche, '__version__', '')}|{_XSLT2_OVERRIDE}"
+    return hashlib.sha256((schematron_digest(sch_path) + versions).encode()).hexdigest()[:16]
+
+
 def generate_xslt(sch_path: Path, *, cache_dir: Path | None = None) -> str:
     """The XSLT 2 text that validates against ``sch_path`` (cached in ``cache_dir`` when given)."""
-    include, expand, svrl = _skeleton()
-    included = include.transform_to_string(source_file=str(sch_path))
+    sch_path = Path(sch_path)
     cached = None
     if cache_dir is not None:
-        digest = hashlib.sha256((included + _XSLT2_OVERRIDE + lxml.__version__).encode()).hexdigest()[:16]
-        cached = Path(cache_dir) / f"{sch_path.stem}-{digest}.xsl"
-        if cached.is_file():
+        cached = Path(cache_dir) / f"{sch_path.stem}-{cache_key(sch_path)}.xsl"
+        try:
             return cached.read_text(encoding="utf-8")
+        except OSError:
+            pass
+    include, expand, svrl = _skeleton()
     builder = _builder(sch_path)
+    source = builder.parse_xml(xml_text=fix_include_case(sch_path), encoding="UTF-8")
+    included = include.transform_to_string(xdm_node=source)
     expanded = expand.transform_to_string(xdm_node=builder.parse_xml(xml_text=included, encoding="UTF-8"))
     text = svrl.transform_to_string(xdm_node=builder.parse_xml(xml_text=expanded, encoding="UTF-8"))
     if cached is not None:
+        _store(cached, text)
+    return text
+
+
+def _store(cached: Path, text: str) -> None:
+    """Write the cache entry atomically; a cache that cannot be written is only a slower next start."""
+    try:
         cached.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cached.with_suffix(".tmp")
+        tmp = cached.with_name(f"{cached.name}.{os.getpid()}.tmp")
         tmp.write_text(text, encoding="utf-8")
         tmp.replace(cached)
-    return text
+    except OSError as exc:
+        log.warning("schematron_cache_unwritable", path=str(cached), error=str(exc))
 
 
 def _compiled(sch_path: Path, cache_dir: Path | None):
@@ -206,10 +250,11 @@ class SchematronValidator:
 
 
 def _as_text(cda: bytes | str) -> str:
+    """The document as text for Saxon, without a byte-order mark (Saxon refuses one before the prolog)."""
     if isinstance(cda, str):
-        return cda
+        return cda.removeprefix("\ufeff")
     try:
-        return bytes(cda).decode("utf-8")
+        return bytes(cda).decode("utf-8-sig")
     except UnicodeDecodeError:
         # Another declared encoding (ISO-8859-1...): let lxml honour the declaration.
         return etree.tostring(parse_cda(cda), encoding=str)
@@ -218,11 +263,16 @@ def _as_text(cda: bytes | str) -> str:
 def _report(name: str, svrl: str) -> SchematronReport:
     root = etree.fromstring(svrl.encode("utf-8"))
     report = SchematronReport(name)
-    for kind, bucket in (("failed-assert", report.failed), ("successful-report", report.reports)):
-        for el in root.iter(f"{{{SVRL}}}{kind}"):
+    buckets = {f"{{{SVRL}}}failed-assert": report.failed, f"{{{SVRL}}}successful-report": report.reports}
+    pattern = ""
+    for el in root:                      # SVRL lists each active-pattern before the findings of its rules
+        if el.tag == f"{{{SVRL}}}active-pattern":
+            pattern = el.get("id") or el.get("name") or ""
+        elif el.tag in buckets:
             message = el.find(f"{{{SVRL}}}text")
             text = " ".join("".join(message.itertext()).split()) if message is not None else ""
-            bucket.append(Finding(el.get("id", ""), el.get("role", ""), el.get("location", ""), text))
+            buckets[el.tag].append(Finding(el.get("id", ""), el.get("role", ""), el.get("location", ""), text,
+                                           pattern))
     return report
 
 
@@ -232,21 +282,73 @@ def validate_document(cda: bytes, *, volet_schematron: Path, profiles: Sequence[
     return [SchematronValidator(path).validate(cda) for path in (volet_schematron, *profiles)]
 
 
-def schematrons_for(template_ids: Iterable[str], volets: Volets, *, schematron_dir: Path | None = None,
-                    profiles: bool = True) -> list[Path]:
+@dataclass(frozen=True)
+class SchematronPlan:
+    """The schematrons a document calls for, and the volet templateIds no volet schematron checks.
+
+    ``unchecked`` lists those templateIds; ``no_volet`` says the document names no
+    volet at all (neither a CI-SIS document templateId nor one of a registry volet).
+    A registry volet without schematron whose model is the generic profile (a level-1
+    CDA) counts as checked when the profiles run.
+    """
+
+    volet: tuple[Path, ...] = ()
+    profiles: tuple[Path, ...] = ()
+    unchecked: tuple[str, ...] = ()
+    no_volet: bool = False
+
+    @property
+    def paths(self) -> list[Path]:
+        return [*self.volet, *self.profiles]
+
+    @property
+    def checked(self) -> bool:
+        """Every volet the document declares is checked by its schematron (or, for a level-1 CDA, the profile)."""
+        return not self.unchecked and not self.no_volet
+
+
+def plan_schematrons(template_ids: Iterable[TemplateId | str], volets: Volets, *, schematron_dir: Path,
+                     profiles: bool = True, index: SchematronIndex | None = None) -> SchematronPlan:
+    """Registry volets first (their own schematron), then the directory's index for the other CI-SIS volets.
+
+    A volet's schematron in the registry is relative to the schematron directory, or absolute;
+    the index picks the version a templateId's extension names, else the newest.
+    """
+    templates = [t if isinstance(t, TemplateId) else TemplateId(t) for t in template_ids]
+    registry = volets.for_template_ids([t.root for t in templates])
+    chosen: dict[Path, None] = {}
+    covered: set[str] = set()
+    unchecked: list[str] = []
+    for volet in registry:
+        covered.update(volet.template_ids)
+        if volet.schematron:
+            chosen[schematron_dir / volet.schematron] = None
+        elif not (profiles and volet.checked_by_profiles):
+            unchecked.append(next(t.root for t in templates if t.root in volet.template_ids))
+    index = index if index is not None else schematron_index(Path(schematron_dir).resolve())
+    leaves = volet_template_ids(templates)
+    for template in leaves:
+        if template.root in covered:
+            continue
+        entry = index.for_template(template)
+        if entry is None:
+            unchecked.append(template.root)
+        else:
+            chosen[entry.path] = None
+    return SchematronPlan(volet=tuple(chosen), profiles=(schematron_dir / MINIMAL_STRUCTURE,) if profiles else (),
+                          unchecked=tuple(dict.fromkeys(unchecked)), no_volet=not registry and not leaves)
+
+
+def schematrons_for(template_ids: Iterable[TemplateId | str], volets: Volets, *,
+                    schematron_dir: Path | None = None, profiles: bool = True) -> list[Path]:
     """The schematrons of the document's volets (by its templateIds), then the minimal-structure profile.
 
     Empty when the schematrons cannot be found; a document of no known volet gets the profile only.
-    A volet's schematron is relative to the schematron directory, or absolute.
     """
     root = schematron_dir or locate_schematron_dir()
     if root is None:
         return []
-    names = dict.fromkeys(v.schematron for v in volets.for_template_ids(template_ids) if v.schematron)
-    chosen = [root / name for name in names]
-    if profiles:
-        chosen.append(root / MINIMAL_STRUCTURE)
-    return chosen
+    return plan_schematrons(template_ids, volets, schematron_dir=root, profiles=profiles).paths
 
 
 def locate_schematron_dir(configured: str | os.PathLike | None = None, *,

@@ -71,7 +71,11 @@ class Volet:
       volet claims);
     - ``render``: the renderer, ``RenderRequest`` → CDA bytes;
     - ``schematron``: its CI-SIS schematron, relative to the schematron directory (or
-      absolute), "" when it has none;
+      absolute), "" when it has none; the volets the registry does not describe are
+      checked by the schematron the directory's index names for their templateId
+      (:mod:`router.schematron_index`);
+    - ``checked_by_profiles``: a volet without schematron whose model is the generic
+      profile itself (a level-1 CDA): with the profiles on, its documents count as checked;
     - ``code_tables``: the names of the code tables (``[mappings] tables``) it reads;
     - ``stay_letter``: a document of its type code is the stay's lettre de liaison, the one
       the overdue-letter watch waits for after a discharge (whoever rendered it).
@@ -85,6 +89,7 @@ class Volet:
     txa2: frozenset[str] = frozenset()
     fallback: bool = False
     schematron: str = ""
+    checked_by_profiles: bool = False
     code_tables: tuple[str, ...] = ()
     stay_letter: bool = False
 

@@ -21,7 +21,8 @@ from channels.mllp.server import MllpServer
 from channels.mllp.settings import ListenerSettings
 from mappings.cda_header import read_header
 from mappings.packaging import MssPackaging
-from mappings.volets import REGISTRY
+from mappings.value_sets import document_type_codes
+from mappings.volets import REGISTRY, UNNAMED_SCHEMATRONS
 from router import queues
 from router.cda_schema import CdaSchemaValidator, locate_schema_dir
 from channels.directory.compose import build_directory
@@ -29,8 +30,10 @@ from channels.sealed_bus import SealedBus
 from channels.whitelist.check import WhitelistCheck
 from channels.whitelist.refresher import WhitelistRefresher
 from channels.xds.dmp import dmp_record
+from router.cda_checks import CdaChecks
 from router.content_check import SchematronCheck
 from router.schematron import locate_schematron_dir
+from router.schematron_index import schematron_index
 from router.errors import ConfigError
 from router.ingest import Ingest
 from router.ports import AckSink, Bus, Directory, Journal, Mailer, SharedRecord, Subscription, Volets
@@ -152,7 +155,8 @@ class Engine:
         if directory is None:
             raise ConfigError("engine.schematron_dir", f"engine.schematrons = {s.schematrons!r} but the CI-SIS "
                               "schematrons were not found (set engine.schematron_dir or LIAISON_SCHEMATRON_DIR)")
-        return SchematronCheck(directory, self.volets, profiles=s.schematrons == "all")
+        return SchematronCheck(directory, self.volets, profiles=s.schematrons == "all",
+                               index=schematron_index(directory, UNNAMED_SCHEMATRONS))
 
     def _render_check(self, content_check: SchematronCheck | None) -> SchematronCheck | None:
         """The schematron check of rendered documents (``render.schematrons``, default the volet's).
@@ -169,13 +173,26 @@ class Engine:
             return content_check
         directory = locate_schematron_dir(s.schematron_dir or None)
         if directory is not None:
-            return SchematronCheck(directory, self.volets, profiles=profiles)
+            return SchematronCheck(directory, self.volets, profiles=profiles,
+                                   index=schematron_index(directory, UNNAMED_SCHEMATRONS))
         if s.cda_schema_required:
             raise ConfigError("engine.schematron_dir", f"render.schematrons = {s.render.schematrons!r} but the CI-SIS "
                               "schematrons were not found (set engine.schematron_dir or LIAISON_SCHEMATRON_DIR, "
                               "or render.schematrons = \"off\")")
         log.warning("engine.no_schematrons", hint="rendered documents are checked against the XSD only")
         return None
+
+    def _cda_checks(self) -> CdaChecks:
+        """The engine's own pre-send checks: volets known to the index (when the schematrons are found), JDV codes."""
+        s = self.settings
+        directory = locate_schematron_dir(s.schematron_dir or None)
+        jdv_dir = s.tables.jdv_dir
+        type_codes, dmp_type_codes = document_type_codes(jdv_dir) if jdv_dir is not None else (None, None)
+        if dmp_type_codes is None and self.shared_record is not None:
+            log.warning("engine.no_jdv_j66", hint="DMP type codes are checked against JDV_J07 only: put the "
+                                                  "JDV_J66 SVS file in the JDV directory")
+        return CdaChecks(self.volets, index=schematron_index(directory, UNNAMED_SCHEMATRONS) if directory else None,
+                         type_codes=type_codes, dmp_type_codes=dmp_type_codes)
 
     async def _start_consumers(self, schema_check, content_check, render_check) -> None:
         s = self.settings
@@ -187,7 +204,8 @@ class Engine:
         stages = {queues.INBOUND: ProcessStage(self.bus, self.journal, zams, cda_reader=read_header,
                                                schema_check=schema_check, content_check=content_check, adt=adt,
                                                render=self._render_stage(), render_check=render_check,
-                                               deposit=self.shared_record is not None)}
+                                               deposit=self.shared_record is not None,
+                                               cda_checks=self._cda_checks(), unchecked=s.unchecked_volet)}
         if self.mailer is not None:
             packaging = MssPackaging(sender=s.mss.sender, nil=s.mss.nil, default_body=s.mss.default_body,
                                      message_id_domain=s.mss.message_id_domain, source_id=s.source_id)

@@ -11,8 +11,12 @@ and then checked like any other (XSD, and the schematrons of its volet).
 
 Full parse (python-hl7), PFI reading (CDA from OBX-5, PRT recipients,
 MetaDMPMSS flags and their combination rules, PID against the CDA), then the
-CDA against ``CDA_extended.xsd``. Only a job that passed every check is handed
-to delivery. A permanent failure is recorded in the journal with its reason,
+CDA against ``CDA_extended.xsd``, the engine's own checks (:mod:`router.cda_checks`:
+known volet, no look-alike INS OID, type code in JDV_J07/J66 and of its volet) and
+the schematron of its volet (:mod:`router.content_check`). A document no volet
+schematron checks gets the configured outcome (:mod:`router.unchecked`: refused
+for the DMP, a journaled warning for mail, by default). Only a job that passed
+every check is handed to delivery. A permanent failure is recorded in the journal with its reason,
 reported to the HIS as an error ZAM, and re-raised so settle() parks it.
 """
 
@@ -23,6 +27,9 @@ from collections.abc import Callable
 import structlog
 
 from router import queues
+from router.cda_checks import template_ids_of
+from router.cda_xml import parse_cda
+from router.content_check import ContentCheck
 from router.errors import PermanentError, UnsupportedMessageError, ValidationError
 from router.hl7.parse import parse_message
 from router.model import Action, CdaHeader, DocumentJob, MessageSource, Recipient, RecipientKind
@@ -34,6 +41,7 @@ from router.stages.adt import AdtStage
 from router.stages.clock import now
 from router.stages.render import RenderStage
 from router.stages.zam import DOCUMENT_INVALID, ZamQueue, refusal_detail
+from router.unchecked import UncheckedPolicy
 
 log = structlog.get_logger(__name__)
 
@@ -48,11 +56,14 @@ class ProcessStage:
     def __init__(self, bus: Bus, journal: Journal, zams: ZamQueue, *,
                  cda_reader: Callable[[bytes], CdaHeader],
                  schema_check: Callable[[bytes], None] | None,
-                 content_check: Callable[[bytes, tuple[str, ...]], int] | None = None,
+                 content_check: ContentCheck | None = None,
                  default_charset: str = "utf-8", adt: AdtStage | None = None,
                  render: RenderStage | None = None,
-                 render_check: Callable[[bytes, tuple[str, ...]], int] | None = None, deposit: bool = False):
+                 render_check: ContentCheck | None = None, deposit: bool = False,
+                 cda_checks: Callable[..., str] | None = None, unchecked: UncheckedPolicy = UncheckedPolicy()):
         self.bus = bus
+        self.cda_checks = cda_checks
+        self.unchecked = unchecked
         self.deposit = deposit
         self.render = render
         self.render_check = render_check
@@ -83,7 +94,8 @@ class ProcessStage:
                 return
             source = message_source(parsed)
             content_check = self.content_check
-            if is_render_mode(parsed.message):
+            rendered = is_render_mode(parsed.message)
+            if rendered:
                 if self.render is None:
                     raise UnsupportedMessageError("render-mode message (no CDA in it) but render mode is not "
                                                   "configured on this engine")
@@ -99,9 +111,7 @@ class ProcessStage:
                 await self._event(key, job, "schema", "valid", "CDA conforms to CDA_extended.xsd")
             else:
                 await self._event(key, job, "schema", "skipped", "no CDA schema directory configured")
-            if content_check is not None:
-                passed = content_check(job.cda, job.header.template_ids)
-                await self._event(key, job, "schematron", "valid", f"{passed} CI-SIS schematron(s) passed")
+            await self._check_content(job, content_check, rendered=rendered)
             await self._bind_content(job)
         except PermanentError as exc:
             await self.journal.set_state(key, MessageState.PARKED, step="invalid", detail=_reason(exc))
@@ -146,6 +156,36 @@ class ProcessStage:
         record = await self.journal.message(message_key)
         return f"MSH-10 {record.control_id}" if record is not None else message_key
 
+    async def _check_content(self, job: DocumentJob, content_check: ContentCheck | None, *, rendered: bool) -> None:
+        """The engine checks, then the volet's schematron; a document no volet schematron checks gets the policy."""
+        if self.cda_checks is None and content_check is None:
+            return
+        key = job.message_key
+        wants_mail, to_dmp = self._destinations(job)
+        document = parse_cda(job.cda)
+        if self.cda_checks is not None:
+            covered = self.cda_checks(document, to_dmp=to_dmp)
+            await self._event(key, job, "engine_checks", "valid", covered)
+        if content_check is None:
+            return
+        report = content_check.check(job.cda, template_ids_of(document))
+        await self._event(key, job, "schematron", "valid",
+                          f"{len(report.passed)} CI-SIS schematron(s) passed: {', '.join(report.passed) or 'none'}")
+        if report.checked:
+            return
+        reason = report.unchecked_reason()
+        refused_by = self.unchecked.refused_by(to_dmp=to_dmp, to_mail=wants_mail, rendered=rendered)
+        if refused_by:
+            raise ValidationError(f"{reason}: refused ({refused_by} = \"refuse\")",
+                                  details=[f"checked by: {', '.join(report.passed) or 'no schematron'}"])
+        log.warning("process.unchecked_volet", key=key, reason=reason)
+        await self._event(key, job, "schematron", "warning", f"{reason}: sent with this warning")
+
+    def _destinations(self, job: DocumentJob) -> tuple[bool, bool]:
+        """(mailed to MSSanté recipients, deposited in the DMP): the one dispatch decision."""
+        wants_mail = bool((job.flags.dest_mss_ps or job.flags.dest_mss_patient) and job.recipients)
+        return wants_mail, bool(job.flags.dest_dmp and self.deposit)
+
     async def _refusal_zams(self, source: MessageSource, key: str, message, exc: PermanentError) -> None:
         """One ZAM^Z02 N per PRT recipient (one for the message when they cannot be read), with the reason.
 
@@ -164,8 +204,7 @@ class ProcessStage:
 
     async def _dispatch(self, job: DocumentJob) -> bool:
         """Hand the job to delivery; True when it went somewhere (mailboxes, or the DMP deposit queue)."""
-        wants_mail = bool((job.flags.dest_mss_ps or job.flags.dest_mss_patient) and job.recipients)
-        to_dmp = job.flags.dest_dmp and self.deposit
+        wants_mail, to_dmp = self._destinations(job)
         headers = {"message_key": job.message_key, "document_id": job.header.document_id}
         if wants_mail:
             await self.bus.publish(queues.DELIVER_MSS, job.to_json(), message_id=job.job_id, headers=headers)

@@ -26,9 +26,11 @@ from channels.app.settings import Settings
 from channels.mllp.sender import MllpSender
 from channels.mllp.settings import AckSettings, ListenerSettings
 from channels.smtp.settings import MssSettings
-from channels.testing.pki import TestPki
+from channels.testing.mail_sink import SmtpSink
+from channels.testing.pki import TestPki, make_test_pki
 from channels.whitelist.settings import WhitelistSettings
-from channels.xds.dmp import DmpSettings
+from channels.xds.dmp import DmpSettings, dmp_settings
+from channels.xds.vihf import verify_vihf
 from mappings.tables import Tables
 from router import queues
 from router.config import RenderSettings
@@ -36,6 +38,8 @@ from router.hl7.ack import AckReply
 from router.ingest import MAX_FRAME_BYTES
 from router.ports import MessageRecord, MessageState
 from channels.testing.mdm_messages import CORRESPONDENTS
+from tests.support.cachet_pki import make_cachet_pki, vihf_table
+from tests.support.dmp_double import DmpDouble
 
 AMQP_URL = os.environ.get("LIAISON_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 FINAL = {MessageState.DELIVERED, MessageState.PARTIAL, MessageState.FAILED, MessageState.PARKED,
@@ -63,6 +67,7 @@ class Pipeline:
     dmp: DmpSettings | None = None
     tables: Tables | None = None
     engine: Engine | None = None
+    sink: SmtpSink | None = None                # the mail sink it relays to, stopped with it (sink_pipeline)
     his: RecordingHis = field(default_factory=RecordingHis)
     prefix: str = field(default_factory=lambda: f"liaison-it-{uuid.uuid4().hex[:8]}.")
 
@@ -93,6 +98,8 @@ class Pipeline:
         if self.engine is not None:
             await self.engine.stop()
         await self.his.close()
+        if self.sink is not None:
+            self.sink.stop()
         if self.bus_kind == "amqp":
             await _delete_queues(self.prefix)
 
@@ -120,6 +127,30 @@ class Pipeline:
             if record.state in states or time.monotonic() > deadline:
                 return record
             await asyncio.sleep(0.05)
+
+
+async def sink_pipeline(root: Path, **options) -> Pipeline:
+    """A started engine relaying to the scriptable TLS mail sink (``pipe.sink``, stopped with it): no Postfix."""
+    pki = make_test_pki(root / "pki")
+    sink = SmtpSink.from_pki(pki, root / "mail")
+    await sink.start()
+    return await Pipeline(root, pki, sink.port, relay_host="127.0.0.1", sink=sink, **options).start()
+
+
+async def dmp_pipeline(root: Path, **options) -> tuple[Pipeline, DmpDouble]:
+    """A started engine whose DMP channel is a started DMP test double (mutual TLS, VIHF checked against the
+    test CA); the caller stops both."""
+    pki = make_test_pki(root / "pki")
+    cachet = make_cachet_pki(root / "cachet")
+    ca = cachet.ca_cert.read_bytes()
+    double = DmpDouble.from_pki(pki, verify_assertion=lambda assertion: verify_vihf(assertion, ca))
+    await double.start()
+    settings = dmp_settings({"url": double.url("/repository"), "registry_url": double.url("/registry"),
+                             "client_cert": str(pki.client_cert), "client_key": str(pki.client_key),
+                             "ca_file": str(pki.ca_cert), "timeout": 5, "vihf": vihf_table(cachet)}, env={})
+    pipe = Pipeline(root, pki, relay_port=9, relay_host="127.0.0.1", dmp=settings, **options)
+    await pipe.start()
+    return pipe, double
 
 
 def xdm_cda(message) -> bytes | None:

@@ -12,11 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from channels.testing.mail_sink import SmtpSink
-from channels.testing.pki import make_test_pki
 from mappings.cda_header import read_header
 from router.ports import MessageState, OutcomeStatus
-from tests.integration.harness import Pipeline
+from tests.integration.harness import sink_pipeline
 from tests.support.fixtures import FIXTURES, require_fixture
 from channels.testing.messages import DR_MARTIN, Patient, encode_message, make_pfi_mdm, make_pfi_oru
 
@@ -27,15 +25,9 @@ EXAMPLES = sorted((FIXTURES / "TestContenuCDA-3-0" / "ExemplesCDA").glob("*.xml"
 @pytest.fixture
 async def pipe(tmp_path):
     require_fixture("TestContenuCDA-3-0", "infrastructure", "cda", "CDA_extended.xsd")
-    pki = make_test_pki(tmp_path / "pki")
-    sink = SmtpSink.from_pki(pki, tmp_path / "mail")
-    await sink.start()
-    pipeline = Pipeline(tmp_path, pki, sink.port, relay_host="127.0.0.1")
-    await pipeline.start()
-    pipeline.sink = sink
+    pipeline = await sink_pipeline(tmp_path)
     yield pipeline
     await pipeline.stop()
-    sink.stop()
 
 
 async def test_official_oru_sample_with_the_official_cda_is_delivered_to_its_prt_recipients(pipe):
@@ -94,11 +86,7 @@ async def test_pre_send_schematron_check_parks_a_document_that_breaks_its_volet(
     """engine.schematrons = "volet": the official 2021-era CR-BIO N3 lacks what CR-BIO 2024.01 requires."""
     require_fixture("TestContenuCDA-3-0", "schematrons")
     require_fixture("TestContenuCDA-3-0", "infrastructure", "cda", "CDA_extended.xsd")
-    pki = make_test_pki(tmp_path / "pki")
-    sink = SmtpSink.from_pki(pki, tmp_path / "mail")
-    await sink.start()
-    pipe = Pipeline(tmp_path, pki, sink.port, relay_host="127.0.0.1", schematrons="volet")
-    await pipe.start()
+    pipe = await sink_pipeline(tmp_path, schematrons="volet")
     try:
         old = require_fixture(*ORU_DIR, "CR_Bio_CDA_Niv3_v1.XML").read_bytes()
         ours = (Path(__file__).resolve().parents[2] / "channels/app/demo/samples/cda/cr-bio-martin-camille.xml").read_bytes()
@@ -112,7 +100,6 @@ async def test_pre_send_schematron_check_parks_a_document_that_breaks_its_volet(
         delivered = await pipe.wait_final("SCH-OURS")
         assert delivered.state == MessageState.DELIVERED
         assert any(e.step == "schematron" and e.state == "valid" for e in await pipe.journal.events(delivered.key))
-        assert len(await sink.wait_for(1, timeout=10)) == 1
+        assert len(await pipe.sink.wait_for(1, timeout=10)) == 1
     finally:
         await pipe.stop()
-        sink.stop()

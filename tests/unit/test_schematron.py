@@ -156,10 +156,12 @@ def test_run_validate_prints_ok_or_the_failed_assertions(schematron_dir, tmp_pat
     bad = tmp_path / "bad.xml"
     bad.write_bytes(plant(example("LDL-SES_2022.01.xml"), drop_birth_time))
     lines: list[str] = []
-    invalid = run_validate([good, bad], schema_dir=schema_dir, schematron_dir=schematron_dir, out=lines.append)
+    invalid = run_validate([good, bad], schema_dir=schema_dir, schematron_dir=schematron_dir, out=lines.append,
+                           cache_dir=tmp_path / "cache")
     assert invalid == 1
     assert lines[0] == f"{good}: OK"
-    assert lines[1].startswith(f"{bad}: INVALID")
-    details = "\n".join(lines[2:])
+    assert lines[1].startswith("  checked: xsd; engine checks (") and f"volet {LDL_SES}" in lines[1]
+    assert lines[2].startswith(f"{bad}: INVALID")
+    details = "\n".join(lines[4:])
     assert f"[{LDL_SES}]" in details and "date de naissance" in details
     assert "[ASIP-STRUCT-MIN-StrucMin.sch]" in details and "birthTime" in details

@@ -5,7 +5,7 @@
     liaison demo [--dir DIR]               the whole chain on loopback, with a table of what was delivered
     liaison send --host H --port P FILE…   an MLLP client printing each ACK
     liaison journal search|show [KEY]      a message's timeline: every step, state and reason
-    liaison validate [--no-profiles] FILE… check CDA files against CDA_extended.xsd and the CI-SIS schematrons
+    liaison validate [--no-profiles] FILE|DIR… check CDA files as the engine does before sending
     liaison check-config FILE              validate a configuration and say what it would start
     liaison whitelist update|check ADDRESS the MSSanté whitelist: fetch and verify it, or check an address
     liaison directory import|lookup        the Annuaire Santé extraction index: build it, or look someone up
