@@ -40,12 +40,16 @@ class ZamQueue:
 
     async def reception_mss(self, source: MessageSource, message_key: str, *, document_id: str,
                             address: str, recipient_id: str, delivered: bool, reason: str = "",
-                            detail: tuple[str, str] = MSS_REJECTED, error_code: str = "207") -> None:
-        """Queue one ZAM^Z02 for ``address`` (empty address: the whole message failed)."""
+                            detail: tuple[str, str] = MSS_REJECTED, error_code: str = "207",
+                            error_location: str = "") -> None:
+        """Queue one ZAM^Z02 for ``address`` (empty address: the whole message failed).
+
+        ``error_location`` (ERR-2) names the field of the original message at fault, when there is one.
+        """
         await self._queue(source, message_key, document_id, address, "Z02", delivered, reason, detail, error_code,
                           lambda original, kwargs: build_zam_z02(original, recipient_address=address,
                                                                  recipient_id=recipient_id, delivered=delivered,
-                                                                 **kwargs))
+                                                                 error_location=error_location, **kwargs))
 
     async def reception_dmp(self, source: MessageSource, message_key: str, *, document_id: str, delivered: bool,
                             reason: str = "", detail: tuple[str, str] = DMP_NOT_CONFIGURED) -> None:
