@@ -20,14 +20,17 @@ from router.ports import MessageState
 def add_parser(subparsers) -> None:
     """Add ``journal`` (with ``search`` and ``show``) to the ``liaison`` sub-commands."""
     journal = subparsers.add_parser("journal", help="search the journal, or show one message's timeline")
-    journal.add_argument("-c", "--config", type=Path)
-    sub = journal.add_subparsers(dest="journal_command", required=True)
-    search_parser = sub.add_parser("search")
-    search_parser.add_argument("--state", choices=[s.value for s in MessageState])
-    search_parser.add_argument("--control-id")
-    search_parser.add_argument("--limit", type=int, default=50)
-    show_parser = sub.add_parser("show")
-    show_parser.add_argument("key")
+    journal.add_argument("-c", "--config", type=Path, metavar="FILE",
+                         help="the liaison.toml naming the journal (engine.journal) and its key; default: "
+                              "the default journal, sqlite:///var/lib/liaison/journal.sqlite")
+    sub = journal.add_subparsers(dest="journal_command", required=True, metavar="COMMAND")
+    search_parser = sub.add_parser("search", help="messages in the journal, newest first")
+    search_parser.add_argument("--state", choices=[s.value for s in MessageState], metavar="STATE",
+                               help="only messages in this state: " + ", ".join(s.value for s in MessageState))
+    search_parser.add_argument("--control-id", metavar="ID", help="only the message with this MSH-10")
+    search_parser.add_argument("--limit", type=int, default=50, help="at most this many rows (default %(default)s)")
+    show_parser = sub.add_parser("show", help="one message's timeline: every step, state, reason and outcome")
+    show_parser.add_argument("key", help="the message's journal key (first column of 'search')")
     show_parser.add_argument("--raw", action="store_true", help="also print the message as received")
 
 
