@@ -59,10 +59,11 @@ def bus_from_url(url: str) -> Bus:
     raise ConfigError("engine.bus", f"unsupported bus URL {url!r}")
 
 
-def journal_from_url(url: str, key: bytes | None) -> Journal:
+def journal_from_url(url: str, key: bytes | None, *, read_only: bool = False) -> Journal:
+    """The journal at ``url``; ``read_only`` for the reading commands: an existing journal, never created."""
     if url.startswith("sqlite://"):
         from channels.journal import from_url
-        return from_url(url, key=key)
+        return from_url(url, key=key, read_only=read_only)
     raise ConfigError("engine.journal", f"unsupported journal URL {url!r}")
 
 

@@ -4,8 +4,9 @@
     liaison journal [-c liaison.toml] show KEY [--raw]
 
 Reads the journal named by the configuration (its key from LIAISON_JOURNAL_KEY
-or the key file, as the engine does). Prints identifiers, states and reasons;
-the raw message is shown only with ``--raw``.
+or the key file, as the engine does), read-only: a journal that does not exist
+is an error naming its path (exit 2), never created. Prints identifiers, states
+and reasons; the raw message is shown only with ``--raw``.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ async def run(args: argparse.Namespace) -> int:
 
 async def search(settings: Settings, *, state: str | None, control_id: str | None, limit: int, out=print) -> int:
     from channels.app.engine import journal_from_url
-    journal = journal_from_url(settings.journal, settings.journal_key)
+    journal = journal_from_url(settings.journal, settings.journal_key, read_only=True)
     await journal.open()
     try:
         records = await journal.search(state=MessageState(state) if state else None, control_id=control_id,
@@ -59,7 +60,7 @@ async def search(settings: Settings, *, state: str | None, control_id: str | Non
 
 async def show(settings: Settings, key: str, *, raw: bool, out=print) -> int:
     from channels.app.engine import journal_from_url
-    journal = journal_from_url(settings.journal, settings.journal_key)
+    journal = journal_from_url(settings.journal, settings.journal_key, read_only=True)
     await journal.open()
     try:
         record = await journal.message(key)

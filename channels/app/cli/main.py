@@ -67,18 +67,12 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, object]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser, group_of = build_parser()
-    args = parser.parse_args(argv)
-
-    quiet = args.command not in LOUD and args.log_level == "info"
-    configure_logging("warning" if quiet else args.log_level)
+    """Run one ``liaison`` command; its exit status."""
     try:
-        status = asyncio.run(group_of[args.command].run(args))
-        sys.stdout.flush()          # a pipe closed early shows here, not at exit
-        return status
-    except ConfigError as exc:
-        print(f"configuration error: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
+        try:
+            return _run(argv)
+        finally:
+            sys.stdout.flush()          # a pipe closed early shows here (also after --help), not at exit
     except BrokenPipeError:
         # Python flushes stdout again at exit; point it at /dev/null so that flush cannot fail too.
         devnull = os.open(os.devnull, os.O_WRONLY)
@@ -86,10 +80,24 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BROKEN_PIPE
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+
+
+def _run(argv: list[str] | None) -> int:
+    parser, group_of = build_parser()
+    args = parser.parse_args(argv)
+    quiet = args.command not in LOUD and args.log_level == "info"
+    configure_logging("warning" if quiet else args.log_level)
+    try:
+        return asyncio.run(group_of[args.command].run(args))
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     except EngineError as exc:
         # A typed failure no command reported itself (a journal or peer unavailable...): its reason, no traceback.
         print(f"liaison {args.command}: {exc}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        raise
     except (OSError, UnicodeDecodeError) as exc:
         # An input or environment problem no command caught itself: one line, and the file when there is one.
         if args.log_level == "debug":
@@ -100,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
             problem = f"{exc.filename}: {exc.strerror or exc}" if exc.filename else str(exc.strerror or exc)
         print(f"liaison {args.command}: {problem} (--log-level debug shows where)", file=sys.stderr)
         return EXIT_CONFIG
+
 
 if __name__ == "__main__":
     sys.exit(main())
