@@ -112,7 +112,7 @@ fi
 # Quorum queues need their feature flag (on by default on a fresh 3.10 node, not after an upgrade).
 rabbitmqctl -q -n "$NODE" enable_feature_flag all >/dev/null || { show_logs; fail "cannot enable feature flags"; }
 # On standard input: rabbitmqctl runs as the rabbitmq user, who may not be allowed into this clone.
-rabbitmqctl -q -n "$NODE" import_definitions - <"$DEPLOY/rabbitmq/definitions.json" >/dev/null \
+rabbitmqctl -q -n "$NODE" import_definitions <"$DEPLOY/rabbitmq/definitions.json" >/dev/null \
     || fail "cannot import $DEPLOY/rabbitmq/definitions.json"
 
 echo "start-rabbitmq: $NODE ready on amqp://guest:guest@127.0.0.1:$PORT/ (pid $(cat "$PID_FILE" 2>/dev/null || echo '?'))"
