@@ -28,7 +28,7 @@ node_pids() {
     local dir
     for dir in /proc/[0-9]*; do
         [ "$(cat "$dir/comm" 2>/dev/null)" = beam.smp ] || continue
-        if tr '\0' '\n' <"$dir/environ" 2>/dev/null | grep -qxF "RABBITMQ_NODENAME=$NODE"; then
+        if { tr '\0' '\n' <"$dir/environ"; } 2>/dev/null | grep -qxF "RABBITMQ_NODENAME=$NODE"; then
             echo "${dir#/proc/}"
         fi
     done
