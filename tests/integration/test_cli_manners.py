@@ -56,10 +56,12 @@ async def journal_with_messages(path: Path, count: int) -> None:
 
 # --- reading commands never create a journal --------------------------------------------------------
 
-@pytest.mark.parametrize("command", [["search"], ["show", "01ABCDEF"]])
+@pytest.mark.parametrize("command", [["-c", "{toml}", "search"], ["search", "-c", "{toml}"],
+                                     ["-c", "{toml}", "show", "01ABCDEF"]])
 def test_reading_a_journal_that_does_not_exist_is_an_error_naming_it_and_creates_nothing(tmp_path, command):
     missing = tmp_path / "misspelt" / "journal.sqlite"
-    done = liaison("journal", "-c", str(config(tmp_path, f'[engine]\njournal = "sqlite://{missing}"\n')), *command)
+    toml = str(config(tmp_path, f'[engine]\njournal = "sqlite://{missing}"\n'))
+    done = liaison("journal", *(part.format(toml=toml) for part in command))
     assert done.returncode == 2, done.stdout
     assert str(missing) in done.stderr and "engine.journal" in done.stderr and "does not exist" in done.stderr
     assert "Traceback" not in done.stderr and done.stdout == ""
