@@ -117,7 +117,21 @@ def bad_configurations(tmp_path: Path) -> dict[str, tuple[list[str], list[str]]]
     binary_key.write_text('[engine]\njournal_key_file = "key.bin"\n')
     key_dir = tmp_path / "key-dir.toml"
     key_dir.write_text('[engine]\njournal_key_file = "keys"\n')
+    engine = (f'[engine]\nbus = "embedded://{tmp_path}/bus.sqlite"\njournal = "sqlite://{tmp_path}/journal.sqlite"\n'
+              'cda_schema_required = false\n')
+    tls = tmp_path / "tls.toml"
+    tls.write_text(engine + '[[listeners]]\nport = 0\ntls_cert = "absent-cert.pem"\ntls_key = "absent-key.pem"\n')
+    (tmp_path / "junk.pem").write_text("not a certificate\n")
+    mss = tmp_path / "mss.toml"
+    mss.write_text(engine + '[[listeners]]\nport = 0\n[mss]\nrelay = "smtps://127.0.0.1:9"\n'
+                   f'sender = "pfi@ch-test.mssante.fr"\nnil = "X"\nclient_cert = "{tmp_path}/junk.pem"\n'
+                   f'client_key = "{tmp_path}/junk.pem"\n')
+    quiet_run = ["--log-level", "error", "run", "-c"]
     return {
+        "listener certificate missing": ([*quiet_run, str(tls)],
+                                         ["listeners[0].tls_cert", "absent-cert.pem", "does not exist", "expected"]),
+        "MSSanté client certificate not PEM": ([*quiet_run, str(mss)],
+                                               ["mss.client_cert", "junk.pem", "cannot be loaded", "expected"]),
         "journal key file not ASCII": (["check-config", str(binary_key)],
                                        ["engine.journal_key_file", "key.bin", "not ASCII", "expected"]),
         "journal key file a directory": (["journal", "-c", str(key_dir), "search"],
