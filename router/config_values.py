@@ -90,12 +90,13 @@ def file_problem(exc: OSError | UnicodeDecodeError) -> str:
     if isinstance(exc, UnicodeDecodeError):
         encoding = {"ascii": "ASCII", "utf-8": "UTF-8"}.get(exc.encoding, exc.encoding)
         return f"is not {encoding} text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})"
-    if isinstance(exc, FileNotFoundError):
-        return "does not exist"
-    if isinstance(exc, IsADirectoryError):
-        return "is a directory"
-    if isinstance(exc, NotADirectoryError):
-        return "cannot be reached: a part of its path is not a directory"
-    if isinstance(exc, PermissionError):
-        return "cannot be read: permission denied"
-    return f"cannot be read: {exc.strerror or exc}"
+    return next((problem for kind, problem in _FILE_PROBLEMS if isinstance(exc, kind)),
+                f"cannot be read: {exc.strerror or exc}")
+
+
+_FILE_PROBLEMS = (
+    (FileNotFoundError, "does not exist"),
+    (IsADirectoryError, "is a directory"),
+    (NotADirectoryError, "cannot be reached: a part of its path is not a directory"),
+    (PermissionError, "cannot be read: permission denied"),
+)
