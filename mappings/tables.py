@@ -36,6 +36,7 @@ from typing import Any
 
 from mappings import codes
 from mappings.value_sets import ValueSetError, locate_jdv_dir, value_set
+from router.config_values import read_text
 from router.errors import ConfigError
 
 Path_ = tuple[str, ...]
@@ -207,10 +208,9 @@ class Tables:
 # --- helpers ------------------------------------------------------------------------------------
 
 def _read_json(path: Path, key: str) -> dict[str, Any]:
+    text = read_text(path, key, "a JSON table (UTF-8) of the same shape as mappings/codes/")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(key, f"cannot read {path}: {exc.strerror}") from exc
+        data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ConfigError(key, f"{path} is not valid JSON: {exc}") from exc
     if not isinstance(data, dict):

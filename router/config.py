@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from router.config_values import check_scheme, no_unknown, read_bool, read_int, read_seconds, read_str
+from router.config_values import (check_scheme, no_unknown, read_bool, read_int, read_seconds, read_str,
+                                  read_text)
 from router.errors import ConfigError
 from router.recipients_render import LAB_ROLES, LETTER_ROLES, ROLE_NAMES, PatientPolicy
 from router.unchecked import KEYS as UNCHECKED_KEYS, UncheckedPolicy, unchecked_policy
@@ -146,10 +147,7 @@ def _journal_key(engine: Mapping[str, Any], env: Mapping[str, str], base: Path |
     if not raw and key_file:
         path = Path(key_file) if base is None else base / key_file
         where = "engine.journal_key_file"
-        try:
-            raw = path.read_text(encoding="ascii").strip()
-        except OSError as exc:
-            raise ConfigError(where, f"cannot read {path}: {exc.strerror}") from exc
+        raw = read_text(path, where, "a file holding the 32-byte key in base64", encoding="ascii").strip()
     if not raw:
         return None
     try:

@@ -4,12 +4,15 @@ Each reader takes the table and the full dotted key (``mss.relay``,
 ``listeners[0].port``), reads the key's last part from the table, and raises
 :class:`ConfigError` naming the full key when the value has the wrong type or
 range. The core parses its sections with them; each adapter parses its own
-section with them too.
+section with them too. :func:`read_text` reads a file a setting names the same
+way: a missing, unreadable or undecodable file is a ConfigError naming the
+setting, the file and what was expected, never a traceback.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from router.errors import ConfigError
@@ -68,3 +71,32 @@ def check_scheme(key: str, url: str, schemes: tuple[str, ...]) -> None:
     scheme = url.split("://", 1)[0] if "://" in url else ""
     if scheme not in schemes:
         raise ConfigError(key, f"expected a URL starting with {' or '.join(s + '://' for s in schemes)}, got {url!r}")
+
+
+def read_text(path: Path, key: str, expected: str, *, encoding: str = "utf-8") -> str:
+    """The text of the file ``key`` names; ConfigError naming the setting, the file and ``expected``.
+
+    When ``key`` is the file itself (the configuration file), the path is not repeated.
+    """
+    try:
+        return path.read_text(encoding=encoding)
+    except (OSError, UnicodeDecodeError) as exc:
+        subject = "" if key == str(path) else f"{path} "
+        raise ConfigError(key, f"{subject}{file_problem(exc)}; expected {expected}") from exc
+
+
+def file_problem(exc: OSError | UnicodeDecodeError) -> str:
+    """What is wrong with a file, in a few words: "does not exist", "is a directory", "is not ASCII text (…)"."""
+    if isinstance(exc, UnicodeDecodeError):
+        encoding = {"ascii": "ASCII", "utf-8": "UTF-8"}.get(exc.encoding, exc.encoding)
+        return f"is not {encoding} text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})"
+    return next((problem for kind, problem in _FILE_PROBLEMS if isinstance(exc, kind)),
+                f"cannot be read: {exc.strerror or exc}")
+
+
+_FILE_PROBLEMS = (
+    (FileNotFoundError, "does not exist"),
+    (IsADirectoryError, "is a directory"),
+    (NotADirectoryError, "cannot be reached: a part of its path is not a directory"),
+    (PermissionError, "cannot be read: permission denied"),
+)

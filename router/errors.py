@@ -18,8 +18,17 @@ one retries with backoff and parks when the retries are spent.
         └── PeerUnavailable     a peer is down, slow, or answered 4xx / AE / timeout
 
 Errors carry an optional HL7 ``messageErrorCondition`` code (table 0357 plus
-the ANS extensions, e.g. 902 "Identifiant de patient inconnu") so the ACK
-builder can fill ERR-3 without knowing where the error came from.
+the ANS extensions, e.g. 902 "Identifiant de patient inconnu") and, when the
+raiser knows it, where in the message the fault lies (ERR-2), so the ACK and
+ZAM builders can fill ERR without knowing where the error came from:
+
+* 100 a required segment is missing or out of place;
+* 101 a required field is missing, 102 a field's data break its type or rules
+  (the default for :class:`ValidationError`), 103 a value outside its table or
+  not allowed with the others (a forbidden MetaDMPMSS combination);
+* 200/201 a message type or trigger the engine does not take;
+* 207 "application internal error" only for our own faults (and, in a ZAM, for
+  the volet's 9xx patient codes, which ride in ERR-5 as the ANS samples show).
 """
 
 from __future__ import annotations
@@ -31,14 +40,20 @@ class EngineError(Exception):
     #: HL7 table 0357 / ANS messageErrorCondition code for ERR-3.
     hl7_code: str = "207"
     hl7_text: str = "Application internal error"
+    #: ERR-2, where the fault lies (ERL, written with ``^``): ``segment^sequence^field^repetition^component``,
+    #: e.g. ``OBX^7^5`` for OBX-5 of the seventh OBX; "" when unknown.
+    hl7_location: str = ""
 
-    def __init__(self, message: str, *, hl7_code: str | None = None, hl7_text: str | None = None):
+    def __init__(self, message: str, *, hl7_code: str | None = None, hl7_text: str | None = None,
+                 hl7_location: str | None = None):
         super().__init__(message)
         self.reason = message
         if hl7_code is not None:
             self.hl7_code = hl7_code
         if hl7_text is not None:
             self.hl7_text = hl7_text
+        if hl7_location is not None:
+            self.hl7_location = hl7_location
 
 
 class PermanentError(EngineError):
@@ -56,8 +71,10 @@ class UnsupportedMessageError(PermanentError):
 
 
 class ValidationError(PermanentError):
-    hl7_code = "207"
-    hl7_text = "Application internal error"
+    """Content that breaks a rule: the sender's fault, never 207 (102 unless the raiser says 101 or 103)."""
+
+    hl7_code = "102"
+    hl7_text = "Data type error"
 
     def __init__(self, message: str, *, details: list[str] | None = None, **kwargs):
         super().__init__(message, **kwargs)

@@ -11,12 +11,18 @@ DMP/MSSanté", table ``meta-dmp-mss.md``)::
 ``check_combination`` applies the IG's management matrix
 (``regles-gestion-mssante.md``) plus the consistency between the flags and
 the PRT recipients.
+
+Refusals carry HL7 table 0357 codes and the field at fault (ERR-2): 103 and the
+OBX-5 of the row whose value forbids the others for a forbidden combination,
+101 and the PRT-15.4 that is missing for a destination without its recipient,
+100 for a missing row.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Callable
 
@@ -88,6 +94,7 @@ def read_flags(message: hl7.Message) -> Flags:
     bodies: dict[str, str | None] = {}
     no_reply = False
     previous_code = ""
+    obx = 0
     for segment in message:
         kind = segment_id(segment)
         if kind == "NTE":
@@ -95,16 +102,20 @@ def read_flags(message: hl7.Message) -> Flags:
                 no_reply = True
             continue
         previous_code = ""
-        if kind != "OBX" or not is_meta_row(segment):
+        if kind != "OBX":
+            continue
+        obx += 1
+        if not is_meta_row(segment):
             continue
         code = previous_code = value(segment, 3).upper()
         if code in _BODIES:
             bodies[_BODIES[code]] = _body(message, segment, code)
         elif code in _YES_NO:
-            flag = _yes_no(segment, code)
+            flag = _yes_no(segment, code, f"OBX^{obx}^5")
             name = _YES_NO[code]
             if values.get(name, flag) != flag:
-                raise ValidationError(f"MetaDMPMSS {code} is given twice with different values")
+                raise ValidationError(f"MetaDMPMSS {code} is given twice with different values",
+                                      hl7_code="103", hl7_text="Table value not found", hl7_location=f"OBX^{obx}^5")
             values[name] = flag
         else:
             log.warning("pfi.flags.unknown_code", code=code)
@@ -112,7 +123,7 @@ def read_flags(message: hl7.Message) -> Flags:
     if missing:
         raise ValidationError(
             f"missing MetaDMPMSS rows: {', '.join(missing)}", details=missing,
-            hl7_code="100", hl7_text="Segment sequence error",
+            hl7_code="100", hl7_text="Segment sequence error", hl7_location=f"OBX^{obx + 1}",
         )
     return Flags(**values, patient_no_reply=no_reply, **bodies)
 
@@ -139,11 +150,11 @@ def decode_ed(obx: hl7.Segment, *, where: str) -> bytes:
                               hl7_text="Data type error") from exc
 
 
-def _yes_no(obx: hl7.Segment, code: str) -> bool:
+def _yes_no(obx: hl7.Segment, code: str, location: str) -> bool:
     raw = value(obx, 5).upper()
     if raw not in ("Y", "N"):
         raise ValidationError(f"MetaDMPMSS {code}: OBX-5.1 must be Y or N, got {raw!r}",
-                              hl7_code="103", hl7_text="Table value not found")
+                              hl7_code="103", hl7_text="Table value not found", hl7_location=location)
     return raw == "Y"
 
 
@@ -175,10 +186,14 @@ def _body(message: hl7.Message, obx: hl7.Segment, code: str) -> str | None:
 
 @dataclass(frozen=True)
 class Rule:
-    """A forbidden combination: when ``forbidden(flags)`` holds, reject with ``reason``."""
+    """A forbidden combination: when ``forbidden(flags)`` holds, reject with ``reason``.
+
+    ``row`` is the MetaDMPMSS row whose value forbids the others, named in ERR-2.
+    """
 
     forbidden: Callable[[Flags], bool]
     reason: str
+    row: str
 
 
 def _any_mss(flags: Flags) -> bool:
@@ -194,41 +209,84 @@ def _any_mss(flags: Flags) -> bool:
 RULES = (
     Rule(lambda f: f.connexion_secrete and _any_mss(f),
          "CONNEXION_SECRETE=Y interdit tout envoi MSSanté (DESTMSSANTEPS/DESTMSSANTEPAT=Y) "
-         "— a secret-connection document is never mailed"),
+         "— a secret-connection document is never mailed", "CONNEXION_SECRETE"),
     Rule(lambda f: f.invisible_patient and f.dest_mss_patient,
          "INVISIBLE_PATIENT=Y interdit DESTMSSANTEPAT=Y "
-         "— a document hidden from the patient cannot be mailed to the patient"),
+         "— a document hidden from the patient cannot be mailed to the patient", "INVISIBLE_PATIENT"),
     Rule(lambda f: f.invisible_rep_legaux and f.dest_mss_ps,
          "INVISIBLE_REP_LEGAUX=Y interdit DESTMSSANTEPS=Y "
-         "— the matrix allows it only for a patient-only exchange"),
+         "— the matrix allows it only for a patient-only exchange", "INVISIBLE_REP_LEGAUX"),
     Rule(lambda f: f.masque_ps and f.dest_mss_ps and f.dest_mss_patient,
          "MASQUE_PS=Y interdit DESTMSSANTEPS=Y avec DESTMSSANTEPAT=Y "
-         "— the matrix's PS + patient row requires MASQUE_PS=N"),
+         "— the matrix's PS + patient row requires MASQUE_PS=N", "MASQUE_PS"),
     Rule(lambda f: not (f.dest_dmp or _any_mss(f)),
          "DESTDMP, DESTMSSANTEPS et DESTMSSANTEPAT valent N : aucune destination "
-         "— the message sends the document nowhere"),
+         "— the message sends the document nowhere", "DESTDMP"),
 )
 
 
-def check_combination(flags: Flags, *, has_ps_recipients: bool, has_patient_recipient: bool) -> None:
+def check_combination(flags: Flags, *, has_ps_recipients: bool, has_patient_recipient: bool,
+                      message: Iterable | None = None) -> None:
     """Raise ValidationError listing every broken rule (reasons in ``details``).
 
     Besides :data:`RULES`, the flags and the PRT RCT recipients must agree
     both ways: a destination flag needs its recipients, and recipients of a
     kind the flags do not ask for are refused rather than silently dropped.
+    The error's HL7 code and ERR-2 are the first problem's: 103 at the OBX-5
+    of the row at fault, or 101 at the PRT-15.4 of the recipient missing
+    (after the message's last PRT). ``message`` (python-hl7 or the door's lazy
+    segments) gives the segments' sequence numbers; without it ERR-2 names
+    the segment and field only.
     """
-    problems = [rule.reason for rule in RULES if rule.forbidden(flags)]
+    places = _Places.of(message)
+    problems = [(rule.reason, "103", places.row(rule.row)) for rule in RULES if rule.forbidden(flags)]
     if flags.dest_mss_ps and not has_ps_recipients:
-        problems.append("DESTMSSANTEPS=Y sans destinataire professionnel (PRT RCT) "
-                        "— no professional recipient given")
+        problems.append(("DESTMSSANTEPS=Y sans destinataire professionnel (PRT RCT) "
+                         "— no professional recipient given", "101", places.missing_recipient()))
     if flags.dest_mss_patient and not has_patient_recipient:
-        problems.append("DESTMSSANTEPAT=Y sans destinataire patient (PRT RCT avec INS) "
-                        "— no patient recipient given")
+        problems.append(("DESTMSSANTEPAT=Y sans destinataire patient (PRT RCT avec INS) "
+                         "— no patient recipient given", "101", places.missing_recipient()))
     if has_ps_recipients and not flags.dest_mss_ps:
-        problems.append("destinataire professionnel (PRT RCT) avec DESTMSSANTEPS=N "
-                        "— professional recipients given but not asked for")
+        problems.append(("destinataire professionnel (PRT RCT) avec DESTMSSANTEPS=N "
+                         "— professional recipients given but not asked for", "103", places.row("DESTMSSANTEPS")))
     if has_patient_recipient and not flags.dest_mss_patient:
-        problems.append("destinataire patient (PRT RCT) avec DESTMSSANTEPAT=N "
-                        "— a patient recipient given but not asked for")
+        problems.append(("destinataire patient (PRT RCT) avec DESTMSSANTEPAT=N "
+                         "— a patient recipient given but not asked for", "103", places.row("DESTMSSANTEPAT")))
     if problems:
-        raise ValidationError("; ".join(problems), details=problems)
+        reasons = [reason for reason, _, _ in problems]
+        _, code, location = problems[0]
+        raise ValidationError("; ".join(reasons), details=reasons, hl7_code=code,
+                              hl7_text=_TEXTS[code], hl7_location=location)
+
+
+_TEXTS = {"101": "Required field missing", "103": "Table value not found"}
+
+
+@dataclass(frozen=True)
+class _Places:
+    """Where the MetaDMPMSS rows and the PRT segments of a message sit, for ERR-2."""
+
+    rows: dict[str, int]        # MetaDMPMSS code -> its OBX's sequence (1 = the message's first OBX)
+    prt: int | None             # how many PRT segments; None when the message is not known
+
+    @classmethod
+    def of(cls, message: Iterable | None) -> _Places:
+        if message is None:
+            return cls({}, None)
+        rows: dict[str, int] = {}
+        obx = prt = 0
+        for segment in message:
+            kind = segment_id(segment)
+            if kind == "PRT":
+                prt += 1
+            elif kind == "OBX":
+                obx += 1
+                if is_meta_row(segment):
+                    rows.setdefault(value(segment, 3).upper(), obx)
+        return cls(rows, prt)
+
+    def row(self, code: str) -> str:
+        return f"OBX^{self.rows.get(code, '')}^5"
+
+    def missing_recipient(self) -> str:
+        return f"PRT^{'' if self.prt is None else self.prt + 1}^15^1^4"

@@ -81,7 +81,7 @@ class Ingest:
         refusal = self._triage(header, text)
         if refusal is None and lossy:
             refusal = EngineError(f"bytes not valid in the declared charset {codec} (MSH-18 {header.charset!r})",
-                                  hl7_code="103", hl7_text="Table value not found")
+                                  hl7_code="103", hl7_text="Table value not found", hl7_location="MSH^1^18")
         if refusal is not None:
             return await self._refuse(raw, peer, header, codec, refusal)
 
@@ -161,18 +161,18 @@ class Ingest:
         if triggers is None or header.trigger not in triggers:
             event = f"{header.message_type}^{header.trigger}"
             return EngineError(f"message type {event} is not accepted on channel {self.channel}",
-                               hl7_code="200", hl7_text="Unsupported message type")
+                               hl7_code="200", hl7_text="Unsupported message type", hl7_location="MSH^1^9")
         segments = list(iter_segments(text))
         if not any(segment.id == "PID" for segment in segments):
             return EngineError("required segment PID is missing", hl7_code="100",
-                               hl7_text="Segment sequence error")
+                               hl7_text="Segment sequence error", hl7_location="PID^1")
         if header.message_type not in PFI_TYPES:
             return None
         if is_render_mode(segments):
             # Render mode: Liaison writes the CDA; the worker reads the rest of the message.
             if header.message_type == "MDM" and not any(segment.id == "TXA" for segment in segments):
                 return EngineError("MDM without TXA: the document cannot be identified", hl7_code="100",
-                                   hl7_text="Segment sequence error")
+                                   hl7_text="Segment sequence error", hl7_location="TXA^1")
             return None
         try:
             check_routing(segments)
@@ -223,7 +223,7 @@ class Ingest:
         if error is None:
             return encode(acks.build_ack(header, code, text=text), codec)
         return encode(acks.build_ack(header, code, text=text, error_code=error.hl7_code,
-                                     error_text=error.hl7_text), codec)
+                                     error_text=error.hl7_text, error_location=error.hl7_location), codec)
 
 
 def _synthetic_id(kind: str, control_id: str) -> str:

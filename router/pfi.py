@@ -20,7 +20,8 @@ asked for does the first recipient's fault refuse the message.
 
 Every message-level failure is a typed error from :mod:`router.errors` whose
 reason names the field at fault, never patient data. HL7 codes come from the IG's
-``error-codes.md``: 100/101/102/103/200/201/207 from messageErrorCondition,
+``error-codes.md``: 100/101/102/103/200/201 from messageErrorCondition (207 is
+kept for our own faults),
 and for the patient checks 902 / 903 / 904 from its applicationErrorCode table
 (patient unknown / no INS in the document / INS does not match).
 """
@@ -76,7 +77,8 @@ def read_pfi(message: hl7.Message, *, message_key: str, source: MessageSource,
     dmp_consent, dmp_opposition = read_consent(message)
     if action is Action.REPLACE and not header.parent_document_id:
         raise ValidationError("replace (OBX-11=C) but the CDA has no "
-                              "relatedDocument/parentDocument/id to replace")
+                              "relatedDocument/parentDocument/id to replace",
+                              hl7_code="101", hl7_text="Required field missing")
     job = DocumentJob(
         job_id=f"{message_key}:{header.document_id}",
         message_key=message_key,
@@ -119,7 +121,7 @@ def check_routing(message) -> tuple[Flags, Participants]:
     participants = read_participants(message)
     require_destination(flags, participants.recipients)
     check_combination(flags, has_ps_recipients=participants.has_ps_recipients,
-                      has_patient_recipient=participants.has_patient_recipient)
+                      has_patient_recipient=participants.has_patient_recipient, message=message)
     if flags.dest_dmp and participants.sender is None:
         raise ValidationError("DESTDMP=Y needs the sender PRT SB (VIHF author)",
                               hl7_code="100", hl7_text="Segment sequence error")
@@ -174,7 +176,8 @@ def _action(message: hl7.Message, document: hl7.Segment, kind: str, trigger: str
     by_trigger = _TRIGGERS[(kind, trigger)]
     if by_trigger is not None and by_trigger is not action:
         raise ValidationError(f"{kind}^{trigger} asks for {by_trigger.value} but OBX-11={status} "
-                              f"asks for {action.value}")
+                              f"asks for {action.value}", hl7_code="103", hl7_text="Table value not found",
+                              hl7_location="MSH^1^9^1^2")
     orders = _segments(message, "ORC")
     if not orders:
         if kind == "ORU":
@@ -184,10 +187,11 @@ def _action(message: hl7.Message, document: hl7.Segment, kind: str, trigger: str
     control = value(orders[0], 1).upper()
     if control not in _ORC1:
         raise ValidationError(f"ORC-1 {control!r} is not NW, RO or CA",
-                              hl7_code="103", hl7_text="Table value not found")
+                              hl7_code="103", hl7_text="Table value not found", hl7_location="ORC^1^1")
     if _ORC1[control] is not action:
         raise ValidationError(f"ORC-1={control} asks for {_ORC1[control].value} but "
-                              f"OBX-11={status} asks for {action.value}")
+                              f"OBX-11={status} asks for {action.value}", hl7_code="103",
+                              hl7_text="Table value not found", hl7_location="ORC^1^1")
     return action
 
 

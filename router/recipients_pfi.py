@@ -131,9 +131,11 @@ def read_participants(message: hl7.Message) -> Participants:
     reply_to = ""
     recipients: list[Recipient] = []
     seen: set[str] = set()
+    prt = 0
     for index, segment in enumerate(message, start=1):
         if segment_id(segment) != "PRT":
             continue
+        prt += 1
         role = value(segment, 4).upper()
         where = f"PRT {role or '?'} (segment {index})"
         if role == "SB" and sender is None:
@@ -145,7 +147,8 @@ def read_participants(message: hl7.Message) -> Participants:
             addresses = _raw_addresses(segment)
             if not addresses:
                 raise ValidationError(f"{where} has no MSSanté address in PRT-15.4",
-                                      hl7_code="101", hl7_text="Required field missing")
+                                      hl7_code="101", hl7_text="Required field missing",
+                                      hl7_location=f"PRT^{prt}^15^1^4")
             for address in addresses:
                 if address.lower() in seen:
                     continue

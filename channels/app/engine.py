@@ -27,6 +27,7 @@ from router import queues
 from router.cda_schema import CdaSchemaValidator, locate_schema_dir
 from channels.directory.compose import build_directory
 from channels.sealed_bus import SealedBus
+from channels.tls_files import load_cert_chain, load_verify_locations
 from channels.whitelist.check import WhitelistCheck
 from channels.whitelist.refresher import WhitelistRefresher
 from channels.xds.dmp import dmp_record
@@ -63,10 +64,11 @@ def bus_from_url(url: str) -> Bus:
     raise ConfigError("engine.bus", f"unsupported bus URL {url!r}")
 
 
-def journal_from_url(url: str, key: bytes | None) -> Journal:
+def journal_from_url(url: str, key: bytes | None, *, read_only: bool = False) -> Journal:
+    """The journal at ``url``; ``read_only`` for the reading commands: an existing journal, never created."""
     if url.startswith("sqlite://"):
         from channels.journal import from_url
-        return from_url(url, key=key)
+        return from_url(url, key=key, read_only=read_only)
     raise ConfigError("engine.journal", f"unsupported journal URL {url!r}")
 
 
@@ -79,15 +81,17 @@ def mailer_from_settings(settings: Settings) -> Mailer | None:
                                ca_file=mss.ca_file or None, timeout=mss.timeout)
 
 
-def listener_ssl(listener: ListenerSettings) -> ssl.SSLContext | None:
+def listener_ssl(listener: ListenerSettings, where: str = "listeners[0]") -> ssl.SSLContext | None:
+    """The server TLS context of a listener (None without ``tls_cert``); errors name ``where``'s keys."""
     if not listener.tls_cert:
         return None
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.load_cert_chain(listener.tls_cert, listener.tls_key)
+    load_cert_chain(context, listener.tls_cert, listener.tls_key, cert_setting=f"{where}.tls_cert",
+                    key_setting=f"{where}.tls_key")
     if listener.tls_client_ca:
         context.verify_mode = ssl.CERT_REQUIRED
-        context.load_verify_locations(listener.tls_client_ca)
+        load_verify_locations(context, listener.tls_client_ca, setting=f"{where}.tls_client_ca")
     return context
 
 
@@ -129,8 +133,8 @@ class Engine:
         if consume:
             await self._start_consumers(schema_check, content_check, render_check)
         if listen:
-            for listener in s.listeners:
-                await self._start_listener(listener)
+            for index, listener in enumerate(s.listeners):
+                await self._start_listener(listener, f"listeners[{index}]")
 
     def _schema_check(self):
         """The CDA_extended.xsd check, or None where the configuration allows running without it."""
@@ -259,12 +263,12 @@ class Engine:
                            lab_roles=s.render.lab_roles, patient_policy=s.render.patient_policy,
                            timezone=s.timezone, deposit=self.shared_record is not None)
 
-    async def _start_listener(self, listener: ListenerSettings) -> None:
+    async def _start_listener(self, listener: ListenerSettings, where: str) -> None:
         ingest = Ingest(self.journal, self.bus, channel=listener.name, default_charset=listener.default_charset,
                         max_frame_bytes=listener.max_frame_bytes)
         server = MllpServer(ingest, host=listener.host, port=listener.port,
                             max_frame_bytes=listener.max_frame_bytes, read_timeout=listener.read_timeout,
-                            max_connections=listener.max_connections, ssl_context=listener_ssl(listener))
+                            max_connections=listener.max_connections, ssl_context=listener_ssl(listener, where))
         await server.start()
         self.servers[listener.name] = server
         self.ingests.append(ingest)

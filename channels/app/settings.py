@@ -32,7 +32,7 @@ from mappings.settings import site_and_tables
 from mappings.site import Site
 from mappings.tables import Tables
 from router.config import EngineSettings, RenderSettings, engine_settings, render_settings
-from router.config_values import no_unknown, read_table
+from router.config_values import no_unknown, read_table, read_text
 from router.errors import ConfigError
 
 SECTIONS = {"engine", "listeners", "mss", "acks", "site", "mappings", "render", "correspondents", "whitelist",
@@ -58,10 +58,9 @@ class Settings(EngineSettings):
 def load_settings(path: str | Path, env: Mapping[str, str] | None = None) -> Settings:
     """Read a TOML file and build validated settings."""
     path = Path(path)
+    text = read_text(path, str(path), "a liaison.toml configuration file (TOML, UTF-8)")
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise ConfigError(str(path), "configuration file not found") from exc
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(str(path), f"not valid TOML: {exc}") from exc
     return settings_from_dict(data, env if env is not None else os.environ, base=path.parent)

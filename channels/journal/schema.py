@@ -214,8 +214,14 @@ def check_codec(conn: sqlite3.Connection, codec: Codec) -> None:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
+    verify_codec(rows, codec)
+
+
+def verify_codec(rows: dict, codec: Codec) -> None:
+    """Refuse a key that does not fit the journal whose ``settings`` rows these are (none: a new journal)."""
     if "cipher" not in rows:
         return
+    where = aad("settings", "key_check")
     stored = rows["cipher"]
     if stored != codec.name:
         if codec.encrypted:

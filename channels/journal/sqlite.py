@@ -2,7 +2,9 @@
 
 URL form: ``sqlite:///var/lib/liaison/journal.sqlite`` (the URL path is the
 absolute file path) or ``sqlite:journal.sqlite`` (relative to the working
-directory). The file is created with mode 0600, the schema on ``open()``.
+directory). The file is created with mode 0600, the schema on ``open()``;
+with ``read_only=True`` (the reading commands, ``liaison journal``) nothing is
+created or written: a journal that does not exist is a ConfigError naming it.
 
 - Received bytes are stored unaltered; identifiers, states and timestamps are
   clear columns for search; bytes and ``detail`` texts are encrypted with
@@ -43,7 +45,7 @@ from channels.journal import consents as consent_sql
 from channels.journal import documents as document_sql
 from channels.journal import stays as stay_sql
 from channels.journal.keys import new_key
-from channels.journal.schema import check_codec, migrate, ts
+from channels.journal.schema import LATEST, check_codec, migrate, ts, verify_codec
 from channels.journal.writer import GroupCommitWriter, unavailable
 from router.errors import ConfigError, TransientError
 from router.ports import (Clock, ContentBinding, DmpEntry, RenderedDocument, JournalEvent, MessageRecord, MessageState,
@@ -76,8 +78,9 @@ class SqliteJournal:
     """The Journal port on one SQLite file: group-committed writes, threaded reads."""
 
     def __init__(self, path: str | os.PathLike[str], *, key: bytes | None = None, clock: Clock | None = None,
-                 busy_timeout: float = 5.0, max_batch: int = 512):
+                 busy_timeout: float = 5.0, max_batch: int = 512, read_only: bool = False):
         self.path = Path(path)
+        self.read_only = read_only
         self._codec = make_codec(key)
         self._clock = clock or _SystemClock()
         self._busy_timeout = busy_timeout
@@ -90,8 +93,14 @@ class SqliteJournal:
     # -------------------------------------------------------------- lifecycle
 
     async def open(self) -> None:
-        """Create the file (0600) and schema if needed, check the key, start the writer."""
-        if self._writer is not None:
+        """Create the file (0600) and schema if needed, check the key, start the writer.
+
+        Read-only: open an existing journal for reading and check the key; create and write nothing.
+        """
+        if self._writer is not None or self._reader is not None:
+            return
+        if self.read_only:
+            await self._open_read_only()
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if not self.path.exists():
@@ -109,6 +118,50 @@ class SqliteJournal:
             raise
         self._writer = self._last_writer = writer
         log.info("journal.open", path=str(self.path), encrypted=self._codec.encrypted)
+
+    async def _open_read_only(self) -> None:
+        if not self.path.is_file():
+            problem = "is a directory" if self.path.is_dir() else "does not exist"
+            raise ConfigError("engine.journal", f"{self.path} {problem}; expected an existing journal (reading "
+                                                "commands never create one: check the path, or give -c FILE)")
+        self._read_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal-read")
+        try:
+            self._reader = await self._read(self._open_read_only_reader)
+        except BaseException:
+            self._read_thread.shutdown(wait=False)
+            self._read_thread = None
+            raise
+        log.info("journal.open", path=str(self.path), encrypted=self._codec.encrypted, read_only=True)
+
+    def _open_read_only_reader(self) -> sqlite3.Connection:
+        """A ``mode=ro`` connection to a journal whose schema and key this Liaison can read."""
+        not_journal = f"{self.path} is not a Liaison journal"
+        try:
+            reader = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=self._busy_timeout,
+                                     isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise ConfigError("engine.journal", f"{self.path} cannot be opened: {exc}") from exc
+        try:
+            reader.execute("PRAGMA query_only = ON")
+            version = reader.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()[0]
+            settings = dict(reader.execute("SELECT name, value FROM settings"))
+        except sqlite3.OperationalError as exc:
+            reader.close()
+            if "no such table" in str(exc):
+                raise ConfigError("engine.journal", f"{not_journal} (no journal schema)") from exc
+            raise unavailable(exc) from exc
+        except sqlite3.DatabaseError as exc:
+            reader.close()
+            raise ConfigError("engine.journal", f"{not_journal} ({exc})") from exc
+        try:
+            if version > LATEST:
+                raise ConfigError("engine.journal", f"journal schema v{version} is newer than this Liaison "
+                                                    f"(knows up to v{LATEST}): upgrade Liaison")
+            verify_codec(settings, self._codec)
+        except BaseException:
+            reader.close()
+            raise
+        return reader
 
     async def close(self) -> None:
         """Commit the writes already queued, then close both connections."""
@@ -273,7 +326,7 @@ class SqliteJournal:
 
     async def _write(self, operation: Any) -> Any:
         if self._writer is None:
-            raise _closed()
+            raise _closed() if not self.read_only else TransientError(f"journal {self.path} is open read-only")
         return await self._writer.submit(operation)
 
     def _insert_message(self, conn: sqlite3.Connection, message: ReceivedMessage, now: str) -> tuple[str, bool]:

@@ -40,12 +40,15 @@ def split_messages(data: bytes) -> list[bytes]:
 
 async def send_files(host: str, port: int, paths: Iterable[str | Path], *, timeout: float = 10.0,
                      ssl_context: ssl.SSLContext | None = None, out: Callable[[str], object] = print) -> int:
-    """Send every message of every file in order; print one line each; return how many were not AA."""
+    """Send every message of every file in order; print one line each; return how many were not AA.
+
+    Every file is read before the first message is sent: an unreadable one raises its OSError
+    (with its ``filename``) and nothing is sent.
+    """
     not_accepted = 0
+    batches = [(Path(path), split_messages(Path(path).read_bytes())) for path in paths]
     async with MllpSender(host, port, timeout=timeout, ssl_context=ssl_context) as sender:
-        for path in paths:
-            path = Path(path)
-            messages = split_messages(path.read_bytes())
+        for path, messages in batches:
             if not messages:
                 out(f"{path.name}: no HL7 message (no segment starting with MSH)")
                 not_accepted += 1

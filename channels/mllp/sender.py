@@ -68,10 +68,16 @@ class MllpSender:
         async with self._lock:
             try:
                 async with asyncio.timeout(self.timeout):
-                    reader, writer = await self._connection()
-                    writer.write(frame(message))
-                    await writer.drain()
-                    ack = await self._read_ack(reader)
+                    try:
+                        reused = self._writer is not None
+                        ack = await self._send_on(await self._connection(), message)
+                    except (ConnectionError, EOFError):
+                        if not reused:
+                            raise
+                        # The peer closed the idle connection as we reused it (its FIN not yet seen):
+                        # nothing was acknowledged on it, so the message goes again on a fresh one.
+                        await self._drop()
+                        ack = await self._send_on(await self._connection(), message)
             except TimeoutError as exc:
                 await self._drop()
                 raise PeerUnavailable(f"no ACK from {self.host}:{self.port} within {self.timeout:g}s "
@@ -114,6 +120,12 @@ class MllpSender:
             self._framer = MllpFramer(MAX_ACK_BYTES)
             log.debug("mllp.sender_connected", host=self.host, port=self.port)
         return self._reader, self._writer
+
+    async def _send_on(self, connection: tuple[asyncio.StreamReader, asyncio.StreamWriter], message: bytes) -> bytes:
+        reader, writer = connection
+        writer.write(frame(message))
+        await writer.drain()
+        return await self._read_ack(reader)
 
     async def _read_ack(self, reader: asyncio.StreamReader) -> bytes:
         while True:

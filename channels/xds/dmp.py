@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from channels.tls_files import load_cert_chain, readable
 from channels.xds.client import XdsClient
 from channels.xds.soap import DELETED
 from channels.xds.vihf import build_vihf, sign_vihf
@@ -144,12 +145,15 @@ def dmp_settings(table: Mapping[str, Any], env: Mapping[str, str] | None = None)
 
 def dmp_record(settings: DmpSettings, *, source_id: str, env: Mapping[str, str] | None = None) -> DmpRecord:
     """The SharedRecord for these settings: mutual TLS context, XDS client, signing material."""
-    context = ssl.create_default_context(cafile=settings.ca_file)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    readable("dmp.ca_file", settings.ca_file, "a PEM bundle of the CA certificates that sign the DMP's")
     try:
-        context.load_cert_chain(settings.client_cert, settings.client_key)
-    except (OSError, ssl.SSLError) as exc:
-        raise ConfigError("dmp.client_cert", f"cannot load the client certificate and key: {exc}") from exc
+        context = ssl.create_default_context(cafile=settings.ca_file)     # that bundle only
+    except ssl.SSLError as exc:
+        raise ConfigError("dmp.ca_file", f"{settings.ca_file} cannot be loaded ({exc.reason or exc}); expected a "
+                                         "PEM bundle of CA certificates") from exc
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    load_cert_chain(context, settings.client_cert, settings.client_key, cert_setting="dmp.client_cert",
+                    key_setting="dmp.client_key")
     client = XdsClient(settings.url, ssl_context=context, timeout=settings.timeout,
                        registry_url=settings.registry_url)
     return DmpRecord(client, settings.vihf, settings.vihf.signing_material(env), source_id=source_id)

@@ -3,8 +3,11 @@
 #   - Debian packages: python3-venv, rabbitmq-server, postfix (installed without prompts, not left running),
 #     xmlsec1 (verifies our VIHF signatures independently), fonts-dejavu-core (accents in rendered PDFs)
 #   - a virtualenv in .venv with Liaison and its test dependencies
-#   - RabbitMQ started on 127.0.0.1 for the run (the contract suite against it is mandatory here)
+#   - RabbitMQ started on 127.0.0.1 for the run (the contract suite against it is mandatory here), and
+#     stopped again at the end; a node already running is used as it is
+# Works from a clone anywhere (the broker, running as the rabbitmq user, reads nothing from the clone).
 # Usage: deploy/scripts/test.sh [pytest args...]
+#        LIAISON_RABBITMQ_NODE=name@localhost LIAISON_RABBITMQ_PORT=5700 deploy/scripts/test.sh   (another node)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$(pwd)
@@ -33,11 +36,18 @@ echo "== Postfix (configured per test run; this only makes sure it can be)"
 as_root deploy/scripts/prepare-postfix.sh
 
 echo "== RabbitMQ on 127.0.0.1"
-if as_root rabbitmq-diagnostics -q -n rabbit@localhost ping >/dev/null 2>&1; then
-  echo "RabbitMQ already running: leaving it as it is"
+# The node and port come from LIAISON_RABBITMQ_NODE / LIAISON_RABBITMQ_PORT (start-rabbitmq.sh), default
+# rabbit@localhost on 5672. A node that already runs is used and left running; one this script starts is
+# stopped on exit however the run ends - the trap is set before the start, so a failed start leaves nothing.
+rabbit_node=${LIAISON_RABBITMQ_NODE:-rabbit@localhost}
+export LIAISON_AMQP_URL=${LIAISON_AMQP_URL:-amqp://guest:guest@127.0.0.1:${LIAISON_RABBITMQ_PORT:-5672}/}
+if as_root env ERL_EPMD_ADDRESS=127.0.0.1 rabbitmq-diagnostics -q -n "$rabbit_node" ping >/dev/null 2>&1; then
+  echo "RabbitMQ $rabbit_node already running: leaving it as it is"
 else
-  as_root deploy/scripts/start-rabbitmq.sh
-  trap 'as_root deploy/scripts/stop-rabbitmq.sh >/dev/null 2>&1 || true' EXIT
+  trap 'as_root env LIAISON_RABBITMQ_NODE="${LIAISON_RABBITMQ_NODE:-}" LIAISON_RABBITMQ_PORT="${LIAISON_RABBITMQ_PORT:-}" \
+        deploy/scripts/stop-rabbitmq.sh >/dev/null 2>&1 || true' EXIT
+  as_root env LIAISON_RABBITMQ_NODE="${LIAISON_RABBITMQ_NODE:-}" LIAISON_RABBITMQ_PORT="${LIAISON_RABBITMQ_PORT:-}" \
+    deploy/scripts/start-rabbitmq.sh
 fi
 
 echo "== dependency rules (import-linter contracts in pyproject.toml)"

@@ -7,11 +7,13 @@ no MSA-3/ERR and stamps naive UTC (spec/hl7-libraries.md P11). Ours:
   time with offset, MSH-9 ``ACK^<trigger>^ACK``, a fresh MSH-10, MSH-11/12/18
   copied, and MSH-17/19/21 copied when present;
 * MSA-1 code, MSA-2 the original MSH-10, MSA-3 the text (escaped);
-* on AE/AR an ERR: ``ERR|||<code>^<text>^<table>|<severity>|`` (ERR-3, HL7 2.5+);
-  for 2.1–2.4 the code goes in ERR-1 instead (``^^^code&text&table``), the only
-  place those versions have. The table is ``HL70357`` for codes of HL7 table
-  0357 and ``messageErrorCondition`` (the ANS table, e.g. 902 "Identifiant de
-  patient inconnu") for the others, as the ANS samples write it.
+* on AE/AR an ERR: ``ERR||<where>|<code>^<text>^<table>|<severity>|`` (ERR-3, HL7
+  2.5+), ERR-2 naming the segment and field at fault when known (ERL
+  ``OBX^7^5``: OBX-5 of the seventh OBX); for 2.1–2.4 both go in ERR-1 instead
+  (ELD ``OBX^7^5^code&text&table``), the only place those versions have. The
+  table is ``HL70357`` for codes of HL7 table 0357 and ``messageErrorCondition``
+  (the ANS table, e.g. 902 "Identifiant de patient inconnu") for the others, as
+  the ANS samples write it.
 
 Builders return ``str``; the caller encodes with the message's codec
 (:func:`router.hl7.charset.encode`).
@@ -43,11 +45,12 @@ def error_table(code: str) -> str:
 
 def build_ack(header: MshHeader, code: str, *, text: str = "", error_code: str = "", error_text: str = "",
               severity: str = "E", now: datetime | None = None, control_id: str | None = None,
-              table: str | None = None) -> str:
+              table: str | None = None, error_location: str = "") -> str:
     """The ACK answering ``header``; an ERR segment is added on AE/AR (and CE/CR).
 
     ``error_code`` defaults to 207 "Application internal error" on a negative
-    code; ``table`` overrides the ERR-3 coding system name.
+    code; ``table`` overrides the ERR-3 coding system name; ``error_location``
+    (ERL written with ``^``, e.g. ``PRT^2^15^1^4``) fills ERR-2.
     """
     if code not in ACK_CODES:
         raise ValueError(f"ACK code must be one of {sorted(ACK_CODES)}, not {code!r}")
@@ -68,7 +71,7 @@ def build_ack(header: MshHeader, code: str, *, text: str = "", error_code: str =
     segments = [msh, msa]
     if code[1] != "A" or error_code:
         segments.append(_err(header, error_code or "207", error_text or _default_text(error_code),
-                             severity, table))
+                             severity, table, error_location))
     return message(*segments)
 
 
@@ -85,14 +88,17 @@ def build_minimal_nack(reason: str, *, error_code: str = "100", error_text: str 
     return message(msh, msa, err)
 
 
-def _err(header: MshHeader, code: str, text: str, severity: str, table: str | None) -> str:
+def _err(header: MshHeader, code: str, text: str, severity: str, table: str | None, location: str) -> str:
     sep, enc = header.field_sep, header.encoding_chars
     comp, sub = enc[0], enc[3]
     table = table or error_table(code)
+    where = [_esc(part, header) for part in location.split("^")] if location else []
     if header.version_id in _LEGACY_ERR_VERSIONS:       # ERR-1 ELD: segment^seq^field^CE (as subcomponents)
-        return segment("ERR", comp * 3 + sub.join((code, _esc(text, header), table)), sep=sep)
+        place = (where + ["", "", ""])[:3]
+        return segment("ERR", comp.join((*place, sub.join((code, _esc(text, header), table)))), sep=sep)
     # written with ERR-4's trailing separator, as the brief and most samples show it
-    return segment("ERR", "", "", comp.join((code, _esc(text, header), table)), severity, sep=sep) + sep
+    return segment("ERR", "", comp.join(where), comp.join((code, _esc(text, header), table)), severity,
+                   sep=sep) + sep
 
 
 def _esc(value: str, header: MshHeader) -> str:
@@ -111,7 +117,7 @@ def _default_text(code: str) -> str:
 
 @dataclass(frozen=True)
 class AckReply:
-    """What a peer answered: MSA-1/2/3 and the first ERR code and text (unescaped)."""
+    """What a peer answered: MSA-1/2/3 and the first ERR code, text and location (unescaped)."""
 
     code: str                 # MSA-1
     control_id: str           # MSA-2: the MSH-10 it acknowledges
@@ -119,6 +125,7 @@ class AckReply:
     error_code: str = ""      # ERR-3.1 (or ERR-1.4.1 before 2.5)
     error_text: str = ""      # ERR-3.2 (or ERR-1.4.2)
     header: MshHeader | None = None
+    error_location: str = ""  # ERR-2 (or ERR-1.1..3) written with ^, e.g. "OBX^7^5"; "" when not given
 
     @property
     def accepted(self) -> bool:
@@ -143,15 +150,18 @@ def read_ack(text: str) -> AckReply:
     def un(v: str) -> str:
         return unescape(v, enc, field_sep=sep)
 
-    error_code = error_text = ""
+    error_code = error_text = location = ""
     if err is not None:
         cwe = err.field(3)
         if cwe:
             parts = cwe.split(comp)
+            place = err.field(2).split(comp)
         else:
             eld = err.field(1).split(comp)
             parts = eld[3].split(sub) if len(eld) > 3 else []
+            place = eld[:3]
         error_code = un(parts[0]) if parts else ""
         error_text = un(parts[1]) if len(parts) > 1 else ""
+        location = "^".join(un(p) for p in place).rstrip("^")
     return AckReply(code=msa.field(1).strip(), control_id=msa.field(2).strip(), text=un(msa.field(3)),
-                    error_code=error_code, error_text=error_text, header=header)
+                    error_code=error_code, error_text=error_text, header=header, error_location=location)

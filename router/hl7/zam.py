@@ -8,7 +8,7 @@ messages (HL7 2.6), shaped as the ANS samples
     EVN||<event time>
     OBX|1|CWE|ACK_RECEPTION_MSS^Accusé de réception MSSanté^AckMetierZAM|<orig MSH-10>|Y^^expandedYes-NoIndicator||||||F|
     OBX|2|XTN|DESTINATAIRE_MSS^Destinataire MSSanté^AckMetierZAM|<recipient id>|^^X.400^<address>||||||F|
-    ERR|||<code>^<text>^messageErrorCondition|E|<detail code>^<detail text>^MSSERRORCODE    (only when N)
+    ERR||<where>|<code>^<text>^messageErrorCondition|E|<detail code>^<detail text>^MSSERRORCODE    (only when N)
 
 * Z01 = DMP receipt (``ACK_RECEPTION_DMP``, detail table ``DMPERRORCODE``),
   Z02 = MSSanté receipt, Z03 = MSSanté read notice (``ACK_LECTURE_MSS`` + ``LECTEUR_MSS``).
@@ -17,7 +17,9 @@ messages (HL7 2.6), shaped as the ANS samples
 * On failure ERR-3 uses the ANS ``messageErrorCondition`` table for every code
   (as the Z01 sample does even for 207), default 207 "Application internal
   error"; ERR-5 carries the transport-specific detail (an SMTP status, ``DMPClosed``…)
-  only when given. ERR has no trailing separator, like the sample.
+  only when given; ERR-2 names the segment and field of the original message at
+  fault (ERL, e.g. ``OBX^7^5``) when the refusal is about its content. ERR has no
+  trailing separator, like the sample.
 * MSH-7 and EVN-2 are local time *with* offset, like our ACKs (the samples show
   a bare local time, which is ambiguous twice a year).
 * MSH-18 copies the original's charset when it can carry the accents of the
@@ -41,38 +43,42 @@ _ACCENT_CODECS = ("utf-8", "latin-1", "iso8859-15")
 
 def build_zam_z01(original: MshHeader, *, delivered: bool, error_code: str = "", error_text: str = "",
                   detail_code: str = "", detail_text: str = "", now: datetime | None = None,
-                  event_time: datetime | None = None, control_id: str | None = None) -> str:
+                  event_time: datetime | None = None, control_id: str | None = None,
+                  error_location: str = "") -> str:
     """DMP receipt: was the document deposited in the DMP (Y/N)."""
     return _zam(original, "Z01", [
         _yes_no(original, 1, "ACK_RECEPTION_DMP", "Accusé de réception DMP", delivered),
-    ], delivered, error_code, error_text, detail_code, detail_text, "DMPERRORCODE", now, event_time, control_id)
+    ], delivered, error_code, error_text, detail_code, detail_text, "DMPERRORCODE", now, event_time, control_id,
+        error_location)
 
 
 def build_zam_z02(original: MshHeader, *, recipient_address: str, recipient_id: str = "", delivered: bool,
                   error_code: str = "", error_text: str = "", detail_code: str = "", detail_text: str = "",
                   now: datetime | None = None, event_time: datetime | None = None,
-                  control_id: str | None = None) -> str:
+                  control_id: str | None = None, error_location: str = "") -> str:
     """MSSanté receipt for one recipient: was the mail accepted for ``recipient_address`` (Y/N)."""
     return _zam(original, "Z02", [
         _yes_no(original, 1, "ACK_RECEPTION_MSS", "Accusé de réception MSSanté", delivered),
         _mailbox(original, 2, "DESTINATAIRE_MSS", "Destinataire MSSanté", recipient_id, recipient_address),
-    ], delivered, error_code, error_text, detail_code, detail_text, "MSSERRORCODE", now, event_time, control_id)
+    ], delivered, error_code, error_text, detail_code, detail_text, "MSSERRORCODE", now, event_time, control_id,
+        error_location)
 
 
 def build_zam_z03(original: MshHeader, *, reader_address: str, reader_id: str = "", read: bool = True,
                   error_code: str = "", error_text: str = "", detail_code: str = "", detail_text: str = "",
                   now: datetime | None = None, event_time: datetime | None = None,
-                  control_id: str | None = None) -> str:
+                  control_id: str | None = None, error_location: str = "") -> str:
     """MSSanté read notice (from an MDN): ``reader_address`` read (or failed to process) the mail."""
     return _zam(original, "Z03", [
         _yes_no(original, 1, "ACK_LECTURE_MSS", "Accusé de lecture", read),
         _mailbox(original, 2, "LECTEUR_MSS", "Lecteur du courriel MSSanté", reader_id, reader_address),
-    ], read, error_code, error_text, detail_code, detail_text, "MSSERRORCODE", now, event_time, control_id)
+    ], read, error_code, error_text, detail_code, detail_text, "MSSERRORCODE", now, event_time, control_id,
+        error_location)
 
 
 def _zam(original: MshHeader, trigger: str, observations: list[str], ok: bool, error_code: str,
          error_text: str, detail_code: str, detail_text: str, detail_table: str, now: datetime | None,
-         event_time: datetime | None, control_id: str | None) -> str:
+         event_time: datetime | None, control_id: str | None, error_location: str = "") -> str:
     sep, enc = original.field_sep, original.encoding_chars
     comp = enc[0]
     charset = original.charset if _carries_accents(original.charset) else "UNICODE UTF-8"
@@ -93,8 +99,9 @@ def _zam(original: MshHeader, trigger: str, observations: list[str], ok: bool, e
         text = error_text or ("Application internal error" if code == "207" else "")
         detail = comp.join((_esc(original, detail_code), _esc(original, detail_text), detail_table)) \
             if detail_code or detail_text else ""
-        segments.append(segment("ERR", "", "", comp.join((_esc(original, code), _esc(original, text),
-                                                           "messageErrorCondition")),
+        where = comp.join(_esc(original, part) for part in error_location.split("^")) if error_location else ""
+        segments.append(segment("ERR", "", where, comp.join((_esc(original, code), _esc(original, text),
+                                                              "messageErrorCondition")),
                                 "E", detail, sep=sep))
     return message(*segments)
 

@@ -189,7 +189,7 @@ class ProcessStage:
     async def _refusal_zams(self, source: MessageSource, key: str, message, exc: PermanentError) -> None:
         """One ZAM^Z02 N per PRT recipient (one for the message when they cannot be read), with the reason.
 
-        9xx (patient) codes of the volet go in ERR-5; table 0357 codes in ERR-3.
+        9xx (patient) codes of the volet go in ERR-5; table 0357 codes in ERR-3; the field at fault in ERR-2.
         """
         own_table = exc.hl7_code.startswith("9")
         detail = refusal_detail(exc, DOCUMENT_INVALID)
@@ -200,7 +200,8 @@ class ProcessStage:
         for recipient in recipients or (Recipient(address=""),):
             await self.zams.reception_mss(source, key, document_id="", address=recipient.address,
                                           recipient_id=recipient.identifier, delivered=False, reason=str(exc),
-                                          detail=detail, error_code="207" if own_table else exc.hl7_code)
+                                          detail=detail, error_code="207" if own_table else exc.hl7_code,
+                                          error_location=exc.hl7_location)
 
     async def _dispatch(self, job: DocumentJob) -> bool:
         """Hand the job to delivery; True when it went somewhere (mailboxes, or the DMP deposit queue)."""

@@ -103,7 +103,8 @@ class RenderStage:
         author = mdm.author or patient.attending
         if author is None or not author.identifier.startswith("8"):
             raise MappingError("no author with an RPPS: TXA-22, TXA-9, TXA-10, TXA-5 and PV1-7 name nobody "
-                               "with an IdNat_PS")
+                               "with an IdNat_PS", hl7_code="101", hl7_text="Required field missing",
+                               hl7_location="TXA^1^22")
         type_key = mdm.type_code.split("^", 1)[0].strip().upper()
         volet = self.volets.for_document(type_key)
         request = RenderRequest(patient=patient, document_id=planned.document_id, set_id=planned.set_id,

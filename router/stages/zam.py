@@ -49,16 +49,18 @@ class ZamQueue:
     async def reception_mss(self, source: MessageSource, message_key: str, *, document_id: str,
                             address: str, recipient_id: str, delivered: bool, reason: str = "",
                             detail: tuple[str, str] = MSS_REJECTED, error_code: str = "207",
-                            event_time: datetime | None = None) -> None:
+                            event_time: datetime | None = None, error_location: str = "") -> None:
         """Queue one ZAM^Z02 for ``address`` (empty address: the whole message failed).
 
         ``event_time`` (EVN-2) is when it happened, when that was not now: a re-send is
         answered with the time the recipient accepted the document the first time.
+        ``error_location`` (ERR-2) names the field of the original message at fault, when there is one.
         """
         await self._queue(source, message_key, document_id, address, "Z02", delivered, reason, detail, error_code,
                           lambda original, kwargs: build_zam_z02(original, recipient_address=address,
                                                                  recipient_id=recipient_id, delivered=delivered,
-                                                                 event_time=event_time, **kwargs))
+                                                                 event_time=event_time, error_location=error_location,
+                                                                 **kwargs))
 
     async def reception_dmp(self, source: MessageSource, message_key: str, *, document_id: str, delivered: bool,
                             reason: str = "", detail: tuple[str, str] = DMP_NOT_CONFIGURED,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -44,6 +45,17 @@ async def test_demo_delivers_every_sample_and_its_journal_tells_every_step(tmp_p
     assert "MSSanté whitelist: the demo's own list" in text
     assert len(list((tmp_path / "demo" / "xdm").glob("*_IHE_XDM.ZIP"))) == 5
     assert len(list((tmp_path / "demo" / "his").glob("*_ZAM_Z02.hl7"))) == 4
+    # the summary's counts are what is on disk, and say why they differ
+    copies = list((tmp_path / "demo" / "mail").glob("*/new/*.eml"))
+    mailboxes = {path.parent.parent for path in copies}
+    assert f"mails sent through the relay: 5," in text
+    assert f"{len(copies)} copies, one per recipient, in {len(mailboxes)} mailboxes" in text and len(copies) == 7
+    assert "ZAM acknowledgements (HIS):   4 in" in text and "render-mode messages ask for none" in text
+    assert "11490-0 Lettre de liaison à la sortie - CH de Test " in text          # titles are not cut
+    hint = next(line for line in lines if "see every step:" in line).split("see every step:", 1)[1].split()
+    done = subprocess.run(hint, capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0 and "ORU^R01" in done.stdout, done.stderr     # the printed command runs as is
 
     config = str(tmp_path / "demo" / "liaison.toml")
     capsys.readouterr()

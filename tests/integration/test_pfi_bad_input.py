@@ -59,6 +59,7 @@ async def test_unknown_message_type_is_refused_with_ar_and_kept(pipe):
 async def test_oru_without_prt_recipients_is_an_ae_with_the_reason(pipe):
     reply = await pipe.send(oru("NO-PRT", recipients=[]))
     assert reply.code == "AE" and "DESTMSSANTEPS" in reply.text
+    assert (reply.error_code, reply.error_location) == ("101", "PRT^2^15^1^4")   # the RCT after the sender's SB
     assert (await pipe.record("NO-PRT")).state == MessageState.REJECTED
 
 
@@ -67,6 +68,9 @@ async def test_forbidden_flag_combination_is_an_ae_with_the_rule(pipe):
               flags={"DESTMSSANTEPAT": "Y", "INVISIBLE_PATIENT": "Y"})
     reply = await pipe.send(raw)
     assert reply.code == "AE" and "INVISIBLE_PATIENT=Y" in reply.text
+    rows = [segment for segment in raw.split(b"\r") if segment.startswith(b"OBX|")]
+    row = next(n for n, segment in enumerate(rows, 1) if segment.split(b"|")[3].startswith(b"INVISIBLE_PATIENT^"))
+    assert (reply.error_code, reply.error_location) == ("103", f"OBX^{row}^5")   # HL7 0357, not 207
     record = await pipe.record("FLAGS")
     assert record.state == MessageState.REJECTED and "INVISIBLE_PATIENT" in record.detail
 

@@ -5,6 +5,7 @@ import base64
 import pytest
 
 from router.config import engine_settings, render_settings
+from router.errors import ConfigError
 from router.recipients_render import LETTER_ROLES, PatientPolicy
 from tests.support.config import refused_key
 
@@ -61,3 +62,19 @@ def test_journal_key_file_is_relative_to_the_configuration(tmp_path):
     (tmp_path / "journal.key").write_text(base64.b64encode(b"k" * 32).decode())
     assert engine_settings({"journal_key_file": "journal.key"}, {}, tmp_path).journal_key == b"k" * 32
     assert refused_key(engine_settings, {"journal_key_file": "absent.key"}, {}, tmp_path) == "engine.journal_key_file"
+
+
+@pytest.mark.parametrize("content, problem", [
+    (b"\xff\xfe\x00 binary", "is not ASCII text (byte 0xff at offset 0)"),
+    (None, "is a directory"),
+])
+def test_an_unreadable_journal_key_file_names_the_key_the_file_and_what_was_expected(tmp_path, content, problem):
+    path = tmp_path / "journal.key"
+    if content is None:
+        path.mkdir()
+    else:
+        path.write_bytes(content)
+    with pytest.raises(ConfigError) as caught:
+        engine_settings({"journal_key_file": "journal.key"}, {}, tmp_path)
+    assert caught.value.key == "engine.journal_key_file"
+    assert f"{path} {problem}; expected a file holding the 32-byte key in base64" in str(caught.value)

@@ -16,7 +16,7 @@ from channels.app.settings import Settings, load_settings
 def add_parser(subparsers) -> None:
     """Add ``check-config`` to the ``liaison`` sub-commands."""
     check = subparsers.add_parser("check-config", help="validate a configuration file")
-    check.add_argument("file", type=Path)
+    check.add_argument("file", type=Path, metavar="FILE", help="the liaison.toml to check")
 
 
 async def run(args: argparse.Namespace) -> int:

@@ -38,7 +38,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser("directory", help="import the Annuaire Santé extractions, look mailboxes up")
     sub = parser.add_subparsers(dest="directory_command", required=True)
     load = sub.add_parser("import", help="import an extraction file (.zip or .txt) into the local index")
-    load.add_argument("file", type=Path)
+    load.add_argument("file", type=Path, metavar="FILE",
+                      help="Extraction_Correspondance_MSSante_*.zip|txt or PS_LibreAcces_*.zip|txt")
     load.add_argument("--index", type=Path, help="the index file (default: $LIAISON_DIRECTORY_INDEX or "
                                                  f"{DEFAULT_INDEX})")
     load.add_argument("--force", action="store_true", help="import even an unchanged or older file")
@@ -46,11 +47,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                       help="share of rejected rows above which the import is refused (default %(default)s)")
     lookup = sub.add_parser("lookup", help="mailboxes of an RPPS/IdNat_PS or structure id, or by name")
     lookup.add_argument("identifier", nargs="?", default="", help="RPPS, IdNat_PS (8+RPPS, 0+ADELI) or structure id")
-    lookup.add_argument("--name")
-    lookup.add_argument("--profession")
-    lookup.add_argument("--postcode")
-    lookup.add_argument("--limit", type=int, default=50)
-    lookup.add_argument("--index", type=Path)
+    lookup.add_argument("--name", help="words of the family name, optionally with given names (any order; accents and "
+                                             "case ignored)")
+    lookup.add_argument("--profession", help="profession label or code, e.g. Médecin or 10")
+    lookup.add_argument("--postcode", help="postal code of the place of practice: 5 characters exact, fewer as a prefix (75)")
+    lookup.add_argument("--limit", type=int, default=50, help="at most this many mailboxes (default %(default)s)")
+    lookup.add_argument("--index", type=Path, help="the index file (default: $LIAISON_DIRECTORY_INDEX or "
+                                                   f"{DEFAULT_INDEX})")
     return parser
 
 

@@ -20,11 +20,14 @@ from channels.app.settings import Settings, load_settings
 def add_parser(subparsers) -> None:
     """Add ``run`` and ``worker`` to the ``liaison`` sub-commands."""
     run = subparsers.add_parser("run", help="start the engine")
-    run.add_argument("-c", "--config", type=Path)
+    run.add_argument("-c", "--config", type=Path, metavar="FILE",
+                     help="the liaison.toml configuration (default: the embedded defaults: embedded bus and "
+                          "SQLite journal under /var/lib/liaison, MLLP on 127.0.0.1:2575)")
     run.add_argument("--ingest-only", action="store_true",
                      help="only the MLLP listeners (store + queue + ACK); workers run elsewhere")
     worker = subparsers.add_parser("worker", help="only the pipeline consumers (no listener)")
-    worker.add_argument("-c", "--config", type=Path)
+    worker.add_argument("-c", "--config", type=Path, metavar="FILE",
+                        help="the liaison.toml configuration; its engine.bus must be a shared amqp:// bus")
 
 
 async def run(args: argparse.Namespace) -> int:

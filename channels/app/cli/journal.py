@@ -3,9 +3,12 @@
     liaison journal [-c liaison.toml] search [--state S] [--control-id ID] [--limit N]
     liaison journal [-c liaison.toml] show KEY [--raw]
 
+``-c`` may also come after ``search`` or ``show``.
+
 Reads the journal named by the configuration (its key from LIAISON_JOURNAL_KEY
-or the key file, as the engine does). Prints identifiers, states and reasons;
-the raw message is shown only with ``--raw``.
+or the key file, as the engine does), read-only: a journal that does not exist
+is an error naming its path (exit 2), never created. Prints identifiers, states
+and reasons; the raw message is shown only with ``--raw``.
 """
 
 from __future__ import annotations
@@ -20,15 +23,25 @@ from router.ports import MessageState
 def add_parser(subparsers) -> None:
     """Add ``journal`` (with ``search`` and ``show``) to the ``liaison`` sub-commands."""
     journal = subparsers.add_parser("journal", help="search the journal, or show one message's timeline")
-    journal.add_argument("-c", "--config", type=Path)
-    sub = journal.add_subparsers(dest="journal_command", required=True)
-    search_parser = sub.add_parser("search")
-    search_parser.add_argument("--state", choices=[s.value for s in MessageState])
-    search_parser.add_argument("--control-id")
-    search_parser.add_argument("--limit", type=int, default=50)
-    show_parser = sub.add_parser("show")
-    show_parser.add_argument("key")
+    _config_option(journal, default=None)
+    sub = journal.add_subparsers(dest="journal_command", required=True, metavar="COMMAND")
+    search_parser = sub.add_parser("search", help="messages in the journal, newest first")
+    _config_option(search_parser, default=argparse.SUPPRESS)
+    search_parser.add_argument("--state", choices=[s.value for s in MessageState], metavar="STATE",
+                               help="only messages in this state: " + ", ".join(s.value for s in MessageState))
+    search_parser.add_argument("--control-id", metavar="ID", help="only the message with this MSH-10")
+    search_parser.add_argument("--limit", type=int, default=50, help="at most this many rows (default %(default)s)")
+    show_parser = sub.add_parser("show", help="one message's timeline: every step, state, reason and outcome")
+    _config_option(show_parser, default=argparse.SUPPRESS)
+    show_parser.add_argument("key", help="the message's journal key (first column of 'search')")
     show_parser.add_argument("--raw", action="store_true", help="also print the message as received")
+
+
+def _config_option(parser: argparse.ArgumentParser, *, default) -> None:
+    """``-c FILE``, taken before or after ``search``/``show`` (after, it does not reset one given before)."""
+    parser.add_argument("-c", "--config", type=Path, metavar="FILE", default=default,
+                        help="the liaison.toml naming the journal (engine.journal) and its key; default: "
+                             "the default journal, sqlite:///var/lib/liaison/journal.sqlite")
 
 
 async def run(args: argparse.Namespace) -> int:
@@ -40,7 +53,7 @@ async def run(args: argparse.Namespace) -> int:
 
 async def search(settings: Settings, *, state: str | None, control_id: str | None, limit: int, out=print) -> int:
     from channels.app.engine import journal_from_url
-    journal = journal_from_url(settings.journal, settings.journal_key)
+    journal = journal_from_url(settings.journal, settings.journal_key, read_only=True)
     await journal.open()
     try:
         records = await journal.search(state=MessageState(state) if state else None, control_id=control_id,
@@ -56,7 +69,7 @@ async def search(settings: Settings, *, state: str | None, control_id: str | Non
 
 async def show(settings: Settings, key: str, *, raw: bool, out=print) -> int:
     from channels.app.engine import journal_from_url
-    journal = journal_from_url(settings.journal, settings.journal_key)
+    journal = journal_from_url(settings.journal, settings.journal_key, read_only=True)
     await journal.open()
     try:
         record = await journal.message(key)

@@ -33,8 +33,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     update.add_argument("--ca-file", help="PEM bundle to trust for https (the IGC-Santé chain)")
     update.add_argument("--timeout", type=float, default=30.0, help="seconds per request (default 30)")
     check = sub.add_parser("check", help="may mail be sent to this address?")
-    check.add_argument("address")
-    check.add_argument("--store", type=Path, help="store directory")
+    check.add_argument("address", help="the MSSanté address to check, e.g. dr.martin@ch-test.mssante.fr")
+    check.add_argument("--store", type=Path, help="store directory (default $LIAISON_WHITELIST_DIR or "
+                                                  "/var/lib/liaison/whitelist)")
     check.add_argument("--always-allow", action="append", default=[], metavar="DOMAIN",
                        help="a domain allowed even when absent from the list (repeatable)")
     return parser

@@ -14,6 +14,8 @@ import asyncio
 import base64
 import email
 import os
+import shutil
+import sys
 import tempfile
 import time
 from datetime import datetime
@@ -84,10 +86,9 @@ async def run_demo(directory: Path | None = None, out=print) -> int:
             out(f"  CDAs checked against {engine.schema_dir}/CDA_extended.xsd")
         keys = await _send_all(engine, samples, out)
         states = await _wait_final(engine, keys)
-        expected = sum(len(_recipients(s)) for s in samples)
-        mails = await _wait_mails(sink, expected)
+        mails = await _wait_mails(sink, copies=sum(len(_recipients(s)) for s in samples))
         # ZAM business acknowledgements answer PFI messages (ACK_RECEPTION=Y); render mode asks for none.
-        zams = await his.wait_for(sum(len(_recipients(s)) for s in samples if s.recipients is None), timeout=10.0)
+        zams = await his.wait_for(_zams_asked(samples), timeout=10.0)
         ok = await _report(engine, samples, keys, states, root, mails, zams, out)
     finally:
         await engine.stop()
@@ -144,12 +145,21 @@ async def _wait_final(engine: Engine, keys: dict[str, str]) -> dict[str, Message
     return states
 
 
-async def _wait_mails(sink: SmtpSink, expected: int):
-    try:
-        await sink.wait_for(1, timeout=5.0)
-    except TimeoutError:
-        return []
+async def _wait_mails(sink: SmtpSink, copies: int, timeout: float = 5.0):
+    """The mails the relay took, once they reach ``copies`` recipients in all (or the timeout passed).
+
+    One mail goes to every recipient of one audience of a document (its professionals, or its patient),
+    so the relay holds fewer mails than recipients: each mail is one .eml copy per recipient's mailbox.
+    """
+    deadline = time.monotonic() + timeout
+    while sum(len(mail.recipients) for mail in sink.messages) < copies and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
     return list(sink.messages)
+
+
+def _zams_asked(samples: list[Sample]) -> int:
+    """ZAM^Z02 acknowledgements the samples ask for: one per recipient of a PFI message (ACK_RECEPTION=Y)."""
+    return sum(len(_recipients(s)) for s in samples if s.recipients is None)
 
 
 def _recipients(sample: Sample) -> list[str]:
@@ -157,6 +167,26 @@ def _recipients(sample: Sample) -> list[str]:
         return list(sample.recipients)
     text = decode_lenient(sample.raw)[0]
     return [seg.rsplit("^", 1)[-1] for seg in text.split("\r") if seg.startswith("PRT||UC||RCT")]
+
+
+def liaison_command() -> tuple[str, str]:
+    """How to run ``liaison`` again from any directory, and a hint when it is not on the PATH.
+
+    ``deploy/scripts/demo.sh`` installs Liaison in the clone's ``.venv``: its ``liaison`` is not on
+    the PATH of the shell that ran the script, so the demo names it by its full path.
+    """
+    on_path = shutil.which("liaison")
+    invoked = Path(sys.argv[0])
+    if invoked.name == "liaison" and invoked.exists():
+        itself = invoked.resolve()
+        if on_path and Path(on_path).resolve() == itself:
+            return "liaison", ""
+        activate = itself.parent / "activate"
+        hint = f"or run '. {activate}' once, and then plain 'liaison'" if activate.exists() else ""
+        return str(itself), hint
+    if on_path:
+        return "liaison", ""
+    return f"{sys.executable} -m channels.app.cli.main", "liaison is not installed on the PATH"
 
 
 async def _report(engine: Engine, samples, keys, states, root: Path, mails, zams, out) -> bool:
@@ -167,9 +197,12 @@ async def _report(engine: Engine, samples, keys, states, root: Path, mails, zams
         for part in parsed.iter_attachments():
             if part.get_filename() == "IHE_XDM.ZIP":
                 (xdm_dir / f"{index:03d}_IHE_XDM.ZIP").write_bytes(part.get_content())
+    name_width = max(len("message"), *(len(s.name) for s in samples))
+    title_width = max(len("document"), *(len(s.document or s.description) for s in samples))
+    address_width = max(len("(no mail: stay state)"), *(len(a) for s in samples for a in _recipients(s)))
     out("")
-    out(f"{'message':<18} {'document':<44} {'recipient':<42} {'status'}")
-    out("-" * 118)
+    out(f"{'message':<{name_width}} {'document':<{title_width}} {'recipient':<{address_width}} status")
+    out("-" * (name_width + title_width + address_width + 13))
     all_ok = True
     for sample in samples:
         key = keys.get(sample.control_id)
@@ -181,21 +214,31 @@ async def _report(engine: Engine, samples, keys, states, root: Path, mails, zams
         if not _recipients(sample):
             state = record.state.value if record else "not received"
             all_ok = all_ok and record is not None and record.state == MessageState.DELIVERED
-            out(f"{sample.name:<18} {title[:44]:<44} {'(no mail: stay state)':<42} {state}")
+            out(f"{sample.name:<{name_width}} {title:<{title_width}} {'(no mail: stay state)':<{address_width}} "
+                f"{state}")
         for n, address in enumerate(_recipients(sample)):
             outcome = outcomes.get(address)
             status = outcome.status.value if outcome else (record.state.value if record else "not received")
             if outcome is None or outcome.status != OutcomeStatus.ACCEPTED:
                 all_ok = False
                 status += f" ({outcome.detail if outcome else (record.detail if record else '')})"
-            out(f"{sample.name if n == 0 else '':<18} {title[:44] if n == 0 else '':<44} {address:<42} {status}")
+            out(f"{sample.name if n == 0 else '':<{name_width}} {title if n == 0 else '':<{title_width}} "
+                f"{address:<{address_width}} {status}")
+    copies = sum(len(mail.recipients) for mail in mails)
+    mailboxes = len({address.lower() for mail in mails for address in mail.recipients})
+    pfi_messages = sum(1 for s in samples if s.recipients is None)
+    command, hint = liaison_command()
     out("")
-    out(f"mails received by the relay: {len(mails)} in {root / 'mail'}")
-    out(f"IHE_XDM.ZIP attachments:      {xdm_dir}")
-    out(f"ZAM acknowledgements (HIS):   {len(zams)} in {root / 'his'}")
+    out(f"mails sent through the relay: {len(mails)}, one per document and audience (its professionals, or its patient);")
+    out(f"  {copies} copies, one per recipient, in {mailboxes} mailboxes: {root / 'mail'}/<address>/new/*.eml")
+    out(f"IHE_XDM.ZIP attachments:      {len(list(xdm_dir.glob('*_IHE_XDM.ZIP')))} in {xdm_dir}")
+    out(f"ZAM acknowledgements (HIS):   {len(zams)} in {root / 'his'}: one ZAM^Z02 per recipient of the "
+        f"{pfi_messages} PFI messages (they ask with ACK_RECEPTION=Y); render-mode messages ask for none")
     out(f"journal (encrypted SQLite):   {root / 'journal.sqlite'}")
-    out(f"  see every step:             liaison journal -c {root / 'liaison.toml'} search")
-    out(f"                              liaison journal -c {root / 'liaison.toml'} show <key>")
+    out(f"  see every step:             {command} journal -c {root / 'liaison.toml'} search")
+    out(f"                              {command} journal -c {root / 'liaison.toml'} show <key>")
+    if hint:
+        out(f"  ({hint})")
     out("result: " + ("every document was delivered to every recipient" if all_ok and mails
                       else "NOT everything was delivered"))
     return all_ok and bool(mails)

@@ -65,7 +65,7 @@ def test_bad_toml_names_the_file(tmp_path):
 
 
 def test_a_missing_file_is_named(tmp_path):
-    with pytest.raises(ConfigError, match="configuration file not found") as caught:
+    with pytest.raises(ConfigError, match="does not exist") as caught:
         load_settings(tmp_path / "absent.toml", env={})
     assert caught.value.key == str(tmp_path / "absent.toml")
 

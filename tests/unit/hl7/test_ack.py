@@ -64,6 +64,29 @@ def test_nack_for_hl7_23_puts_the_code_in_err1():
     assert ack.split("\r")[2] == "ERR|^^^101&Required field missing&HL70357"
 
 
+def test_nack_names_the_field_at_fault_in_err2():
+    ack = build_ack(read_header(oru()), "AE", error_code="103", error_text="Table value not found",
+                    error_location="OBX^7^5")
+    assert ack.split("\r")[2] == "ERR||OBX^7^5|103^Table value not found^HL70357|E|"
+    reply = read_ack(ack)
+    assert (reply.error_code, reply.error_location) == ("103", "OBX^7^5")
+
+
+def test_nack_location_uses_the_original_delimiters():
+    header = read_header("MSH!@~\\&!APP!FAC!RAPP!RFAC!20250101!!ORU@R01@ORU_R01!7!P!2.5\r")
+    ack = build_ack(header, "AE", error_code="101", error_location="PRT^2^15^1^4")
+    assert "ERR!!PRT@2@15@1@4!101@Required field missing@HL70357!E!" in ack
+    assert read_ack(ack).error_location == "PRT^2^15^1^4"
+
+
+def test_nack_for_hl7_23_puts_the_location_in_err1():
+    ack = build_ack(read_header(oru(version="2.3")), "AE", error_code="101", error_text="Required field missing",
+                    error_location="PRT^2^15^1^4")
+    assert ack.split("\r")[2] == "ERR|PRT^2^15^101&Required field missing&HL70357"   # ELD: segment^seq^field^CE
+    reply = read_ack(ack)
+    assert (reply.error_code, reply.error_location) == ("101", "PRT^2^15")
+
+
 def test_ack_without_trigger_and_bad_code():
     header = read_header("MSH|^~\\&|A|B|C|D|20250101||ACK|9|P|2.5\r")
     assert fields(build_ack(header, "AA"))["MSH"].field(9) == "ACK"

@@ -62,6 +62,14 @@ def test_zam_z02_failure_err_segment():
                         "550^5.1.1 mailbox unknown^MSSERRORCODE")
 
 
+def test_zam_refusal_names_the_field_at_fault_in_err2():
+    zam = build_zam_z02(read_header(oru()), recipient_address="dr.martin@hopital-test.mssante.fr",
+                        delivered=False, error_code="102", error_text="Data type error", error_location="OBX^1^5",
+                        detail_code="DocumentInvalid", detail_text="invalid base64")
+    assert zam.split("\r")[4] == ("ERR||OBX^1^5|102^Data type error^messageErrorCondition|E|"
+                                   "DocumentInvalid^invalid base64^MSSERRORCODE")
+
+
 def test_zam_header_swaps_parties_and_keeps_profile_only_for_cisis():
     zam = build_zam_z02(read_header(oru()), recipient_address="a@b.fr", delivered=True, now=NOW,
                         control_id="Z1")

@@ -156,8 +156,11 @@ def test_a_malformed_override_is_refused_naming_its_key(overrides, key, message)
 
 
 def test_a_missing_or_broken_table_file_is_refused(tmp_path):
-    with pytest.raises(ConfigError, match="cannot read"):
+    with pytest.raises(ConfigError, match="absent.json does not exist; expected a JSON table"):
         Tables.load(files={"discharge_modes": tmp_path / "absent.json"})
+    (tmp_path / "latin1.json").write_bytes('{"é": 1}'.encode("latin-1"))
+    with pytest.raises(ConfigError, match=r"latin1.json is not UTF-8 text \(byte 0xe9"):
+        Tables.load(files={"discharge_modes": tmp_path / "latin1.json"})
     (tmp_path / "broken.json").write_text("{", encoding="utf-8")
     with pytest.raises(ConfigError, match="not valid JSON") as caught:
         Tables.load(files={"discharge_modes": tmp_path / "broken.json"})

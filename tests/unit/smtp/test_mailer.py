@@ -262,5 +262,5 @@ def test_from_url_names_the_wrong_key(url, key):
 
 
 def test_missing_client_certificate_file_is_a_config_error(tmp_path):
-    with pytest.raises(ConfigError, match="smtp.client_cert"):
+    with pytest.raises(ConfigError, match="mss.client_cert: .*absent.pem does not exist"):
         SmtpMailer("localhost", 587, client_cert=tmp_path / "absent.pem", client_key=tmp_path / "absent.key")
