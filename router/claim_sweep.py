@@ -4,13 +4,15 @@ Before mailing a recipient (or depositing in the DMP), a worker *claims* it in
 the journal; the claim is a lease. If the worker dies, its job comes back from
 the bus and the next copy takes the claim over once the lease has passed
 (:meth:`router.ports.Journal.claim`); until then that copy waits (it is retried,
-never acked). This sweep looks at the claims from the other side, every
+never acked). A live worker renews its claims while it sends
+(:mod:`router.stages.claims`), so only a stopped worker's claim gets
+past its lease. This sweep looks at the claims from the other side, every
 ``interval`` seconds:
 
-- a claim older than its lease is journaled once (step ``claim``, state
+- a claim not renewed within its lease is journaled once (step ``claim``, state
   ``stale``) and logged: a worker stopped mid-send and the job's next copy
   should take it over;
-- a claim older than ``give_up_after`` (the lease plus the whole retry policy:
+- a claim not renewed for ``give_up_after`` (the lease plus the whole retry policy:
   no copy of its job came back to take it over, e.g. the job was purged) is
   settled as *failed* with that reason: "not confirmed", because the relay may
   have taken the mail before the worker died (the same Message-ID is used by
@@ -71,18 +73,18 @@ class ClaimSweep:
             elif (claim.document_id, claim.destination, claim.at) not in self._reported:
                 self._reported.add((claim.document_id, claim.destination, claim.at))
                 log.warning("claims.stale", document_id=claim.document_id, message_key=claim.message_key,
-                            claimed_at=claim.at.isoformat())
+                            last_renewed_at=claim.at.isoformat())
                 await self.journal.add_event(JournalEvent(
                     message_key=claim.message_key, at=system_now(), step="claim", state="stale",
                     document_id=claim.document_id, destination=claim.destination,
-                    detail=f"claimed at {claim.at:%Y-%m-%d %H:%M:%S} UTC, past its lease of "
+                    detail=f"last renewed at {claim.at:%Y-%m-%d %H:%M:%S} UTC, past its lease of "
                            f"{self.lease.total_seconds():.0f} s: the worker stopped; its job's next copy takes "
                            "the claim over"))
         return settled
 
     async def _give_up(self, claim: Outcome) -> None:
         """No copy of the job came back: the claim is settled as failed, not confirmed, and the HIS told."""
-        reason = (f"not confirmed: the worker that claimed it at {claim.at:%Y-%m-%d %H:%M:%S} UTC stopped and no "
+        reason = (f"not confirmed: the worker holding it stopped at {claim.at:%Y-%m-%d %H:%M:%S} UTC and no "
                   f"copy of its job came back within {self.give_up_after.total_seconds():.0f} s; the relay may "
                   "hold a copy (same Message-ID on every attempt)")
         record = await self.journal.message(claim.message_key)

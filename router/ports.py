@@ -281,17 +281,25 @@ class Journal(Protocol):
         """Take the right to send ``document_id`` to ``destination``, once.
 
         True when there is no outcome yet, or it is RETRYING, or it is a SENDING
-        claim older than ``stale_after`` (its worker died), or it is a failure or
+        claim not renewed for ``stale_after`` (its worker died), or it is a failure or
         refusal recorded for another message (a re-send tries again); the outcome
         becomes SENDING. False otherwise: another copy of the job is sending it,
         the recipient accepted this document, or this message already settled it.
         This is what keeps two copies of a job from mailing twice.
         """
 
+    async def renew_claims(self, document_id: str, destinations: Sequence[str], *, message_key: str) -> int:
+        """Stamp now on the SENDING claims ``message_key`` holds on ``document_id`` for ``destinations``.
+
+        The worker sending them is alive: a claim renewed within its lease is neither taken
+        over nor swept. A claim that became final, or that another message holds, is left as
+        it is. Returns how many claims were renewed.
+        """
+
     async def outcomes(self, document_id: str) -> list[Outcome]: ...
 
     async def stale_claims(self, older_than: datetime, limit: int = 100) -> list[Outcome]:
-        """SENDING claims taken before ``older_than`` (their worker may have died), oldest first."""
+        """SENDING claims taken or last renewed before ``older_than`` (their worker may have died), oldest first."""
 
     async def bind_content(self, document_id: str, digest: str, message_key: str) -> ContentBinding:
         """Bind ``document_id`` to this content unless it is bound already; return the binding in force."""

@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -280,6 +281,18 @@ class SqliteJournal:
             return cursor.rowcount == 1
 
         return await self._write(take)
+
+    async def renew_claims(self, document_id: str, destinations: Sequence[str], *, message_key: str) -> int:
+        """Stamp now on the message's SENDING claims (now read here, before queuing: a final outcome
+        written after this renewal always carries a later time, so the renewal never hides it)."""
+        if not destinations:
+            return 0
+        at = ts(self._clock.now())
+        marks = ", ".join("?" * len(destinations))
+        return await self._write(lambda conn: conn.execute(
+            f"UPDATE outcomes SET at = ? WHERE document_id = ? AND status = ? AND message_key = ? "
+            f"AND destination IN ({marks})",
+            (at, document_id, str(OutcomeStatus.SENDING), message_key, *destinations)).rowcount)
 
     async def record_stay(self, stay: Stay) -> None:
         """Insert or replace the stay keyed by (facility, encounter); see ``stays.py``."""

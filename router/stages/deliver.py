@@ -3,7 +3,9 @@
 Each (document, recipient) is mailed once: before sending, the stage *claims*
 the recipient in the journal (Journal.claim), so two copies of a job (a resent
 message, a redelivery) never both mail it, and a recipient whose outcome is
-final is never mailed again. The relay's answer per recipient decides: 2xx
+final is never mailed again. The claim is renewed while the worker sends
+(``claims.py``); one left unrenewed past ``stale_claim`` is its dead
+worker's, and the job's next copy takes it over. The relay's answer per recipient decides: 2xx
 accepted, 5xx failed for that recipient, 4xx retried through the bus (the job
 raises ``PeerUnavailable`` so settle() schedules the retry) until the retry
 policy is spent, then failed. Each final outcome is journaled and, when asked
@@ -24,6 +26,7 @@ from router.model import Action, DocumentJob, Recipient, RecipientKind
 from router.ports import (AddressCheck, Envelope, Journal, JournalEvent, MailPackager, Mailer, MessageState, Outcome, OutcomeStatus, RecipientResult,
                           RecipientStatus)
 from router.settle import RetryPolicy
+from router.stages.claims import held_until_released, renewing
 from router.stages.clock import now
 from router.recipients_render import PatientPolicy, patient_mailbox_refusal
 from router.stages.zam import (MSS_REJECTED, MSS_UNREACHABLE, NOT_WHITELISTED, PATIENT_NOT_QUALIFIED,
@@ -38,7 +41,7 @@ class DeliverStage:
     def __init__(self, journal: Journal, mailer: Mailer, zams: ZamQueue, packager: MailPackager, *,
                  sender: str, policy: RetryPolicy, stale_claim: timedelta,
                  address_check: AddressCheck | None = None, patient_policy: PatientPolicy | None = None):
-        """``stale_claim``: a claim older than this belongs to a worker that died mid-send (a few SMTP timeouts)."""
+        """``stale_claim``: the lease; a claim not renewed for this long belongs to a worker that died mid-send."""
         self.journal = journal
         self.address_check = address_check
         self.patient_policy = patient_policy
@@ -57,18 +60,18 @@ class DeliverStage:
         await self._answer_earlier(job, current)
         await self._refuse_unaddressable(job, done)
         await self._refuse_untrusted(job, done)
-        claimed = [r for r in self._addressable(job) if done.get(r.address) not in _FINAL
-                   and await self.journal.claim(delivery_key(job), r.address, message_key=job.message_key,
-                                                stale_after=self.stale_claim)]
-        await self._note_takeovers(job, claimed, current)
-        if claimed:
-            xdm = self.packager.xdm(job, submission_time=now())
-            for audience in (RecipientKind.PROFESSIONAL, RecipientKind.PATIENT):
-                group = [r for r in claimed if r.kind == audience]
-                if group:
-                    await self._send(job, xdm, audience, group, last_attempt=last_attempt)
-        await self._settle_message_state(job)
+        await self._claim_and_send(job, done, current, last_attempt=last_attempt)
         addressable = {r.address for r in self._addressable(job)}
+        held = [o.destination for o in await self.journal.outcomes(delivery_key(job))
+                if o.destination in addressable and o.status == OutcomeStatus.SENDING]
+        if held:
+            # Claimed by another worker: most often one that died with this job, which came back at once.
+            # Waiting here for those claims to settle or lapse takes them over now, not behind every job
+            # queued meanwhile (router/stages/claims.py).
+            current = await held_until_released(self.journal, delivery_key(job), held, lease=self.stale_claim)
+            done = {address: o.status for address, o in current.items() if final_for(o, job)}
+            await self._claim_and_send(job, done, current, last_attempt=last_attempt, only=set(held))
+        await self._settle_message_state(job)
         pending = [o.status for o in await self.journal.outcomes(delivery_key(job))
                    if o.destination in addressable and o.status in (OutcomeStatus.RETRYING, OutcomeStatus.SENDING)]
         if pending:
@@ -78,6 +81,25 @@ class DeliverStage:
             raise PeerUnavailable(
                 f"{pending.count(OutcomeStatus.RETRYING)} recipient(s) of document {job.header.document_id} to "
                 f"retry later, {pending.count(OutcomeStatus.SENDING)} claimed by another worker")
+
+    async def _claim_and_send(self, job: DocumentJob, done: dict, current: dict[str, Outcome], *,
+                              last_attempt: bool, only: set[str] | None = None) -> None:
+        """Claim every recipient not settled yet (of ``only``, when given) and mail those claimed, renewing the
+        claims meanwhile."""
+        claimed = [r for r in self._addressable(job) if done.get(r.address) not in _FINAL
+                   and (only is None or r.address in only)
+                   and await self.journal.claim(delivery_key(job), r.address, message_key=job.message_key,
+                                                stale_after=self.stale_claim)]
+        await self._note_takeovers(job, claimed, current)
+        if not claimed:
+            return
+        async with renewing(self.journal, delivery_key(job), [r.address for r in claimed],
+                            message_key=job.message_key, lease=self.stale_claim):
+            xdm = self.packager.xdm(job, submission_time=now())
+            for audience in (RecipientKind.PROFESSIONAL, RecipientKind.PATIENT):
+                group = [r for r in claimed if r.kind == audience]
+                if group:
+                    await self._send(job, xdm, audience, group, last_attempt=last_attempt)
 
     async def _answer_earlier(self, job: DocumentJob, current: dict[str, Outcome]) -> None:
         """A re-send (same content, new MSH-10): each recipient an earlier message settled gets its answer.
@@ -117,7 +139,7 @@ class DeliverStage:
             await self.journal.add_event(JournalEvent(
                 message_key=job.message_key, at=now(), step="claim", state="taken_over",
                 document_id=job.header.document_id, destination=recipient.address,
-                detail=f"claimed at {before.at:%Y-%m-%d %H:%M:%S} UTC by a worker that did not finish (message "
+                detail=f"held by a worker that stopped renewing it at {before.at:%Y-%m-%d %H:%M:%S} UTC (message "
                        f"{before.message_key}); sent again with the same Message-ID, so a first copy the relay "
                        "may have taken is recognisable as a duplicate"))
 

@@ -10,7 +10,7 @@ Order of work for each job:
    for the patient, looked up now (per MSH-4 of the document's message, else
    its channel, and the IPP); the one used is a journal event (step ``dmp``);
 3. *claim* the (document, ``dmp``) pair in the journal, so two copies of a job
-   never deposit twice;
+   never deposit twice (renewed during the call, ``claims.py``);
 4. deposit (publish, or replace with an RPLC to the parent), withdraw (delete), or, for a
    publish with MODIF_CONF_CODE=Y, change the masking of the document already deposited
    (:meth:`~router.ports.SharedRecord.update_confidentiality`, no new document);
@@ -39,6 +39,7 @@ from router.model import Action, DmpConsent, DocumentJob
 from router.ports import (DepositReceipt, Envelope, Journal, JournalEvent, MessageState, Outcome, OutcomeStatus,
                           SharedRecord)
 from router.settle import RetryPolicy
+from router.stages.claims import held_until_released, renewing
 from router.stages.clock import now
 from router.stages.deliver import EARLIER_STEP, delivery_key, final_for
 from router.stages.zam import DMP_NOT_ALLOWED, DMP_REJECTED, DMP_UNREACHABLE, ZamQueue
@@ -77,14 +78,15 @@ class DepositStage:
         if refusal:
             await self._final(job, OutcomeStatus.REFUSED, f"not deposited: {refusal}", DMP_NOT_ALLOWED)
             return
-        if not await self.journal.claim(key, DMP, message_key=job.message_key, stale_after=self.stale_claim):
+        if not await self._claim(job, key):
             # Another worker holds the claim: the job is kept (retried later) until that claim ends or is
             # taken over, never acked with the deposit neither final nor retrying.
             raise PeerUnavailable(f"the DMP deposit of document {job.header.document_id} is claimed by "
                                   "another worker")
         last_attempt = self.policy.next_delay(envelope.attempt) is None
         try:
-            receipt = await self._call(job)
+            async with renewing(self.journal, key, [DMP], message_key=job.message_key, lease=self.stale_claim):
+                receipt = await self._call(job)
         except PeerUnavailable as exc:
             if last_attempt:
                 await self._final(job, OutcomeStatus.FAILED, f"retries spent; last: {exc}", DMP_UNREACHABLE)
@@ -103,6 +105,16 @@ class DepositStage:
         if receipt.entry is not None:
             await self.journal.record_dmp_entry(receipt.entry)
         await self._final(job, OutcomeStatus.ACCEPTED, receipt.detail, None)
+
+    async def _claim(self, job: DocumentJob, key: str) -> bool:
+        """Claim the deposit; held by another worker (most often one that died with this job), wait in place for
+        that claim to settle or lapse, then try once more (router/stages/claims.py)."""
+        if await self.journal.claim(key, DMP, message_key=job.message_key, stale_after=self.stale_claim):
+            return True
+        current = await held_until_released(self.journal, key, [DMP], lease=self.stale_claim)
+        if DMP in current and final_for(current[DMP], job):
+            return False
+        return await self.journal.claim(key, DMP, message_key=job.message_key, stale_after=self.stale_claim)
 
     async def _answer_earlier(self, job: DocumentJob, earlier: Outcome) -> None:
         """A re-send of a document an earlier message deposited: its own ZAM^Z01 Y, once, and no second call."""

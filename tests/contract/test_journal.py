@@ -493,6 +493,25 @@ async def test_a_failure_blocks_its_own_message_but_a_resend_may_try_again(journ
     assert await journal.claim("DOC-F", "a@x.mssante.fr", message_key="K3", **args) is False   # now claimed
 
 
+async def test_renewing_a_claim_keeps_it_from_looking_stale(journal):
+    args = dict(stale_after=timedelta(minutes=5))
+    assert await journal.claim("DOC-R", "a@x.mssante.fr", message_key="K1", **args)
+    assert await journal.claim("DOC-R", "b@x.mssante.fr", message_key="K1", **args)
+    assert await journal.claim("DOC-R", "c@x.mssante.fr", message_key="K2", **args)
+    await journal.record_outcome(Outcome("DOC-R", "b@x.mssante.fr", OutcomeStatus.ACCEPTED, "250",
+                                         datetime.now(UTC), "K1"))
+    mid = datetime.now(UTC)
+    renewed = await journal.renew_claims("DOC-R", ["a@x.mssante.fr", "b@x.mssante.fr", "c@x.mssante.fr"],
+                                         message_key="K1")
+    assert renewed == 1                           # b is final, c is another message's claim
+    outcomes = {o.destination: o for o in await journal.outcomes("DOC-R")}
+    assert outcomes["a@x.mssante.fr"].status == OutcomeStatus.SENDING and outcomes["a@x.mssante.fr"].at >= mid
+    assert outcomes["b@x.mssante.fr"].status == OutcomeStatus.ACCEPTED and outcomes["b@x.mssante.fr"].at < mid
+    stale = await journal.stale_claims(mid)       # a lease ending at ``mid``: only c was left unrenewed
+    assert [(o.destination, o.message_key) for o in stale] == [("c@x.mssante.fr", "K2")]
+    assert await journal.renew_claims("DOC-R", [], message_key="K1") == 0
+
+
 async def test_stale_claims_lists_sending_claims_older_than_the_lease_oldest_first(journal):
     args = dict(message_key="K1", stale_after=timedelta(minutes=5))
     assert await journal.claim("DOC-S", "a@x.mssante.fr", **args)

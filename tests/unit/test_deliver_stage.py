@@ -6,6 +6,8 @@ import asyncio
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
+import pytest
+
 from channels.journal import SqliteJournal
 from mappings.packaging import MssPackaging
 from router.errors import PeerUnavailable
@@ -16,17 +18,25 @@ from router.settle import RetryPolicy
 from router.stages.deliver import DeliverStage
 from router.stages.zam import ZamQueue
 from channels.testing.cda import make_job
+from tests.support.poll import eventually
 
 
 SENDER = "pfi@hopital-test.mssante.fr"
 
 
-def deliver_stage(journal, mailer, **options) -> DeliverStage:
+def deliver_stage(journal, mailer, *, lease: float = 60.0, **options) -> DeliverStage:
     packaging = MssPackaging(sender=SENDER, nil="NIL", default_body="Bonjour", message_id_domain="test.invalid",
                              source_id="1.2.3")
     return DeliverStage(journal, mailer, ZamQueue(bus=None, journal=journal, enabled=False), packaging,
-                        sender=SENDER, policy=RetryPolicy(delays=(1.0,)), stale_claim=timedelta(seconds=60),
+                        sender=SENDER, policy=RetryPolicy(delays=(1.0,)), stale_claim=timedelta(seconds=lease),
                         **options)
+
+
+async def received_job(journal, control_id: str, recipients=(Recipient("dr.martin@hopital-test.mssante.fr"),)):
+    key, _ = await journal.record_received(ReceivedMessage(
+        raw=b"MSH|...", channel="test", sending_application="LABO-TEST", sending_facility="LABO",
+        control_id=control_id, message_type="ORU^R01", received_at=datetime.now(timezone.utc)))
+    return replace(make_job(recipients=recipients, flags=Flags(dest_mss_ps=True)), message_key=key)
 
 
 class SlowRecordingMailer:
@@ -59,14 +69,83 @@ async def test_two_concurrent_copies_of_a_job_mail_each_recipient_once(tmp_path)
         envelope = Envelope(body=job.to_json(), message_id=job.job_id)
         first, second = await asyncio.gather(stage(envelope), stage(envelope), return_exceptions=True)
         assert mailer.sent == [tuple(r.address for r in job.recipients)]
-        # The copy that found the other's claims is kept alive (retried later), never acked while they are open.
-        [waiting] = [r for r in (first, second) if r is not None]
-        assert isinstance(waiting, PeerUnavailable) and "2 claimed by another worker" in str(waiting)
+        # The copy that found the other's claims waited for them to settle, and ends without mailing.
+        assert (first, second) == (None, None)
         assert {o.status for o in await journal.outcomes(job.header.document_id)} == {OutcomeStatus.ACCEPTED}
         await stage(envelope)                # a later redelivery: final outcomes are never mailed again
         assert len(mailer.sent) == 1
     finally:
         await journal.close()
+
+
+class HeldMailer:
+    """Accepts everything, once the test lets the mail through."""
+
+    def __init__(self):
+        self.sent: list[tuple[str, ...]] = []
+        self.in_flight = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def send(self, message: bytes, *, sender: str, recipients):
+        self.in_flight.set()
+        await self.release.wait()
+        self.sent.append(tuple(recipients))
+        return [RecipientResult(r, RecipientStatus.ACCEPTED, 250, "2.0.0 Ok") for r in recipients]
+
+
+async def test_a_claim_is_renewed_while_its_mail_is_in_flight_so_it_never_looks_abandoned(tmp_path):
+    async with SqliteJournal(tmp_path / "journal.sqlite") as journal:
+        mailer = HeldMailer()
+        stage = deliver_stage(journal, mailer, lease=0.3)
+        job = await received_job(journal, "RENEW-1")
+        sending = asyncio.create_task(stage(Envelope(body=job.to_json(), message_id=job.job_id)))
+        try:
+            await eventually(mailer.in_flight.is_set, "the mail to be in flight")
+            [claimed] = await journal.outcomes(job.header.document_id)
+
+            async def renewed():
+                [now] = await journal.outcomes(job.header.document_id)
+                return now.status == OutcomeStatus.SENDING and now.at >= claimed.at + timedelta(seconds=0.4)
+            await eventually(renewed, "the claim to be renewed past its first lease", timeout=5)
+            assert await journal.stale_claims(datetime.now(timezone.utc) - timedelta(seconds=0.3)) == []
+        finally:
+            mailer.release.set()
+            await sending
+        assert [o.status for o in await journal.outcomes(job.header.document_id)] == [OutcomeStatus.ACCEPTED]
+
+
+async def test_a_claim_left_by_a_dead_worker_is_taken_over_as_soon_as_its_lease_lapses(tmp_path):
+    async with SqliteJournal(tmp_path / "journal.sqlite") as journal:
+        mailer = SlowRecordingMailer()
+        stage = deliver_stage(journal, mailer, lease=0.3)
+        job = await received_job(journal, "DEAD-1")
+        address = job.recipients[0].address
+        # The worker that claimed the recipient was killed: nobody renews its claim.
+        assert await journal.claim(job.header.document_id, address, message_key=job.message_key,
+                                   stale_after=timedelta(seconds=0.3))
+        await stage(Envelope(body=job.to_json(), message_id=job.job_id))     # acked: not sent back to the bus
+
+        assert mailer.sent == [(address,)]
+        assert [o.status for o in await journal.outcomes(job.header.document_id)] == [OutcomeStatus.ACCEPTED]
+        assert [e.state for e in await journal.events(job.message_key) if e.step == "claim"] == ["taken_over"]
+
+
+async def test_a_copy_held_up_by_a_live_workers_claim_goes_back_to_the_bus_after_one_lease(tmp_path):
+    async with SqliteJournal(tmp_path / "journal.sqlite") as journal:
+        mailer = HeldMailer()
+        live, other = deliver_stage(journal, mailer, lease=0.3), deliver_stage(journal, SlowRecordingMailer(), lease=0.3)
+        job = await received_job(journal, "LIVE-1")
+        envelope = Envelope(body=job.to_json(), message_id=job.job_id)
+        sending = asyncio.create_task(live(envelope))
+        try:
+            await eventually(mailer.in_flight.is_set, "the mail to be in flight")
+            with pytest.raises(PeerUnavailable, match="1 claimed by another worker"):
+                await other(envelope)
+        finally:
+            mailer.release.set()
+            await sending
+        assert mailer.sent == [(job.recipients[0].address,)]
+        assert [e for e in await journal.events(job.message_key) if e.step == "claim"] == []
 
 
 class DomainList:
