@@ -16,12 +16,12 @@ import pytest
 
 from channels.console.serve import console_server, serve_until
 from channels.console.settings import ConsoleSettings
-from channels.console.users import Role, SqliteUsers
+from channels.console.users import Role
 from channels.testing.messages import DR_MARTIN, Patient, encode_message, make_cda, make_pfi_oru
 from router.ports import MessageState
 from tests.integration.harness import sink_pipeline
+from tests.support.console import PASSWORD, users_file
 from tests.support.poll import eventually
-from tests.unit.console.conftest import FAST_HASHER, PASSWORD
 
 pytestmark = pytest.mark.browser
 
@@ -36,9 +36,7 @@ def free_port() -> int:
 async def console(tmp_path):
     """An engine on loopback and the console over its journal and bus, on http://127.0.0.1:PORT."""
     pipe = await sink_pipeline(tmp_path / "engine")
-    users = SqliteUsers(tmp_path / "users.sqlite", hasher=FAST_HASHER).open()
-    for role in Role:
-        users.add(str(role), role, PASSWORD)
+    users = users_file(tmp_path / "users.sqlite")
     users.add("locked-out", Role.VIEWER, PASSWORD)
     settings = ConsoleSettings(port=free_port(), users=str(tmp_path / "users.sqlite"))
     server = console_server(settings, pipe.journal, pipe.engine.bus, users)

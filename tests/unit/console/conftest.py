@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -10,19 +9,16 @@ from datetime import UTC, datetime
 
 import httpx
 import pytest
-from argon2 import PasswordHasher
 
 from channels.console.app import create_app
-from channels.console.users import Role, SqliteUsers
+from channels.console.users import SqliteUsers
 from channels.embedded import EmbeddedBus
 from channels.journal import SqliteJournal
 from router import queues
 from router.ports import ReceivedMessage
+from tests.support.console import PASSWORD, login, users_file
 from tests.support.poll import eventually
 
-PASSWORD = "correct horse battery"
-#: argon2id with light parameters: the same code path, fast enough for a suite that logs in often.
-FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=8 * 1024, parallelism=1)
 RAW = (b"MSH|^~\\&|DXCARE|CHU-TEST|LIAISON|CHU-TEST|20261206093000||ORU^R01^ORU_R01|CTL-1|P|2.5\r"
        b"PID|||700123^^^CHU-TEST^PI||DURAND^Helene\r")
 
@@ -70,22 +66,11 @@ class Console:
         return any(e.message_id == key for e in await self.bus.parked(queues.INBOUND))
 
 
-def csrf_of(html: str) -> str:
-    return re.search(r'name="csrf" value="([^"]+)"', html).group(1)
-
-
-async def login(client: httpx.AsyncClient, name: str, password: str) -> httpx.Response:
-    form = await client.get("/login")
-    return await client.post("/login", data={"name": name, "password": password, "csrf": csrf_of(form.text)})
-
-
 @pytest.fixture
 async def console(tmp_path):
     journal = SqliteJournal(tmp_path / "journal.sqlite", key=bytes(range(32)))
     bus = EmbeddedBus(tmp_path / "bus.sqlite", poll_interval=0.05)
-    users = SqliteUsers(tmp_path / "users.sqlite", hasher=FAST_HASHER).open()
-    for role in Role:
-        users.add(str(role), role, PASSWORD)
+    users = users_file(tmp_path / "users.sqlite")
     await journal.open()
     await bus.connect()
     try:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
 from channels.console.users import Role
 from router import queues
-from tests.unit.console.conftest import csrf_of
+from tests.support.console import csrf_of
 
 ROLES = (None, "viewer", "operator", "admin")
 
@@ -173,3 +174,19 @@ async def test_readyz_says_which_part_does_not_answer(console):
 def test_roles_are_ordered():
     assert Role.ADMIN.allows(Role.OPERATOR) and Role.OPERATOR.allows(Role.VIEWER)
     assert not Role.VIEWER.allows(Role.OPERATOR)
+
+
+async def test_over_https_the_session_cookie_is_secure(console):
+    from channels.console.app import create_app
+    app = create_app(console.journal, console.bus, console.users, https=True)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://console.test") as client:
+        form = await client.get("/login")
+    assert "secure" in form.headers["set-cookie"].lower()
+    assert form.headers["strict-transport-security"].startswith("max-age=")
+
+
+async def test_the_raw_message_is_html_escaped(console):
+    key = await console.receive("CTL-ESC", raw=b"MSH|^~\\&|DXCARE|CHU|||||ORU^R01|CTL-1|P|2.5\rNTE|1||<script>x</script>\r")
+    async with console.logged_in("operator") as client:
+        page = await client.get(f"/messages/{key}")
+    assert "NTE|1||&lt;script&gt;x&lt;/script&gt;" in page.text and "<script>" not in page.text
