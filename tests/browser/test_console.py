@@ -1,7 +1,8 @@
 """The console in a real browser, over a real engine fed by MLLP (scriptable TLS mail sink, embedded bus).
 
 Log in, find a message sent a moment ago by its MSH-10, open its timeline; a viewer does not see the raw
-HL7 (page and API); a POST without the CSRF token is refused; five wrong passwords lock the account.
+HL7 (page and API); a POST without the CSRF token is refused; five wrong passwords lock the account; a
+parked message shows its reason and an operator releases it (a viewer cannot).
 Screenshots of the list and of a timeline go to a temporary directory printed by the test.
 """
 
@@ -130,3 +131,49 @@ async def test_five_wrong_passwords_lock_the_account(console, browser_factory):
     assert "locked" in await browser.text("#login-error")
     await browser.get("/messages")
     assert "/login" in await browser.run(lambda: browser.driver.current_url)
+
+
+async def test_an_operator_sees_why_a_message_was_parked_and_releases_it(console, browser_factory):
+    """Release re-runs the stage: this message's CDA is still wrong, so it is parked again, and says so."""
+    pipe, url = console
+    control_id = f"PARK-{uuid.uuid4().hex[:8]}"
+    cda = make_cda(document_extension=f"BR-{uuid.uuid4().hex[:10]}")
+    broken = cda.replace(b"ClinicalDocument", b"ClinicalDocumentX")
+    raw = encode_message(make_pfi_oru(broken, patient=Patient.of_cda(cda), control_id=control_id,
+                                      recipients=[DR_MARTIN]))
+    assert (await pipe.send(raw)).code == "AA"
+    key = (await pipe.wait_final(control_id)).key
+    browser = browser_factory(url)
+
+    await browser.login("operator", PASSWORD)
+    await browser.get("/parked")
+    row = await browser.text("#parked tbody tr")
+    assert key in row and "not a CDA: root element is" in row
+    await browser.click("#parked a.release")
+    assert "not a CDA" in await browser.text(".reason")
+    await browser.click("#confirm-release")
+
+    assert await browser.text("#key") == key
+    assert "released from inbound by operator" in await browser.text("#timeline")
+
+    async def parked_again():
+        return [e for e in await pipe.journal.events(key) if e.step == "invalid"][1:]
+    await eventually(parked_again, "the released message processed again", timeout=20)
+    record = await pipe.wait_final(control_id)
+    assert record.state == MessageState.PARKED
+
+
+async def test_a_viewer_sees_parked_reasons_without_a_release_button(console, browser_factory):
+    pipe, url = console
+    control_id = f"PARKV-{uuid.uuid4().hex[:8]}"
+    cda = make_cda(document_extension=f"BR-{uuid.uuid4().hex[:10]}")
+    raw = encode_message(make_pfi_oru(cda.replace(b"ClinicalDocument", b"ClinicalDocumentX"),
+                                      patient=Patient.of_cda(cda), control_id=control_id, recipients=[DR_MARTIN]))
+    assert (await pipe.send(raw)).code == "AA"
+    await pipe.wait_final(control_id)
+    browser = browser_factory(url)
+
+    await browser.login("viewer", PASSWORD)
+    await browser.get("/parked")
+    assert "not a CDA" in await browser.text("#parked tbody tr")
+    assert await browser.run(lambda: browser.driver.find_elements("css selector", "#parked a.release")) == []
