@@ -28,7 +28,10 @@ async def messages(request: Request) -> Response:
         page = await browse.search(request.app.state.journal, request.query_params)
     except browse.BadQuery as exc:
         return JSONResponse({"error": str(exc)}, status_code=400)
-    return JSONResponse({"messages": [browse.metadata(r) for r in page.records], "next": page.next_cursor})
+    records = page.records
+    if not request.state.user.role.allows(Role.OPERATOR):
+        records = [browse.masked_record(r) for r in records]
+    return JSONResponse({"messages": [browse.metadata(r) for r in records], "next": page.next_cursor})
 
 
 @requires(Role.VIEWER, api=True)
@@ -36,6 +39,8 @@ async def message(request: Request) -> Response:
     found = await browse.timeline(request.app.state.journal, request.path_params["key"])
     if found is None:
         return JSONResponse({"error": "no such message"}, status_code=404)
+    if not request.state.user.role.allows(Role.OPERATOR):
+        found = browse.masked_timeline(found)
     return JSONResponse({"message": browse.metadata(found.record),
                          "events": [browse.event_json(e) for e in found.events],
                          "outcomes": [browse.outcome_json(o) for o in found.outcomes]})
@@ -53,7 +58,9 @@ async def raw(request: Request) -> Response:
 
 @requires(Role.VIEWER, api=True)
 async def parked(request: Request) -> Response:
-    return JSONResponse({"parked": [browse.parked_json(p) for p in await browse.parked(request.app.state.bus)]})
+    masked = not request.state.user.role.allows(Role.OPERATOR)
+    items = await browse.parked(request.app.state.bus, masked=masked)
+    return JSONResponse({"parked": [browse.parked_json(p) for p in items]})
 
 
 @requires(Role.OPERATOR, api=True)

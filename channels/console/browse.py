@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,6 +18,9 @@ from router import queues
 from router.ports import Bus, Journal, JournalEvent, MessageRecord, MessageState, Outcome
 from router.settle import PARK_REASON_HEADER
 
+#: A patient's own MSSanté mailbox is named after their INS: patient data, hidden from viewers.
+PATIENT_ADDRESS = re.compile(r"[^\s,;:<>()\[\]\"']+@patient\.mssante\.fr", re.IGNORECASE)
+PATIENT_MASK = "(patient)@patient.mssante.fr"
 PAGE_SIZE = 50
 MAX_PAGE = 500
 FILTERS = ("state", "control_id", "type", "sender", "since", "until")
@@ -90,6 +94,22 @@ def _limit(value: str | None) -> int:
     return limit
 
 
+def mask(text: str) -> str:
+    """``text`` with every patient mailbox (``<INS>@patient.mssante.fr``) replaced by a placeholder."""
+    return PATIENT_ADDRESS.sub(PATIENT_MASK, text)
+
+
+def masked_record(record: MessageRecord) -> MessageRecord:
+    return replace(record, raw=b"", detail=mask(record.detail))
+
+
+def masked_timeline(found: Timeline) -> Timeline:
+    """The timeline as a viewer sees it: no raw message, no patient mailbox."""
+    return Timeline(masked_record(found.record),
+                    [replace(e, detail=mask(e.detail), destination=mask(e.destination)) for e in found.events],
+                    [replace(o, detail=mask(o.detail), destination=mask(o.destination)) for o in found.outcomes])
+
+
 def metadata(record: MessageRecord) -> dict[str, Any]:
     """A message without its payload: what every role may see."""
     return {"key": record.key, "received_at": record.received_at.isoformat(),
@@ -150,14 +170,15 @@ class Parked:
     attempt: int
 
 
-async def parked(bus: Bus, limit: int = 100) -> list[Parked]:
-    """The parked envelopes of every stage queue, queue by queue, oldest first."""
+async def parked(bus: Bus, limit: int = 100, *, masked: bool = False) -> list[Parked]:
+    """The parked envelopes of every stage queue, queue by queue, oldest first (``masked``: as a viewer sees them)."""
     found = []
     for queue in queues.ALL:
         for envelope in await bus.parked(queue, limit=limit):
+            reason = envelope.headers.get(PARK_REASON_HEADER, "")
             found.append(Parked(queue, envelope.message_id,
                                 envelope.headers.get("message_key") or envelope.message_id,
-                                envelope.headers.get(PARK_REASON_HEADER, ""), envelope.attempt))
+                                mask(reason) if masked else reason, envelope.attempt))
     return found
 
 

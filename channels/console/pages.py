@@ -64,6 +64,8 @@ async def messages(request: Request) -> Response:
         error = ""
     except browse.BadQuery as exc:
         page, error = browse.Page([], None), str(exc)
+    if not request.state.user.role.allows(Role.OPERATOR):
+        page = browse.Page([browse.masked_record(r) for r in page.records], page.next_cursor)
     filters = {name: params.get(name, "") for name in browse.FILTERS}
     next_query = None
     if page.next_cursor:
@@ -83,12 +85,15 @@ async def message(request: Request) -> Response:
     if user.role.allows(Role.OPERATOR):
         segments = browse.raw_segments(found.record.raw)
         await browse.audit(journal, found.record.key, "raw_viewed", f"raw message viewed by {user.name}")
+    else:
+        found = browse.masked_timeline(found)
     return render(request, "message.html", timeline=found, segments=segments)
 
 
 @requires(Role.VIEWER)
 async def parked(request: Request) -> Response:
-    return render(request, "parked.html", items=await browse.parked(request.app.state.bus))
+    masked = not request.state.user.role.allows(Role.OPERATOR)
+    return render(request, "parked.html", items=await browse.parked(request.app.state.bus, masked=masked))
 
 
 @requires(Role.OPERATOR)

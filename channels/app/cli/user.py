@@ -15,8 +15,8 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
-from pathlib import Path
 
+from channels.app.cli.options import command_group
 from channels.app.settings import Settings, load_settings
 from channels.console.settings import ConsoleSettings
 
@@ -25,25 +25,17 @@ ROLES = ("viewer", "operator", "admin")
 
 def add_parser(subparsers) -> None:
     """Add ``user`` (with ``add``, ``list`` and ``disable``) to the ``liaison`` sub-commands."""
-    user = subparsers.add_parser("user", help="the web console's users: add, list, disable")
-    _config_option(user, default=None)
-    sub = user.add_subparsers(dest="user_command", required=True, metavar="COMMAND")
-    add = sub.add_parser("add", help="create a user with a role")
-    _config_option(add, default=argparse.SUPPRESS)
-    add.add_argument("name")
+    command = command_group(subparsers, "user", help="the web console's users: add, list, disable",
+                            dest="user_command",
+                            config_help="the liaison.toml whose [console] users names the users file")
+    add = command("add", help="create a user with a role")
+    add.add_argument("name", help="the login name: letters, digits, '.', '_' or '-'")
     add.add_argument("--role", required=True, choices=ROLES,
                      help="viewer: metadata only; operator: raw messages and release; admin: as operator, and users")
     add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
-    listing = sub.add_parser("list", help="every user, with role and state")
-    _config_option(listing, default=argparse.SUPPRESS)
-    disable = sub.add_parser("disable", help="stop a user from logging in (open sessions end too)")
-    _config_option(disable, default=argparse.SUPPRESS)
-    disable.add_argument("name")
-
-
-def _config_option(parser: argparse.ArgumentParser, *, default) -> None:
-    parser.add_argument("-c", "--config", type=Path, metavar="FILE", default=default,
-                        help="the liaison.toml whose [console] users names the users file")
+    command("list", help="every user, with role and state")
+    disable = command("disable", help="stop a user from logging in (open sessions end too)")
+    disable.add_argument("name", help="the user to disable")
 
 
 async def run(args: argparse.Namespace, *, stdin=None, out=print) -> int:

@@ -190,3 +190,24 @@ async def test_the_raw_message_is_html_escaped(console):
     async with console.logged_in("operator") as client:
         page = await client.get(f"/messages/{key}")
     assert "NTE|1||&lt;script&gt;x&lt;/script&gt;" in page.text and "<script>" not in page.text
+
+
+async def test_a_viewer_never_sees_a_patient_mailbox(console):
+    from datetime import UTC, datetime
+
+    from router.ports import JournalEvent, Outcome, OutcomeStatus
+    key = await console.receive("CTL-PAT")
+    patient = "285057512345623@patient.mssante.fr"
+    await console.journal.record_outcome(Outcome("DOC-1", patient, OutcomeStatus.ACCEPTED, f"250 ok for <{patient}>",
+                                                 datetime.now(UTC), key))
+    await console.journal.add_event(JournalEvent(key, datetime.now(UTC), "dispatched", "dispatched",
+                                                 f"document DOC-1 to dr.martin@hopital-test.mssante.fr, {patient}",
+                                                 document_id="DOC-1"))
+    async with console.logged_in("viewer") as viewer:
+        seen = [await viewer.get(f"/api/messages/{key}"), await viewer.get(f"/messages/{key}")]
+    async with console.logged_in("operator") as operator:
+        full = await operator.get(f"/api/messages/{key}")
+    for response in seen:
+        assert "285057512345623" not in response.text
+        assert "(patient)@patient.mssante.fr" in response.text and "dr.martin@hopital-test.mssante.fr" in response.text
+    assert patient in full.text
