@@ -308,8 +308,15 @@ class Journal(Protocol):
 
     async def events(self, key: str) -> list[JournalEvent]: ...
 
-    async def search(self, *, state: MessageState | None = None, control_id: str | None = None,
-                     limit: int = 100) -> list[MessageRecord]: ...
+    async def search(self, *, state: MessageState | None = None, control_id: str | None = None, limit: int = 100,
+                     since: datetime | None = None, until: datetime | None = None, message_type: str | None = None,
+                     sending_application: str | None = None,
+                     before: tuple[datetime, str] | None = None) -> list[MessageRecord]:
+        """Messages matching every filter given, newest first (``received_at``, then key, descending).
+
+        ``since`` inclusive, ``until`` exclusive. ``before`` is the keyset cursor: the
+        (``received_at``, ``key``) of the previous page's last row; rows after it only.
+        """
 
     async def record_stay(self, stay: Stay) -> None:
         """Insert or replace the stay keyed by (facility, encounter); ``updated_at`` is the journal's clock."""

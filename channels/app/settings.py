@@ -5,7 +5,8 @@ parses ``[site]`` and ``[mappings]``; each adapter parses its own section
 (``[[listeners]]`` and ``[acks]`` in :mod:`channels.mllp.settings`, ``[mss]`` in
 :mod:`channels.smtp.settings`, ``[[correspondents]]`` and ``[directory]`` in
 :mod:`channels.directory.settings`, ``[whitelist]`` in
-:mod:`channels.whitelist.settings`, ``[dmp]`` in :mod:`channels.xds.dmp`). This
+:mod:`channels.whitelist.settings`, ``[dmp]`` in :mod:`channels.xds.dmp`, ``[console]`` in
+:mod:`channels.console.settings`). This
 module puts them together into one frozen :class:`Settings` and refuses an
 unknown section. Every error names the key it is about (``mss.relay: expected a
 smtp:// or smtps:// URL``). Secrets never live in the TOML: the journal key and
@@ -22,6 +23,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from channels.console.settings import ConsoleSettings, console_settings
 from channels.directory.settings import correspondents_settings, directory_settings
 from channels.mllp.settings import AckSettings, ListenerSettings, ack_settings, listeners_settings
 from channels.smtp.settings import MssSettings, mss_settings
@@ -36,7 +38,7 @@ from router.config_values import no_unknown, read_table, read_text
 from router.errors import ConfigError
 
 SECTIONS = {"engine", "listeners", "mss", "acks", "site", "mappings", "render", "correspondents", "whitelist",
-            "directory", "dmp"}
+            "directory", "dmp", "console"}
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,7 @@ class Settings(EngineSettings):
     directory: Mapping[str, Any] = field(default_factory=dict)   # [directory]: national directory (index, FHIR)
     dmp: DmpSettings | None = None                           # [dmp]: None = no DMP deposit channel
     tables: Tables = field(default_factory=Tables.load)      # [mappings]: code tables in force, JDV-checked
+    console: ConsoleSettings | None = None                   # [console]: None = the web console not configured
 
 
 def load_settings(path: str | Path, env: Mapping[str, str] | None = None) -> Settings:
@@ -85,4 +88,5 @@ def settings_from_dict(data: Mapping[str, Any], env: Mapping[str, str] | None = 
         directory=directory_settings(read_table(data, "directory")),
         dmp=dmp_settings(read_table(data, "dmp"), env) if "dmp" in data else None,
         tables=tables,
+        console=console_settings(read_table(data, "console"), base) if "console" in data else None,
     )

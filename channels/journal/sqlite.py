@@ -418,16 +418,28 @@ class SqliteJournal:
         return ContentBinding(document_id=doc, digest=bound, message_key=key, at=datetime.fromisoformat(when))
 
     async def search(self, *, state: MessageState | None = None, control_id: str | None = None, limit: int = 100,
-                     since: datetime | None = None, message_type: str | None = None,
-                     sending_application: str | None = None) -> list[MessageRecord]:
-        """Messages matching every filter given, newest first (by ``received_at``)."""
+                     since: datetime | None = None, until: datetime | None = None, message_type: str | None = None,
+                     sending_application: str | None = None,
+                     before: tuple[datetime, str] | None = None) -> list[MessageRecord]:
+        """Messages matching every filter given, newest first (by ``received_at``, then key).
+
+        ``since`` is inclusive, ``until`` exclusive. ``before`` is a keyset cursor, the
+        (``received_at``, ``key``) of the last row of the previous page: only rows after it
+        in this order are returned, so a page costs the same however deep it is.
+        """
         filters = {"state = ?": None if state is None else str(state), "control_id = ?": control_id,
-                   "received_at >= ?": None if since is None else ts(since), "message_type = ?": message_type,
+                   "received_at >= ?": None if since is None else ts(since),
+                   "received_at < ?": None if until is None else ts(until), "message_type = ?": message_type,
                    "sending_application = ?": sending_application}
         used = {clause: value for clause, value in filters.items() if value is not None}
-        where = " AND ".join(used) or "1"
+        params: list = list(used.values())
+        clauses = list(used)
+        if before is not None:
+            clauses.append("(received_at < ? OR (received_at = ? AND key < ?))")
+            params += [ts(before[0]), ts(before[0]), before[1]]
+        where = " AND ".join(clauses) or "1"
         rows = await self._query(f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE {where} "
-                                 "ORDER BY received_at DESC, rowid DESC LIMIT ?", (*used.values(), limit))
+                                 "ORDER BY received_at DESC, key DESC LIMIT ?", (*params, limit))
         return [self._message_record(row) for row in rows]
 
     async def stay(self, facility: str, encounter: str) -> Stay | None:

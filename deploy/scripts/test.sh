@@ -27,6 +27,18 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need_apt[@]}"
 fi
 
+# --- the console's browser tests: headless Chromium and its driver (Debian chromium, chromium-driver) ---
+need_browser=()
+[ -x /usr/bin/chromium ] || need_browser+=(chromium)
+[ -x /usr/bin/chromedriver ] || need_browser+=(chromium-driver)
+if [ ${#need_browser[@]} -gt 0 ]; then
+  echo "== apt-get install ${need_browser[*]} (console browser tests)"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need_browser[@]}"
+fi
+export LIAISON_REQUIRE_BROWSER=1      # here a missing browser fails the browser tests instead of skipping them
+# --- end of the console block ---
+
 echo "== virtualenv and Python packages"
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip

@@ -264,6 +264,38 @@ async def test_search_extra_filters(journal):
     assert [r.key for r in await journal.search(sending_application="DXCARE")] == [new, old]
 
 
+async def test_search_pages_by_keyset_without_gaps_or_repeats(journal):
+    keys = []
+    for i in range(7):      # two share a received_at: the key breaks the tie
+        at = T0 + timedelta(seconds=min(i, 5))
+        keys.append((await journal.record_received(received(f"P-{i}", at=at)))[0])
+    newest_first = sorted(keys, key=lambda k: (min(keys.index(k), 5), k), reverse=True)
+
+    seen, before = [], None
+    while True:
+        page = await journal.search(limit=3, before=before)
+        seen += [r.key for r in page]
+        if len(page) < 3:
+            break
+        before = (page[-1].received_at, page[-1].key)
+    assert seen == newest_first
+
+    queued = [keys[1], keys[4]]
+    for key in queued:
+        await journal.set_state(key, MessageState.QUEUED, step="queued")
+    first = await journal.search(state=MessageState.QUEUED, limit=1)
+    rest = await journal.search(state=MessageState.QUEUED, limit=5, before=(first[0].received_at, first[0].key))
+    assert [r.key for r in first + rest] == [keys[4], keys[1]]
+
+
+async def test_search_until_is_exclusive(journal):
+    early, _ = await journal.record_received(received("U-1", at=T0))
+    await journal.record_received(received("U-2", at=T0 + timedelta(hours=1)))
+
+    assert [r.key for r in await journal.search(until=T0 + timedelta(hours=1))] == [early]
+    assert [r.key for r in await journal.search(since=T0, until=T0)] == []
+
+
 # ---------------------------------------------------------------- durability
 
 async def test_everything_survives_close_and_reopen(backend):

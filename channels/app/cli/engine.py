@@ -3,6 +3,8 @@
     liaison run [-c liaison.toml] [--ingest-only]   start the engine (embedded defaults without -c)
     liaison worker [-c liaison.toml]                only the pipeline consumers, for more servers on one bus
 
+With ``[console]`` configured, ``run`` serves the web console too, over the engine's own journal and bus.
+
 The engine stops gracefully on SIGINT or SIGTERM.
 """
 
@@ -51,7 +53,11 @@ async def _serve(settings: Settings, *, listen: bool = True, consume: bool = Tru
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        await stop.wait()
+        if settings.console is not None and listen:
+            from channels.app.cli.console import serve_console       # [console]: the web console beside it
+            await serve_console(settings.console, engine.journal, engine.bus, stop)
+        else:
+            await stop.wait()
     finally:
         await engine.stop()
     return 0

@@ -14,34 +14,26 @@ and reasons; the raw message is shown only with ``--raw``.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
+from channels.app.cli.options import command_group
 from channels.app.settings import Settings, load_settings
 from router.ports import MessageState
 
 
 def add_parser(subparsers) -> None:
     """Add ``journal`` (with ``search`` and ``show``) to the ``liaison`` sub-commands."""
-    journal = subparsers.add_parser("journal", help="search the journal, or show one message's timeline")
-    _config_option(journal, default=None)
-    sub = journal.add_subparsers(dest="journal_command", required=True, metavar="COMMAND")
-    search_parser = sub.add_parser("search", help="messages in the journal, newest first")
-    _config_option(search_parser, default=argparse.SUPPRESS)
+    command = command_group(subparsers, "journal", help="search the journal, or show one message's timeline",
+                            dest="journal_command",
+                            config_help="the liaison.toml naming the journal (engine.journal) and its key; default: "
+                                        "the default journal, sqlite:///var/lib/liaison/journal.sqlite")
+    search_parser = command("search", help="messages in the journal, newest first")
     search_parser.add_argument("--state", choices=[s.value for s in MessageState], metavar="STATE",
                                help="only messages in this state: " + ", ".join(s.value for s in MessageState))
     search_parser.add_argument("--control-id", metavar="ID", help="only the message with this MSH-10")
     search_parser.add_argument("--limit", type=int, default=50, help="at most this many rows (default %(default)s)")
-    show_parser = sub.add_parser("show", help="one message's timeline: every step, state, reason and outcome")
-    _config_option(show_parser, default=argparse.SUPPRESS)
+    show_parser = command("show", help="one message's timeline: every step, state, reason and outcome")
     show_parser.add_argument("key", help="the message's journal key (first column of 'search')")
     show_parser.add_argument("--raw", action="store_true", help="also print the message as received")
-
-
-def _config_option(parser: argparse.ArgumentParser, *, default) -> None:
-    """``-c FILE``, taken before or after ``search``/``show`` (after, it does not reset one given before)."""
-    parser.add_argument("-c", "--config", type=Path, metavar="FILE", default=default,
-                        help="the liaison.toml naming the journal (engine.journal) and its key; default: "
-                             "the default journal, sqlite:///var/lib/liaison/journal.sqlite")
 
 
 async def run(args: argparse.Namespace) -> int:

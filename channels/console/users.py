@@ -1,0 +1,212 @@
+"""The console's local users and their login audit, in a small SQLite file of their own.
+
+Why not the journal's database: users are no message data, the console is
+the only reader, and the journal is growing a PostgreSQL adapter; a file of
+its own (``[console] users``, mode 0600) keeps the Journal port and schema
+out of it. Actions on messages (a raw message viewed, a release) are audited
+in the journal itself, on the message's timeline.
+
+- Passwords: argon2id hashes (argon2-cffi's defaults), rehashed on login when
+  the parameters change. No default account: ``liaison user add`` makes them.
+- Lockout: ``MAX_FAILURES`` wrong passwords in a row lock the account for
+  ``LOCK_FOR``; a right password resets the count. A disabled user cannot log in.
+- ``audit``: one row per login, failed login, lockout and user change.
+- ``settings``: the random secret that signs session cookies, made on creation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import secrets
+import sqlite3
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from pathlib import Path
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from router.errors import ConfigError, TransientError
+
+MAX_FAILURES = 5
+LOCK_FOR = timedelta(minutes=15)
+MIN_PASSWORD = 12
+_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS users (
+        name TEXT PRIMARY KEY, role TEXT NOT NULL, hash TEXT NOT NULL, disabled INTEGER NOT NULL DEFAULT 0,
+        failures INTEGER NOT NULL DEFAULT 0, locked_until TEXT, created_at TEXT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS audit (
+        id INTEGER PRIMARY KEY, at TEXT NOT NULL, user TEXT NOT NULL, action TEXT NOT NULL,
+        target TEXT NOT NULL DEFAULT '', outcome TEXT NOT NULL DEFAULT '')""",
+    "CREATE TABLE IF NOT EXISTS settings (name TEXT PRIMARY KEY, value BLOB NOT NULL)",
+)
+
+
+class Role(StrEnum):
+    VIEWER = "viewer"        # counts and metadata, never patient payloads
+    OPERATOR = "operator"    # payloads and actions (release)
+    ADMIN = "admin"          # what an operator does, and users
+
+    def allows(self, needed: Role) -> bool:
+        order = list(Role)
+        return order.index(self) >= order.index(needed)
+
+
+@dataclass(frozen=True)
+class User:
+    name: str
+    role: Role
+    disabled: bool = False
+    failures: int = 0
+    locked_until: datetime | None = None
+    created_at: datetime | None = None
+
+    def locked(self, now: datetime) -> bool:
+        return self.locked_until is not None and self.locked_until > now
+
+
+@dataclass(frozen=True)
+class LoginResult:
+    user: User | None          # set only when the login succeeded
+    reason: str = ""           # "wrong" (name or password), "locked", "disabled"
+
+
+class SqliteUsers:
+    """Users, their argon2id hashes, lockout counters and the login audit, in one SQLite file."""
+
+    def __init__(self, path: str | os.PathLike[str], *, hasher: PasswordHasher | None = None):
+        self.path = Path(path)
+        self._hasher = hasher or PasswordHasher()
+        self._conn: sqlite3.Connection | None = None
+        self._lock = threading.Lock()
+
+    def open(self) -> SqliteUsers:
+        """Create the file (0600) and its tables if needed."""
+        if self._conn is None:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                if not self.path.exists():
+                    os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
+                conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=5.0)
+                for statement in _SCHEMA:
+                    conn.execute(statement)
+                conn.execute("INSERT OR IGNORE INTO settings VALUES ('session_secret', ?)", (secrets.token_bytes(32),))
+            except (OSError, sqlite3.Error) as exc:
+                raise ConfigError("console.users", f"{self.path}: {exc}") from exc
+            self._conn = conn
+        return self
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def _run(self, sql: str, params: tuple = ()) -> list[tuple]:
+        if self._conn is None:
+            raise TransientError("console users store is not open")
+        try:
+            with self._lock:
+                return self._conn.execute(sql, params).fetchall()
+        except sqlite3.OperationalError as exc:
+            raise TransientError(f"console users store unavailable: {exc}") from exc
+
+    # ------------------------------------------------------------ management
+
+    def session_secret(self) -> bytes:
+        return self._run("SELECT value FROM settings WHERE name = 'session_secret'")[0][0]
+
+    def add(self, name: str, role: Role, password: str) -> User:
+        """Create a user; ValueError for a bad name, a short password or a name in use."""
+        if not _NAME.fullmatch(name):
+            raise ValueError("a user name is 1 to 64 letters, digits, '.', '_' or '-'")
+        if len(password) < MIN_PASSWORD:
+            raise ValueError(f"a password has at least {MIN_PASSWORD} characters")
+        now = _now()
+        try:
+            self._run("INSERT INTO users (name, role, hash, created_at) VALUES (?, ?, ?, ?)",
+                      (name, str(Role(role)), self._hasher.hash(password), now.isoformat()))
+        except sqlite3.IntegrityError as exc:
+            raise ValueError(f"user {name!r} exists already") from exc
+        self.audit("cli", "user.add", name, str(role))
+        return User(name, Role(role), created_at=now)
+
+    def users(self) -> list[User]:
+        return [_user(row) for row in self._run(f"SELECT {_COLUMNS} FROM users ORDER BY name")]
+
+    def user(self, name: str) -> User | None:
+        rows = self._run(f"SELECT {_COLUMNS} FROM users WHERE name = ?", (name,))
+        return _user(rows[0]) if rows else None
+
+    def disable(self, name: str) -> bool:
+        done = bool(self._run("UPDATE users SET disabled = 1 WHERE name = ? RETURNING name", (name,)))
+        if done:
+            self.audit("cli", "user.disable", name, "disabled")
+        return done
+
+    def audit(self, user: str, action: str, target: str = "", outcome: str = "") -> None:
+        self._run("INSERT INTO audit (at, user, action, target, outcome) VALUES (?, ?, ?, ?, ?)",
+                  (_now().isoformat(), user, action, target, outcome))
+
+    def audit_trail(self, limit: int = 100) -> list[tuple[str, str, str, str, str]]:
+        """The latest audit rows, newest first: (at, user, action, target, outcome)."""
+        return self._run("SELECT at, user, action, target, outcome FROM audit ORDER BY id DESC LIMIT ?", (limit,))
+
+    # ----------------------------------------------------------------- login
+
+    async def login(self, name: str, password: str) -> LoginResult:
+        """Check a password (argon2 in a thread); count failures, lock, and audit every attempt."""
+        return await asyncio.to_thread(self._login, name, password)
+
+    def _login(self, name: str, password: str) -> LoginResult:
+        now = _now()
+        rows = self._run("SELECT hash FROM users WHERE name = ?", (name,))
+        user = self.user(name)
+        if user is None or not rows:
+            _verify(self._hasher, _DUMMY_HASH, password)       # the same work for an unknown name
+            self.audit(name[:64], "login", "", "unknown user")
+            return LoginResult(None, "wrong")
+        if user.disabled:
+            self.audit(name, "login", "", "disabled")
+            return LoginResult(None, "disabled")
+        if user.locked(now):
+            self.audit(name, "login", "", "locked")
+            return LoginResult(None, "locked")
+        if not _verify(self._hasher, rows[0][0], password):
+            failures = user.failures + 1
+            locked = (now + LOCK_FOR).isoformat() if failures >= MAX_FAILURES else None
+            self._run("UPDATE users SET failures = ?, locked_until = ? WHERE name = ?",
+                      (0 if locked else failures, locked, name))
+            self.audit(name, "login", "", "locked after failures" if locked else "wrong password")
+            return LoginResult(None, "locked" if locked else "wrong")
+        self._run("UPDATE users SET failures = 0, locked_until = NULL WHERE name = ?", (name,))
+        if self._hasher.check_needs_rehash(rows[0][0]):
+            self._run("UPDATE users SET hash = ? WHERE name = ?", (self._hasher.hash(password), name))
+        self.audit(name, "login", "", "ok")
+        return LoginResult(self.user(name))
+
+
+_COLUMNS = "name, role, disabled, failures, locked_until, created_at"
+_DUMMY_HASH = PasswordHasher().hash(secrets.token_hex(16))
+
+
+def _verify(hasher: PasswordHasher, stored: str, password: str) -> bool:
+    try:
+        return hasher.verify(stored, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def _user(row: tuple) -> User:
+    name, role, disabled, failures, locked_until, created_at = row
+    return User(name=name, role=Role(role), disabled=bool(disabled), failures=failures,
+                locked_until=datetime.fromisoformat(locked_until) if locked_until else None,
+                created_at=datetime.fromisoformat(created_at))
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
