@@ -78,7 +78,17 @@ class Browser:
         await self.get("/login")
         await self.fill("#name", name)
         await self.fill("#password", password)
+        form = await self.find("#login")
         await self.click("#login")
+        await self.landed(form)
+
+    async def landed(self, old_element, timeout: float = 10.0) -> None:
+        """Wait until the page the click left is gone (the next one loaded), so a following get() is not raced."""
+        from selenium.webdriver.support import expected_conditions
+        from selenium.webdriver.support.ui import WebDriverWait
+        await self.run(WebDriverWait(self.driver, timeout).until, expected_conditions.staleness_of(old_element))
+        await self.run(WebDriverWait(self.driver, timeout).until,
+                       lambda driver: driver.execute_script("return document.readyState") == "complete")
 
     async def screenshot(self, path: Path) -> None:
         await self.run(self.driver.save_screenshot, str(path))

@@ -143,6 +143,7 @@ async def test_an_operator_sees_why_a_message_was_parked_and_releases_it(console
                                       recipients=[DR_MARTIN]))
     assert (await pipe.send(raw)).code == "AA"
     key = (await pipe.wait_final(control_id)).key
+    await parked_on_the_bus(pipe, key)
     browser = browser_factory(url)
 
     await browser.login("operator", PASSWORD)
@@ -170,10 +171,17 @@ async def test_a_viewer_sees_parked_reasons_without_a_release_button(console, br
     raw = encode_message(make_pfi_oru(cda.replace(b"ClinicalDocument", b"ClinicalDocumentX"),
                                       patient=Patient.of_cda(cda), control_id=control_id, recipients=[DR_MARTIN]))
     assert (await pipe.send(raw)).code == "AA"
-    await pipe.wait_final(control_id)
+    await parked_on_the_bus(pipe, (await pipe.wait_final(control_id)).key)
     browser = browser_factory(url)
 
     await browser.login("viewer", PASSWORD)
     await browser.get("/parked")
     assert "not a CDA" in await browser.text("#parked tbody tr")
     assert await browser.run(lambda: browser.driver.find_elements("css selector", "#parked a.release")) == []
+
+
+async def parked_on_the_bus(pipe, key: str) -> None:
+    """The journal says PARKED before the bus has parked the job (the stage records, then settle parks): wait."""
+    async def there():
+        return any(e.message_id == key for e in await pipe.engine.bus.parked("inbound"))
+    await eventually(there, "the message parked on the bus", timeout=20)
