@@ -38,7 +38,8 @@ from urllib.parse import urlsplit
 import aiormq
 import structlog
 from aio_pika.abc import AbstractChannel, AbstractRobustConnection
-from aiormq.exceptions import PublishError
+from aiormq.abc import DeliveredMessage
+from aiormq.exceptions import DeliveryError, PublishError
 
 from channels.amqp import wire
 from channels.amqp.consumer import AmqpSubscription
@@ -361,8 +362,13 @@ def _host(url: str) -> str:
 
 
 async def _confirmed(publishing: Awaitable[Any]) -> None:
-    """Wait for the broker's confirm of a basic_publish; a return (no such queue) or a nack is an error."""
+    """Wait for the broker's confirm of a basic_publish; a return (no such queue) or a nack is an error.
+
+    A nack comes, for one, from a classic queue whose node of a cluster is down.
+    """
     confirmation = await publishing
     if isinstance(confirmation, aiormq.spec.Basic.Ack):
         return
-    raise PublishError(f"publish not confirmed: {type(confirmation).__name__}", confirmation)
+    if isinstance(confirmation, DeliveredMessage) and isinstance(confirmation.delivery, aiormq.spec.Basic.Return):
+        raise PublishError(confirmation, confirmation.delivery)
+    raise DeliveryError(None, confirmation)
