@@ -12,9 +12,11 @@
 # the definitions, imported on A, are the cluster's. Any other node on this machine (rabbit@localhost on
 # 5672) is left alone.
 #
-# Idempotent: when the three nodes already run as one cluster, it only prints their URLs. When anything
-# fails, every node it started is stopped again (the trap is set before the first start); every wait
-# is bounded (RABBITMQ_START_TIMEOUT, default 120 s per step). Needs root and the Debian rabbitmq-server.
+# Idempotent: when the three nodes already run as one cluster, it only prints their URLs; when some of
+# them were stopped or killed since it started them, it starts those again from their directories and
+# they rejoin the others. When a first start fails, every node it started is stopped again (the trap is
+# set before the first start); every wait is bounded (RABBITMQ_START_TIMEOUT, default 120 s per step).
+# Needs root and the Debian rabbitmq-server.
 #
 #   deploy/scripts/start-rabbitmq-cluster.sh     # prints: LIAISON_AMQP_CLUSTER_URLS=amqp://...:5701/,...
 #   deploy/scripts/stop-rabbitmq-cluster.sh
@@ -31,12 +33,64 @@ fail() { echo "start-rabbitmq-cluster: $*" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || fail "run as root (the nodes run as the rabbitmq user)"
 command -v rabbitmq-server >/dev/null || fail "rabbitmq-server is not installed: apt-get install -y rabbitmq-server"
 
-running=0
+# Start the nodes named by the letters side by side; each start-rabbitmq.sh waits (bounded) for its own
+# node, and stops it again when it does not come up.
+start_nodes() {
+    local letter i=0 failed="" pids=()
+    for letter in "$@"; do
+        env LIAISON_RABBITMQ_NODE="$(node_name "$letter")" LIAISON_RABBITMQ_PORT="$(node_port "$letter")" \
+            LIAISON_RABBITMQ_BASE="$BASE/$letter" RABBITMQ_START_TIMEOUT="$TIMEOUT" \
+            "$SCRIPTS/start-rabbitmq.sh" >"$BASE/$letter/start.out" 2>&1 &
+        pids+=($!)
+    done
+    for letter in "$@"; do
+        wait "${pids[$i]}" || failed="$failed $letter"
+        i=$((i + 1))
+    done
+    [ -z "$failed" ] && return 0
+    for letter in $failed; do
+        echo "----- start of $(node_name "$letter")" >&2
+        cat "$BASE/$letter/start.out" >&2
+    done
+    fail "node(s)$failed did not start"
+}
+
+await_cluster() {
+    local deadline=$((SECONDS + TIMEOUT))
+    until [ "$(running_nodes "$FIRST")" = 3 ]; do
+        [ "$SECONDS" -lt "$deadline" ] || fail "the cluster does not show 3 running nodes after ${TIMEOUT} s"
+        sleep 0.5
+    done
+}
+
+running=0            # nodes whose VM answers
+stopped=""           # nodes whose VM does not
+apps_stopped=""      # nodes whose VM answers but whose RabbitMQ application is stopped (rabbitmqctl stop_app)
 for letter in $LETTERS; do
-    if cluster_ping "$letter"; then running=$((running + 1)); fi
+    if ! cluster_ping "$letter"; then
+        stopped="$stopped $letter"
+        continue
+    fi
+    running=$((running + 1))
+    rabbitmq-diagnostics -q -n "$(node_name "$letter")" check_running >/dev/null 2>&1 || apps_stopped="$apps_stopped $letter"
 done
-if [ "$running" = 3 ] && [ "$(running_nodes "$FIRST")" = 3 ]; then
+if [ "$running" = 3 ] && [ -z "$apps_stopped" ] && [ "$(running_nodes "$FIRST")" = 3 ]; then
     echo "start-rabbitmq-cluster: the cluster already runs"
+    echo "LIAISON_AMQP_CLUSTER_URLS=$(cluster_urls)"
+    exit 0
+fi
+if [ "$running" -gt 0 ] && [ -s "$STATE_FILE" ] && [ -d "$(cat "$STATE_FILE")" ]; then
+    # Nodes of this cluster stopped or killed since: started again from their own data, they rejoin.
+    BASE=$(cat "$STATE_FILE")
+    echo "start-rabbitmq-cluster: starting again$(for l in $stopped $apps_stopped; do printf ' %s' "$(node_name "$l")"; done)"
+    # shellcheck disable=SC2086 # one letter per word
+    [ -z "$stopped" ] || start_nodes $stopped
+    for letter in $apps_stopped; do
+        timeout "$TIMEOUT" rabbitmqctl -q -n "$(node_name "$letter")" start_app >/dev/null \
+            || fail "rabbitmqctl -n $(node_name "$letter") start_app failed"
+    done
+    await_cluster
+    echo "start-rabbitmq-cluster: 3 nodes running as one cluster after ${SECONDS} s"
     echo "LIAISON_AMQP_CLUSTER_URLS=$(cluster_urls)"
     exit 0
 fi
@@ -69,28 +123,9 @@ for letter in $LETTERS; do
 done
 chown -R rabbitmq:rabbitmq "$BASE"
 
-# The three nodes boot side by side; each start-rabbitmq.sh waits (bounded) for its own node.
 echo "start-rabbitmq-cluster: starting $(for l in $LETTERS; do printf '%s ' "$(node_name "$l")"; done)in $BASE"
-pids=()
-for letter in $LETTERS; do
-    env LIAISON_RABBITMQ_NODE="$(node_name "$letter")" LIAISON_RABBITMQ_PORT="$(node_port "$letter")" \
-        LIAISON_RABBITMQ_BASE="$BASE/$letter" RABBITMQ_START_TIMEOUT="$TIMEOUT" \
-        "$SCRIPTS/start-rabbitmq.sh" >"$BASE/$letter/start.out" 2>&1 &
-    pids+=($!)
-done
-failed=""
-i=0
-for letter in $LETTERS; do
-    wait "${pids[$i]}" || failed="$failed $letter"
-    i=$((i + 1))
-done
-if [ -n "$failed" ]; then
-    for letter in $failed; do
-        echo "----- start of $(node_name "$letter")" >&2
-        cat "$BASE/$letter/start.out" >&2
-    done
-    fail "node(s)$failed did not start"
-fi
+# shellcheck disable=SC2086 # one letter per word
+start_nodes $LETTERS
 echo "start-rabbitmq-cluster: 3 nodes booted after ${SECONDS} s; joining B and C to A"
 
 # B and C join A: stopped, reset (a fresh node), joined, started again.
@@ -104,11 +139,7 @@ for letter in $LETTERS; do
     done
 done
 
-deadline=$((SECONDS + TIMEOUT))
-until [ "$(running_nodes "$FIRST")" = 3 ]; do
-    [ "$SECONDS" -lt "$deadline" ] || fail "the cluster does not show 3 running nodes after ${TIMEOUT} s"
-    sleep 0.5
-done
+await_cluster
 # Quorum queues need their feature flag on every node (start-rabbitmq.sh enabled it before the join).
 timeout "$TIMEOUT" rabbitmqctl -q -n "$(node_name "$FIRST")" enable_feature_flag all >/dev/null \
     || fail "cannot enable the feature flags on the cluster"

@@ -3,18 +3,23 @@
 Needs the cluster of deploy/scripts/start-rabbitmq-cluster.sh (``LIAISON_AMQP_CLUSTER_URLS``, node A
 ``liaison-a@localhost`` first); skipped without it unless ``LIAISON_REQUIRE_RABBITMQ_CLUSTER=1``.
 Node A is stopped with ``rabbitmqctl stop_app`` (its listener closes and its client connections are
-cut; the Erlang VM stays up) and started again when the test ends, however it ends.
+cut; the Erlang VM stays up), or its VM is killed (SIGKILL: no goodbye to clients or to the other
+nodes), and started again when the test ends, however it ends (``start_app``, or
+start-rabbitmq-cluster.sh, which restarts the nodes of its cluster that are down).
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import os
+import signal
 import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import aio_pika
@@ -30,6 +35,8 @@ pytestmark = pytest.mark.rabbitmq_cluster
 
 URLS = AMQP_CLUSTER_URLS.split(",")
 NODE_A = "liaison-a@localhost"
+CLUSTER_STATE = Path("/run/liaison-rabbitmq-cluster")     # written by start-rabbitmq-cluster.sh
+REPO = Path(__file__).resolve().parents[2]
 PREFIX = "liaison-cluster-test."
 BEFORE_STOP = 200                      # confirmed messages before node A is stopped
 AFTER_FAILOVER = 200                   # confirmed through B or C before publishing ends
@@ -58,14 +65,47 @@ async def rabbitmqctl(*args: str) -> str:
     return output.decode()
 
 
+def beam_pids(node: str) -> list[int]:
+    """The pids of the Erlang VM running ``node`` (found by the RABBITMQ_NODENAME in its environment)."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and (proc / "comm").read_text().strip() == "beam.smp" and \
+                    f"RABBITMQ_NODENAME={node}".encode() in (proc / "environ").read_bytes().split(b"\0"):
+                pids.append(int(proc.name))
+        except OSError:
+            continue
+    return pids
+
+
+async def start_cluster_again() -> None:
+    process = await asyncio.create_subprocess_exec(
+        str(REPO / "deploy" / "scripts" / "start-rabbitmq-cluster.sh"),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    output, _ = await asyncio.wait_for(process.communicate(), 300)
+    assert process.returncode == 0, output.decode(errors="replace")
+
+
 @asynccontextmanager
-async def node_stopped(node: str) -> AsyncIterator[None]:
-    """Node ``node`` stopped (stop_app) inside the block, running again in the cluster after it."""
-    await rabbitmqctl("-n", node, "stop_app")
+async def node_stopped(node: str, how: str = "stop_app") -> AsyncIterator[None]:
+    """Node ``node`` stopped (``stop_app``) or its VM killed (``kill``) inside the block, running again in the
+    cluster after it."""
+    if how == "kill":
+        if not CLUSTER_STATE.is_file():
+            pytest.skip(f"killing a node needs the cluster of start-rabbitmq-cluster.sh ({CLUSTER_STATE})")
+        pids = beam_pids(node)
+        assert pids, f"no Erlang VM runs {node}"
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+    else:
+        await rabbitmqctl("-n", node, "stop_app")
     try:
         yield
     finally:
-        await rabbitmqctl("-n", node, "start_app")
+        if how == "kill":
+            await start_cluster_again()
+        else:
+            await rabbitmqctl("-n", node, "start_app")
 
         async def all_running() -> bool:
             return (await rabbitmqctl("-n", node, "eval", "length(rabbit_nodes:all_running()).")).strip() == "3"
@@ -88,7 +128,8 @@ async def cluster_queue() -> AsyncIterator[str]:
         await connection.close()
 
 
-async def test_a_bus_whose_node_stops_moves_to_another_node_and_loses_no_confirmed_message(cluster_queue):
+@pytest.mark.parametrize("how", ["stop_app", "kill"])
+async def test_a_bus_whose_node_stops_moves_to_another_node_and_loses_no_confirmed_message(cluster_queue, how):
     bus = AmqpBus(URLS, prefix=PREFIX, connect_timeout=5.0)
     await bus.connect()
     assert bus.node == host(URLS[0])
@@ -135,7 +176,7 @@ async def test_a_bus_whose_node_stops_moves_to_another_node_and_loses_no_confirm
             publishers = [asyncio.create_task(publisher()) for _ in range(PUBLISHERS)]
             await asyncio.wait_for(stopping.wait(), DEADLINE)
             stop_started = loop.time()
-            async with node_stopped(NODE_A):
+            async with node_stopped(NODE_A, how):
                 await asyncio.wait_for(asyncio.gather(*publishers), DEADLINE)
                 node_after = bus.node
                 await poll.eventually(lambda: set(acked) >= set(published), "every confirmed message consumed",
@@ -155,7 +196,7 @@ async def test_a_bus_whose_node_stops_moves_to_another_node_and_loses_no_confirm
     assert any(entry["event"] == "bus.amqp.reconnected" for entry in logs)
     after = sorted([stop_started, *(t for t in confirmed.values() if t > stop_started)])
     pause = max(b - a for a, b in zip(after, after[1:]))
-    print(f"\nfailover: {len(published)} confirmed, {len(acked)} consumed, {len(duplicates)} duplicate(s), "
+    print(f"\nfailover ({how}): {len(published)} confirmed, {len(acked)} consumed, {len(duplicates)} duplicate(s), "
           f"{len(uncertain)} publish(es) retried; longest pause between confirms {pause:.2f} s; "
           f"then on {node_after}")
 
