@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import os
 import signal
 import time
@@ -222,3 +223,16 @@ async def test_a_bus_connects_to_the_next_node_when_the_first_is_down(cluster_qu
             await bus.close()
     assert got == ["N-1"]
     print(f"\nconnected to {host(URLS[1])} in {connected_in:.2f} s with {host(URLS[0])} down")
+
+
+async def test_stage_and_parked_queues_have_a_member_on_every_node(cluster_queue):
+    bus = AmqpBus(URLS, prefix=PREFIX, connect_timeout=5.0)
+    try:
+        await bus.publish(cluster_queue, b"x", message_id="M-1")
+    finally:
+        await bus.close()
+    listed = json.loads(await rabbitmqctl("-n", NODE_A, "list_queues", "name", "members", "--formatter", "json"))
+    members = {queue["name"]: sorted(queue["members"]) for queue in listed}
+    nodes = sorted(f"liaison-{letter}@localhost" for letter in "abc")
+    assert members[PREFIX + cluster_queue] == nodes
+    assert members[PREFIX + cluster_queue + ".parked"] == nodes
