@@ -59,7 +59,7 @@ else
 fi
 
 if [ "${LIAISON_TEST_CLUSTER:-1}" != 0 ]; then
-  echo "== RabbitMQ cluster of 3 nodes on 127.0.0.1:${LIAISON_RABBITMQ_CLUSTER_PORT:-5701}-"
+  echo "== RabbitMQ cluster of 3 nodes on 127.0.0.1, from port ${LIAISON_RABBITMQ_CLUSTER_PORT:-5701}"
   # A cluster that already runs is used and left running; one started here is stopped on exit (and by
   # start-rabbitmq-cluster.sh itself when its start fails).
   cluster_state=/run/liaison-rabbitmq-cluster
