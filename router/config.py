@@ -1,7 +1,8 @@
 """The core's configuration: ``[engine]`` and ``[render]`` of ``liaison.toml``.
 
 Every error names the key it is about (``engine.bus: expected a URL starting
-with embedded:// or amqp:// or amqps://``). Secrets never live in the TOML: the
+with embedded:// or amqp:// or amqps://``). ``engine.bus`` is one URL, or a list of
+``amqp://`` URLs, one per node of a RabbitMQ cluster. Secrets never live in the TOML: the
 journal key comes from ``LIAISON_JOURNAL_KEY`` (base64) or a key file. Each
 adapter parses its own section beside its code with the readers of
 :mod:`router.config_values`; the composition root (``channels.app.settings``)
@@ -15,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from router.config_values import (check_scheme, no_unknown, read_bool, read_int, read_seconds, read_str,
@@ -24,6 +26,7 @@ from router.recipients_render import LAB_ROLES, LETTER_ROLES, ROLE_NAMES, Patien
 from router.unchecked import KEYS as UNCHECKED_KEYS, UncheckedPolicy, unchecked_policy
 
 SUPPORTED_BUS_SCHEMES = ("embedded", "amqp", "amqps")
+CLUSTER_BUS_SCHEMES = ("amqp", "amqps")           # a list of node URLs: the nodes of one RabbitMQ cluster
 SUPPORTED_JOURNAL_SCHEMES = ("sqlite",)
 ENGINE_KEYS = {"bus", "journal", "journal_key_file", "cda_schema_dir", "cda_schema_required", "schematrons",
                "schematron_dir", "source_id", "prefetch", "retry_delays", "letter_deadline", "watchdog_interval",
@@ -34,7 +37,7 @@ ENGINE_KEYS = {"bus", "journal", "journal_key_file", "cda_schema_dir", "cda_sche
 class EngineSettings:
     """``[engine]``: the bus, the journal, the checks before sending, the letter deadline."""
 
-    bus: str = "embedded:///var/lib/liaison/bus.sqlite"
+    bus: str | tuple[str, ...] = "embedded:///var/lib/liaison/bus.sqlite"   # a tuple: a RabbitMQ cluster's nodes
     journal: str = "sqlite:///var/lib/liaison/journal.sqlite"
     journal_key: bytes | None = None
     cda_schema_dir: str = ""
@@ -68,8 +71,7 @@ def engine_settings(engine: Mapping[str, Any], env: Mapping[str, str], base: Pat
     schematrons = read_str(engine, "engine.schematrons", "off")
     if schematrons not in ("off", "volet", "all"):
         raise ConfigError("engine.schematrons", f"expected off, volet or all, got {schematrons!r}")
-    bus = read_str(engine, "engine.bus", EngineSettings.bus)
-    check_scheme("engine.bus", bus, SUPPORTED_BUS_SCHEMES)
+    bus = _bus(engine)
     journal = read_str(engine, "engine.journal", EngineSettings.journal)
     check_scheme("engine.journal", journal, SUPPORTED_JOURNAL_SCHEMES)
     delays = engine.get("retry_delays", list(EngineSettings.retry_delays))
@@ -117,6 +119,30 @@ def render_settings(table: Mapping[str, Any]) -> RenderSettings:
                                                       "(a NIA is never the patient's mailbox)")
     return RenderSettings(schematrons=schematrons, patient_policy=PatientPolicy(tuple(statuses), tuple(kinds)),
                           **roles)
+
+
+def _bus(engine: Mapping[str, Any]) -> str | tuple[str, ...]:
+    """One bus URL, or a list of ``amqp://`` URLs: the nodes of one RabbitMQ cluster, tried in that order.
+
+    The nodes of a cluster share the scheme, the virtual host and the options: only the
+    host, the port and the credentials may differ from one URL to the next.
+    """
+    value = engine.get("bus", EngineSettings.bus)
+    if not isinstance(value, list):
+        bus = read_str(engine, "engine.bus", str(EngineSettings.bus))
+        check_scheme("engine.bus", bus, SUPPORTED_BUS_SCHEMES)
+        return bus
+    if not value:
+        raise ConfigError("engine.bus", "expected a URL or a non-empty list of amqp:// URLs (a cluster's nodes)")
+    for index, url in enumerate(value):
+        if not isinstance(url, str):
+            raise ConfigError(f"engine.bus[{index}]", f"expected a string, got {type(url).__name__}")
+        check_scheme(f"engine.bus[{index}]", url, CLUSTER_BUS_SCHEMES)
+        first, this = urlsplit(value[0]), urlsplit(url)
+        if (this.scheme, this.path, this.query) != (first.scheme, first.path, first.query):
+            raise ConfigError(f"engine.bus[{index}]", "the nodes of one cluster share the scheme, the virtual host "
+                                                      f"and the options of engine.bus[0]: {url!r}")
+    return tuple(value)
 
 
 def _letter_deadline(engine: Mapping[str, Any]) -> str | float:

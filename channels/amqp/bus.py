@@ -1,8 +1,10 @@
 """AmqpBus: the bus on RabbitMQ (3.10+), for one or several servers.
 
 URL: ``amqp://user:password@host:5672/vhost`` (``amqps://`` for TLS; aio-pika query options
-such as ``?heartbeat=30`` pass through). Keyword options: ``prefix`` (default ``liaison.``,
-prepended to every queue name), ``publish_timeout``, ``connect_timeout``, ``close_timeout``.
+such as ``?heartbeat=30`` pass through), or a list of such URLs, one per node of a RabbitMQ
+cluster (same scheme, virtual host and options; ``engine.bus`` as a TOML array). Keyword
+options: ``prefix`` (default ``liaison.``, prepended to every queue name), ``publish_timeout``,
+``connect_timeout``, ``close_timeout``, ``reconnect_interval``.
 
 Features, the same contract as ``EmbeddedBus`` (both pass tests/contract/test_bus.py):
 
@@ -13,9 +15,13 @@ Features, the same contract as ``EmbeddedBus`` (both pass tests/contract/test_bu
   dead-letter back to the stage queue.
 - ``consume``: one channel per subscription with ``basic.qos(prefetch)``; a delivery left
   unsettled, or in flight when the connection drops, is redelivered by the broker.
-- The connection is aio-pika's robust one: after a broker restart it reconnects and restores
-  declarations and consumers. While it is down, calls fail with ``BusUnavailable`` after
-  ``publish_timeout`` instead of hanging.
+- The connection is aio-pika's robust one (``failover.py``): after a broker restart, or when
+  its node of a cluster goes away, it reconnects (to the next node of the list) and restores
+  declarations and consumers; deliveries left unacked are redelivered by the broker. While it
+  is down, calls fail with ``BusUnavailable`` instead of hanging, and a publish whose confirm
+  did not arrive fails with ``BusUnavailable``: the caller publishes again (at-least-once).
+- ``connect`` tries the nodes in the order given, each for ``connect_timeout``, and fails with
+  ``BusUnavailable`` only when none answers.
 - ``parked()`` and ``replay()`` read the whole parked queue with ``basic.get`` on a
   throw-away channel without acking, then close that channel so the broker returns every
   message, in order (see ``parked``).
@@ -24,20 +30,21 @@ Features, the same contract as ``EmbeddedBus`` (both pass tests/contract/test_bu
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
 from contextlib import suppress
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-import aio_pika
 import aiormq
 import structlog
 from aio_pika.abc import AbstractChannel, AbstractRobustConnection
-from aiormq.exceptions import PublishError
+from aiormq.abc import DeliveredMessage
+from aiormq.exceptions import DeliveryError, PublishError
 
 from channels.amqp import wire
 from channels.amqp.consumer import AmqpSubscription
 from channels.amqp.errors import AMQP_FAILURES, bus_errors
+from channels.amqp.failover import FailoverConnection
 from channels.bus_common import check_headers, check_queue
 from router.errors import BusUnavailable
 from router.ports import DeliveryHandler, Envelope, Subscription
@@ -50,10 +57,13 @@ T = TypeVar("T")
 class AmqpBus:
     """The Bus port on RabbitMQ."""
 
-    def __init__(self, url: str, *, prefix: str = "liaison.", publish_timeout: float = 10.0,
+    def __init__(self, url: str | Sequence[str], *, prefix: str = "liaison.", publish_timeout: float = 10.0,
                  connect_timeout: float = 10.0, close_timeout: float = 10.0,
                  reconnect_interval: float = 2.0):
-        self.url = url
+        self.urls = (url,) if isinstance(url, str) else tuple(url)
+        if not self.urls:
+            raise ValueError("AmqpBus needs at least one amqp:// URL")
+        self.url = self.urls[0]
         self.prefix = prefix
         self.publish_timeout = publish_timeout
         self.connect_timeout = connect_timeout
@@ -67,14 +77,25 @@ class AmqpBus:
         self._closed = False
 
     @classmethod
-    def from_url(cls, url: str, **options: Any) -> AmqpBus:
-        if urlsplit(url).scheme not in ("amqp", "amqps"):
-            raise ValueError(f"not an AMQP URL (amqp://user:password@host:5672/): {url!r}")
+    def from_url(cls, url: str | Sequence[str], **options: Any) -> AmqpBus:
+        """The bus at ``url``, or on the cluster whose nodes are the URLs of the list."""
+        for one in (url,) if isinstance(url, str) else url:
+            if urlsplit(one).scheme not in ("amqp", "amqps"):
+                raise ValueError(f"not an AMQP URL (amqp://user:password@host:5672/): {one!r}")
         return cls(url, **options)
 
     def __repr__(self) -> str:
         parts = urlsplit(self.url)
-        return f"AmqpBus('{parts.scheme}://{parts.hostname}:{parts.port or 5672}{parts.path}')"
+        hosts = ",".join(_host(u) for u in self.urls)
+        return f"AmqpBus('{parts.scheme}://{hosts}{parts.path}')"
+
+    @property
+    def node(self) -> str | None:
+        """``host:port`` of the node the bus is connected to, None when it is not."""
+        connection = self._connection
+        if not isinstance(connection, FailoverConnection) or not connection.connected.is_set():
+            return None
+        return _host(str(connection.node))
 
     # ------------------------------------------------------------ lifecycle
 
@@ -83,9 +104,8 @@ class AmqpBus:
         async with self._lock:
             if self._connection is not None:
                 return
+            connection = await self._open()
             with bus_errors(f"connect to {self!r}"):
-                connection = await asyncio.wait_for(aio_pika.connect_robust(
-                    self.url, reconnect_interval=self.reconnect_interval), self.connect_timeout)
                 try:
                     channel = await asyncio.wait_for(connection.channel(publisher_confirms=True),
                                                      self.connect_timeout)
@@ -93,7 +113,31 @@ class AmqpBus:
                     await connection.close()
                     raise
             self._connection, self._channel, self._closed = connection, channel, False
-            log.info("bus.amqp.connected", broker=repr(self))
+            connection.reconnect_callbacks.add(self._on_reconnect)
+            log.info("bus.amqp.connected", broker=repr(self), node=self.node)
+
+    async def _open(self) -> FailoverConnection:
+        """A connection to the first node that answers, trying them in order."""
+        failures = []
+        for first in range(len(self.urls)):
+            connection = FailoverConnection(self.urls, first=first, reconnect_interval=self.reconnect_interval)
+            node = _host(str(connection.node))
+            try:
+                await asyncio.wait_for(connection.connect(timeout=self.connect_timeout), self.connect_timeout)
+                return connection
+            except AMQP_FAILURES as exc:
+                failures.append(f"{node}: {type(exc).__name__}: {exc}")
+                with suppress(*AMQP_FAILURES):
+                    await asyncio.wait_for(connection.close(), self.close_timeout)
+            except BaseException:
+                with suppress(*AMQP_FAILURES):
+                    await asyncio.wait_for(connection.close(), self.close_timeout)
+                raise
+        raise BusUnavailable(f"RabbitMQ: connect to {self!r}: {'; '.join(failures)}")
+
+    def _on_reconnect(self, connection: Any) -> None:
+        self._declared.clear()          # the retry queues are declared again on their next use
+        log.warning("bus.amqp.reconnected", broker=repr(self), node=self.node)
 
     async def close(self) -> None:
         """Cancel consumers (in-flight handlers get ``close_timeout``), then disconnect."""
@@ -212,7 +256,9 @@ class AmqpBus:
         """The delay queue for ``delay`` seconds in front of ``name``, declared on first use."""
         retry_name, arguments = wire.retry_queue(name, delay)
         if retry_name not in self._declared:
-            await self._declare_one(retry_name, arguments)
+            # Not restored by aio-pika on reconnection: a classic queue lives on one node, and
+            # redeclaring it while that node is down would fail the whole channel's restore.
+            await self._declare_one(retry_name, arguments, robust=False)
         return retry_name
 
     def forget(self, subscription: AmqpSubscription) -> None:
@@ -226,10 +272,11 @@ class AmqpBus:
             await self._declare_one(name, wire.MAIN_ARGUMENTS)
         return name
 
-    async def _declare_one(self, name: str, arguments: dict[str, Any]) -> None:
+    async def _declare_one(self, name: str, arguments: dict[str, Any], *, robust: bool = True) -> None:
         await self._ready()
         assert self._channel is not None
-        await self._call(self._channel.declare_queue(name, durable=True, arguments=arguments), f"declare {name}")
+        await self._call(self._channel.declare_queue(name, durable=True, arguments=arguments, robust=robust),
+                         f"declare {name}")
         self._declared.add(name)
 
     async def _ready(self) -> AbstractRobustConnection:
@@ -305,13 +352,23 @@ class _AdminChannel:
                 await channel.close()
 
 
-def from_url(url: str, **options: Any) -> AmqpBus:
+def from_url(url: str | Sequence[str], **options: Any) -> AmqpBus:
     return AmqpBus.from_url(url, **options)
 
 
+def _host(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.hostname}:{parts.port or (5671 if parts.scheme == 'amqps' else 5672)}"
+
+
 async def _confirmed(publishing: Awaitable[Any]) -> None:
-    """Wait for the broker's confirm of a basic_publish; a return (no such queue) or a nack is an error."""
+    """Wait for the broker's confirm of a basic_publish; a return (no such queue) or a nack is an error.
+
+    A nack comes, for one, from a classic queue whose node of a cluster is down.
+    """
     confirmation = await publishing
     if isinstance(confirmation, aiormq.spec.Basic.Ack):
         return
-    raise PublishError(f"publish not confirmed: {type(confirmation).__name__}", confirmation)
+    if isinstance(confirmation, DeliveredMessage) and isinstance(confirmation.delivery, aiormq.spec.Basic.Return):
+        raise PublishError(confirmation, confirmation.delivery)
+    raise DeliveryError(None, confirmation)

@@ -53,9 +53,10 @@ from router.claim_sweep import ClaimSweep
 log = structlog.get_logger(__name__)
 
 
-def bus_from_url(url: str) -> Bus:
-    scheme = url.split("://", 1)[0]
-    if scheme == "embedded":
+def bus_from_url(url: str | tuple[str, ...]) -> Bus:
+    """The bus at ``url``; a tuple of URLs is the nodes of one RabbitMQ cluster."""
+    scheme = (url if isinstance(url, str) else url[0]).split("://", 1)[0]
+    if scheme == "embedded" and isinstance(url, str):
         from channels.embedded.bus import EmbeddedBus
         return EmbeddedBus.from_url(url)
     if scheme in ("amqp", "amqps"):

@@ -95,6 +95,8 @@ if ping_node; then
 else
     echo "start-rabbitmq: starting $NODE on 127.0.0.1:$PORT"
     LAUNCHED=1
+    # A pid file left by a node that was killed would be taken for the new one's.
+    if [ -f "$PID_FILE" ] && ! kill -0 "$(cat "$PID_FILE")" 2>/dev/null; then rm -f "$PID_FILE"; fi
     rabbitmq-server -detached || { show_logs; fail "rabbitmq-server -detached failed"; }
     # The pid file appears once the VM runs; 'wait' then blocks until the app has booted.
     deadline=$((SECONDS + 30))

@@ -5,6 +5,9 @@
 #   - a virtualenv in .venv with Liaison and its test dependencies
 #   - RabbitMQ started on 127.0.0.1 for the run (the contract suite against it is mandatory here), and
 #     stopped again at the end; a node already running is used as it is
+#   - a 3-node RabbitMQ cluster on 127.0.0.1:5701-5703 (start-rabbitmq-cluster.sh) for the bus contract and
+#     failover tests, stopped again at the end; one already running is used as it is; LIAISON_TEST_CLUSTER=0
+#     skips it (and the tests that need it)
 # Works from a clone anywhere (the broker, running as the rabbitmq user, reads nothing from the clone).
 # Usage: deploy/scripts/test.sh [pytest args...]
 #        LIAISON_RABBITMQ_NODE=name@localhost LIAISON_RABBITMQ_PORT=5700 deploy/scripts/test.sh   (another node)
@@ -13,6 +16,11 @@ cd "$(dirname "$0")/../.."
 root=$(pwd)
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo -n "$@"; fi; }
+
+# What to stop on exit, however the run ends: each server block adds its own line before it starts anything.
+on_exit=()
+run_on_exit() { local action; for action in "${on_exit[@]}"; do eval "$action"; done; }
+trap run_on_exit EXIT
 
 need_apt=()
 command -v rabbitmq-server >/dev/null 2>&1 || [ -x /usr/sbin/rabbitmq-server ] || need_apt+=(rabbitmq-server)
@@ -56,10 +64,21 @@ export LIAISON_AMQP_URL=${LIAISON_AMQP_URL:-amqp://guest:guest@127.0.0.1:${LIAIS
 if as_root env ERL_EPMD_ADDRESS=127.0.0.1 rabbitmq-diagnostics -q -n "$rabbit_node" ping >/dev/null 2>&1; then
   echo "RabbitMQ $rabbit_node already running: leaving it as it is"
 else
-  trap 'as_root env LIAISON_RABBITMQ_NODE="${LIAISON_RABBITMQ_NODE:-}" LIAISON_RABBITMQ_PORT="${LIAISON_RABBITMQ_PORT:-}" \
-        deploy/scripts/stop-rabbitmq.sh >/dev/null 2>&1 || true' EXIT
+  on_exit+=('as_root env LIAISON_RABBITMQ_NODE="${LIAISON_RABBITMQ_NODE:-}" LIAISON_RABBITMQ_PORT="${LIAISON_RABBITMQ_PORT:-}" \
+        deploy/scripts/stop-rabbitmq.sh >/dev/null 2>&1 || true')
   as_root env LIAISON_RABBITMQ_NODE="${LIAISON_RABBITMQ_NODE:-}" LIAISON_RABBITMQ_PORT="${LIAISON_RABBITMQ_PORT:-}" \
     deploy/scripts/start-rabbitmq.sh
+fi
+
+if [ "${LIAISON_TEST_CLUSTER:-1}" != 0 ]; then
+  echo "== RabbitMQ cluster of 3 nodes on 127.0.0.1, from port ${LIAISON_RABBITMQ_CLUSTER_PORT:-5701}"
+  # A cluster that already runs is used and left running; one started here is stopped on exit (and by
+  # start-rabbitmq-cluster.sh itself when its start fails).
+  cluster_state=/run/liaison-rabbitmq-cluster
+  [ -s "$cluster_state" ] || on_exit+=('as_root deploy/scripts/stop-rabbitmq-cluster.sh >/dev/null 2>&1 || true')
+  cluster_urls=$(as_root env LIAISON_RABBITMQ_CLUSTER_PORT="${LIAISON_RABBITMQ_CLUSTER_PORT:-}" \
+    deploy/scripts/start-rabbitmq-cluster.sh | tee /dev/stderr | sed -n 's/^LIAISON_AMQP_CLUSTER_URLS=//p')
+  export LIAISON_AMQP_CLUSTER_URLS=$cluster_urls LIAISON_REQUIRE_RABBITMQ_CLUSTER=1
 fi
 
 echo "== dependency rules (import-linter contracts in pyproject.toml)"

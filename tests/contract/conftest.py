@@ -6,10 +6,14 @@ One suite per port, each run against every adapter of that port: ``test_bus.py``
 list and fixtures in its own file (``ADAPTERS`` and a parametrised fixture); the bus ones live here.
 
 Bus: every test that asks for ``bus_kind`` (directly or through ``bus``, ``bus_factory``,
-``bus_url``) runs twice, on ``EmbeddedBus`` (a fresh SQLite file) and on ``AmqpBus``
+``bus_url``) runs three times, on ``EmbeddedBus`` (a fresh SQLite file), on ``AmqpBus``
 (the broker at ``LIAISON_AMQP_URL``, default amqp://guest:guest@127.0.0.1:5672/, queues
-prefixed ``liaison-test.`` and deleted after the test). When RabbitMQ is not reachable the
-AMQP runs are skipped, or fail when ``LIAISON_REQUIRE_RABBITMQ=1`` (as in CI).
+prefixed ``liaison-test.`` and deleted after the test), and on ``AmqpBus`` given the three
+nodes of the cluster at ``LIAISON_AMQP_CLUSTER_URLS`` (comma-separated; default the one
+deploy/scripts/start-rabbitmq-cluster.sh starts on 5701-5703; marked ``rabbitmq_cluster``).
+When RabbitMQ is not reachable the AMQP runs are skipped, or fail when
+``LIAISON_REQUIRE_RABBITMQ=1`` (as in CI); the cluster runs likewise with
+``LIAISON_REQUIRE_RABBITMQ_CLUSTER=1``.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ from router.settle import RetryPolicy
 # ----------------------------------------------------------------------------- bus
 
 AMQP_URL = os.environ.get("LIAISON_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+AMQP_CLUSTER_URLS = os.environ.get("LIAISON_AMQP_CLUSTER_URLS", ",".join(
+    f"amqp://guest:guest@127.0.0.1:{port}/" for port in (5701, 5702, 5703)))
 AMQP_TEST_PREFIX = "liaison-test."
 FAST_RETRY = RetryPolicy(delays=(0.2, 0.2))       # the only delays the bus tests use
 
@@ -38,23 +44,28 @@ _rabbitmq_problem: dict[str, str | None] = {}
 
 
 def open_bus(url: str):
-    """A bus object (not connected) for a URL, as the composition root would build it."""
+    """A bus object (not connected) for a URL, or comma-separated node URLs, as the composition root would build it."""
     if url.startswith("embedded:"):
         return EmbeddedBus.from_url(url)
-    return AmqpBus.from_url(url, prefix=AMQP_TEST_PREFIX, connect_timeout=5.0)
+    return AmqpBus.from_url(url.split(","), prefix=AMQP_TEST_PREFIX, connect_timeout=5.0)
+
+
+async def _probe(url: str) -> str | None:
+    """None when the broker at ``url`` accepts a connection, else why not."""
+    if url not in _rabbitmq_problem:
+        probe = AmqpBus(url, connect_timeout=5.0)
+        try:
+            await probe.connect()
+            _rabbitmq_problem[url] = None
+        except BusUnavailable as exc:
+            _rabbitmq_problem[url] = str(exc)
+        finally:
+            await probe.close()
+    return _rabbitmq_problem[url]
 
 
 async def _check_rabbitmq() -> None:
-    if AMQP_URL not in _rabbitmq_problem:
-        probe = AmqpBus(AMQP_URL, connect_timeout=5.0)
-        try:
-            await probe.connect()
-            _rabbitmq_problem[AMQP_URL] = None
-        except BusUnavailable as exc:
-            _rabbitmq_problem[AMQP_URL] = str(exc)
-        finally:
-            await probe.close()
-    problem = _rabbitmq_problem[AMQP_URL]
+    problem = await _probe(AMQP_URL)
     if problem is None:
         return
     if os.environ.get("LIAISON_REQUIRE_RABBITMQ") == "1":
@@ -63,7 +74,18 @@ async def _check_rabbitmq() -> None:
     pytest.skip("RabbitMQ not running: start it with deploy/scripts/start-rabbitmq.sh")
 
 
-@pytest.fixture(params=["embedded", "amqp"])
+async def check_rabbitmq_cluster() -> None:
+    """Skip (or fail, with LIAISON_REQUIRE_RABBITMQ_CLUSTER=1) unless every node of the test cluster answers."""
+    problems = [problem for url in AMQP_CLUSTER_URLS.split(",") if (problem := await _probe(url))]
+    if not problems:
+        return
+    if os.environ.get("LIAISON_REQUIRE_RABBITMQ_CLUSTER") == "1":
+        pytest.fail(f"LIAISON_REQUIRE_RABBITMQ_CLUSTER=1 but a node of the cluster is not reachable: {problems[0]}",
+                    pytrace=False)
+    pytest.skip("RabbitMQ cluster not running: start it with deploy/scripts/start-rabbitmq-cluster.sh")
+
+
+@pytest.fixture(params=["embedded", "amqp", pytest.param("amqp-cluster", marks=pytest.mark.rabbitmq_cluster)])
 def bus_kind(request) -> str:
     return request.param
 
@@ -79,6 +101,9 @@ async def bus_url(bus_kind, tmp_path) -> str:
     """Where the test's store lives: a fresh SQLite file, or the test broker."""
     if bus_kind == "embedded":
         return f"embedded://{tmp_path / 'bus.sqlite'}?poll_interval=0.05&close_timeout=5"
+    if bus_kind == "amqp-cluster":
+        await check_rabbitmq_cluster()
+        return AMQP_CLUSTER_URLS
     await _check_rabbitmq()
     return AMQP_URL
 
@@ -115,7 +140,7 @@ async def new_queue(bus_url) -> Callable[[], str]:
 
     yield make
     if bus_url.startswith("amqp") and names:
-        connection = await aio_pika.connect(AMQP_URL)
+        connection = await aio_pika.connect(bus_url.split(",")[0])
         try:
             channel = await connection.channel()
             suffixes = ["", ".parked"] + [f".retry.{round(d * 1000)}" for d in FAST_RETRY.delays]
@@ -138,7 +163,10 @@ def unreachable_bus(bus_kind, tmp_path):
         blocker = tmp_path / "not-a-directory"
         blocker.write_text("a file where a directory should be\n")
         return EmbeddedBus(blocker / "bus.sqlite")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return AmqpBus(f"amqp://guest:guest@127.0.0.1:{port}/", connect_timeout=5.0)
+    nodes = 3 if bus_kind == "amqp-cluster" else 1
+    ports = []
+    for _ in range(nodes):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            ports.append(sock.getsockname()[1])
+    return AmqpBus([f"amqp://guest:guest@127.0.0.1:{port}/" for port in ports], connect_timeout=5.0)

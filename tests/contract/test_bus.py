@@ -20,7 +20,7 @@ from aiormq.exceptions import ChannelPreconditionFailed
 from router.errors import BusUnavailable, PeerUnavailable, ValidationError
 from router.ports import Envelope
 from router.settle import PARK_REASON_HEADER, RetryPolicy, settle
-from tests.contract.conftest import AMQP_TEST_PREFIX, AMQP_URL, FAST_RETRY
+from tests.contract.conftest import AMQP_TEST_PREFIX, FAST_RETRY, open_bus
 from tests.support import poll
 
 DEADLINE = 20.0
@@ -368,10 +368,10 @@ async def test_embedded_file_is_refused_to_a_second_process(bus, bus_url, queue)
     assert "in use by another process" in output.decode()
 
 
-@pytest.mark.parametrize("bus_kind", ["amqp"])
-async def test_amqp_stage_and_parked_queues_are_durable_quorum_queues(bus, queue):
+@pytest.mark.parametrize("bus_kind", ["amqp", pytest.param("amqp-cluster", marks=pytest.mark.rabbitmq_cluster)])
+async def test_amqp_stage_and_parked_queues_are_durable_quorum_queues(bus, bus_url, queue):
     await bus.publish(queue, b"x", message_id="Q-1")
-    connection = await aio_pika.connect(AMQP_URL)
+    connection = await aio_pika.connect(bus_url.split(",")[0])
     try:
         for name in (AMQP_TEST_PREFIX + queue, AMQP_TEST_PREFIX + queue + ".parked"):
             channel = await connection.channel()
@@ -380,3 +380,14 @@ async def test_amqp_stage_and_parked_queues_are_durable_quorum_queues(bus, queue
                 await channel.declare_queue(name, durable=True, arguments={"x-queue-type": "classic"})
     finally:
         await connection.close()
+
+
+@pytest.mark.parametrize("bus_kind", ["amqp", pytest.param("amqp-cluster", marks=pytest.mark.rabbitmq_cluster)])
+async def test_amqp_publish_the_broker_returns_is_bus_unavailable(bus_url, new_queue):
+    bus = open_bus(bus_url)
+    try:
+        with pytest.raises(BusUnavailable, match="NO_ROUTE"):
+            await bus.send(AMQP_TEST_PREFIX + new_queue(), b"x", "R-1", {})      # no such queue: returned
+    finally:
+        await bus.close()
+

@@ -35,6 +35,17 @@ def test_check_config_accepts_the_example_and_names_the_bad_key(tmp_path, capsys
     assert "mss.sender" in capsys.readouterr().err
 
 
+def test_check_config_accepts_a_rabbitmq_cluster_as_a_list_of_node_urls(tmp_path, capsys):
+    nodes = [f"amqp://liaison:secret@rabbit-{n}.local:5672/" for n in "abc"]
+    cluster = tmp_path / "cluster.toml"
+    cluster.write_text(f"[engine]\nbus = {nodes!r}\n".replace("'", '"'))
+    assert main(["check-config", str(cluster)]) == 0
+    assert f"bus      RabbitMQ cluster of 3 nodes, tried in order: {', '.join(nodes)}" in capsys.readouterr().out
+    cluster.write_text('[engine]\nbus = ["amqp://rabbit-a/", "embedded:///tmp/bus.sqlite"]\n')
+    assert main(["check-config", str(cluster)]) == 2
+    assert "engine.bus[1]" in capsys.readouterr().err
+
+
 async def test_demo_delivers_every_sample_and_its_journal_tells_every_step(tmp_path, capsys):
     lines: list[str] = []
     assert await run_demo(tmp_path / "demo", out=lines.append) == 0

@@ -30,6 +30,28 @@ def test_engine_errors_name_the_key(table, key):
     assert refused_key(engine_settings, table, {}, None) == key
 
 
+def test_a_list_of_amqp_urls_is_a_cluster_bus():
+    nodes = ["amqp://u:p@rabbit-a:5672/liaison", "amqp://u:p@rabbit-b:5672/liaison", "amqp://u:p@rabbit-c/liaison"]
+    assert engine_settings({"bus": nodes}, {}, None).bus == tuple(nodes)
+
+
+def test_one_url_stays_one_url():
+    assert engine_settings({"bus": "amqp://u:p@rabbit-a:5672/"}, {}, None).bus == "amqp://u:p@rabbit-a:5672/"
+
+
+@pytest.mark.parametrize("bus, key", [
+    ([], "engine.bus"),
+    (["amqp://a/", 5672], "engine.bus[1]"),
+    (["amqp://a/", "embedded:///tmp/bus.sqlite"], "engine.bus[1]"),
+    (["embedded:///tmp/bus.sqlite"], "engine.bus[0]"),
+    (["amqp://a/", "amqps://b/"], "engine.bus[1]"),
+    (["amqp://a/liaison", "amqp://b/other"], "engine.bus[1]"),
+    (["amqp://a/?heartbeat=30", "amqp://b/"], "engine.bus[1]"),
+])
+def test_a_cluster_bus_has_nodes_of_one_cluster(bus, key):
+    assert refused_key(engine_settings, {"bus": bus}, {}, None) == key
+
+
 @pytest.mark.parametrize("table, key", [
     ({"schematrons": "some"}, "render.schematrons"),
     ({"letter_roles": ["boss"]}, "render.letter_roles"),

@@ -27,7 +27,10 @@ def check_config(path: Path) -> int:
     """Print what the configuration at ``path`` would start; 0 (an invalid one raises ConfigError)."""
     settings = load_settings(path)
     print(f"{path}: valid")
-    print(f"  bus      {settings.bus}")
+    if isinstance(settings.bus, str):
+        print(f"  bus      {settings.bus}")
+    else:
+        print(f"  bus      RabbitMQ cluster of {len(settings.bus)} nodes, tried in order: {', '.join(settings.bus)}")
     print(f"  journal  {settings.journal} ({'encrypted' if settings.journal_key else 'NOT encrypted: set LIAISON_JOURNAL_KEY'})")
     for listener in settings.listeners:
         tls = "mTLS" if listener.tls_client_ca else "TLS" if listener.tls_cert else "plain"

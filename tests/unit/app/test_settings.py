@@ -77,3 +77,12 @@ def test_the_example_configuration_declares_a_site_and_overrides():
     assert settings.site.name == "CH Exemple" and settings.site.finess == "999000029"
     assert settings.tables.get("discharge_modes")["by_pv1_36"]["HAD"]["code"] == "127"
     assert settings.tables.get("txa_document_types")["by_txa2"]["CRRAD"] == "18748-4"
+
+
+def test_a_cluster_bus_is_one_amqp_bus_over_the_nodes_in_their_order():
+    from channels.amqp import AmqpBus
+    from channels.app.engine import bus_from_url
+    nodes = ["amqp://u:p@rabbit-b:5672/", "amqp://u:p@rabbit-a:5672/", "amqp://u:p@rabbit-c:5672/"]
+    bus = bus_from_url(settings_from_dict({"engine": {"bus": nodes}}).bus)
+    assert isinstance(bus, AmqpBus) and bus.urls == tuple(nodes)
+    assert repr(bus) == "AmqpBus('amqp://rabbit-b:5672,rabbit-a:5672,rabbit-c:5672/')"
