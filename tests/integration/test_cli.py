@@ -40,7 +40,10 @@ def test_check_config_accepts_a_rabbitmq_cluster_as_a_list_of_node_urls(tmp_path
     cluster = tmp_path / "cluster.toml"
     cluster.write_text(f"[engine]\nbus = {nodes!r}\n".replace("'", '"'))
     assert main(["check-config", str(cluster)]) == 0
-    assert f"bus      RabbitMQ cluster of 3 nodes, tried in order: {', '.join(nodes)}" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    shown = ", ".join(n.replace(":secret@", ":***@") for n in nodes)
+    assert f"bus      RabbitMQ cluster of 3 nodes, tried in order: {shown}" in out
+    assert "secret" not in out                                   # passwords are never printed
     cluster.write_text('[engine]\nbus = ["amqp://rabbit-a/", "embedded:///tmp/bus.sqlite"]\n')
     assert main(["check-config", str(cluster)]) == 2
     assert "engine.bus[1]" in capsys.readouterr().err
