@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from router.errors import ConfigError
 
@@ -68,3 +69,11 @@ def check_scheme(key: str, url: str, schemes: tuple[str, ...]) -> None:
     scheme = url.split("://", 1)[0] if "://" in url else ""
     if scheme not in schemes:
         raise ConfigError(key, f"expected a URL starting with {' or '.join(s + '://' for s in schemes)}, got {url!r}")
+
+
+def redact_url(url: str) -> str:
+    """The URL with its password, if it has one, replaced by ``***``: for messages, logs and listings."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{parts.netloc.rsplit('@', 1)[1]}"))

@@ -4,6 +4,7 @@
 #     xmlsec1 (verifies our VIHF signatures independently), fonts-dejavu-core (accents in rendered PDFs)
 #   - a virtualenv in .venv with Liaison and its test dependencies
 #   - RabbitMQ started on 127.0.0.1 for the run (the contract suite against it is mandatory here)
+#   - a private PostgreSQL cluster on 127.0.0.1 for the run (the journal's contract suite runs on it too)
 # Usage: deploy/scripts/test.sh [pytest args...]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -39,6 +40,14 @@ else
   as_root deploy/scripts/start-rabbitmq.sh
   trap 'as_root deploy/scripts/stop-rabbitmq.sh >/dev/null 2>&1 || true' EXIT
 fi
+
+echo "== PostgreSQL: a private cluster on 127.0.0.1 for this run (installed if missing), deleted after it"
+pg_dir=$(mktemp -d /tmp/liaison-pg.XXXXXX)      # under /tmp: the postgres user must reach it
+eval "earlier_exit_trap=$(trap -p EXIT | sed -e 's/^trap -- //' -e 's/ EXIT$//')"
+trap "as_root deploy/scripts/stop-postgres.sh '$pg_dir' >/dev/null 2>&1 || true; ${earlier_exit_trap:-}" EXIT
+as_root deploy/scripts/start-postgres.sh "$pg_dir"
+LIAISON_TEST_POSTGRES_URL=$(as_root cat "$pg_dir/url")
+export LIAISON_TEST_POSTGRES_URL LIAISON_REQUIRE_POSTGRES=1
 
 echo "== dependency rules (import-linter contracts in pyproject.toml)"
 .venv/bin/lint-imports --no-cache

@@ -1,28 +1,37 @@
 """Contract suite for the Journal port: every adapter must pass it.
 
-Runs against ``SqliteJournal`` in clear and encrypted at rest; the PostgreSQL
-adapter joins by adding a backend to ``BACKENDS``. The last section holds
-checks specific to the SQLite adapter (URL, locking, group commit, tampering).
+Runs against ``SqliteJournal`` and ``PostgresJournal``, each in clear and encrypted at rest
+(``BACKENDS``); the PostgreSQL runs are marked ``postgresql`` and use the test run's cluster
+(``tests/support/postgres.py``), a fresh schema per test. The last section holds checks specific
+to the SQLite adapter (URL, locking, group commit, tampering); ``test_journal_postgresql.py`` has
+PostgreSQL's.
 """
 
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
+import multiprocessing.synchronize
 import os
+import random
 import sqlite3
 import stat
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from contextlib import ExitStack
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from channels.app.engine import journal_from_url
 from channels.journal import DecryptError, EncryptionKeyError, SqliteJournal, from_url
+from channels.journal.postgresql import PostgresJournal
 from router.errors import ConfigError, TransientError
 from router.model import Action
 from router.ports import (DmpEntry, Journal, RenderedDocument, JournalEvent, MessageState, Outcome, OutcomeStatus, ReceivedMessage, Stay,
                           StayState)
+from tests.support import postgres
 
 KEY = bytes.fromhex("8f1c2e3d4a5b6c7d8e9fa0b1c2d3e4f5061728394a5b6c7d8e9fa0b1c2d3e4f5")
 OTHER_KEY = bytes(32)
@@ -55,7 +64,9 @@ class Backend:
     name: str
     encrypted: bool
     make: Callable[..., Journal]          # make(key=...) -> an unopened journal on the same store
-    stored_bytes: Callable[[], bytes]      # everything the store holds on disk
+    stored_bytes: Callable[[], bytes]      # everything the store holds (on disk, or in its tables)
+    url: str = ""                          # the store as the configuration names it (engine.journal)
+    cleanup: ExitStack = field(default_factory=ExitStack)
 
 
 def sqlite_backend(tmp_path: Path, encrypted: bool) -> Backend:
@@ -67,18 +78,34 @@ def sqlite_backend(tmp_path: Path, encrypted: bool) -> Backend:
     def stored_bytes() -> bytes:
         return b"".join(p.read_bytes() for p in sorted(tmp_path.glob("journal.sqlite*")))
 
-    return Backend(f"sqlite-{'encrypted' if encrypted else 'clear'}", encrypted, make, stored_bytes)
+    return Backend(f"sqlite-{'encrypted' if encrypted else 'clear'}", encrypted, make, stored_bytes, f"sqlite://{path}")
+
+
+def postgresql_backend(tmp_path: Path, encrypted: bool) -> Backend:
+    cleanup = ExitStack()
+    url = cleanup.enter_context(postgres.private_schema())
+
+    def make(key: object = _DEFAULT) -> Journal:
+        return PostgresJournal(url, key=(KEY if encrypted else None) if key is _DEFAULT else key)
+
+    return Backend(f"postgresql-{'encrypted' if encrypted else 'clear'}", encrypted, make,
+                   lambda: postgres.stored_bytes(url), url, cleanup)
 
 
 BACKENDS = {
     "sqlite-clear": lambda tmp_path: sqlite_backend(tmp_path, encrypted=False),
     "sqlite-encrypted": lambda tmp_path: sqlite_backend(tmp_path, encrypted=True),
+    "postgresql-clear": lambda tmp_path: postgresql_backend(tmp_path, encrypted=False),
+    "postgresql-encrypted": lambda tmp_path: postgresql_backend(tmp_path, encrypted=True),
 }
 
 
-@pytest.fixture(params=sorted(BACKENDS))
+@pytest.fixture(params=[pytest.param(name, marks=[pytest.mark.postgresql] if name.startswith("postgresql") else [])
+                        for name in sorted(BACKENDS)])
 def backend(request, tmp_path) -> Backend:
-    return BACKENDS[request.param](tmp_path)
+    made = BACKENDS[request.param](tmp_path)
+    with made.cleanup:
+        yield made
 
 
 @pytest.fixture
@@ -159,6 +186,20 @@ async def test_same_control_id_from_two_applications_is_two_messages(journal):
     assert dxcare != labo
     assert {record.sending_application for record in await journal.search(control_id="SHARED-1")} == {
         "DXCARE", "GLIMS"}
+
+
+async def test_a_message_resent_to_another_listener_is_known_there(backend, journal):
+    other = backend.make()
+    await other.open()
+    try:
+        results = await asyncio.gather(*(door.record_received(received(f"TWO-{i}"))
+                                         for i in range(20) for door in (journal, other)))
+    finally:
+        await other.close()
+
+    for first, second in zip(results[::2], results[1::2]):
+        assert first[0] == second[0] and sorted((first[1], second[1])) == [False, True]
+    assert len(await journal.search(limit=100)) == 20
 
 
 # ----------------------------------------------------------- state and events
@@ -516,6 +557,58 @@ async def test_a_document_id_is_bound_to_the_first_content_dispatched_under_it(j
     other = await journal.bind_content("DOC-B", "d2" * 32, "K3")         # other content under the same id
     assert other == first
     assert (await journal.bind_content("DOC-C", "d2" * 32, "K3")).message_key == "K3"
+
+
+def _claim_everything(url: str, key: bytes | None, targets: list[tuple[str, str]], message_key: str,
+                      start: multiprocessing.synchronize.Barrier, won: multiprocessing.Queue) -> None:
+    """One worker process: open the journal, wait for the other one, claim every target at once, say which it got."""
+    async def claim_all() -> list[tuple[str, str]]:
+        journal = journal_from_url(url, key)
+        await journal.open()
+        try:
+            start.wait(timeout=60)
+            results = await asyncio.gather(*(journal.claim(document, destination, message_key=message_key,
+                                                           stale_after=timedelta(minutes=5))
+                                              for document, destination in targets))
+        finally:
+            await journal.close()
+        return [target for target, taken in zip(targets, results) if taken]
+
+    try:
+        won.put((message_key, asyncio.run(claim_all())))
+    except BaseException as exc:      # say so at once rather than let the test (and the other process) wait
+        start.abort()
+        won.put((message_key, f"{type(exc).__name__}: {exc}"))
+        raise
+
+
+async def test_two_processes_claiming_the_same_recipients_get_each_one_once(backend):
+    async with backend.make():
+        pass                                # the schema exists before the race
+    targets = [(f"DOC-{d}", f"dr.{r}@x.mssante.fr") for d in range(40) for r in range(5)]
+    shuffled = random.Random(13).sample(targets, len(targets))
+    context = multiprocessing.get_context("spawn")
+    start, won = context.Barrier(2), context.Queue()
+    key = KEY if backend.encrypted else None
+    workers = [context.Process(target=_claim_everything, args=(backend.url, key, order, name, start, won))
+               for name, order in (("K-A", targets), ("K-B", shuffled[::-1]))]
+    for worker in workers:
+        worker.start()
+    try:
+        results = dict([await asyncio.to_thread(won.get, True, 120) for _ in workers])
+    finally:
+        for worker in workers:
+            await asyncio.to_thread(worker.join, 60)
+
+    assert all(isinstance(result, list) for result in results.values()), results
+    assert [worker.exitcode for worker in workers] == [0, 0]
+    first, second = set(results["K-A"]), set(results["K-B"])
+    assert first.isdisjoint(second)
+    assert first | second == set(targets)
+    async with backend.make() as journal:
+        holders = {(o.document_id, o.destination): o.message_key
+                   for document in {d for d, _ in targets} for o in await journal.outcomes(document)}
+    assert holders == {**dict.fromkeys(first, "K-A"), **dict.fromkeys(second, "K-B")}
 
 
 # ------------------------------------------------------------------- stays

@@ -61,3 +61,10 @@ def test_journal_key_file_is_relative_to_the_configuration(tmp_path):
     (tmp_path / "journal.key").write_text(base64.b64encode(b"k" * 32).decode())
     assert engine_settings({"journal_key_file": "journal.key"}, {}, tmp_path).journal_key == b"k" * 32
     assert refused_key(engine_settings, {"journal_key_file": "absent.key"}, {}, tmp_path) == "engine.journal_key_file"
+
+
+def test_the_journal_may_be_postgresql_and_its_migrations_left_to_the_operator():
+    engine = engine_settings({"journal": "postgresql://liaison@db.example/journal", "journal_migrate": False}, {}, None)
+    assert (engine.journal, engine.journal_migrate) == ("postgresql://liaison@db.example/journal", False)
+    assert engine_settings({}, {}, None).journal_migrate is True
+    assert refused_key(engine_settings, {"journal_migrate": "no"}, {}, None) == "engine.journal_migrate"

@@ -11,6 +11,7 @@ import argparse
 from pathlib import Path
 
 from channels.app.settings import Settings, load_settings
+from router.config_values import redact_url
 
 
 def add_parser(subparsers) -> None:
@@ -27,8 +28,8 @@ def check_config(path: Path) -> int:
     """Print what the configuration at ``path`` would start; 0 (an invalid one raises ConfigError)."""
     settings = load_settings(path)
     print(f"{path}: valid")
-    print(f"  bus      {settings.bus}")
-    print(f"  journal  {settings.journal} ({'encrypted' if settings.journal_key else 'NOT encrypted: set LIAISON_JOURNAL_KEY'})")
+    print(f"  bus      {redact_url(settings.bus)}")
+    print(f"  journal  {redact_url(settings.journal)} ({'encrypted' if settings.journal_key else 'NOT encrypted: set LIAISON_JOURNAL_KEY'})")
     for listener in settings.listeners:
         tls = "mTLS" if listener.tls_client_ca else "TLS" if listener.tls_cert else "plain"
         print(f"  listener {listener.name} on {listener.host}:{listener.port} ({tls}, default charset "

@@ -2,6 +2,7 @@
 
     liaison journal [-c liaison.toml] search [--state S] [--control-id ID] [--limit N]
     liaison journal [-c liaison.toml] show KEY [--raw]
+    liaison journal migrate [-c liaison.toml]      (journal_migrate.py)
 
 Reads the journal named by the configuration (its key from LIAISON_JOURNAL_KEY
 or the key file, as the engine does). Prints identifiers, states and reasons;
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from channels.app.cli import journal_migrate
 from channels.app.settings import Settings, load_settings
 from router.ports import MessageState
 
@@ -29,10 +31,13 @@ def add_parser(subparsers) -> None:
     show_parser = sub.add_parser("show")
     show_parser.add_argument("key")
     show_parser.add_argument("--raw", action="store_true", help="also print the message as received")
+    journal_migrate.add_parser(sub)
 
 
 async def run(args: argparse.Namespace) -> int:
     settings = load_settings(args.config) if args.config else Settings()
+    if args.journal_command == "migrate":
+        return await journal_migrate.migrate(settings)
     if args.journal_command == "search":
         return await search(settings, state=args.state, control_id=args.control_id, limit=args.limit)
     return await show(settings, args.key, raw=args.raw)

@@ -1,0 +1,32 @@
+"""``liaison journal migrate``: create or upgrade the journal's schema to this Liaison's version.
+
+    liaison journal migrate -c liaison.toml      (or: liaison journal -c liaison.toml migrate)
+
+Runs the versioned migrations of ``channels/journal/schema.py`` on the journal the configuration
+names (SQLite or PostgreSQL) and says from which version to which; running it again changes
+nothing. Processes started with ``engine.journal_migrate = false`` (say, with a database role that
+may not change the schema) refuse a journal whose schema is behind: run this first, once per upgrade.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from channels.app.settings import Settings
+from router.config_values import redact_url
+
+
+def add_parser(journal_commands) -> None:
+    """Add ``migrate`` to the ``liaison journal`` sub-commands."""
+    migrate = journal_commands.add_parser("migrate", help="create or upgrade the journal's schema")
+    migrate.add_argument("-c", "--config", type=Path, default=argparse.SUPPRESS)
+
+
+async def migrate(settings: Settings, out=print) -> int:
+    from channels.app.engine import journal_from_url
+    journal = journal_from_url(settings.journal, settings.journal_key)
+    found, now = await journal.migrate()
+    where = redact_url(settings.journal)
+    out(f"journal {where}: schema v{found} -> v{now}" if found != now else f"journal {where}: schema v{now}, up to date")
+    return 0
