@@ -20,6 +20,7 @@ password is best left out of the URL: libpq reads ``PGPASSWORD`` or ``~/.pgpass`
   (autocommit, time zone UTC).
 - Schema: in the first schema of the connection's ``search_path``, created and upgraded at open by
   the versioned migrations of ``schema.py`` (``migrate=False``: only by ``liaison journal migrate``).
+- Text PostgreSQL cannot hold: a NUL in an identifier is stored as U+2400 (``_bound``).
 - ``psycopg.OperationalError`` (server down or restarting, connection lost, disk full, pool
   timeout) becomes ``TransientError("journal unavailable: ...")``; other errors propagate.
 """
@@ -30,8 +31,7 @@ import functools
 import itertools
 import time
 import weakref
-from collections.abc import Callable
-from datetime import datetime, timedelta
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -41,18 +41,14 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import AsyncConnectionPool
 
 from channels.cipher import Codec, make_codec
-from channels.journal import consents as consent_sql
-from channels.journal import documents as document_sql
-from channels.journal import operations as ops
-from channels.journal import stays as stay_sql
 from channels.journal.pg_writer import UNAVAILABLE, PgGroupCommit
 from channels.journal.schema import POSTGRESQL, codec_check, migration
-from channels.journal.sql import Operation, Result, Statement, SystemClock, ts
+from channels.journal.sql import Operation, Result, Statement, SystemClock
+from channels.journal.sql_journal import SqlJournal, not_open
 from channels.journal.writer import unavailable
 from router.config_values import redact_url
-from router.errors import ConfigError, TransientError
-from router.ports import (Clock, ContentBinding, DmpEntry, JournalEvent, MessageRecord, MessageState, Outcome,
-                          PatientConsent, ReceivedMessage, RenderedDocument, Stay)
+from router.errors import ConfigError
+from router.ports import Clock
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -106,7 +102,7 @@ class ByteaCodec:
         return bytes(stored).decode("utf-8")
 
 
-class PostgresJournal:
+class PostgresJournal(SqlJournal):
     """The Journal port on a PostgreSQL database: group-committed writes, pooled reads."""
 
     def __init__(self, conninfo: str, *, key: bytes | None = None, clock: Clock | None = None,
@@ -156,21 +152,9 @@ class PostgresJournal:
         if pool is not None:
             await pool.close()
 
-    async def __aenter__(self) -> PostgresJournal:
-        await self.open()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
-
     async def migrate(self) -> tuple[int, int]:
         """Create or upgrade the schema without opening the journal; (version found, version now)."""
         return await self._once(lambda: migration(POSTGRESQL, allowed=True))
-
-    def stats(self) -> dict[str, int]:
-        """Write counters: operations committed and the transactions they took."""
-        writer = self._last_writer
-        return {"operations": writer.operations if writer else 0, "commits": writer.commits if writer else 0}
 
     async def _setup(self) -> None:
         def steps() -> Operation[None]:
@@ -207,70 +191,11 @@ class PostgresJournal:
             kwargs["connect_timeout"] = max(1, round(self._connect_timeout))
         return kwargs
 
-    # ----------------------------------------------------------------- writes
-
-    async def record_received(self, message: ReceivedMessage) -> tuple[str, bool]:
-        """Store the raw message; on a resend return the first key, ``False``, and log a "duplicate" event."""
-        return await self._write(lambda: ops.record_received(self._codec, message, ts(self._clock.now())))
-
-    async def set_state(self, key: str, state: MessageState, *, step: str, detail: str = "",
-                        ack_code: str | None = None,
-                        only_from: frozenset[MessageState] | None = None) -> bool:
-        """Move the message to ``state`` (if its state is in ``only_from``, when given); record the step.
-
-        Raise ``KeyError`` if no message has this key.
-        """
-        at = ts(self._clock.now())
-        return await self._write(lambda: ops.set_state(self._codec, key, state, step=step, detail=detail,
-                                                       ack_code=ack_code, only_from=only_from, at=at))
-
-    async def add_event(self, event: JournalEvent) -> None:
-        await self._write(lambda: ops.add_event(self._codec, event))
-
-    async def record_outcome(self, outcome: Outcome) -> None:
-        """Keep the outcome with the latest ``at`` per (document, destination); append every one as an event."""
-        await self._write(lambda: ops.record_outcome(self._codec, outcome))
-
-    async def claim(self, document_id: str, destination: str, *, message_key: str,
-                    stale_after: timedelta) -> bool:
-        now = self._clock.now()
-        at, stale = ts(now), ts(now - stale_after)
-        return await self._write(lambda: ops.claim(self._codec, document_id, destination, message_key=message_key,
-                                                   at=at, stale=stale))
-
-    async def bind_content(self, document_id: str, digest: str, message_key: str) -> ContentBinding:
-        at = ts(self._clock.now())
-        return await self._write(lambda: ops.bind_content(document_id, digest, message_key, at))
-
-    async def record_stay(self, stay: Stay) -> None:
-        """Insert or replace the stay keyed by (facility, encounter); see ``stays.py``."""
-        now = ts(self._clock.now())
-        await self._write(lambda: stay_sql.upsert(self._codec, stay, now))
-
-    async def mark_stay(self, facility: str, encounter: str, *, letter_sent_at: datetime | None = None,
-                        alert_raised_at: datetime | None = None, clear_alert: bool = False) -> Stay | None:
-        now = ts(self._clock.now())
-        return await self._write(lambda: stay_sql.mark(
-            self._codec, facility, encounter, now, letter_sent_at=letter_sent_at,
-            alert_raised_at=alert_raised_at, clear_alert=clear_alert), alone=True)
-
-    async def record_dmp_consent(self, consent: PatientConsent) -> bool:
-        """Keep the patient's consent unless a later message gave one; stamp their stays (``consents.py``)."""
-        now = ts(self._clock.now())
-        return await self._write(lambda: consent_sql.upsert(self._codec, consent, now), alone=True)
-
-    async def record_document(self, document: RenderedDocument) -> None:
-        """Record a rendered document under (facility, source id); see ``documents.py``."""
-        now = ts(self._clock.now())
-        await self._write(lambda: document_sql.upsert(self._codec, document, now))
-
-    async def record_dmp_entry(self, entry: DmpEntry) -> None:
-        now = ts(self._clock.now())
-        await self._write(lambda: ops.record_dmp_entry(entry, now))
+    # ------------------------------------------------------------ statements
 
     async def _write(self, operation: Callable[[], Operation[T]], *, alone: bool = False) -> T:
         if self._writer is None:
-            raise _closed()
+            raise not_open()
         return await self._writer.submit(operation, alone=alone)
 
     async def _transaction(self, writes: list[tuple[Callable[[], Operation[Any]], bool]]) -> list[Any]:
@@ -286,7 +211,7 @@ class PostgresJournal:
         """
         pool = self._pool
         if pool is None:
-            raise _closed()
+            raise not_open()
         results: list[Any] = []
         async with pool.connection() as conn, conn.pipeline() as pipeline, conn.transaction():
             for alone, group in itertools.groupby(writes, key=lambda write: write[1]):
@@ -295,53 +220,10 @@ class PostgresJournal:
                     results += await _advance_together(conn, pipeline, [make() for make in together])
         return results
 
-    # ------------------------------------------------------------------ reads
-
-    async def message(self, key: str) -> MessageRecord | None:
-        return await self._query(ops.message(self._codec, key))
-
-    async def events(self, key: str) -> list[JournalEvent]:
-        """The message's timeline, oldest first (ties in insertion order)."""
-        return await self._query(ops.events(self._codec, key))
-
-    async def document_events(self, document_id: str) -> list[JournalEvent]:
-        """Every event about one document (its outcome history included), oldest first."""
-        return await self._query(ops.document_events(self._codec, document_id))
-
-    async def outcomes(self, document_id: str) -> list[Outcome]:
-        """The current outcome per destination of one document, by destination."""
-        return await self._query(ops.outcomes(self._codec, document_id))
-
-    async def stale_claims(self, older_than: datetime, limit: int = 100) -> list[Outcome]:
-        return await self._query(ops.stale_claims(self._codec, older_than, limit))
-
-    async def search(self, *, state: MessageState | None = None, control_id: str | None = None, limit: int = 100,
-                     since: datetime | None = None, message_type: str | None = None,
-                     sending_application: str | None = None) -> list[MessageRecord]:
-        """Messages matching every filter given, newest first (by ``received_at``)."""
-        return await self._query(ops.search(self._codec, state=state, control_id=control_id, limit=limit,
-                                            since=since, message_type=message_type,
-                                            sending_application=sending_application))
-
-    async def stay(self, facility: str, encounter: str) -> Stay | None:
-        return await self._query(stay_sql.stay(self._codec, facility, encounter))
-
-    async def stays_due(self, now: datetime, limit: int = 100) -> list[Stay]:
-        return await self._query(stay_sql.due(self._codec, now, limit))
-
-    async def dmp_consent(self, facility: str, ipp: str) -> PatientConsent | None:
-        return await self._query(consent_sql.consent_of(self._codec, facility, ipp))
-
-    async def rendered_document(self, facility: str, source_id: str) -> RenderedDocument | None:
-        return await self._query(document_sql.rendered(self._codec, facility, source_id))
-
-    async def dmp_entry(self, document_id: str) -> DmpEntry | None:
-        return await self._query(ops.dmp_entry(document_id))
-
     async def _query(self, operation: Operation[T]) -> T:
         pool = self._pool
         if pool is None:
-            raise _closed()
+            raise not_open()
         try:
             async with pool.connection() as conn:
                 return await _run(conn, operation)
@@ -354,7 +236,7 @@ async def _run(conn: psycopg.AsyncConnection, operation: Operation[T]) -> T:
     try:
         sql, params = next(operation)
         while True:
-            cursor = await conn.execute(_placeholders(sql) if params else sql, params or None)
+            cursor = await conn.execute(*_bound(sql, params))
             sql, params = operation.send(await _result(cursor))
     except StopIteration as done:
         return done.value
@@ -381,7 +263,7 @@ async def _advance_together(conn: psycopg.AsyncConnection, pipeline: psycopg.Asy
         cursors = []
         for _, (sql, params) in sent:
             cursor = conn.cursor()
-            await cursor.execute(_placeholders(sql) if params else sql, params or None)
+            await cursor.execute(*_bound(sql, params))
             cursors.append(cursor)
         await pipeline.sync()
         for (index, _), cursor in zip(sent, cursors):
@@ -393,6 +275,19 @@ async def _result(cursor: psycopg.AsyncCursor) -> Result:
     return Result(cursor.rowcount, await cursor.fetchall() if cursor.description else [])
 
 
+def _bound(sql: str, params: Sequence[Any]) -> tuple[str, Sequence[Any] | None]:
+    """A statement as psycopg takes it: ``%s`` placeholders, and no NUL in text, which PostgreSQL refuses.
+
+    A NUL can only come from hostile input (an MSH-10 holding one, say); it is bound as U+2400 SYMBOL
+    FOR NULL, the same way in every statement, so a resend still meets its first copy. The received
+    bytes themselves are ``bytea`` and keep it.
+    """
+    if not params:
+        return sql, None
+    return _placeholders(sql), [value.replace("\x00", "\u2400") if type(value) is str and "\x00" in value else value
+                                for value in params]
+
+
 @functools.lru_cache(maxsize=256)
 def _placeholders(sql: str) -> str:
     """The journal's ``?`` placeholders as psycopg's ``%s`` (its statements hold no ``?`` in literals)."""
@@ -401,7 +296,3 @@ def _placeholders(sql: str) -> str:
 
 async def _configure(conn: psycopg.AsyncConnection) -> None:
     await conn.execute("SET TIME ZONE 'UTC'")
-
-
-def _closed() -> TransientError:
-    return TransientError("journal unavailable: not open")

@@ -61,8 +61,8 @@ from channels.cipher import Codec, DecryptError, EncryptionKeyError, aad
 from channels.journal.sql import Operation, run, ts
 from router.errors import ConfigError
 
-__all__ = ["LATEST", "MIGRATIONS", "PG_MIGRATIONS", "VERSIONS", "check_codec", "codec_check", "migrate",
-           "migration", "ts"]
+__all__ = ["LATEST", "MIGRATIONS", "PG_MIGRATIONS", "VERSION_TABLE", "VERSIONS", "check_codec", "codec_check",
+           "migrate", "migration", "statements", "ts"]
 
 KEY_CHECK_PLAINTEXT = b"liaison journal key check v1"
 SQLITE, POSTGRESQL = "sqlite", "postgresql"
@@ -306,7 +306,7 @@ VERSIONS: dict[int, tuple[str | PerDialect, ...]] = {
 }
 LATEST = max(VERSIONS)
 
-_VERSION_TABLE = PerDialect(
+VERSION_TABLE = PerDialect(
     "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS schema_version (version integer PRIMARY KEY, applied_at timestamptz NOT NULL)")
 _HAS_VERSION_TABLE = PerDialect("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'",
@@ -329,7 +329,7 @@ def migration(dialect: str, *, allowed: bool = True) -> Operation[tuple[int, int
     Without ``allowed``, change nothing and refuse a schema that is behind (``liaison journal migrate``).
     """
     if allowed:
-        yield _VERSION_TABLE.of(dialect), ()
+        yield VERSION_TABLE.of(dialect), ()
         exists = True
     else:
         exists = bool((yield _HAS_VERSION_TABLE.of(dialect), ()).rows)

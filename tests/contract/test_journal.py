@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from channels.app.engine import journal_from_url
@@ -66,6 +67,8 @@ class Backend:
     make: Callable[..., Journal]          # make(key=...) -> an unopened journal on the same store
     stored_bytes: Callable[[], bytes]      # everything the store holds (on disk, or in its tables)
     url: str = ""                          # the store as the configuration names it (engine.journal)
+    dialect: str = "sqlite"
+    execute: Callable[[list[tuple[str, tuple]]], list[tuple]] = lambda statements: []   # behind the journal's back
     cleanup: ExitStack = field(default_factory=ExitStack)
 
 
@@ -78,7 +81,12 @@ def sqlite_backend(tmp_path: Path, encrypted: bool) -> Backend:
     def stored_bytes() -> bytes:
         return b"".join(p.read_bytes() for p in sorted(tmp_path.glob("journal.sqlite*")))
 
-    return Backend(f"sqlite-{'encrypted' if encrypted else 'clear'}", encrypted, make, stored_bytes, f"sqlite://{path}")
+    def execute(statements: list[tuple[str, tuple]]) -> list[tuple]:
+        with sqlite3.connect(path) as conn:
+            return [conn.execute(sql, params).fetchall() for sql, params in statements][-1]
+
+    return Backend(f"sqlite-{'encrypted' if encrypted else 'clear'}", encrypted, make, stored_bytes,
+                   f"sqlite://{path}", "sqlite", execute)
 
 
 def postgresql_backend(tmp_path: Path, encrypted: bool) -> Backend:
@@ -89,7 +97,7 @@ def postgresql_backend(tmp_path: Path, encrypted: bool) -> Backend:
         return PostgresJournal(url, key=(KEY if encrypted else None) if key is _DEFAULT else key)
 
     return Backend(f"postgresql-{'encrypted' if encrypted else 'clear'}", encrypted, make,
-                   lambda: postgres.stored_bytes(url), url, cleanup)
+                   lambda: postgres.stored_bytes(url), url, "postgresql", lambda s: postgres.execute(url, s), cleanup)
 
 
 BACKENDS = {
@@ -169,6 +177,16 @@ async def test_resend_with_different_bytes_keeps_the_first_copy_and_says_so(jour
     assert (await journal.message(key)).raw == hl7("DUP-2")
     duplicate = [event for event in await journal.events(key) if event.step == "duplicate"]
     assert len(duplicate) == 1 and "different bytes" in duplicate[0].detail
+
+
+async def test_identifiers_holding_a_nul_are_stored_and_deduplicated(journal):
+    raw = hl7("NUL\x001", app="DX\x00CARE")
+    key, is_new = await journal.record_received(received("NUL\x001", app="DX\x00CARE", raw=raw))
+    again = await journal.record_received(received("NUL\x001", app="DX\x00CARE", raw=raw))
+
+    assert is_new and again == (key, False)
+    assert (await journal.message(key)).raw == raw
+    assert [r.key for r in await journal.search(control_id="NUL\x001")] == [key]
 
 
 async def test_sending_facility_is_not_part_of_the_idempotency_key(journal):
@@ -379,6 +397,31 @@ async def test_concurrent_writers_all_stored_with_unique_keys(journal):
     assert (await journal.message(results[5][321][0])).raw == hl7("C5-321")
 
 
+async def test_a_faulty_write_fails_alone_in_its_batch(journal):
+    results = await asyncio.gather(
+        *(journal.record_received(received(f"B-{i}")) for i in range(5)),
+        journal.set_state("01NOSUCHKEY0000000000000000", MessageState.QUEUED, step="queued"),
+        *(journal.record_received(received(f"B-{i}")) for i in range(5, 10)),
+        return_exceptions=True)
+
+    assert isinstance(results[5], KeyError)
+    good = results[:5] + results[6:]
+    assert all(isinstance(result, tuple) and result[1] for result in good)
+    assert len(await journal.search(limit=100)) == 10
+
+
+async def test_concurrent_writes_share_commits(journal):
+    async def connection(n: int) -> None:
+        for i in range(100):
+            await journal.record_received(received(f"G{n}-{i}"))
+
+    await asyncio.gather(*(connection(n) for n in range(8)))
+
+    stats = journal.stats()
+    assert stats["operations"] == 800
+    assert stats["commits"] < stats["operations"]
+
+
 # ------------------------------------------------------------------ at rest
 
 async def test_contents_are_encrypted_at_rest_and_metadata_stays_searchable(backend, journal):
@@ -417,6 +460,26 @@ async def test_an_encrypted_journal_needs_its_key(backend, journal):
         await backend.make(key=None).open()
 
 
+async def test_a_value_moved_to_another_row_does_not_decrypt(backend):
+    async with backend.make(key=KEY) as journal:
+        first, _ = await journal.record_received(received("MOVE-1"))
+        second, _ = await journal.record_received(received("MOVE-2"))
+    backend.execute([("UPDATE messages SET raw = (SELECT raw FROM messages WHERE key = ?) WHERE key = ?",
+                      (first, second))])
+
+    async with backend.make(key=KEY) as journal:
+        assert (await journal.message(first)).raw == hl7("MOVE-1")
+        with pytest.raises(DecryptError, match="wrong key or altered value"):
+            await journal.message(second)
+
+
+async def test_events_cannot_be_rewritten(backend, journal):
+    await journal.record_received(received("APPEND-1"))
+    await journal.close()
+    with pytest.raises((sqlite3.Error, psycopg.Error), match="append-only"):
+        backend.execute([("UPDATE events SET step = 'forged'", ())])
+
+
 # ------------------------------------------------------ SQLite adapter only
 
 def test_from_url_reads_absolute_and_relative_paths():
@@ -445,33 +508,6 @@ async def test_a_locked_database_raises_transient_error_then_recovers(tmp_path):
         assert (await journal.record_received(received("LOCK-1")))[1] is True
 
 
-async def test_a_faulty_write_fails_alone_in_its_batch(tmp_path):
-    async with SqliteJournal(tmp_path / "j.sqlite") as journal:
-        results = await asyncio.gather(
-            *(journal.record_received(received(f"B-{i}")) for i in range(5)),
-            journal.set_state("01NOSUCHKEY0000000000000000", MessageState.QUEUED, step="queued"),
-            *(journal.record_received(received(f"B-{i}")) for i in range(5, 10)),
-            return_exceptions=True)
-
-        assert isinstance(results[5], KeyError)
-        good = results[:5] + results[6:]
-        assert all(isinstance(result, tuple) and result[1] for result in good)
-        assert len(await journal.search(limit=100)) == 10
-
-
-async def test_concurrent_writes_share_commits(tmp_path):
-    async with SqliteJournal(tmp_path / "j.sqlite") as journal:
-        async def connection(n: int) -> None:
-            for i in range(100):
-                await journal.record_received(received(f"G{n}-{i}"))
-
-        await asyncio.gather(*(connection(n) for n in range(8)))
-
-        stats = journal.stats()
-        assert stats["operations"] == 800
-        assert stats["commits"] < stats["operations"]
-
-
 async def test_file_is_private_and_schema_version_recorded(tmp_path):
     path = tmp_path / "sub" / "j.sqlite"
     async with SqliteJournal(path):
@@ -482,29 +518,6 @@ async def test_file_is_private_and_schema_version_recorded(tmp_path):
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT version FROM schema_version").fetchall() == [(1,), (2,), (3,), (4,), (5,), (6,)]
-
-
-async def test_a_value_moved_to_another_row_does_not_decrypt(tmp_path):
-    path = tmp_path / "j.sqlite"
-    async with SqliteJournal(path, key=KEY) as journal:
-        first, _ = await journal.record_received(received("MOVE-1"))
-        second, _ = await journal.record_received(received("MOVE-2"))
-    with sqlite3.connect(path) as conn:
-        conn.execute("UPDATE messages SET raw = (SELECT raw FROM messages WHERE key = ?) WHERE key = ?",
-                     (first, second))
-
-    async with SqliteJournal(path, key=KEY) as journal:
-        assert (await journal.message(first)).raw == hl7("MOVE-1")
-        with pytest.raises(DecryptError, match="wrong key or altered value"):
-            await journal.message(second)
-
-
-async def test_events_cannot_be_rewritten(tmp_path):
-    path = tmp_path / "j.sqlite"
-    async with SqliteJournal(path) as journal:
-        await journal.record_received(received("APPEND-1"))
-    with sqlite3.connect(path) as conn, pytest.raises(sqlite3.IntegrityError, match="append-only"):
-        conn.execute("UPDATE events SET step = 'forged'")
 
 
 async def test_claim_gives_one_sender_per_document_and_recipient(journal):

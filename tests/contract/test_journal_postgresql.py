@@ -1,9 +1,9 @@
 """Checks specific to the PostgreSQL journal adapter (the port's contract is ``test_journal.py``).
 
 URL reading and the password kept out of messages and logs, the schema's versions and migrations
-(at open, refused when not allowed, by ``migrate()``), the append-only timeline, tampering, group
-commit, and connection trouble. All but the URL checks need the test run's cluster
-(``tests/support/postgres.py``).
+(at open, by several processes at once, refused when not allowed, by ``migrate()``), connections
+the server dropped, and a batch chosen as a deadlock's victim. All but the URL checks need the test
+run's cluster (``tests/support/postgres.py``).
 """
 
 from __future__ import annotations
@@ -16,14 +16,11 @@ import psycopg
 import pytest
 from structlog.testing import capture_logs
 
-from channels.cipher import DecryptError
 from channels.journal.postgresql import PostgresJournal, from_url
-from channels.journal.schema import LATEST, PG_MIGRATIONS, ts
+from channels.journal.schema import LATEST
 from router.config_values import redact_url
 from router.errors import ConfigError, TransientError
-from router.ports import MessageState
-from tests.contract.test_journal import KEY, T0, a_stay, hl7, received
-from tests.contract.test_journal_consent import consent
+from tests.contract.test_journal import KEY, a_stay, received
 from tests.support import postgres
 from tests.support.poll import eventually
 
@@ -129,24 +126,6 @@ async def test_without_migrations_a_new_database_is_refused_until_migrated(url):
 
 
 @needs_cluster
-async def test_a_journal_made_before_consents_migrates_with_none_on_its_stays(url):
-    with psycopg.connect(url) as conn:
-        conn.execute("CREATE TABLE schema_version (version integer PRIMARY KEY, applied_at timestamptz NOT NULL)")
-        for version in (1, 2, 3, 4):
-            for statement in PG_MIGRATIONS[version]:
-                conn.execute(statement)
-            conn.execute("INSERT INTO schema_version VALUES (%s, %s)", (version, ts(T0)))
-        conn.execute("INSERT INTO stays (facility, encounter, state, ipp, ins, updated_at) "
-                     "VALUES ('CHU-TEST', 'V1', 'admitted', 'IPP000123', '', %s)", (ts(T0),))
-    async with PostgresJournal(url) as journal:
-        stay = await journal.stay("CHU-TEST", "V1")
-        assert (stay.ipp, stay.dmp_consent) == ("IPP000123", None)
-        await journal.record_dmp_consent(consent())
-        assert (await journal.stay("CHU-TEST", "V1")).dmp_consent is not None
-    assert versions(url) == list(range(1, LATEST + 1))
-
-
-@needs_cluster
 async def test_a_schema_newer_than_this_liaison_is_refused(url):
     async with PostgresJournal(url):
         pass
@@ -154,57 +133,6 @@ async def test_a_schema_newer_than_this_liaison_is_refused(url):
         conn.execute("INSERT INTO schema_version VALUES (%s, now())", (LATEST + 1,))
     with pytest.raises(ConfigError, match="upgrade Liaison"):
         await PostgresJournal(url).open()
-
-
-@needs_cluster
-async def test_events_cannot_be_rewritten(url):
-    async with PostgresJournal(url) as journal:
-        await journal.record_received(received("APPEND-1"))
-    with psycopg.connect(url) as conn, pytest.raises(psycopg.errors.RaiseException, match="append-only"):
-        conn.execute("UPDATE events SET step = 'forged'")
-
-
-@needs_cluster
-async def test_a_value_moved_to_another_row_does_not_decrypt(url):
-    async with PostgresJournal(url, key=KEY) as journal:
-        first, _ = await journal.record_received(received("MOVE-1"))
-        second, _ = await journal.record_received(received("MOVE-2"))
-    with psycopg.connect(url) as conn:
-        conn.execute("UPDATE messages SET raw = (SELECT raw FROM messages WHERE key = %s) WHERE key = %s",
-                     (first, second))
-    async with PostgresJournal(url, key=KEY) as journal:
-        assert (await journal.message(first)).raw == hl7("MOVE-1")
-        with pytest.raises(DecryptError, match="wrong key or altered value"):
-            await journal.message(second)
-
-
-@needs_cluster
-async def test_concurrent_writes_share_commits(url):
-    async with PostgresJournal(url) as journal:
-        async def connection(n: int) -> None:
-            for i in range(100):
-                await journal.record_received(received(f"G{n}-{i}"))
-
-        await asyncio.gather(*(connection(n) for n in range(8)))
-
-        stats = journal.stats()
-        assert stats["operations"] == 800
-        assert stats["commits"] < stats["operations"]
-
-
-@needs_cluster
-async def test_a_faulty_write_fails_alone_in_its_batch(url):
-    async with PostgresJournal(url) as journal:
-        results = await asyncio.gather(
-            *(journal.record_received(received(f"B-{i}")) for i in range(5)),
-            journal.set_state("01NOSUCHKEY0000000000000000", MessageState.QUEUED, step="queued"),
-            *(journal.record_received(received(f"B-{i}")) for i in range(5, 10)),
-            return_exceptions=True)
-
-        assert isinstance(results[5], KeyError)
-        good = results[:5] + results[6:]
-        assert all(isinstance(result, tuple) and result[1] for result in good)
-        assert len(await journal.search(limit=100)) == 10
 
 
 @needs_cluster

@@ -72,3 +72,13 @@ def stored_bytes(url: str) -> bytes:
                 for data in copy:
                     out += data
     return bytes(out)
+
+
+def execute(url: str, statements: list[tuple[str, tuple]]) -> list[tuple]:
+    """Run statements written with ``?`` placeholders in one transaction; the last one's rows."""
+    rows: list[tuple] = []
+    with psycopg.connect(url) as conn:
+        for sql, params in statements:
+            cursor = conn.execute(sql.replace("?", "%s") if params else sql, params or None)
+            rows = cursor.fetchall() if cursor.description else []
+    return rows

@@ -45,7 +45,7 @@ async def run(args: argparse.Namespace) -> int:
 
 async def search(settings: Settings, *, state: str | None, control_id: str | None, limit: int, out=print) -> int:
     from channels.app.engine import journal_from_url
-    journal = journal_from_url(settings.journal, settings.journal_key)
+    journal = journal_from_url(settings.journal, settings.journal_key, migrate=settings.journal_migrate)
     await journal.open()
     try:
         records = await journal.search(state=MessageState(state) if state else None, control_id=control_id,
@@ -61,7 +61,7 @@ async def search(settings: Settings, *, state: str | None, control_id: str | Non
 
 async def show(settings: Settings, key: str, *, raw: bool, out=print) -> int:
     from channels.app.engine import journal_from_url
-    journal = journal_from_url(settings.journal, settings.journal_key)
+    journal = journal_from_url(settings.journal, settings.journal_key, migrate=settings.journal_migrate)
     await journal.open()
     try:
         record = await journal.message(key)
