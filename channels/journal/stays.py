@@ -39,7 +39,13 @@ def upsert(codec: Codec, stay: Stay, now: str) -> Operation[None]:
 
 def mark(codec: Codec, facility: str, encounter: str, now: str, *, letter_sent_at: datetime | None,
          alert_raised_at: datetime | None, clear_alert: bool) -> Operation[Stay | None]:
-    """Set the given timestamps in one transaction; return the row as it was before."""
+    """Set the given timestamps in one transaction; return the row as it was before.
+
+    The first statement changes nothing but takes the row: in PostgreSQL it waits for, then locks
+    out, another server marking the same stay, so that the row read is the one updated and two
+    watchdogs cannot both find the alert unraised (SQLite's single writer does that by itself).
+    """
+    yield "UPDATE stays SET updated_at = updated_at WHERE facility = ? AND encounter = ?", (facility, encounter)
     rows = (yield f"SELECT {COLUMNS} FROM stays WHERE facility = ? AND encounter = ?", (facility, encounter)).rows
     if not rows:
         return None

@@ -45,6 +45,7 @@ mkdir -p "$dir"
 [ "$(id -u)" != 0 ] || chown postgres:postgres "$dir"
 chmod 0700 "$dir"
 as_owner test -w "$dir" || fail "$dir is out of reach of the $owner user (a parent folder is private?): use one under /tmp"
+cd "$dir"                               # the owner may not enter the folder we were started from
 touch "$dir/.liaison-postgres"          # stop-postgres.sh deletes only a folder that holds this mark
 
 if [ -z "$port" ]; then

@@ -10,6 +10,7 @@ set -euo pipefail
 
 [ $# -eq 1 ] || { echo "usage: $0 DIR" >&2; exit 1; }
 dir=$1
+case "$dir" in /*) ;; *) dir="$(pwd)/$dir" ;; esac
 [ -d "$dir" ] || exit 0
 
 if [ -f "$dir/data/postmaster.pid" ]; then
@@ -21,6 +22,7 @@ if [ -f "$dir/data/postmaster.pid" ]; then
         as_owner() { "$@"; }
     fi
     echo "stop-postgres: stopping the cluster in $dir"
+    cd /                                # the owner may not enter the folder we were started from
     if ! as_owner "$bin/pg_ctl" -D "$dir/data" -m fast -w -t 60 stop >/dev/null; then
         pid=$(head -n 1 "$dir/data/postmaster.pid" 2>/dev/null || true)
         if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then

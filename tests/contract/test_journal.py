@@ -687,6 +687,21 @@ async def test_mark_stay_sets_letter_and_alert_and_returns_the_previous_stay(jou
     assert await journal.mark_stay("CHU-TEST", "UNKNOWN", letter_sent_at=alerted_at) is None
 
 
+async def test_two_journals_marking_the_same_stays_each_find_an_alert_unraised_once(backend, journal):
+    encounters = [f"V{n:03d}" for n in range(30)]
+    for encounter in encounters:
+        await journal.record_stay(a_stay(encounter))
+    other = backend.make()
+    await other.open()
+    try:
+        befores = await asyncio.gather(*(door.mark_stay("CHU-TEST", encounter, alert_raised_at=T0)
+                                         for encounter in encounters for door in (journal, other)))
+    finally:
+        await other.close()
+
+    assert sum(before.alert_raised_at is None for before in befores) == len(encounters)
+
+
 async def test_stays_survive_reopening(backend):
     async with backend.make() as first:
         await first.record_stay(a_stay())
