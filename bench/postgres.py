@@ -39,6 +39,12 @@ def server_cpu(url: str) -> Callable[[], float] | None:
     def total() -> float:
         with psycopg.connect(url, autocommit=True) as conn:
             pids = [row[0] for row in conn.execute("SELECT pid FROM pg_stat_activity")]
-        return sum(process_cpu(pid) for pid in pids if Path(f"/proc/{pid}/stat").exists())
+        seconds = 0.0
+        for pid in pids:
+            try:
+                seconds += process_cpu(pid)
+            except OSError:         # it ended meanwhile (this very query's backend, say)
+                pass
+        return seconds
 
     return total
