@@ -27,6 +27,6 @@ async def migrate(settings: Settings, out=print) -> int:
     from channels.app.engine import journal_from_url
     journal = journal_from_url(settings.journal, settings.journal_key)
     found, now = await journal.migrate()
-    where = redact_url(settings.journal)
-    out(f"journal {where}: schema v{found} -> v{now}" if found != now else f"journal {where}: schema v{now}, up to date")
+    change = f"schema v{found} -> v{now}" if found != now else f"schema v{now}, up to date"
+    out(f"journal {redact_url(settings.journal)}: {change}")
     return 0
