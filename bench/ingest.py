@@ -8,6 +8,11 @@ engine process per message, the same for a bare asyncio MLLP echo server in
 the same run, and their ratio. Figures only: nothing here asserts a timing.
 
     .venv/bin/python bench/ingest.py --messages 20000 --connections 8 [--bus amqp|embedded]
+        [--journal postgresql://liaison@127.0.0.1:55432/liaison]
+
+The engine runs on a SQLite journal, then, with ``--journal postgresql://...``, on that
+PostgreSQL database too (in a schema of its own, dropped afterwards), so that both are measured
+in the same run next to the same ceiling.
 """
 
 from __future__ import annotations
@@ -23,10 +28,12 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from bench.postgres import bench_schema, process_cpu, server_cpu  # noqa: E402
 from channels.testing.messages import DR_LEROY, DR_MARTIN, encode_message, make_pfi_oru  # noqa: E402
 VT, FS, CR = b"\x0b", b"\x1c", b"\r"
 
@@ -77,21 +84,19 @@ async def load(port: int, messages: int, connections: int, offset: int) -> tuple
     return time.perf_counter() - start, latencies, failures
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-async def measure(name: str, proc: subprocess.Popen, port: int, args) -> dict:
+async def measure(name: str, proc: subprocess.Popen, port: int, args, server_cpu=None) -> dict:
+    """Rate, latencies and CPU per message of ``proc`` (and of the database server, given ``server_cpu``)."""
     await wait_port(port, time.monotonic() + 60)
     await load(port, min(2000, args.messages), args.connections, offset=10**8)   # warm-up
-    cpu0 = cpu_seconds(proc.pid)
+    cpu0, server0 = process_cpu(proc.pid), server_cpu() if server_cpu else None
     elapsed, latencies, failures = await load(port, args.messages, args.connections, offset=0)
-    cpu = cpu_seconds(proc.pid) - cpu0
+    cpu = process_cpu(proc.pid) - cpu0
+    server = server_cpu() - server0 if server_cpu else None
     latencies.sort()
     count = len(latencies)
     return {"name": name, "rate": count / elapsed, "p50": statistics.median(latencies) * 1000,
-            "p99": latencies[int(count * 0.99) - 1] * 1000, "cpu_ms": cpu / count * 1000, "failures": failures}
+            "p99": latencies[int(count * 0.99) - 1] * 1000, "cpu_ms": cpu / count * 1000, "failures": failures,
+            "db_cpu_ms": None if server is None else server / count * 1000}
 
 
 def start(cmd: list[str], env: dict | None = None) -> subprocess.Popen:
@@ -107,6 +112,29 @@ def stop(proc: subprocess.Popen) -> None:
         proc.kill()
 
 
+async def measure_engine(args, journal: str) -> dict:
+    """``liaison run --ingest-only`` on a SQLite journal in a temporary folder, or in a new PostgreSQL schema."""
+    with tempfile.TemporaryDirectory(prefix="liaison-bench-") as tmp, \
+            (nullcontext(f"sqlite://{tmp}/journal.sqlite") if journal == "sqlite" else bench_schema(journal)) as url:
+        port = free_port()
+        bus = args.amqp_url if args.bus == "amqp" else f"embedded://{tmp}/bus.sqlite"
+        config = Path(tmp) / "liaison.toml"
+        config.write_text(f'[engine]\nbus = "{bus}"\njournal = "{url}"\n'
+                          f'[[listeners]]\nname = "bench"\nport = {port}\n')
+        key = {"LIAISON_JOURNAL_KEY": base64.b64encode(os.urandom(32)).decode()} if args.encrypted else {}
+        engine = start([sys.executable, "-m", "channels.app.cli.main", "--log-level", "warning", "run", "--ingest-only",
+                        "-c", str(config)], env=key)
+        try:
+            sealed = ", encrypted journal and bus" if args.encrypted else ""
+            kind = "SQLite" if journal == "sqlite" else "PostgreSQL"
+            return await measure(f"liaison run --ingest-only ({args.bus} bus, {kind} journal{sealed})",
+                                 engine, port, args, server_cpu=None if journal == "sqlite" else server_cpu(url))
+        finally:
+            stop(engine)
+            if engine.returncode not in (0, -15, None):
+                print(engine.stderr.read().decode()[-2000:], file=sys.stderr)
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--messages", type=int, default=20000)
@@ -114,6 +142,8 @@ async def main() -> None:
     parser.add_argument("--bus", choices=["amqp", "embedded"], default="amqp")
     parser.add_argument("--encrypted", action="store_true",
                         help="with a journal key: journal values and bus bodies AES-GCM-sealed, as in production")
+    parser.add_argument("--journal", metavar="POSTGRESQL_URL", default="",
+                        help="also measure the engine on this PostgreSQL database (password from PGPASSWORD)")
     parser.add_argument("--amqp-url", default=os.environ.get("LIAISON_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"))
     args = parser.parse_args()
     results = []
@@ -125,29 +155,19 @@ async def main() -> None:
     finally:
         stop(echo)
 
-    with tempfile.TemporaryDirectory(prefix="liaison-bench-") as tmp:
-        port = free_port()
-        bus = args.amqp_url if args.bus == "amqp" else f"embedded://{tmp}/bus.sqlite"
-        config = Path(tmp) / "liaison.toml"
-        config.write_text(f'[engine]\nbus = "{bus}"\njournal = "sqlite://{tmp}/journal.sqlite"\n'
-                          f'[[listeners]]\nname = "bench"\nport = {port}\n')
-        key = {"LIAISON_JOURNAL_KEY": base64.b64encode(os.urandom(32)).decode()} if args.encrypted else {}
-        engine = start([sys.executable, "-m", "channels.app.cli.main", "--log-level", "warning", "run", "--ingest-only",
-                        "-c", str(config)], env=key)
-        try:
-            sealed = ", encrypted journal and bus" if args.encrypted else ""
-            results.append(await measure(f"liaison run --ingest-only ({args.bus} bus, SQLite journal{sealed})",
-                                         engine, port, args))
-        finally:
-            stop(engine)
-            if engine.returncode not in (0, -15, None):
-                print(engine.stderr.read().decode()[-2000:], file=sys.stderr)
+    journals = ["sqlite"] + ([args.journal] if args.journal else [])
+    for journal in journals:
+        results.append(await measure_engine(args, journal))
 
     print(f"\n{args.messages} messages of {len(sample_message(0))} bytes over {args.connections} connections")
-    print(f"{'':58} {'msg/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'CPU ms/msg':>11} {'non-AA':>7}")
+    print(f"{'':72} {'msg/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'CPU ms/msg':>11} {'DB CPU':>7} {'non-AA':>7}")
     for r in results:
-        print(f"{r['name']:58} {r['rate']:9.0f} {r['p50']:8.2f} {r['p99']:8.2f} {r['cpu_ms']:11.3f} {r['failures']:7}")
-    print(f"ratio engine / ceiling: {results[1]['rate'] / results[0]['rate']:.2f}")
+        db = "-" if r.get("db_cpu_ms") is None else f"{r['db_cpu_ms']:.3f}"
+        print(f"{r['name']:72} {r['rate']:9.0f} {r['p50']:8.2f} {r['p99']:8.2f} {r['cpu_ms']:11.3f} {db:>7} "
+              f"{r['failures']:7}")
+    print("(CPU: the engine process; DB CPU: the PostgreSQL server's processes, when local - SQLite's is the engine's)")
+    for r in results[1:]:
+        print(f"ratio engine / ceiling, {r['name']}: {r['rate'] / results[0]['rate']:.2f}")
 
 
 if __name__ == "__main__":

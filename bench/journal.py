@@ -1,4 +1,4 @@
-"""Benchmark the SQLite journal the way the MLLP ingest uses it.
+"""Benchmark the SQLite journal (and the PostgreSQL one, given its URL) the way the MLLP ingest uses it.
 
 N concurrent callers (default 8, one per MLLP connection) each store messages
 one after the other, awaiting each write as a connection awaits its ACK.
@@ -11,11 +11,16 @@ Scenarios:
 - ``ingest pair``: ``record_received`` + ``set_state(QUEUED, ack_code="AA")``,
   the two durable writes an MLLP message costs before its ACK.
 
+- with ``--journal postgresql://...``: ``record_received`` and the ingest pair,
+  encrypted, on ``PostgresJournal`` (a new schema each run); its CPU column
+  adds the PostgreSQL server's processes when the server is local.
+
 Prints messages/s (median of the runs), p50/p99 latency per message, CPU per
 message, the mean batch size of group commit, and the ratio to the ceiling
 measured in the same run. Usage::
 
     .venv/bin/python bench/journal.py [--messages 20000] [--connections 8] [--runs 3] [--size 2048]
+        [--journal postgresql://liaison@127.0.0.1:55432/liaison]
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import sqlite3
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -35,6 +41,7 @@ import structlog
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.postgres import bench_schema, server_cpu  # noqa: E402
 from channels.journal import SqliteJournal  # noqa: E402
 from channels.journal.keys import new_key  # noqa: E402
 from channels.journal.schema import migrate, ts  # noqa: E402
@@ -82,10 +89,14 @@ def ceiling(path: Path, total: int, batch: int, size: int) -> dict:
 
 
 async def run_journal(path: Path, total: int, connections: int, size: int, *, key: bytes | None,
-                      pair: bool) -> dict:
+                      pair: bool, url: str = "") -> dict:
+    """The scenario on a SQLite journal at ``path``, or on the PostgreSQL database at ``url``."""
     per_connection = total // connections
     latencies: list[float] = []
-    async with SqliteJournal(path, key=key) as journal:
+    if url:
+        from channels.journal.postgresql import PostgresJournal
+    server = server_cpu(url) if url else None
+    async with (PostgresJournal(url, key=key) if url else SqliteJournal(path, key=key)) as journal:
         async def connection(n: int) -> None:
             for i in range(per_connection):
                 received = message(f"B{n}-{i}", size)
@@ -95,9 +106,10 @@ async def run_journal(path: Path, total: int, connections: int, size: int, *, ke
                     await journal.set_state(msg_key, MessageState.QUEUED, step="queued", ack_code="AA")
                 latencies.append(time.perf_counter() - start)
 
-        cpu, start = time.process_time(), time.perf_counter()
+        cpu, start, server0 = time.process_time(), time.perf_counter(), server() if server else 0.0
         await asyncio.gather(*(connection(n) for n in range(connections)))
         elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
+        cpu += server() - server0 if server else 0.0
         stats = journal.stats()
     done = per_connection * connections
     latencies.sort()
@@ -117,6 +129,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--size", type=int, default=2048, help="bytes per HL7 message")
     parser.add_argument("--dir", default=None, help="where to put the journal files (default: a temp dir)")
+    parser.add_argument("--journal", metavar="POSTGRESQL_URL", default="",
+                        help="also run the PostgreSQL journal on this database (password from PGPASSWORD)")
     args = parser.parse_args()
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
 
@@ -129,6 +143,16 @@ def main() -> None:
         "ingest pair, encrypted": lambda p: asyncio.run(
             run_journal(p, args.messages, args.connections, args.size, key=KEY, pair=True)),
     }
+    if args.journal:
+        def on_postgresql(pair: bool) -> Callable[[Path], dict]:
+            def scenario(path: Path) -> dict:
+                with bench_schema(args.journal) as url:
+                    return asyncio.run(run_journal(path, args.messages, args.connections, args.size, key=KEY,
+                                                   pair=pair, url=url))
+            return scenario
+
+        scenarios["PG record_received, encrypted"] = on_postgresql(pair=False)
+        scenarios["PG ingest pair, encrypted"] = on_postgresql(pair=True)
     results: dict[str, list[dict]] = {name: [] for name in scenarios}
     with tempfile.TemporaryDirectory(dir=args.dir) as workdir:
         for run in range(args.runs):          # interleave scenarios so drift hits them alike

@@ -27,10 +27,10 @@ from router.unchecked import KEYS as UNCHECKED_KEYS, UncheckedPolicy, unchecked_
 
 SUPPORTED_BUS_SCHEMES = ("embedded", "amqp", "amqps")
 CLUSTER_BUS_SCHEMES = ("amqp", "amqps")           # a list of node URLs: the nodes of one RabbitMQ cluster
-SUPPORTED_JOURNAL_SCHEMES = ("sqlite",)
-ENGINE_KEYS = {"bus", "journal", "journal_key_file", "cda_schema_dir", "cda_schema_required", "schematrons",
-               "schematron_dir", "source_id", "prefetch", "retry_delays", "letter_deadline", "watchdog_interval",
-               "timezone", "claim_lease", *UNCHECKED_KEYS}
+SUPPORTED_JOURNAL_SCHEMES = ("sqlite", "postgresql", "postgres")
+ENGINE_KEYS = {"bus", "journal", "journal_key_file", "journal_migrate", "cda_schema_dir", "cda_schema_required",
+               "schematrons", "schematron_dir", "source_id", "prefetch", "retry_delays", "letter_deadline",
+               "watchdog_interval", "timezone", "claim_lease", *UNCHECKED_KEYS}
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,8 @@ class EngineSettings:
     bus: str | tuple[str, ...] = "embedded:///var/lib/liaison/bus.sqlite"   # a tuple: a RabbitMQ cluster's nodes
     journal: str = "sqlite:///var/lib/liaison/journal.sqlite"
     journal_key: bytes | None = None
+    journal_migrate: bool = True            # create or upgrade the journal's schema at start; off: refuse an
+                                            # old schema (upgrade it with `liaison journal migrate`)
     cda_schema_dir: str = ""
     cda_schema_required: bool = True        # no CDA_extended.xsd found: refuse to start rather than send unchecked
     schematrons: str = "off"                # pre-send CI-SIS check: "off", "volet", or "all" (volet + minimal structure)
@@ -82,6 +84,7 @@ def engine_settings(engine: Mapping[str, Any], env: Mapping[str, str], base: Pat
         bus=bus,
         journal=journal,
         journal_key=_journal_key(engine, env, base),
+        journal_migrate=read_bool(engine, "engine.journal_migrate", True),
         cda_schema_dir=read_str(engine, "engine.cda_schema_dir", ""),
         cda_schema_required=read_bool(engine, "engine.cda_schema_required", True),
         schematrons=schematrons,

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from router.errors import ConfigError
 
@@ -100,3 +101,11 @@ _FILE_PROBLEMS = (
     (NotADirectoryError, "cannot be reached: a part of its path is not a directory"),
     (PermissionError, "cannot be read: permission denied"),
 )
+
+
+def redact_url(url: str) -> str:
+    """The URL with its password, if it has one, replaced by ``***``: for messages, logs and listings."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{parts.netloc.rsplit('@', 1)[1]}"))

@@ -8,7 +8,9 @@ see :meth:`router.ports.Journal.stays_due`) and for each one:
   message that last changed the stay (the A03);
 - logs a warning with the encounter id, the IPP and that message key only —
   never names nor the INS;
-- marks the stay ``alert_raised_at`` so that it is raised once.
+- marks the stay ``alert_raised_at`` so that it is raised once, also when
+  several servers run the watchdog on one journal: a stay another one marked
+  meanwhile (``mark_stay`` returns it as it was) is left to it.
 
 The alert is cleared by the ADT stage (A13, or a later A03) and by the
 dispatch of the letter (:meth:`router.stages.adt.AdtStage.letter_dispatched`),
@@ -55,15 +57,19 @@ class LetterWatchdog:
         await self._timer.stop()
 
     async def check_once(self) -> list[Stay]:
-        """One pass: raise an alert for every overdue stay (at most ``batch``); return them."""
+        """One pass: raise an alert for every overdue stay (at most ``batch``); return those it raised."""
         moment = self.clock()
         due = await self.journal.stays_due(moment, limit=self.batch)
+        raised = []
         for stay in due:
-            await self.journal.mark_stay(stay.facility, stay.encounter, alert_raised_at=moment)
+            before = await self.journal.mark_stay(stay.facility, stay.encounter, alert_raised_at=moment)
+            if before is None or before.alert_raised_at is not None:
+                continue            # another server's watchdog raised it meanwhile
+            raised.append(stay)
             await self.journal.add_event(JournalEvent(
                 message_key=stay.message_key, at=system_now(), step="alert", state="letter_overdue",
                 detail=f"stay {stay.encounter} ({stay.facility}): lettre de liaison not sent by "
                        f"{stay.letter_due_at.isoformat() if stay.letter_due_at else '?'}"))
             log.warning("watchdog.letter_overdue", encounter=stay.encounter, ipp=stay.ipp,
                         message_key=stay.message_key)
-        return due
+        return raised

@@ -65,12 +65,19 @@ def bus_from_url(url: str | tuple[str, ...]) -> Bus:
     raise ConfigError("engine.bus", f"unsupported bus URL {url!r}")
 
 
-def journal_from_url(url: str, key: bytes | None, *, read_only: bool = False) -> Journal:
-    """The journal at ``url``; ``read_only`` for the reading commands: an existing journal, never created."""
+def journal_from_url(url: str, key: bytes | None, *, migrate: bool = True, read_only: bool = False) -> Journal:
+    """The journal adapter for ``url``.
+
+    ``migrate``: bring its schema up to date at open (else refuse an old one); ``read_only`` for the
+    reading commands: an existing journal, never created nor changed (SQLite).
+    """
     if url.startswith("sqlite://"):
         from channels.journal import from_url
-        return from_url(url, key=key, read_only=read_only)
-    raise ConfigError("engine.journal", f"unsupported journal URL {url!r}")
+        return from_url(url, key=key, migrate=migrate, read_only=read_only)
+    if url.startswith(("postgresql://", "postgres://")):
+        from channels.journal.postgresql import from_url as postgresql_url
+        return postgresql_url(url, key=key, migrate=migrate and not read_only)
+    raise ConfigError("engine.journal", f"unsupported journal URL {url.split('://', 1)[0]!r}")
 
 
 def mailer_from_settings(settings: Settings) -> Mailer | None:
@@ -119,7 +126,7 @@ class Engine:
         schema_check = self._schema_check() if consume else None     # fail before opening anything
         content_check = self._content_check() if consume else None
         render_check = self._render_check(content_check) if consume else None
-        self.journal = self.journal or journal_from_url(s.journal, s.journal_key)
+        self.journal = self.journal or journal_from_url(s.journal, s.journal_key, migrate=s.journal_migrate)
         self.bus = self.bus or bus_from_url(s.bus)
         if s.journal_key is not None and not isinstance(self.bus, SealedBus):
             # Patient data on the bus is encrypted at rest like the journal (a key derived from it).

@@ -1,4 +1,4 @@
-"""The ``documents`` table of the SQLite journal: what render mode produced, per source id.
+"""The ``documents`` table of the journal: what render mode produced, per source id (operations, ``sql.py``).
 
 A replacement (MDM^T10, ORU with OBX-11 C) must keep the setId of the document
 it replaces and bump its version; a cancellation (MDM^T11, OBX-11 D) must send
@@ -10,30 +10,30 @@ number). The CDA is patient data: sealed with the journal's codec under
 
 from __future__ import annotations
 
-import sqlite3
-
 from channels.cipher import Codec, aad
+from channels.journal.sql import Operation
 from router.model import Action
 from router.ports import RenderedDocument
 
 COLUMNS = "facility, source_id, document_id, set_id, version, type_code, action, message_key, cda, created_at"
 
 
-def upsert(conn: sqlite3.Connection, codec: Codec, document: RenderedDocument, now: str) -> None:
+def upsert(codec: Codec, document: RenderedDocument, now: str) -> Operation[None]:
     """Record the document under its source id (a later version of the same source id replaces the row)."""
     sealed = codec.seal_bytes(document.cda, aad("documents", document.facility, document.source_id, "cda"))
-    conn.execute(
-        f"INSERT INTO documents ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-        "ON CONFLICT (facility, source_id) DO UPDATE SET document_id = excluded.document_id, "
-        "set_id = excluded.set_id, version = excluded.version, type_code = excluded.type_code, "
-        "action = excluded.action, message_key = excluded.message_key, cda = excluded.cda, "
-        "created_at = excluded.created_at",
-        (document.facility, document.source_id, document.document_id, document.set_id, document.version,
-         document.type_code, str(document.action), document.message_key, sealed, now))
+    yield (f"INSERT INTO documents ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+           "ON CONFLICT (facility, source_id) DO UPDATE SET document_id = excluded.document_id, "
+           "set_id = excluded.set_id, version = excluded.version, type_code = excluded.type_code, "
+           "action = excluded.action, message_key = excluded.message_key, cda = excluded.cda, "
+           "created_at = excluded.created_at",
+           (document.facility, document.source_id, document.document_id, document.set_id, document.version,
+            document.type_code, str(document.action), document.message_key, sealed, now))
 
 
-def select_one() -> str:
-    return f"SELECT {COLUMNS} FROM documents WHERE facility = ? AND source_id = ?"
+def rendered(codec: Codec, facility: str, source_id: str) -> Operation[RenderedDocument | None]:
+    rows = (yield f"SELECT {COLUMNS} FROM documents WHERE facility = ? AND source_id = ?",
+            (facility, source_id)).rows
+    return from_row(codec, rows[0]) if rows else None
 
 
 def from_row(codec: Codec, row: tuple) -> RenderedDocument:

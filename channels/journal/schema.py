@@ -1,4 +1,4 @@
-"""The SQLite journal's schema, its version table, and the encryption check.
+"""The journal's schema for both SQL dialects, its versions, and the encryption check.
 
 Tables:
 
@@ -31,26 +31,58 @@ Tables:
   re-send is answered without mailing again and a reused id with other content
   is refused (identifiers only); and an index of the SENDING claims for the
   sweep that finds those whose worker died.
-- ``schema_version``: one row per applied migration; later versions append to
-  ``MIGRATIONS`` and never edit an applied one.
+- ``schema_version``: one row per applied migration.
 
-Timestamps are UTC ISO-8601 text with microseconds
-(``2024-05-01T10:00:00.000000+00:00``): fixed width, so they sort as text.
+Migrations: ``VERSIONS`` is one list for both dialects, so that a version
+number means the same change on SQLite and PostgreSQL and no change can land
+in one and be forgotten in the other. A statement both dialects take as it is
+(an index, most of all) is written once; where the types differ it is a
+:class:`PerDialect` pair - SQLite keeps timestamps as fixed-width UTC text
+(``2024-05-01T10:00:00.000000+00:00``, which sorts as text) and sealed values
+as BLOB or TEXT, PostgreSQL uses ``timestamptz`` and ``bytea``, an identity
+column where SQLite has its rowid, and ``COLLATE "C"`` on the text it sorts or
+compares by order (destinations, facility and encounter, message keys), so
+that it orders bytes as SQLite does whatever the database's locale. Later
+versions append to ``VERSIONS`` and never edit an applied one. ``MIGRATIONS``
+(SQLite) and ``PG_MIGRATIONS`` are the two readings of the list; the adapters
+run :func:`migration` at open when allowed (``liaison journal migrate``
+otherwise), in one transaction: SQLite under ``BEGIN IMMEDIATE``,
+PostgreSQL under an advisory lock, so that several processes opening one
+journal apply each version once.
 """
 
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from channels.cipher import Codec, DecryptError, EncryptionKeyError, aad
+from channels.journal.sql import Operation, run, ts
 from router.errors import ConfigError
 
-KEY_CHECK_PLAINTEXT = b"liaison journal key check v1"
+__all__ = ["LATEST", "MIGRATIONS", "PG_MIGRATIONS", "VERSION_TABLE", "VERSIONS", "check_codec", "codec_check",
+           "migrate", "migration", "statements", "ts"]
 
-MIGRATIONS: dict[int, tuple[str, ...]] = {
+KEY_CHECK_PLAINTEXT = b"liaison journal key check v1"
+SQLITE, POSTGRESQL = "sqlite", "postgresql"
+
+
+@dataclass(frozen=True)
+class PerDialect:
+    """One statement as each dialect writes it; None where a dialect has nothing to do."""
+
+    sqlite: str | None
+    postgresql: str | None
+
+    def of(self, dialect: str) -> str | None:
+        return getattr(self, dialect)
+
+
+VERSIONS: dict[int, tuple[str | PerDialect, ...]] = {
     1: (
-        """CREATE TABLE messages (
+        PerDialect(
+            """CREATE TABLE messages (
             key                 TEXT PRIMARY KEY,
             raw                 BLOB NOT NULL,
             channel             TEXT NOT NULL,
@@ -66,10 +98,28 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
             updated_at          TEXT NOT NULL,
             UNIQUE (sending_application, control_id)
         )""",
+            """CREATE TABLE messages (
+            rowid               bigint GENERATED ALWAYS AS IDENTITY,
+            key                 text COLLATE "C" PRIMARY KEY,
+            raw                 bytea NOT NULL,
+            channel             text NOT NULL,
+            peer                text NOT NULL DEFAULT '',
+            sending_application text NOT NULL,
+            sending_facility    text NOT NULL,
+            control_id          text NOT NULL,
+            message_type        text NOT NULL,
+            state               text NOT NULL,
+            ack_code            text NOT NULL DEFAULT '',
+            detail              bytea NOT NULL,
+            received_at         timestamptz NOT NULL,
+            updated_at          timestamptz NOT NULL,
+            UNIQUE (sending_application, control_id)
+        )"""),
         "CREATE INDEX messages_by_received ON messages (received_at)",
         "CREATE INDEX messages_by_state ON messages (state, received_at)",
         "CREATE INDEX messages_by_control_id ON messages (control_id)",
-        """CREATE TABLE events (
+        PerDialect(
+            """CREATE TABLE events (
             id          INTEGER PRIMARY KEY,
             message_key TEXT NOT NULL,
             at          TEXT NOT NULL,
@@ -79,11 +129,29 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
             document_id TEXT NOT NULL DEFAULT '',
             destination TEXT NOT NULL DEFAULT ''
         )""",
+            """CREATE TABLE events (
+            id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            message_key text COLLATE "C" NOT NULL,
+            at          timestamptz NOT NULL,
+            step        text NOT NULL,
+            state       text NOT NULL,
+            detail      bytea NOT NULL,
+            document_id text NOT NULL DEFAULT '',
+            destination text NOT NULL DEFAULT ''
+        )"""),
         "CREATE INDEX events_by_message ON events (message_key, at)",
         "CREATE INDEX events_by_document ON events (document_id) WHERE document_id <> ''",
-        """CREATE TRIGGER events_append_only BEFORE UPDATE ON events
+        PerDialect(
+            None,
+            "CREATE FUNCTION events_append_only() RETURNS trigger LANGUAGE plpgsql AS "
+            "'BEGIN RAISE EXCEPTION ''journal events are append-only''; END'"),
+        PerDialect(
+            """CREATE TRIGGER events_append_only BEFORE UPDATE ON events
            BEGIN SELECT RAISE(ABORT, 'journal events are append-only'); END""",
-        """CREATE TABLE outcomes (
+            "CREATE TRIGGER events_append_only BEFORE UPDATE ON events "
+            "FOR EACH ROW EXECUTE FUNCTION events_append_only()"),
+        PerDialect(
+            """CREATE TABLE outcomes (
             document_id TEXT NOT NULL,
             destination TEXT NOT NULL,
             status      TEXT NOT NULL,
@@ -92,10 +160,21 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
             message_key TEXT NOT NULL DEFAULT '',
             PRIMARY KEY (document_id, destination)
         )""",
-        "CREATE TABLE settings (name TEXT PRIMARY KEY, value BLOB NOT NULL)",
+            """CREATE TABLE outcomes (
+            document_id text NOT NULL,
+            destination text COLLATE "C" NOT NULL,
+            status      text NOT NULL,
+            detail      bytea NOT NULL,
+            at          timestamptz NOT NULL,
+            message_key text NOT NULL DEFAULT '',
+            PRIMARY KEY (document_id, destination)
+        )"""),
+        PerDialect("CREATE TABLE settings (name TEXT PRIMARY KEY, value BLOB NOT NULL)",
+                   "CREATE TABLE settings (name text PRIMARY KEY, value bytea NOT NULL)"),
     ),
     2: (
-        """CREATE TABLE stays (
+        PerDialect(
+            """CREATE TABLE stays (
             facility              TEXT NOT NULL,
             encounter             TEXT NOT NULL,
             state                 TEXT NOT NULL,
@@ -116,11 +195,33 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
             updated_at            TEXT NOT NULL,
             PRIMARY KEY (facility, encounter)
         )""",
+            """CREATE TABLE stays (
+            facility              text COLLATE "C" NOT NULL,
+            encounter             text COLLATE "C" NOT NULL,
+            state                 text NOT NULL,
+            ipp                   text NOT NULL DEFAULT '',
+            ins                   bytea NOT NULL,
+            unit                  text NOT NULL DEFAULT '',
+            attending             text NOT NULL DEFAULT '',
+            referring             text NOT NULL DEFAULT '',
+            medecin_traitant      text NOT NULL DEFAULT '',
+            discharge_disposition text NOT NULL DEFAULT '',
+            discharge_destination text NOT NULL DEFAULT '',
+            admitted_at           timestamptz,
+            discharged_at         timestamptz,
+            letter_due_at         timestamptz,
+            letter_sent_at        timestamptz,
+            alert_raised_at       timestamptz,
+            message_key           text NOT NULL DEFAULT '',
+            updated_at            timestamptz NOT NULL,
+            PRIMARY KEY (facility, encounter)
+        )"""),
         "CREATE INDEX stays_due ON stays (letter_due_at) WHERE state = 'discharged' AND letter_sent_at IS NULL "
         "AND alert_raised_at IS NULL",
     ),
     3: (
-        """CREATE TABLE documents (
+        PerDialect(
+            """CREATE TABLE documents (
             facility     TEXT NOT NULL,
             source_id    TEXT NOT NULL,
             document_id  TEXT NOT NULL,
@@ -133,19 +234,41 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
             created_at   TEXT NOT NULL,
             PRIMARY KEY (facility, source_id)
         )""",
+            """CREATE TABLE documents (
+            facility     text NOT NULL,
+            source_id    text NOT NULL,
+            document_id  text NOT NULL,
+            set_id       text NOT NULL,
+            version      integer NOT NULL,
+            type_code    text NOT NULL,
+            action       text NOT NULL,
+            message_key  text NOT NULL,
+            cda          bytea NOT NULL,
+            created_at   timestamptz NOT NULL,
+            PRIMARY KEY (facility, source_id)
+        )"""),
         "CREATE INDEX documents_by_set ON documents (set_id, version)",
     ),
     4: (
-        """CREATE TABLE dmp_entries (
+        PerDialect(
+            """CREATE TABLE dmp_entries (
             document_id  TEXT PRIMARY KEY,
             entry_uuid   TEXT NOT NULL,
             version      INTEGER NOT NULL,
             message_key  TEXT NOT NULL,
             updated_at   TEXT NOT NULL
         )""",
+            """CREATE TABLE dmp_entries (
+            document_id  text PRIMARY KEY,
+            entry_uuid   text NOT NULL,
+            version      integer NOT NULL,
+            message_key  text NOT NULL,
+            updated_at   timestamptz NOT NULL
+        )"""),
     ),
     5: (
-        """CREATE TABLE dmp_consents (
+        PerDialect(
+            """CREATE TABLE dmp_consents (
             facility     TEXT NOT NULL,
             ipp          TEXT NOT NULL,
             consent      BLOB NOT NULL,
@@ -153,84 +276,126 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
             updated_at   TEXT NOT NULL,
             PRIMARY KEY (facility, ipp)
         )""",
-        "ALTER TABLE stays ADD COLUMN dmp_consent BLOB",
+            """CREATE TABLE dmp_consents (
+            facility     text NOT NULL,
+            ipp          text NOT NULL,
+            consent      bytea NOT NULL,
+            message_key  text COLLATE "C" NOT NULL,
+            updated_at   timestamptz NOT NULL,
+            PRIMARY KEY (facility, ipp)
+        )"""),
+        PerDialect("ALTER TABLE stays ADD COLUMN dmp_consent BLOB", "ALTER TABLE stays ADD COLUMN dmp_consent bytea"),
         "CREATE INDEX stays_by_patient ON stays (facility, ipp)",
     ),
     6: (
-        """CREATE TABLE document_contents (
+        PerDialect(
+            """CREATE TABLE document_contents (
             document_id  TEXT PRIMARY KEY,
             digest       TEXT NOT NULL,
             message_key  TEXT NOT NULL,
             at           TEXT NOT NULL
         )""",
+            """CREATE TABLE document_contents (
+            document_id  text PRIMARY KEY,
+            digest       text NOT NULL,
+            message_key  text NOT NULL,
+            at           timestamptz NOT NULL
+        )"""),
         "CREATE INDEX outcomes_sending ON outcomes (at) WHERE status = 'sending'",
     ),
 }
-LATEST = max(MIGRATIONS)
+LATEST = max(VERSIONS)
+
+VERSION_TABLE = PerDialect(
+    "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS schema_version (version integer PRIMARY KEY, applied_at timestamptz NOT NULL)")
+_HAS_VERSION_TABLE = PerDialect("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'",
+                                "SELECT 1 WHERE to_regclass('schema_version') IS NOT NULL")
 
 
-def ts(moment: datetime) -> str:
-    """Store a datetime as fixed-width UTC text; naive datetimes are taken as UTC."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+def statements(dialect: str) -> dict[int, tuple[str, ...]]:
+    """Every version's statements as ``dialect`` runs them."""
+    return {version: tuple(text for text in (s if isinstance(s, str) else s.of(dialect) for s in listed) if text)
+            for version, listed in VERSIONS.items()}
 
 
-def migrate(conn: sqlite3.Connection) -> int:
-    """Bring the schema to ``LATEST``; idempotent. Returns the version in use."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        conn.execute("CREATE TABLE IF NOT EXISTS schema_version ("
-                     "version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)")
-        current = conn.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()[0]
-        if current > LATEST:
-            raise ConfigError("engine.journal", f"journal schema v{current} is newer than this Liaison "
-                              f"(knows up to v{LATEST}): upgrade Liaison")
-        for version in range(current + 1, LATEST + 1):
-            for statement in MIGRATIONS[version]:
-                conn.execute(statement)
-            conn.execute("INSERT INTO schema_version VALUES (?, ?)", (version, ts(datetime.now(UTC))))
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
-    return max(current, LATEST)
+MIGRATIONS = statements(SQLITE)
+PG_MIGRATIONS = statements(POSTGRESQL)
 
 
-def check_codec(conn: sqlite3.Connection, codec: Codec) -> None:
+def migration(dialect: str, *, allowed: bool = True) -> Operation[tuple[int, int]]:
+    """Bring the schema to ``LATEST``; return (version found, version now). Idempotent; one transaction.
+
+    Without ``allowed``, change nothing and refuse a schema that is behind (``liaison journal migrate``).
+    """
+    if allowed:
+        yield VERSION_TABLE.of(dialect), ()
+        exists = True
+    else:
+        exists = bool((yield _HAS_VERSION_TABLE.of(dialect), ()).rows)
+    current = (yield "SELECT coalesce(max(version), 0) FROM schema_version", ()).rows[0][0] if exists else 0
+    if current > LATEST:
+        raise ConfigError("engine.journal", f"journal schema v{current} is newer than this Liaison "
+                          f"(knows up to v{LATEST}): upgrade Liaison")
+    if current < LATEST and not allowed:
+        raise ConfigError("engine.journal", f"journal schema v{current} is behind this Liaison's (v{LATEST}) and "
+                          "engine.journal_migrate is off: run `liaison journal migrate -c FILE` first")
+    for version in range(current + 1, LATEST + 1):
+        for statement in statements(dialect)[version]:
+            yield statement, ()
+        yield "INSERT INTO schema_version VALUES (?, ?)", (version, ts(datetime.now(UTC)))
+    return current, max(current, LATEST)
+
+
+def migrate(conn: sqlite3.Connection, *, allowed: bool = True) -> tuple[int, int]:
+    """:func:`migration` on a SQLite journal: (version found, version now)."""
+    return _immediate(conn, migration(SQLITE, allowed=allowed))
+
+
+def codec_check(codec: Codec) -> Operation[None]:
     """Record the encryption mode of a new journal; refuse a key that does not fit an old one."""
     where = aad("settings", "key_check")
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        rows = dict(conn.execute("SELECT name, value FROM settings"))
-        if "cipher" not in rows:
-            conn.execute("INSERT INTO settings VALUES ('cipher', ?)", (codec.name,))
-            if codec.encrypted:
-                conn.execute("INSERT INTO settings VALUES ('key_check', ?)",
-                             (codec.seal_bytes(KEY_CHECK_PLAINTEXT, where),))
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
+    rows = dict((yield "SELECT name, value FROM settings", ()).rows)
+    if "cipher" not in rows:
+        yield "INSERT INTO settings VALUES ('cipher', ?)", (codec.name,)
+        if codec.encrypted:
+            yield "INSERT INTO settings VALUES ('key_check', ?)", (codec.seal_bytes(KEY_CHECK_PLAINTEXT, where),)
+        return
     verify_codec(rows, codec)
 
 
 def verify_codec(rows: dict, codec: Codec) -> None:
-    """Refuse a key that does not fit the journal whose ``settings`` rows these are (none: a new journal)."""
+    """Refuse a key that does not fit the journal whose ``settings`` rows these are (a read-only open uses it)."""
     if "cipher" not in rows:
         return
     where = aad("settings", "key_check")
     stored = rows["cipher"]
+    stored = bytes(stored).decode("ascii") if isinstance(stored, (bytes, memoryview)) else stored
     if stored != codec.name:
         if codec.encrypted:
             raise EncryptionKeyError("this journal was created without encryption; open it without a key")
         raise EncryptionKeyError(f"this journal is encrypted ({stored}): a key is required to open it")
     if codec.encrypted:
         try:
-            ok = codec.open_bytes(rows["key_check"], where) == KEY_CHECK_PLAINTEXT
+            ok = codec.open_bytes(bytes(rows["key_check"]), where) == KEY_CHECK_PLAINTEXT
         except DecryptError:
             ok = False
         if not ok:
             raise EncryptionKeyError("wrong key: it does not decrypt this journal")
+
+
+def check_codec(conn: sqlite3.Connection, codec: Codec) -> None:
+    """:func:`codec_check` on a SQLite journal."""
+    _immediate(conn, codec_check(codec))
+
+
+def _immediate(conn: sqlite3.Connection, operation: Operation):
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        result = run(conn, operation)
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return result

@@ -8,6 +8,7 @@
 #   - a 3-node RabbitMQ cluster on 127.0.0.1:5701-5703 (start-rabbitmq-cluster.sh) for the bus contract and
 #     failover tests, stopped again at the end; one already running is used as it is; LIAISON_TEST_CLUSTER=0
 #     skips it (and the tests that need it)
+#   - a private PostgreSQL cluster on 127.0.0.1 for the run (the journal's contract suite runs on it too)
 # Works from a clone anywhere (the broker, running as the rabbitmq user, reads nothing from the clone).
 # Usage: deploy/scripts/test.sh [pytest args...]
 #        LIAISON_RABBITMQ_NODE=name@localhost LIAISON_RABBITMQ_PORT=5700 deploy/scripts/test.sh   (another node)
@@ -80,6 +81,13 @@ if [ "${LIAISON_TEST_CLUSTER:-1}" != 0 ]; then
     deploy/scripts/start-rabbitmq-cluster.sh | tee /dev/stderr | sed -n 's/^LIAISON_AMQP_CLUSTER_URLS=//p')
   export LIAISON_AMQP_CLUSTER_URLS=$cluster_urls LIAISON_REQUIRE_RABBITMQ_CLUSTER=1
 fi
+
+echo "== PostgreSQL: a private cluster on 127.0.0.1 for this run (installed if missing), deleted after it"
+pg_dir=$(mktemp -d /tmp/liaison-pg.XXXXXX)      # under /tmp: the postgres user must reach it
+on_exit+=("as_root deploy/scripts/stop-postgres.sh '$pg_dir' >/dev/null 2>&1 || true")   # before the start
+as_root deploy/scripts/start-postgres.sh "$pg_dir"
+LIAISON_TEST_POSTGRES_URL=$(as_root cat "$pg_dir/url")
+export LIAISON_TEST_POSTGRES_URL LIAISON_REQUIRE_POSTGRES=1
 
 echo "== dependency rules (import-linter contracts in pyproject.toml)"
 .venv/bin/lint-imports --no-cache

@@ -1,28 +1,38 @@
 """Contract suite for the Journal port: every adapter must pass it.
 
-Runs against ``SqliteJournal`` in clear and encrypted at rest; the PostgreSQL
-adapter joins by adding a backend to ``BACKENDS``. The last section holds
-checks specific to the SQLite adapter (URL, locking, group commit, tampering).
+Runs against ``SqliteJournal`` and ``PostgresJournal``, each in clear and encrypted at rest
+(``BACKENDS``); the PostgreSQL runs are marked ``postgresql`` and use the test run's cluster
+(``tests/support/postgres.py``), a fresh schema per test. The last section holds checks specific
+to the SQLite adapter (URL, locking, group commit, tampering); ``test_journal_postgresql.py`` has
+PostgreSQL's.
 """
 
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
+import multiprocessing.synchronize
 import os
+import random
 import sqlite3
 import stat
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from contextlib import ExitStack
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import psycopg
 import pytest
 
+from channels.app.engine import journal_from_url
 from channels.journal import DecryptError, EncryptionKeyError, SqliteJournal, from_url
+from channels.journal.postgresql import PostgresJournal
 from router.errors import ConfigError, TransientError
 from router.model import Action
 from router.ports import (DmpEntry, Journal, RenderedDocument, JournalEvent, MessageState, Outcome, OutcomeStatus, ReceivedMessage, Stay,
                           StayState)
+from tests.support import postgres
 
 KEY = bytes.fromhex("8f1c2e3d4a5b6c7d8e9fa0b1c2d3e4f5061728394a5b6c7d8e9fa0b1c2d3e4f5")
 OTHER_KEY = bytes(32)
@@ -55,7 +65,11 @@ class Backend:
     name: str
     encrypted: bool
     make: Callable[..., Journal]          # make(key=...) -> an unopened journal on the same store
-    stored_bytes: Callable[[], bytes]      # everything the store holds on disk
+    stored_bytes: Callable[[], bytes]      # everything the store holds (on disk, or in its tables)
+    url: str = ""                          # the store as the configuration names it (engine.journal)
+    dialect: str = "sqlite"
+    execute: Callable[[list[tuple[str, tuple]]], list[tuple]] = lambda statements: []   # behind the journal's back
+    cleanup: ExitStack = field(default_factory=ExitStack)
 
 
 def sqlite_backend(tmp_path: Path, encrypted: bool) -> Backend:
@@ -67,18 +81,39 @@ def sqlite_backend(tmp_path: Path, encrypted: bool) -> Backend:
     def stored_bytes() -> bytes:
         return b"".join(p.read_bytes() for p in sorted(tmp_path.glob("journal.sqlite*")))
 
-    return Backend(f"sqlite-{'encrypted' if encrypted else 'clear'}", encrypted, make, stored_bytes)
+    def execute(statements: list[tuple[str, tuple]]) -> list[tuple]:
+        with sqlite3.connect(path) as conn:
+            return [conn.execute(sql, params).fetchall() for sql, params in statements][-1]
+
+    return Backend(f"sqlite-{'encrypted' if encrypted else 'clear'}", encrypted, make, stored_bytes,
+                   f"sqlite://{path}", "sqlite", execute)
+
+
+def postgresql_backend(tmp_path: Path, encrypted: bool) -> Backend:
+    cleanup = ExitStack()
+    url = cleanup.enter_context(postgres.private_schema())
+
+    def make(key: object = _DEFAULT) -> Journal:
+        return PostgresJournal(url, key=(KEY if encrypted else None) if key is _DEFAULT else key)
+
+    return Backend(f"postgresql-{'encrypted' if encrypted else 'clear'}", encrypted, make,
+                   lambda: postgres.stored_bytes(url), url, "postgresql", lambda s: postgres.execute(url, s), cleanup)
 
 
 BACKENDS = {
     "sqlite-clear": lambda tmp_path: sqlite_backend(tmp_path, encrypted=False),
     "sqlite-encrypted": lambda tmp_path: sqlite_backend(tmp_path, encrypted=True),
+    "postgresql-clear": lambda tmp_path: postgresql_backend(tmp_path, encrypted=False),
+    "postgresql-encrypted": lambda tmp_path: postgresql_backend(tmp_path, encrypted=True),
 }
 
 
-@pytest.fixture(params=sorted(BACKENDS))
+@pytest.fixture(params=[pytest.param(name, marks=[pytest.mark.postgresql] if name.startswith("postgresql") else [])
+                        for name in sorted(BACKENDS)])
 def backend(request, tmp_path) -> Backend:
-    return BACKENDS[request.param](tmp_path)
+    made = BACKENDS[request.param](tmp_path)
+    with made.cleanup:
+        yield made
 
 
 @pytest.fixture
@@ -144,6 +179,16 @@ async def test_resend_with_different_bytes_keeps_the_first_copy_and_says_so(jour
     assert len(duplicate) == 1 and "different bytes" in duplicate[0].detail
 
 
+async def test_identifiers_holding_a_nul_are_stored_and_deduplicated(journal):
+    raw = hl7("NUL\x001", app="DX\x00CARE")
+    key, is_new = await journal.record_received(received("NUL\x001", app="DX\x00CARE", raw=raw))
+    again = await journal.record_received(received("NUL\x001", app="DX\x00CARE", raw=raw))
+
+    assert is_new and again == (key, False)
+    assert (await journal.message(key)).raw == raw
+    assert [r.key for r in await journal.search(control_id="NUL\x001")] == [key]
+
+
 async def test_sending_facility_is_not_part_of_the_idempotency_key(journal):
     key, _ = await journal.record_received(received("FAC-1", facility="CHU-NORD"))
     again, is_new = await journal.record_received(received("FAC-1", facility="CHU-SUD"))
@@ -159,6 +204,20 @@ async def test_same_control_id_from_two_applications_is_two_messages(journal):
     assert dxcare != labo
     assert {record.sending_application for record in await journal.search(control_id="SHARED-1")} == {
         "DXCARE", "GLIMS"}
+
+
+async def test_a_message_resent_to_another_listener_is_known_there(backend, journal):
+    other = backend.make()
+    await other.open()
+    try:
+        results = await asyncio.gather(*(door.record_received(received(f"TWO-{i}"))
+                                         for i in range(20) for door in (journal, other)))
+    finally:
+        await other.close()
+
+    for first, second in zip(results[::2], results[1::2]):
+        assert first[0] == second[0] and sorted((first[1], second[1])) == [False, True]
+    assert len(await journal.search(limit=100)) == 20
 
 
 # ----------------------------------------------------------- state and events
@@ -370,6 +429,31 @@ async def test_concurrent_writers_all_stored_with_unique_keys(journal):
     assert (await journal.message(results[5][321][0])).raw == hl7("C5-321")
 
 
+async def test_a_faulty_write_fails_alone_in_its_batch(journal):
+    results = await asyncio.gather(
+        *(journal.record_received(received(f"B-{i}")) for i in range(5)),
+        journal.set_state("01NOSUCHKEY0000000000000000", MessageState.QUEUED, step="queued"),
+        *(journal.record_received(received(f"B-{i}")) for i in range(5, 10)),
+        return_exceptions=True)
+
+    assert isinstance(results[5], KeyError)
+    good = results[:5] + results[6:]
+    assert all(isinstance(result, tuple) and result[1] for result in good)
+    assert len(await journal.search(limit=100)) == 10
+
+
+async def test_concurrent_writes_share_commits(journal):
+    async def connection(n: int) -> None:
+        for i in range(100):
+            await journal.record_received(received(f"G{n}-{i}"))
+
+    await asyncio.gather(*(connection(n) for n in range(8)))
+
+    stats = journal.stats()
+    assert stats["operations"] == 800
+    assert stats["commits"] < stats["operations"]
+
+
 # ------------------------------------------------------------------ at rest
 
 async def test_contents_are_encrypted_at_rest_and_metadata_stays_searchable(backend, journal):
@@ -408,6 +492,26 @@ async def test_an_encrypted_journal_needs_its_key(backend, journal):
         await backend.make(key=None).open()
 
 
+async def test_a_value_moved_to_another_row_does_not_decrypt(backend):
+    async with backend.make(key=KEY) as journal:
+        first, _ = await journal.record_received(received("MOVE-1"))
+        second, _ = await journal.record_received(received("MOVE-2"))
+    backend.execute([("UPDATE messages SET raw = (SELECT raw FROM messages WHERE key = ?) WHERE key = ?",
+                      (first, second))])
+
+    async with backend.make(key=KEY) as journal:
+        assert (await journal.message(first)).raw == hl7("MOVE-1")
+        with pytest.raises(DecryptError, match="wrong key or altered value"):
+            await journal.message(second)
+
+
+async def test_events_cannot_be_rewritten(backend, journal):
+    await journal.record_received(received("APPEND-1"))
+    await journal.close()
+    with pytest.raises((sqlite3.Error, psycopg.Error), match="append-only"):
+        backend.execute([("UPDATE events SET step = 'forged'", ())])
+
+
 # ------------------------------------------------------ SQLite adapter only
 
 def test_from_url_reads_absolute_and_relative_paths():
@@ -436,33 +540,6 @@ async def test_a_locked_database_raises_transient_error_then_recovers(tmp_path):
         assert (await journal.record_received(received("LOCK-1")))[1] is True
 
 
-async def test_a_faulty_write_fails_alone_in_its_batch(tmp_path):
-    async with SqliteJournal(tmp_path / "j.sqlite") as journal:
-        results = await asyncio.gather(
-            *(journal.record_received(received(f"B-{i}")) for i in range(5)),
-            journal.set_state("01NOSUCHKEY0000000000000000", MessageState.QUEUED, step="queued"),
-            *(journal.record_received(received(f"B-{i}")) for i in range(5, 10)),
-            return_exceptions=True)
-
-        assert isinstance(results[5], KeyError)
-        good = results[:5] + results[6:]
-        assert all(isinstance(result, tuple) and result[1] for result in good)
-        assert len(await journal.search(limit=100)) == 10
-
-
-async def test_concurrent_writes_share_commits(tmp_path):
-    async with SqliteJournal(tmp_path / "j.sqlite") as journal:
-        async def connection(n: int) -> None:
-            for i in range(100):
-                await journal.record_received(received(f"G{n}-{i}"))
-
-        await asyncio.gather(*(connection(n) for n in range(8)))
-
-        stats = journal.stats()
-        assert stats["operations"] == 800
-        assert stats["commits"] < stats["operations"]
-
-
 async def test_file_is_private_and_schema_version_recorded(tmp_path):
     path = tmp_path / "sub" / "j.sqlite"
     async with SqliteJournal(path):
@@ -473,29 +550,6 @@ async def test_file_is_private_and_schema_version_recorded(tmp_path):
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT version FROM schema_version").fetchall() == [(1,), (2,), (3,), (4,), (5,), (6,)]
-
-
-async def test_a_value_moved_to_another_row_does_not_decrypt(tmp_path):
-    path = tmp_path / "j.sqlite"
-    async with SqliteJournal(path, key=KEY) as journal:
-        first, _ = await journal.record_received(received("MOVE-1"))
-        second, _ = await journal.record_received(received("MOVE-2"))
-    with sqlite3.connect(path) as conn:
-        conn.execute("UPDATE messages SET raw = (SELECT raw FROM messages WHERE key = ?) WHERE key = ?",
-                     (first, second))
-
-    async with SqliteJournal(path, key=KEY) as journal:
-        assert (await journal.message(first)).raw == hl7("MOVE-1")
-        with pytest.raises(DecryptError, match="wrong key or altered value"):
-            await journal.message(second)
-
-
-async def test_events_cannot_be_rewritten(tmp_path):
-    path = tmp_path / "j.sqlite"
-    async with SqliteJournal(path) as journal:
-        await journal.record_received(received("APPEND-1"))
-    with sqlite3.connect(path) as conn, pytest.raises(sqlite3.IntegrityError, match="append-only"):
-        conn.execute("UPDATE events SET step = 'forged'")
 
 
 async def test_claim_gives_one_sender_per_document_and_recipient(journal):
@@ -569,6 +623,58 @@ async def test_a_document_id_is_bound_to_the_first_content_dispatched_under_it(j
     assert (await journal.bind_content("DOC-C", "d2" * 32, "K3")).message_key == "K3"
 
 
+def _claim_everything(url: str, key: bytes | None, targets: list[tuple[str, str]], message_key: str,
+                      start: multiprocessing.synchronize.Barrier, won: multiprocessing.Queue) -> None:
+    """One worker process: open the journal, wait for the other one, claim every target at once, say which it got."""
+    async def claim_all() -> list[tuple[str, str]]:
+        journal = journal_from_url(url, key)
+        await journal.open()
+        try:
+            start.wait(timeout=60)
+            results = await asyncio.gather(*(journal.claim(document, destination, message_key=message_key,
+                                                           stale_after=timedelta(minutes=5))
+                                              for document, destination in targets))
+        finally:
+            await journal.close()
+        return [target for target, taken in zip(targets, results) if taken]
+
+    try:
+        won.put((message_key, asyncio.run(claim_all())))
+    except BaseException as exc:      # say so at once rather than let the test (and the other process) wait
+        start.abort()
+        won.put((message_key, f"{type(exc).__name__}: {exc}"))
+        raise
+
+
+async def test_two_processes_claiming_the_same_recipients_get_each_one_once(backend):
+    async with backend.make():
+        pass                                # the schema exists before the race
+    targets = [(f"DOC-{d}", f"dr.{r}@x.mssante.fr") for d in range(40) for r in range(5)]
+    shuffled = random.Random(13).sample(targets, len(targets))
+    context = multiprocessing.get_context("spawn")
+    start, won = context.Barrier(2), context.Queue()
+    key = KEY if backend.encrypted else None
+    workers = [context.Process(target=_claim_everything, args=(backend.url, key, order, name, start, won))
+               for name, order in (("K-A", targets), ("K-B", shuffled[::-1]))]
+    for worker in workers:
+        worker.start()
+    try:
+        results = dict([await asyncio.to_thread(won.get, True, 120) for _ in workers])
+    finally:
+        for worker in workers:
+            await asyncio.to_thread(worker.join, 60)
+
+    assert all(isinstance(result, list) for result in results.values()), results
+    assert [worker.exitcode for worker in workers] == [0, 0]
+    first, second = set(results["K-A"]), set(results["K-B"])
+    assert first.isdisjoint(second)
+    assert first | second == set(targets)
+    async with backend.make() as journal:
+        holders = {(o.document_id, o.destination): o.message_key
+                   for document in {d for d, _ in targets} for o in await journal.outcomes(document)}
+    assert holders == {**dict.fromkeys(first, "K-A"), **dict.fromkeys(second, "K-B")}
+
+
 # ------------------------------------------------------------------- stays
 
 def a_stay(encounter: str = "V2025000001", **changes) -> Stay:
@@ -630,6 +736,21 @@ async def test_mark_stay_sets_letter_and_alert_and_returns_the_previous_stay(jou
     assert await journal.stays_due(due_at + timedelta(hours=1)) == []          # sent: never due again
 
     assert await journal.mark_stay("CHU-TEST", "UNKNOWN", letter_sent_at=alerted_at) is None
+
+
+async def test_two_journals_marking_the_same_stays_each_find_an_alert_unraised_once(backend, journal):
+    encounters = [f"V{n:03d}" for n in range(30)]
+    for encounter in encounters:
+        await journal.record_stay(a_stay(encounter))
+    other = backend.make()
+    await other.open()
+    try:
+        befores = await asyncio.gather(*(door.mark_stay("CHU-TEST", encounter, alert_raised_at=T0)
+                                         for encounter in encounters for door in (journal, other)))
+    finally:
+        await other.close()
+
+    assert sum(before.alert_raised_at is None for before in befores) == len(encounters)
 
 
 async def test_stays_survive_reopening(backend):

@@ -1,17 +1,17 @@
 """Contract suite for the Journal port, patients' DMP consent (PAM-FR ZFA): every adapter must pass it.
 
-Runs on the backends of ``test_journal.py`` (SQLite in clear and encrypted at rest). The
-last test is specific to the SQLite adapter: a journal made before the consent existed
-migrates to it.
+Runs on the backends of ``test_journal.py`` (SQLite and PostgreSQL, in clear and encrypted at
+rest). The last test, on the clear ones, checks the migrations: a journal made before the consent
+existed migrates to it.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import replace
 
-from channels.journal import SqliteJournal
-from channels.journal.schema import MIGRATIONS, ts
+import pytest
+
+from channels.journal.schema import LATEST, VERSION_TABLE, statements, ts
 from router.model import DmpConsent
 from router.ports import PatientConsent
 from tests.contract.test_journal import T0, a_stay, backend, journal  # noqa: F401  (fixtures)
@@ -80,18 +80,19 @@ async def test_the_consent_is_encrypted_at_rest_and_the_ipp_stays_searchable(bac
     assert (b'"consultation":"INC"' in stored) is not backend.encrypted
 
 
-async def test_a_journal_made_before_consents_migrates_with_none_on_its_stays(tmp_path):
-    path = tmp_path / "old.sqlite"
-    with sqlite3.connect(path) as conn:
-        conn.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)")
-        for version in (1, 2, 3, 4):
-            for statement in MIGRATIONS[version]:
-                conn.execute(statement)
-            conn.execute("INSERT INTO schema_version VALUES (?, ?)", (version, ts(T0)))
-        conn.execute("INSERT INTO stays (facility, encounter, state, ipp, ins, updated_at) "
-                     "VALUES ('CHU-TEST', 'V1', 'admitted', 'IPP000123', '', ?)", (ts(T0),))
-    async with SqliteJournal(path) as journal:
+@pytest.mark.parametrize("backend", ["sqlite-clear", pytest.param("postgresql-clear", marks=pytest.mark.postgresql)],
+                         indirect=True)
+async def test_a_journal_made_before_consents_migrates_with_none_on_its_stays(backend):  # noqa: F811
+    made_at_v4 = [(VERSION_TABLE.of(backend.dialect), ())]
+    for version in (1, 2, 3, 4):
+        made_at_v4 += [(statement, ()) for statement in statements(backend.dialect)[version]]
+        made_at_v4.append(("INSERT INTO schema_version VALUES (?, ?)", (version, ts(T0))))
+    made_at_v4.append(("INSERT INTO stays (facility, encounter, state, ipp, ins, updated_at) "
+                       "VALUES ('CHU-TEST', 'V1', 'admitted', 'IPP000123', '', ?)", (ts(T0),)))
+    backend.execute(made_at_v4)
+    async with backend.make() as journal:
         stay = await journal.stay("CHU-TEST", "V1")
         assert (stay.ipp, stay.dmp_consent) == ("IPP000123", None)
         await journal.record_dmp_consent(consent())
         assert (await journal.stay("CHU-TEST", "V1")).dmp_consent == OBJECTION
+    assert backend.execute([("SELECT max(version) FROM schema_version", ())]) == [(LATEST,)]

@@ -100,3 +100,10 @@ def test_an_unreadable_journal_key_file_names_the_key_the_file_and_what_was_expe
         engine_settings({"journal_key_file": "journal.key"}, {}, tmp_path)
     assert caught.value.key == "engine.journal_key_file"
     assert f"{path} {problem}; expected a file holding the 32-byte key in base64" in str(caught.value)
+
+
+def test_the_journal_may_be_postgresql_and_its_migrations_left_to_the_operator():
+    engine = engine_settings({"journal": "postgresql://liaison@db.example/journal", "journal_migrate": False}, {}, None)
+    assert (engine.journal, engine.journal_migrate) == ("postgresql://liaison@db.example/journal", False)
+    assert engine_settings({}, {}, None).journal_migrate is True
+    assert refused_key(engine_settings, {"journal_migrate": "no"}, {}, None) == "engine.journal_migrate"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -84,3 +85,13 @@ async def test_a_failed_pass_is_logged_and_the_loop_goes_on(journal):
             await watchdog.stop()
     assert any(entry["event"] == "watchdog.pass_failed" for entry in logs)
     assert (await journal.stay("CHU-TEST", "V1")).alert_raised_at is not None
+
+
+async def test_two_watchdogs_on_one_journal_raise_the_alert_once(journal):
+    clock = FakeClock(DUE + timedelta(minutes=5))
+    first, second = LetterWatchdog(journal, clock=clock), LetterWatchdog(journal, clock=clock)
+
+    raised = await asyncio.gather(first.check_once(), second.check_once())
+
+    assert sorted(len(stays) for stays in raised) == [0, 1]
+    assert [e.state for e in await journal.events("K-A03") if e.step == "alert"] == ["letter_overdue"]

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 from channels.app.settings import Settings, load_settings
+from router.config_values import redact_url
 
 
 def add_parser(subparsers) -> None:
@@ -29,11 +29,11 @@ def check_config(path: Path) -> int:
     settings = load_settings(path)
     print(f"{path}: valid")
     if isinstance(settings.bus, str):
-        print(f"  bus      {without_password(settings.bus)}")
+        print(f"  bus      {redact_url(settings.bus)}")
     else:
-        nodes = ", ".join(without_password(url) for url in settings.bus)
+        nodes = ", ".join(redact_url(url) for url in settings.bus)
         print(f"  bus      RabbitMQ cluster of {len(settings.bus)} nodes, tried in order: {nodes}")
-    print(f"  journal  {without_password(settings.journal)} ({'encrypted' if settings.journal_key else 'NOT encrypted: set LIAISON_JOURNAL_KEY'})")
+    print(f"  journal  {redact_url(settings.journal)} ({'encrypted' if settings.journal_key else 'NOT encrypted: set LIAISON_JOURNAL_KEY'})")
     for listener in settings.listeners:
         tls = "mTLS" if listener.tls_client_ca else "TLS" if listener.tls_cert else "plain"
         print(f"  listener {listener.name} on {listener.host}:{listener.port} ({tls}, default charset "
@@ -67,12 +67,3 @@ def _file_problems(settings: Settings) -> list[str]:
         problems.append(f"site: {', '.join(fictitious)} still hold the fictitious test values; rendered documents "
                         "would name a test establishment")
     return problems
-
-
-def without_password(url: str) -> str:
-    """The URL as it can be shown: a password in it becomes ``***`` (check-config output lands in tickets)."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{netloc}"))

@@ -2,6 +2,7 @@
 
     liaison journal [-c liaison.toml] search [--state S] [--control-id ID] [--limit N]
     liaison journal [-c liaison.toml] show KEY [--raw]
+    liaison journal migrate [-c liaison.toml]      (journal_migrate.py)
 
 ``-c`` may also come after ``search`` or ``show``.
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 
+from channels.app.cli import journal_migrate
 from channels.app.cli.options import command_group
 from channels.app.settings import Settings, load_settings
 from router.ports import MessageState
@@ -34,10 +36,13 @@ def add_parser(subparsers) -> None:
     show_parser = command("show", help="one message's timeline: every step, state, reason and outcome")
     show_parser.add_argument("key", help="the message's journal key (first column of 'search')")
     show_parser.add_argument("--raw", action="store_true", help="also print the message as received")
+    command("migrate", help="create or upgrade the journal's schema (SQLite or PostgreSQL) to this Liaison's")
 
 
 async def run(args: argparse.Namespace) -> int:
     settings = load_settings(args.config) if args.config else Settings()
+    if args.journal_command == "migrate":
+        return await journal_migrate.migrate(settings)
     if args.journal_command == "search":
         return await search(settings, state=args.state, control_id=args.control_id, limit=args.limit)
     return await show(settings, args.key, raw=args.raw)
