@@ -47,7 +47,7 @@ import structlog
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.e2e_load import Document, pfi_mix  # noqa: E402
+from bench.e2e_load import ADT_TRIGGERS, Document, pfi_mix  # noqa: E402
 from bench.e2e_watch import FakeHis, MailCount, cpu_seconds, find_rabbitmq_pid  # noqa: E402
 from channels.journal.sqlite import SqliteJournal  # noqa: E402
 from channels.testing.pki import make_test_pki  # noqa: E402
@@ -57,6 +57,7 @@ VT, FS, CR = b"\x0b", b"\x1c", b"\r"
 CONNECTIONS = 8
 FACILITY = "CHU-TEST"           # MSH-4 of the ADT builder: the stays' facility
 BAD_STATES = {MessageState.PARKED, MessageState.FAILED, MessageState.PARTIAL, MessageState.REJECTED}
+NOT_FINAL = {MessageState.RECEIVED, MessageState.QUEUED, MessageState.PROCESSING, MessageState.DISPATCHED}
 
 
 def free_port() -> int:
@@ -211,15 +212,20 @@ async def settle(phase: Phase, his: FakeHis, journal: SqliteJournal, mails: Mail
                 when = his.done_at(control_id, doc.recipients)
                 if when is not None:
                     phase.done_at[control_id] = when
-        records = {r.control_id: r for r in await journal.search(since=since, limit=100_000) if r.control_id in by_id}
-        for control_id, record in records.items():
-            if record.state in BAD_STATES:
-                phase.problems.append(f"{control_id} ({by_id[control_id].kind}) ended {record.state}: {record.detail}")
-                by_id.pop(control_id)
-                adts.discard(control_id)
-            elif control_id in adts and record.state == MessageState.DELIVERED and control_id not in phase.done_at:
-                if await journal.stay(FACILITY, by_id[control_id].encounter) is not None:
-                    phase.done_at[control_id] = record.updated_at.timestamp()
+        # Queried by state and type: a search returns each message's raw bytes (an MDM is ~500 KB).
+        for state in BAD_STATES:
+            for record in await journal.search(state=state, since=since, limit=100_000):
+                if record.control_id in by_id:
+                    doc = by_id.pop(record.control_id)
+                    adts.discard(record.control_id)
+                    phase.problems.append(f"{record.control_id} ({doc.kind}) ended {record.state}: {record.detail}")
+        for trigger in ADT_TRIGGERS:
+            for record in await journal.search(state=MessageState.DELIVERED, message_type=f"ADT^{trigger}",
+                                               since=since, limit=100_000):
+                control_id = record.control_id
+                if control_id in adts and control_id not in phase.done_at:
+                    if await journal.stay(FACILITY, by_id[control_id].encounter) is not None:
+                        phase.done_at[control_id] = record.updated_at.timestamp()
         phase.problems.extend(his.duplicates())
         phase.problems.extend(mails.check())
         if phase.problems or len(phase.done_at) == len(phase.documents):
@@ -231,7 +237,7 @@ async def settle(phase: Phase, his: FakeHis, journal: SqliteJournal, mails: Mail
             phase.problems.append(f"{len(missing)} document(s) not done after {stall:.0f} s without progress: "
                                   f"{', '.join(missing[:10])}")
             return
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(0.5)
 
 
 async def run_phase(name: str, documents: list[Document], port: int, his: FakeHis, journal: SqliteJournal,
@@ -250,7 +256,24 @@ async def run_phase(name: str, documents: list[Document], port: int, his: FakeHi
         # Every mail in, and nothing more; every ZAM says Y.
         phase.problems.extend(mails.check(final=True))
         phase.problems.extend(his.refusals([d for d in documents if d.kind != "ADT"]))
+        problem = await journal_final(journal, {d.control_id for d in documents}, since)
+        if problem:
+            phase.problems.append(problem)
     return phase
+
+
+async def journal_final(journal: SqliteJournal, ids: set[str], since: datetime, grace: float = 10) -> str:
+    """"" when every message is final in the journal (within ``grace`` s of its last ZAM), else what is left."""
+    deadline = time.monotonic() + grace
+    while True:
+        left = [(r.control_id, r.state) for state in NOT_FINAL
+                for r in await journal.search(state=state, since=since, limit=100_000) if r.control_id in ids]
+        if not left:
+            return ""
+        if time.monotonic() > deadline:
+            return (f"{len(left)} message(s) not final in the journal {grace:.0f} s after their ZAMs: "
+                    + ", ".join(f"{c} {s}" for c, s in left[:5]))
+        await asyncio.sleep(0.2)
 
 
 # ------------------------------------------------------------------ one configuration

@@ -28,7 +28,7 @@ from router.mdm import read_mdm
 RECIPIENTS = (DR_MARTIN, DR_LEROY)
 ADDRESSES = tuple(r.address for r in RECIPIENTS)
 LETTER_TYPE = ("11490-0", "Lettre de liaison a la sortie", "LN")
-_ADT_TRIGGERS = ("A01", "A03", "A08")
+ADT_TRIGGERS = ("A01", "A03", "A08")
 _MARKER = "E2EMDMDOCUMENTID"
 _KB_PER_PAGE = 7.8                  # one page of big_pdf, uncompressed
 
@@ -52,7 +52,7 @@ def pfi_mix(count: int, prefix: str, *, pdf_kb: int = 200, seed: int = 16) -> li
         control_id = f"{prefix}{kind[0]}{i:05d}"
         if kind == "ADT":
             encounter = f"{prefix}S{i:05d}"
-            text = make_adt(_ADT_TRIGGERS[i % 3], control_id=control_id, encounter=encounter,
+            text = make_adt(ADT_TRIGGERS[i % 3], control_id=control_id, encounter=encounter,
                             movement_id=f"MVT{prefix}{i:05d}")
             documents.append(Document(kind, control_id, encode_message(text), encounter=encounter))
         elif kind == "ORU":
