@@ -180,14 +180,21 @@ class Phase:
     problems: list[str] = field(default_factory=list)
 
 
-async def feed(port: int, phase: Phase) -> None:
-    """Send every document over CONNECTIONS persistent connections, each waiting for its ACK."""
-    queue = iter(phase.documents)
+async def feed(port: int, phase: Phase, rate: float | None = None) -> None:
+    """Send every document over CONNECTIONS persistent connections, each waiting for its ACK.
+
+    With ``rate``, message i is not sent before i / rate seconds (an offered load below saturation);
+    without, as fast as the ACKs come back.
+    """
+    queue = enumerate(phase.documents)
+    started = time.monotonic()
 
     async def one_connection() -> None:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         try:
-            for doc in queue:
+            for i, doc in queue:
+                if rate:
+                    await asyncio.sleep(max(0.0, started + i / rate - time.monotonic()))
                 phase.sent_at[doc.control_id] = time.time()
                 writer.write(VT + doc.raw + FS + CR)
                 ack = await reader.readuntil(FS + CR)
@@ -240,12 +247,12 @@ async def settle(phase: Phase, his: FakeHis, journal: SqliteJournal, mails: Mail
         await asyncio.sleep(0.5)
 
 
-async def run_phase(name: str, documents: list[Document], port: int, his: FakeHis, journal: SqliteJournal,
-                    mails: MailCount, stall: float) -> Phase:
+async def run_phase(documents: list[Document], port: int, his: FakeHis, journal: SqliteJournal,
+                    mails: MailCount, stall: float, rate: float | None = None) -> Phase:
     phase = Phase(documents)
     mails.expect([d for d in documents if d.recipients])
     since = datetime.now(timezone.utc).replace(microsecond=0)
-    sender = asyncio.create_task(feed(port, phase))
+    sender = asyncio.create_task(feed(port, phase, rate))
     try:
         await settle(phase, his, journal, mails, since, stall)
     finally:
@@ -328,7 +335,7 @@ async def run_config(args, workers: int, run_index: int, pdf_kb: int) -> Result:
         label = (f"RabbitMQ, {workers} worker(s)" if args.bus == "amqp" else "embedded bus, one `liaison run`")
         print(f"  [{label}, run {run_index}] warm-up: {len(warm)} messages (start-up, schematron compile)",
               flush=True)
-        phase = await run_phase("warm-up", warm, mllp_port, his, journal, mails, args.stall)
+        phase = await run_phase(warm, mllp_port, his, journal, mails, args.stall)
         if phase.problems:
             return failed_result(label, phase)
         # Let the workers go quiet (ZAMs of the warm-up are in) before counting CPU.
@@ -341,7 +348,7 @@ async def run_config(args, workers: int, run_index: int, pdf_kb: int) -> Result:
         pids["bench (load + fake HIS)"] = os.getpid()
         cpu0 = {name: cpu_seconds(pid) for name, pid in pids.items()}
         print(f"  [{label}, run {run_index}] measuring: {len(documents)} messages", flush=True)
-        phase = await run_phase("measure", documents, mllp_port, his, journal, mails, args.stall)
+        phase = await run_phase(documents, mllp_port, his, journal, mails, args.stall, args.rate)
         cpu = {name: cpu_seconds(pid) - cpu0[name] for name, pid in pids.items()}
         if phase.problems:
             return failed_result(label, phase)
@@ -382,6 +389,8 @@ async def main() -> int:
     parser.add_argument("--runs", type=int, default=2, help="runs per configuration (the machine is shared)")
     parser.add_argument("--bus", choices=["amqp", "embedded"], default="amqp")
     parser.add_argument("--amqp-url", default=os.environ.get("LIAISON_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"))
+    parser.add_argument("--rate", type=float, help="offered messages/s (default: as fast as the ACKs come back, "
+                        "which saturates the workers: latencies then measure the queue)")
     parser.add_argument("--smtp-pool", type=int, default=4, help="mss.relay ?pool=: SMTP connections per process")
     parser.add_argument("--schematrons", choices=["off", "volet", "all"], default="volet")
     parser.add_argument("--pdf-kb", type=int, default=200, help="size of the PDF in the MDM's CDA")
@@ -391,8 +400,9 @@ async def main() -> int:
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     workers = [int(w) for w in args.workers.split(",")] if args.bus == "amqp" else [1]
 
-    print(f"PFI mix, {args.messages} messages a run over {CONNECTIONS} connections; 2 PS recipients a document, "
-          f"no DMP (not in this first cut)")
+    offered = f"offered at {args.rate:g} msg/s" if args.rate else "offered as fast as the ACKs come back"
+    print(f"PFI mix, {args.messages} messages a run over {CONNECTIONS} connections ({offered}); 2 PS recipients "
+          f"a document, no DMP (not in this first cut)")
     print(f"mail relay: the local TLS sink (bench/smtp_sink.py, STARTTLS + client certificate), not Postfix; "
           f"SMTP pool {args.smtp_pool}; XSD on, schematrons {args.schematrons}")
     if args.bus == "embedded":
@@ -405,7 +415,7 @@ async def main() -> int:
     for w, run_index in itertools.product(workers, range(1, args.runs + 1)):
         results.append(await run_config(args, w, run_index, args.pdf_kb))
         report(results[-1])
-    summary(results)
+    summary(results, args.rate)
     if any(r.problems for r in results):
         print("\n*** FAILED: a run lost, duplicated or refused something (see above) ***")
         return 1
@@ -424,7 +434,7 @@ def report(r: Result) -> None:
     print("    CPU ms per document: " + ", ".join(f"{name} {ms:.1f}" for name, ms in r.cpu_ms.items()), flush=True)
 
 
-def summary(results: list[Result]) -> None:
+def summary(results: list[Result], rate: float | None) -> None:
     print(f"\n{'configuration':<34}{'docs/s':>8}{'ingest/s':>10}{'p50 ms':>8}{'p99 ms':>8}  CPU ms/doc")
     for r in results:
         if r.problems:
@@ -437,7 +447,9 @@ def summary(results: list[Result]) -> None:
     by_workers: dict[str, list[float]] = {}
     for r in ok:
         by_workers.setdefault(r.label, []).append(r.rate)
-    if len(by_workers) > 1:
+    if len(by_workers) > 1 and rate:
+        print(f"(no scaling figure: docs/s is capped by --rate {rate:g})")
+    elif len(by_workers) > 1:
         base = statistics.median(next(iter(by_workers.values())))
         print("scaling (median docs/s): " + ", ".join(
             f"{label.split(', ')[1]} {statistics.median(rates):.1f} (×{statistics.median(rates) / base:.2f})"
