@@ -1,0 +1,160 @@
+"""What ``bench/e2e.py`` watches: the fake HIS's ZAMs, the mails at the sink, and each process's CPU time."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from pathlib import Path
+
+from channels.mllp.server import MllpServer
+from router.hl7.ack import build_ack
+from router.hl7.charset import decode_lenient, encode
+from router.hl7.msh import read_header
+
+_MESSAGE_ID = re.compile(rb"^Message-ID:\s*(\S+)", re.IGNORECASE | re.MULTILINE)
+
+
+class FakeHis:
+    """An MLLP listener answering AA that keeps, per document and recipient, the ZAM^Z02 it got and when.
+
+    A ZAM is known by its own MSH-10: the same ZAM twice is a redelivery by the bus (counted, harmless);
+    two different ZAMs for one document and one recipient are a duplicate answer.
+    """
+
+    def __init__(self) -> None:
+        self.server = MllpServer(self, host="127.0.0.1", port=0, name="his")
+        self.first_seen: dict[str, float] = {}                     # ZAM MSH-10 → arrival (wall clock)
+        self.zams: dict[str, dict[str, list[tuple[str, str]]]] = defaultdict(lambda: defaultdict(list))
+        self.redelivered = 0
+        self.other: Counter[str] = Counter()                       # other message types (ZAM^Z01, ...)
+        self._reported: set[tuple[str, str]] = set()
+
+    async def start(self) -> int:
+        await self.server.start()
+        return self.server.port
+
+    async def close(self) -> None:
+        await self.server.close()
+
+    async def handle_frame(self, raw: bytes, peer: str) -> bytes:
+        now = time.time()
+        text, codec, _ = decode_lenient(raw)
+        header = read_header(text)
+        segments = text.split("\r")
+        msh = segments[0].split("|")
+        if msh[8].startswith("ZAM^Z02"):
+            zam_id = msh[9]
+            if zam_id in self.first_seen:
+                self.redelivered += 1
+            else:
+                self.first_seen[zam_id] = now
+                obx1, obx2 = [s.split("|") for s in segments if s.startswith("OBX|")][:2]
+                answered, address, answer = obx1[4], obx2[5].split("^")[3], obx1[5][:1]
+                self.zams[answered][address].append((zam_id, answer))
+        else:
+            self.other[msh[8]] += 1
+        return encode(build_ack(header, "AA"), codec)
+
+    async def handle_oversize(self, prefix: bytes, size: int, peer: str) -> bytes:
+        text, codec, _ = decode_lenient(prefix)
+        return encode(build_ack(read_header(text), "AR", text="too large"), codec)
+
+    async def handle_truncated(self, partial: bytes, peer: str) -> None:
+        return None
+
+    def done_at(self, control_id: str, recipients: Iterable[str]) -> float | None:
+        """When the last of the document's ZAMs arrived, once there is one for every recipient."""
+        got = self.zams.get(control_id)
+        if got is None:
+            return None
+        times = []
+        for address in recipients:
+            if not got.get(address):
+                return None
+            times.append(self.first_seen[got[address][0][0]])
+        return max(times)
+
+    def duplicates(self) -> list[str]:
+        problems = []
+        for control_id, by_address in self.zams.items():
+            for address, zams in by_address.items():
+                if len(zams) > 1 and (control_id, address) not in self._reported:
+                    self._reported.add((control_id, address))
+                    problems.append(f"DUPLICATE: {len(zams)} distinct ZAM^Z02 for {control_id} → {address}")
+        return problems
+
+    def refusals(self, documents) -> list[str]:
+        """A ZAM that is not Y (the recipient was not mailed), per document and recipient."""
+        return [f"ZAM^Z02 {zams[0][1]} for {d.control_id} → {address}" for d in documents
+                for address, zams in self.zams.get(d.control_id, {}).items() if zams[0][1] != "Y"]
+
+
+class MailCount:
+    """The sink's Maildir, read as it fills: mails per recipient and per Message-ID."""
+
+    def __init__(self, maildir: Path):
+        self.maildir = maildir
+        self.expected: Counter[str] = Counter()
+        self.by_recipient: dict[str, Counter[bytes]] = defaultdict(Counter)
+        self._seen: set[Path] = set()
+        self._reported: set[tuple[str, bytes]] = set()
+
+    def expect(self, documents) -> None:
+        for doc in documents:
+            self.expected.update(doc.recipients)
+
+    def scan(self) -> None:
+        if not self.maildir.exists():
+            return
+        for folder in self.maildir.iterdir():
+            for path in (folder / "new").iterdir():
+                if path in self._seen:
+                    continue
+                self._seen.add(path)
+                with path.open("rb") as f:
+                    head = f.read(16384)
+                found = _MESSAGE_ID.search(head)
+                self.by_recipient[folder.name][found.group(1) if found else b"(no Message-ID) " + path.name.encode()] += 1
+
+    def check(self, final: bool = False) -> list[str]:
+        """Duplicates and unexpected recipients now; with ``final``, a count per recipient off what was expected."""
+        self.scan()
+        problems = []
+        for recipient, ids in self.by_recipient.items():
+            if recipient not in self.expected:
+                problems.append(f"UNEXPECTED recipient at the sink: {recipient} ({sum(ids.values())} mail(s))")
+            for message_id, count in ids.items():
+                if count > 1 and (recipient, message_id) not in self._reported:
+                    self._reported.add((recipient, message_id))
+                    problems.append(f"DUPLICATE mail: {count} × {message_id.decode(errors='replace')} to {recipient}")
+        if final:
+            for recipient, expected in self.expected.items():
+                got = sum(self.by_recipient.get(recipient, Counter()).values())
+                if got != expected:
+                    problems.append(f"{'LOST' if got < expected else 'EXTRA'} mail: {recipient} got {got}, "
+                                    f"expected {expected}")
+        return problems
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of one process (``/proc/<pid>/stat``), 0 when it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def find_rabbitmq_pid() -> int | None:
+    """The broker's Erlang VM (``beam.smp``), to read its CPU time; None when it is not found."""
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == "beam.smp":
+                    return int(entry.name)
+            except OSError:
+                continue
+    return None
