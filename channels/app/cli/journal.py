@@ -19,6 +19,7 @@ import argparse
 from channels.app.cli import journal_migrate
 from channels.app.cli.options import command_group
 from channels.app.settings import Settings, load_settings
+from router.config_values import redact_url
 from router.ports import MessageState
 
 
@@ -71,7 +72,7 @@ async def show(settings: Settings, key: str, *, raw: bool, out=print) -> int:
     try:
         record = await journal.message(key)
         if record is None:
-            out(f"no message {key} in {settings.journal}")
+            out(f"no message {key} in {redact_url(settings.journal)}")
             return 1
         events = await journal.events(key)
         documents = sorted({e.document_id for e in events if e.document_id})
