@@ -29,7 +29,6 @@ import logging
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -40,7 +39,6 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from urllib.parse import quote, urlsplit, urlunsplit
 
 import structlog
 
@@ -50,7 +48,9 @@ sys.path.insert(0, str(ROOT))
 from bench.e2e_load import ADT_TRIGGERS, Document, pfi_mix  # noqa: E402
 from bench.e2e_watch import FakeHis, MailCount, cpu_seconds, find_rabbitmq_pid  # noqa: E402
 from channels.journal.sqlite import SqliteJournal  # noqa: E402
+from channels.testing.local import free_port, wait_port  # noqa: E402
 from channels.testing.pki import make_test_pki  # noqa: E402
+from channels.testing.rabbitmq import rabbitmq_vhost  # noqa: E402
 from router.ports import MessageState  # noqa: E402
 
 VT, FS, CR = b"\x0b", b"\x1c", b"\r"
@@ -60,25 +60,11 @@ BAD_STATES = {MessageState.PARKED, MessageState.FAILED, MessageState.PARTIAL, Me
 NOT_FINAL = {MessageState.RECEIVED, MessageState.QUEUED, MessageState.PROCESSING, MessageState.DISPATCHED}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-async def wait_port(port: int, processes: dict[str, subprocess.Popen], logs: Path, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for name, proc in processes.items():
-            if proc.poll() is not None:
-                raise RuntimeError(f"{name} exited {proc.returncode}:\n{(logs / f'{name}.log').read_text()[-3000:]}")
-        try:
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.close()
-            return
-        except OSError:
-            await asyncio.sleep(0.1)
-    raise TimeoutError(f"nothing listening on {port}")
+def exited(processes: dict[str, subprocess.Popen], logs: Path) -> None:
+    """Raise with its log's end when one of ``processes`` has exited (they are meant to keep running)."""
+    for name, proc in processes.items():
+        if proc.poll() is not None:
+            raise RuntimeError(f"{name} exited {proc.returncode}:\n{(logs / f'{name}.log').read_text()[-3000:]}")
 
 
 # ------------------------------------------------------------------ processes
@@ -112,26 +98,6 @@ class Processes:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-
-
-@contextlib.contextmanager
-def rabbitmq_vhost(amqp_url: str):
-    """A vhost of the bench's own (its queues go with it), as the AMQP URL to reach it."""
-    rabbitmqctl = shutil.which("rabbitmqctl", path=os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin"]))
-    if rabbitmqctl is None:
-        raise SystemExit("rabbitmqctl not found: cannot give the bench a vhost of its own")
-    parts = urlsplit(amqp_url)
-    vhost = f"liaison-e2e-{uuid.uuid4().hex[:8]}"
-
-    def ctl(*args: str) -> None:
-        subprocess.run([rabbitmqctl, *args], check=True, capture_output=True, timeout=60)
-
-    ctl("add_vhost", vhost)
-    try:
-        ctl("set_permissions", "-p", vhost, parts.username or "guest", ".*", ".*", ".*")
-        yield urlunsplit(parts._replace(path="/" + quote(vhost, safe="")))
-    finally:
-        ctl("delete_vhost", vhost)
 
 
 def write_config(root: Path, *, bus_url: str, mllp_port: int, relay_port: int, his_port: int, pki,
@@ -313,7 +279,7 @@ async def run_config(args, workers: int, run_index: int, pdf_kb: int) -> Result:
                                         str(maildir), "--port", str(relay_port)])
         his_port = await his.start()
         if args.bus == "amqp":
-            bus_url = stack.enter_context(rabbitmq_vhost(args.amqp_url))
+            bus_url = stack.enter_context(rabbitmq_vhost(args.amqp_url, "liaison-e2e"))
         else:
             bus_url = f"embedded://{tmp / 'bus.sqlite'}"
         config = str(write_config(tmp, bus_url=bus_url, mllp_port=mllp_port, relay_port=relay_port,
@@ -325,8 +291,8 @@ async def run_config(args, workers: int, run_index: int, pdf_kb: int) -> Result:
                 engine[f"worker-{k + 1}"] = processes.liaison(f"worker-{k + 1}", "worker", "-c", config)
         else:
             engine["engine"] = processes.liaison("engine", "run", "-c", config)
-        await wait_port(relay_port, engine, tmp)
-        await wait_port(mllp_port, engine, tmp)
+        for port in (relay_port, mllp_port):
+            await wait_port(port, time.monotonic() + 90, still_starting=lambda: exited(engine, tmp))
         await journal.open()
         mails = MailCount(maildir)
 

@@ -9,40 +9,29 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from pathlib import Path
 
-from channels.mllp.server import MllpServer
-from router.hl7.ack import build_ack
-from router.hl7.charset import decode_lenient, encode
-from router.hl7.msh import read_header
+from channels.app.demo.his import RecordingHis
+from router.hl7.msh import MshHeader
 
 _MESSAGE_ID = re.compile(rb"^Message-ID:\s*(\S+)", re.IGNORECASE | re.MULTILINE)
 
 
-class FakeHis:
-    """An MLLP listener answering AA that keeps, per document and recipient, the ZAM^Z02 it got and when.
+class FakeHis(RecordingHis):
+    """The demo's recording HIS, keeping per document and recipient the ZAM^Z02 it got and when.
 
     A ZAM is known by its own MSH-10: the same ZAM twice is a redelivery by the bus (counted, harmless);
     two different ZAMs for one document and one recipient are a duplicate answer.
     """
 
     def __init__(self) -> None:
-        self.server = MllpServer(self, host="127.0.0.1", port=0, name="his")
+        super().__init__()
         self.first_seen: dict[str, float] = {}                     # ZAM MSH-10 → arrival (wall clock)
         self.zams: dict[str, dict[str, list[tuple[str, str]]]] = defaultdict(lambda: defaultdict(list))
         self.redelivered = 0
         self.other: Counter[str] = Counter()                       # other message types (ZAM^Z01, ...)
         self._reported: set[tuple[str, str]] = set()
 
-    async def start(self) -> int:
-        await self.server.start()
-        return self.server.port
-
-    async def close(self) -> None:
-        await self.server.close()
-
-    async def handle_frame(self, raw: bytes, peer: str) -> bytes:
+    async def record(self, raw: bytes, text: str, header: MshHeader) -> None:
         now = time.time()
-        text, codec, _ = decode_lenient(raw)
-        header = read_header(text)
         segments = text.split("\r")
         msh = segments[0].split("|")
         if msh[8].startswith("ZAM^Z02"):
@@ -56,14 +45,6 @@ class FakeHis:
                 self.zams[answered][address].append((zam_id, answer))
         else:
             self.other[msh[8]] += 1
-        return encode(build_ack(header, "AA"), codec)
-
-    async def handle_oversize(self, prefix: bytes, size: int, peer: str) -> bytes:
-        text, codec, _ = decode_lenient(prefix)
-        return encode(build_ack(read_header(text), "AR", text="too large"), codec)
-
-    async def handle_truncated(self, partial: bytes, peer: str) -> None:
-        return None
 
     def done_at(self, control_id: str, recipients: Iterable[str]) -> float | None:
         """When the last of the document's ZAMs arrived, once there is one for every recipient."""

@@ -22,7 +22,6 @@ import base64
 import asyncio
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -34,6 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from bench.postgres import bench_schema, process_cpu, server_cpu  # noqa: E402
+from channels.testing.local import free_port, wait_port  # noqa: E402
 from channels.testing.messages import DR_LEROY, DR_MARTIN, encode_message, make_pfi_oru  # noqa: E402
 VT, FS, CR = b"\x0b", b"\x1c", b"\r"
 
@@ -42,23 +42,6 @@ def sample_message(i: int) -> bytes:
     """A PFI ORU^R01 of about 2 KB (the door reads MSH, PID, PRT and MetaDMPMSS rows, not the document)."""
     document = b"<ClinicalDocument xmlns='urn:hl7-org:v3'>" + b"x" * 600 + b"</ClinicalDocument>"
     return encode_message(make_pfi_oru(document, control_id=f"B{i:09d}", recipients=[DR_MARTIN, DR_LEROY]))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-async def wait_port(port: int, deadline: float) -> None:
-    while time.monotonic() < deadline:
-        try:
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.close()
-            return
-        except OSError:
-            await asyncio.sleep(0.1)
-    raise TimeoutError(f"nothing listening on {port}")
 
 
 async def load(port: int, messages: int, connections: int, offset: int) -> tuple[float, list[float], int]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import uuid
 
 import pytest
@@ -23,14 +22,9 @@ from router.ports import MessageState
 from tests.integration.harness import sink_pipeline
 from tests.support.console import PASSWORD, users_file
 from tests.support.poll import eventually
+from channels.testing.local import free_port
 
 pytestmark = pytest.mark.browser
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture

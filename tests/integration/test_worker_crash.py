@@ -35,20 +35,19 @@ import base64
 import contextlib
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import uuid
 from collections import Counter
 from pathlib import Path
-from urllib.parse import quote, urlsplit, urlunsplit
 
 import pytest
 
 from channels.journal.sqlite import SqliteJournal
 from channels.app.demo.his import RecordingHis
 from channels.mllp.sender import MllpSender
+from channels.testing.rabbitmq import RabbitmqctlMissing, rabbitmq_vhost
 from channels.testing.messages import DR_MARTIN, PATIENT, encode_message, make_cda, make_pfi_oru, patient_rct
 from router.ports import MessageState, OutcomeStatus
 from tests.contract.conftest import AMQP_URL, _check_rabbitmq
@@ -76,7 +75,7 @@ FINAL = {MessageState.DELIVERED, MessageState.PARTIAL, MessageState.FAILED, Mess
 @pytest.mark.rabbitmq
 async def test_a_worker_killed_mid_send_on_rabbitmq_leaves_every_recipient_mailed_once(postfix, tmp_path):
     await _check_rabbitmq()
-    with rabbitmq_vhost() as bus_url:
+    with own_vhost() as bus_url:
         await crash_and_recover(postfix, tmp_path, bus_url, split=True, messages=40)
 
 
@@ -258,26 +257,15 @@ timeout = 5
 
 
 @contextlib.contextmanager
-def rabbitmq_vhost():
-    """A RabbitMQ vhost of the test's own (its queues go with it), as the AMQP URL to reach it."""
-    rabbitmqctl = shutil.which("rabbitmqctl", path=os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin"]))
-    if rabbitmqctl is None:
-        message = "rabbitmqctl is not installed: cannot give the test a vhost of its own"
-        if os.environ.get("LIAISON_REQUIRE_RABBITMQ") == "1":
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
-    parts = urlsplit(AMQP_URL)
-    vhost = f"liaison-crash-{uuid.uuid4().hex[:8]}"
-
-    def ctl(*args: str) -> None:
-        subprocess.run([rabbitmqctl, *args], check=True, capture_output=True, timeout=60)
-
-    ctl("add_vhost", vhost)
+def own_vhost():
+    """A vhost of the test's own (its queues go with it); skipped without rabbitmqctl, failed where required."""
     try:
-        ctl("set_permissions", "-p", vhost, parts.username or "guest", ".*", ".*", ".*")
-        yield urlunsplit(parts._replace(path="/" + quote(vhost, safe="")))
-    finally:
-        ctl("delete_vhost", vhost)
+        with rabbitmq_vhost(AMQP_URL, "liaison-crash") as url:
+            yield url
+    except RabbitmqctlMissing as exc:
+        if os.environ.get("LIAISON_REQUIRE_RABBITMQ") == "1":
+            pytest.fail(str(exc), pytrace=False)
+        pytest.skip(str(exc))
 
 
 # ------------------------------------------------------------------ what the test looks at

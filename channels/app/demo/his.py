@@ -12,7 +12,7 @@ from pathlib import Path
 from channels.mllp.server import MllpServer
 from router.hl7.ack import build_ack
 from router.hl7.charset import decode_lenient, encode
-from router.hl7.msh import read_header
+from router.hl7.msh import MshHeader, read_header
 
 
 class RecordingHis:
@@ -34,13 +34,17 @@ class RecordingHis:
     async def handle_frame(self, raw: bytes, peer: str) -> bytes:
         text, codec, _ = decode_lenient(raw)
         header = read_header(text)
+        await self.record(raw, text, header)
+        return encode(build_ack(header, "AA"), codec)
+
+    async def record(self, raw: bytes, text: str, header: MshHeader) -> None:
+        """Keep one received message (a subclass keeps what it needs instead)."""
         async with self._changed:
             self.received.append(text)
             if self.directory is not None:
                 name = f"{len(self.received):03d}_{header.message_type}_{header.trigger}.hl7"
                 (self.directory / name).write_bytes(raw)
             self._changed.notify_all()
-        return encode(build_ack(header, "AA"), codec)
 
     async def handle_oversize(self, prefix: bytes, size: int, peer: str) -> bytes:
         text, codec, _ = decode_lenient(prefix)
