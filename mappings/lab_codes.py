@@ -34,6 +34,15 @@ def chapter_for(battery: Battery, tables: Tables = None) -> tuple[str, str]:
     return code, chapters["chapters"][code]
 
 
+#: The LOINC chapter of microbiology (FR-CR-BIO-Chapitre "Microbiologie").
+MICROBIOLOGY_CHAPTER = "18725-2"
+
+
+def microbiology_sections() -> frozenset[str]:
+    """The OBR-24 values of a microbiology battery: HL7 table 0074's ``MB`` and the LOINC chapter itself."""
+    return frozenset({"MB", MICROBIOLOGY_CHAPTER})
+
+
 def ucum_unit(units: Coded, tables: Tables = None) -> str | None:
     """The UCUM unit of an OBX-6, "" for no unit, or None when it cannot be told (see lab_units.json)."""
     units_table = table("lab_units", tables)

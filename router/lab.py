@@ -31,7 +31,8 @@ ORC/OBR per ordered battery, OBX per result, NTE comments, SPM specimens.
    its OBX become a battery inside the isolate.
 
 A coded OBX with a plain sub-id is an isolate when something hangs under it
-(rule 1 or 2) or when its battery is in the microbiology section (OBR-24 ``MB``).
+(rule 1 or 2) or when its battery is in the microbiology section (OBR-24 ``MB``, or what the
+caller names: the LOINC chapter too, ``mappings.lab_codes``).
 
 **Action.** From the OBX-11 statuses of the results (the PDF OBX included):
 every one ``D`` (deleted) → ``delete``; else any ``C`` (corrected) or any ``D``
@@ -48,6 +49,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 
 from router.adt import xcn_participant
@@ -60,12 +62,14 @@ from router.model import Action, Participant
 from router.recipients_pfi import repetitions, value
 CODED_TYPES = frozenset({"CE", "CWE", "CNE"})
 TEXT_TYPES = frozenset({"ST", "TX", "FT"})
-MICROBIOLOGY_SECTIONS = frozenset({"MB", "18725-2"})
+#: OBR-24 values of a microbiology battery when the caller names none: HL7 table 0074's ``MB``. The
+#: render stage is handed the CR-BIO volet's (``mappings.lab_codes.microbiology_sections``: the LOINC chapter too).
+MICROBIOLOGY_SECTIONS = frozenset({"MB"})
 _NUMBER = re.compile(r"^[+-]?(\d+([.,]\d*)?|[.,]\d+)$")
 _PDF_SUBTYPES = frozenset({"PDF", "APPLICATION/PDF"})
 
 
-def read_lab_report(message) -> LabReport:
+def read_lab_report(message, *, microbiology_sections: Collection[str] = MICROBIOLOGY_SECTIONS) -> LabReport:
     """Read an ORU^R01 (``\\r``-separated text or a python-hl7 message) with discrete results.
 
     Raises :class:`UnsupportedMessageError` for another message type and
@@ -83,7 +87,7 @@ def read_lab_report(message) -> LabReport:
     if not groups:
         raise ValidationError("ORU^R01 has no OBR segment: no results to render", hl7_code="100",
                               hl7_text="Segment sequence error")
-    batteries = _link(groups, reader.warnings)
+    batteries = _link(groups, reader.warnings, frozenset(s.upper() for s in microbiology_sections))
     statuses = [r.status.upper() for b in batteries for r in all_results(b)] + reader.pdf_statuses
     return LabReport(
         control_id=header.control_id,
@@ -231,7 +235,7 @@ def _nte(nte: Segment) -> str:
     return "\n".join(line for line in lines if line).strip()
 
 
-def _link(groups: list[_Group], warnings: list[str]) -> tuple[Battery, ...]:
+def _link(groups: list[_Group], warnings: list[str], microbiology: frozenset[str]) -> tuple[Battery, ...]:
     """Batteries, with child OBR (OBR-26) moved under the isolate they describe."""
     built = [(g, _battery(g, warnings)) for g in groups]
     children: dict[tuple[int, str], list[Battery]] = {}
@@ -249,7 +253,7 @@ def _link(groups: list[_Group], warnings: list[str]) -> tuple[Battery, ...]:
         top.append((index, battery))
     out = []
     for index, battery in top:
-        out.append(_with_isolates(battery, index, children, warnings))
+        out.append(_with_isolates(battery, index, children, warnings, microbiology))
     return tuple(out)
 
 
@@ -263,12 +267,12 @@ def _parent_index(previous, parent: tuple[str, str]) -> tuple[int, str] | None:
     return None
 
 
-def _with_isolates(battery: Battery, index: int, children, warnings) -> Battery:
+def _with_isolates(battery: Battery, index: int, children, warnings, microbiology: frozenset[str]) -> Battery:
     """Split a battery's results into plain results and isolates (module docstring, rules 1-2)."""
     results = list(battery.results)
     dotted = {r.sub_id.split(".", 1)[0] for r in results if "." in r.sub_id}
     child_subs = {sub for (owner, sub) in children if owner == index}
-    micro = battery.section.upper() in MICROBIOLOGY_SECTIONS
+    micro = battery.section.upper() in microbiology
     isolates, used, organisms = [], set(), set()
     for result in results:
         is_isolate = (result.value_type.upper() in CODED_TYPES and result.sub_id and "." not in result.sub_id

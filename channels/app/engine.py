@@ -20,6 +20,7 @@ from channels.mllp.sender import MllpAckSink, MllpSender
 from channels.mllp.server import MllpServer
 from channels.mllp.settings import ListenerSettings
 from mappings.cda_header import read_header
+from mappings.lab_codes import microbiology_sections
 from mappings.packaging import MssPackaging
 from mappings.value_sets import document_type_codes
 from mappings.volets import REGISTRY, UNNAMED_SCHEMATRONS
@@ -269,7 +270,8 @@ class Engine:
         return RenderStage(self.journal, self.directory, self.volets,
                            site=s.site, cda_reader=read_header, tables=s.tables, letter_roles=s.render.letter_roles,
                            lab_roles=s.render.lab_roles, patient_policy=s.render.patient_policy,
-                           timezone=s.timezone, deposit=self.shared_record is not None)
+                           timezone=s.timezone, deposit=self.shared_record is not None,
+                           microbiology_sections=microbiology_sections())
 
     async def _start_listener(self, listener: ListenerSettings, where: str) -> None:
         ingest = Ingest(self.journal, self.bus, channel=listener.name, default_charset=listener.default_charset,

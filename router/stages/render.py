@@ -24,7 +24,7 @@ What this stage adds to the renderers:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -36,7 +36,7 @@ from router.adt import AdtEvent, read_patient_visit
 from router.errors import MappingError, ValidationError
 from router.dmp_rules import read_consent
 from router.hl7.msh import iter_segments
-from router.lab import read_lab_report
+from router.lab import MICROBIOLOGY_SECTIONS, read_lab_report
 from router.mdm import MdmDocument, read_mdm
 from router.model import Action, CdaHeader, DocumentJob, Flags, MessageSource, Participant, RecipientKind
 from router.ports import Directory, Journal, JournalEvent, RenderedDocument, Stay, Volets
@@ -63,7 +63,7 @@ class RenderStage:
                  cda_reader: Callable[[bytes], CdaHeader], tables: Mapping[str, Any] | None = None,
                  letter_roles: Sequence[str] = LETTER_ROLES, lab_roles: Sequence[str] = LAB_ROLES,
                  patient_policy: PatientPolicy = PatientPolicy(), timezone: str = "Europe/Paris",
-                 deposit: bool = False):
+                 deposit: bool = False, microbiology_sections: Collection[str] = MICROBIOLOGY_SECTIONS):
         self.patient_policy = patient_policy
         self.deposit = deposit
         self.journal = journal
@@ -75,6 +75,7 @@ class RenderStage:
         self.letter_roles = tuple(letter_roles)
         self.lab_roles = tuple(lab_roles)
         self.zone = ZoneInfo(timezone)
+        self.microbiology_sections = frozenset(microbiology_sections)   # OBR-24 values of microbiology
 
     async def job(self, key: str, parsed, source: MessageSource, channel: str) -> DocumentJob:
         """Render (or find again) the document the message asks for; raises typed errors with reasons."""
@@ -122,7 +123,7 @@ class RenderStage:
     # --- ORU: laboratory reports ------------------------------------------------------------
 
     async def _lab_job(self, key: str, text: str, source: MessageSource, facility: str) -> DocumentJob:
-        report = read_lab_report(text)
+        report = read_lab_report(text, microbiology_sections=self.microbiology_sections)
         patient = read_patient_visit(text)
         source_id = report.filler_order or report.placer_order
         if not source_id:

@@ -7,6 +7,7 @@ from dataclasses import replace
 import hl7
 import pytest
 
+from mappings.lab_codes import microbiology_sections
 from router.errors import UnsupportedMessageError, ValidationError
 from router.hl7.charset import decode
 from router.lab import action_for, number, read_lab_report
@@ -130,6 +131,18 @@ def test_microbiology_isolates_by_sub_id_and_child_obr():
     assert (strepto.sub_id, strepto.organism.display, strepto.batteries) == ("2", "Streptococcus", ())
     assert strepto.comments == ("Flore commensale probable.",)
     assert len(list(all_results(battery))) == 2 + 1 + 3 + 1
+
+
+def test_the_microbiology_sections_are_the_callers_to_name():
+    """An organism with no dotted child is an isolate only in microbiology; which OBR-24 values mean
+    microbiology (HL7 0074 ``MB`` by default, the LOINC chapter too for CR-BIO) the caller says."""
+    culture = Obr("630-4^Bactéries identifiées Urine Culture^LN", (
+        Obx("CWE", "11475-1^Micro-organisme identifié^LN", "112283007^Escherichia coli^SCT", sub_id="1"),),
+        section="18725-2")
+    assert first_battery(culture).isolates == ()
+    named = read_lab_report(make_lab_oru([culture]), microbiology_sections=microbiology_sections()).batteries[0]
+    assert [i.organism.code for i in named.isolates] == ["112283007"]
+    assert microbiology_sections() == {"MB", "18725-2"}
 
 
 def test_child_obr_without_its_parent_stays_a_battery_with_a_warning():
