@@ -304,6 +304,9 @@ class Journal(Protocol):
     async def bind_content(self, document_id: str, digest: str, message_key: str) -> ContentBinding:
         """Bind ``document_id`` to this content unless it is bound already; return the binding in force."""
 
+    async def content_binding(self, document_id: str) -> ContentBinding | None:
+        """The binding in force for ``document_id`` (read only), or None: the door's early look at a reused id."""
+
     async def message(self, key: str) -> MessageRecord | None: ...
 
     async def events(self, key: str) -> list[JournalEvent]: ...

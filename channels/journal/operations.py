@@ -143,6 +143,16 @@ def bind_content(document_id: str, digest: str, message_key: str, at: str) -> Op
     return ContentBinding(document_id=doc, digest=bound, message_key=key, at=moment(when))
 
 
+def content_binding(document_id: str) -> Operation[ContentBinding | None]:
+    """The content a document id is bound to, or None when nothing was dispatched under it yet."""
+    found = yield ("SELECT document_id, digest, message_key, at FROM document_contents WHERE document_id = ?",
+                   (document_id,))
+    if not found.rows:
+        return None
+    doc, bound, key, when = found.rows[0]
+    return ContentBinding(document_id=doc, digest=bound, message_key=key, at=moment(when))
+
+
 def record_dmp_entry(entry: DmpEntry, now: str) -> Operation[None]:
     yield ("INSERT INTO dmp_entries (document_id, entry_uuid, version, message_key, updated_at) "
            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (document_id) DO UPDATE SET entry_uuid = excluded.entry_uuid, "

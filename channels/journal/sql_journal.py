@@ -145,6 +145,9 @@ class SqlJournal:
         """Every event about one document (its outcome history included), oldest first."""
         return await self._query(ops.document_events(self._codec, document_id))
 
+    async def content_binding(self, document_id: str) -> ContentBinding | None:
+        return await self._query(ops.content_binding(document_id))
+
     async def outcomes(self, document_id: str) -> list[Outcome]:
         """The current outcome per destination of one document, by destination."""
         return await self._query(ops.outcomes(self._codec, document_id))

@@ -623,6 +623,14 @@ async def test_a_document_id_is_bound_to_the_first_content_dispatched_under_it(j
     assert (await journal.bind_content("DOC-C", "d2" * 32, "K3")).message_key == "K3"
 
 
+async def test_reading_a_binding_never_creates_one(journal):
+    assert await journal.content_binding("DOC-R") is None
+    assert await journal.content_binding("DOC-R") is None                # still nothing: the read bound nothing
+    bound = await journal.bind_content("DOC-R", "d3" * 32, "K4")
+    assert await journal.content_binding("DOC-R") == bound
+    assert await journal.content_binding("DOC-S") is None
+
+
 def _claim_everything(url: str, key: bytes | None, targets: list[tuple[str, str]], message_key: str,
                       start: multiprocessing.synchronize.Barrier, won: multiprocessing.Queue) -> None:
     """One worker process: open the journal, wait for the other one, claim every target at once, say which it got."""
