@@ -8,6 +8,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from channels.console import browse
+from channels.console.narrative import carried_cda, readable
 from channels.console.security import check_csrf, csrf_token, current_user, requires
 from channels.console.users import LOCK_FOR, MAX_FAILURES, Role
 from router.ports import MessageState
@@ -81,13 +82,16 @@ async def message(request: Request) -> Response:
     if found is None:
         raise HTTPException(404, "no such message")
     user = request.state.user
-    segments = None
+    segments = document = None
     if user.role.allows(Role.OPERATOR):
         segments = browse.raw_segments(found.record.raw)
-        await browse.audit(journal, found.record.key, "raw_viewed", f"raw message viewed by {user.name}")
+        cda = carried_cda(found.record.raw)
+        document = readable(cda) if cda is not None else None
+        shown = "raw message and its document" if document is not None else "raw message"
+        await browse.audit(journal, found.record.key, "raw_viewed", f"{shown} viewed by {user.name}")
     else:
         found = browse.masked_timeline(found)
-    return render(request, "message.html", timeline=found, segments=segments)
+    return render(request, "message.html", timeline=found, segments=segments, document=document)
 
 
 @requires(Role.VIEWER)
