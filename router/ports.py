@@ -104,6 +104,9 @@ class ReceivedMessage:
     message_type: str
     received_at: datetime
     peer: str = ""
+    #: (kind, value) pairs search finds the message by (``ipp``, ``ins``): patient data, which the
+    #: journal keeps only as keyed digests
+    identifiers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
 
 
 @dataclass(frozen=True)
@@ -311,11 +314,15 @@ class Journal(Protocol):
     async def search(self, *, state: MessageState | None = None, control_id: str | None = None, limit: int = 100,
                      since: datetime | None = None, until: datetime | None = None, message_type: str | None = None,
                      sending_application: str | None = None,
-                     before: tuple[datetime, str] | None = None) -> list[MessageRecord]:
+                     before: tuple[datetime, str] | None = None, ipp: str | None = None, ins: str | None = None,
+                     document_id: str | None = None, recipient: str | None = None) -> list[MessageRecord]:
         """Messages matching every filter given, newest first (``received_at``, then key, descending).
 
         ``since`` inclusive, ``until`` exclusive. ``before`` is the keyset cursor: the
         (``received_at``, ``key``) of the previous page's last row; rows after it only.
+        ``ipp``, ``ins`` (the received message's PID-3), ``document_id`` (a document it dispatched,
+        rendered or had an outcome for; ``root^extension`` or the extension) and ``recipient`` (an
+        address it had an outcome for) are found without the journal holding them in clear.
         """
 
     async def record_stay(self, stay: Stay) -> None:
