@@ -52,6 +52,21 @@ class Delivery(Protocol):
 DeliveryHandler = Callable[[Delivery], Awaitable[None]]
 
 
+@dataclass(frozen=True)
+class QueueDepth:
+    """What waits in one stage queue, for the console's dashboard and ``/metrics``.
+
+    ``None`` where the bus cannot tell cheaply: RabbitMQ keeps delayed retries in queues of
+    their own per delay and gives no message's age without taking it.
+    """
+
+    queue: str
+    waiting: int                   # ready to be taken, or being handled now (embedded) / ready (RabbitMQ)
+    parked: int
+    retrying: int | None = None    # waiting for a retry delay to pass
+    oldest_at: datetime | None = None   # when the oldest waiting job was put there
+
+
 class Subscription(Protocol):
     async def cancel(self) -> None:
         """Stop receiving; deliveries in flight are finished or returned to the queue."""
@@ -70,6 +85,9 @@ class Bus(Protocol):
 
     async def consume(self, queue: str, handler: DeliveryHandler, *, prefetch: int = 16) -> Subscription:
         """Call ``handler`` for each delivery; the handler settles it (through settle())."""
+
+    async def depth(self, queue: str) -> QueueDepth:
+        """How many jobs wait in ``queue`` and its parked queue now (counts only; nothing is taken)."""
 
     async def parked(self, queue: str, limit: int = 100) -> list[Envelope]:
         """The parked envelopes of ``queue`` (with header ``x-park-reason``), oldest first."""
@@ -123,6 +141,32 @@ class MessageRecord:
     updated_at: datetime
     ack_code: str = ""             # AA/AE/AR sent back at the door
     detail: str = ""
+
+
+@dataclass(frozen=True)
+class ActivityCount:
+    """Messages received on one channel, of one type, now in one state: in the last hour and day."""
+
+    channel: str
+    message_type: str
+    state: str
+    last_hour: int
+    last_day: int
+
+
+@dataclass(frozen=True)
+class Activity:
+    """What the journal says about the recent traffic, for the console's dashboard and ``/metrics``.
+
+    Every figure comes from an index (``messages_recent``, ``messages_by_state``,
+    ``outcomes_by_status``), so it costs the same on a journal of any size for a given day's traffic.
+    """
+
+    at: datetime                                   # "now" for the windows below
+    messages: tuple[ActivityCount, ...]            # received in the last day, by channel, type and current state
+    outcomes: tuple[tuple[str, int, int, int], ...]   # (status, last hour, last day, standing now) per recipient
+    hourly: tuple[tuple[datetime, int, int], ...]  # (hour start, received, of which delivered), oldest first
+    oldest_waiting: tuple[str, datetime, str] | None   # (key, received_at, state) of the oldest non-final message
 
 
 @dataclass(frozen=True)
@@ -325,10 +369,16 @@ class Journal(Protocol):
         address it had an outcome for) are found without the journal holding them in clear.
         """
 
+    async def activity(self, now: datetime) -> Activity:
+        """Counts of the last hour and day, received per hour, and the oldest message still waiting."""
+
     async def record_stay(self, stay: Stay) -> None:
         """Insert or replace the stay keyed by (facility, encounter); ``updated_at`` is the journal's clock."""
 
     async def stay(self, facility: str, encounter: str) -> Stay | None: ...
+
+    async def discharges(self, since: datetime, until: datetime, limit: int = 1000) -> list[Stay]:
+        """Stays discharged in [``since``, ``until``), in discharge order, whatever their state since."""
 
     async def stays_due(self, now: datetime, limit: int = 100) -> list[Stay]:
         """Discharged stays whose letter is not sent, whose ``letter_due_at`` has passed and not yet alerted."""

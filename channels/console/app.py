@@ -20,7 +20,8 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from channels.console import api, pages
+from channels.console import api, observe, pages
+from channels.console.installation import Installation
 from channels.console.security import SESSION_MAX_AGE, SecurityHeaders
 from channels.console.users import SqliteUsers
 from router import queues
@@ -57,9 +58,13 @@ async def http_error(request: Request, exc: HTTPException) -> Response:
                         reason=exc.detail)
 
 
-def create_app(journal: Journal, bus: Bus, users: SqliteUsers, *, https: bool = False) -> Starlette:
-    """The console over opened ports; ``https`` marks the session cookie ``Secure`` and adds HSTS."""
-    routes = [Route("/healthz", healthz), Route("/readyz", readyz), *api.ROUTES, *pages.ROUTES,
+def create_app(journal: Journal, bus: Bus, users: SqliteUsers, *, https: bool = False,
+               installation: Installation | None = None) -> Starlette:
+    """The console over opened ports; ``https`` marks the session cookie ``Secure`` and adds HSTS.
+
+    ``installation``: the configuration around them (``installation.py``), from the composition root.
+    """
+    routes = [Route("/healthz", healthz), Route("/readyz", readyz), *api.ROUTES, *pages.ROUTES, *observe.ROUTES,
               Mount("/static", StaticFiles(directory=HERE / "static"), name="static")]
     middleware = [
         Middleware(SecurityHeaders, https=https),
@@ -68,5 +73,6 @@ def create_app(journal: Journal, bus: Bus, users: SqliteUsers, *, https: bool = 
     ]
     app = Starlette(routes=routes, middleware=middleware, exception_handlers={HTTPException: http_error})
     app.state.journal, app.state.bus, app.state.users = journal, bus, users
+    app.state.installation = installation
     app.state.templates = Jinja2Templates(directory=HERE / "templates")
     return app

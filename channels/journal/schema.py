@@ -37,7 +37,8 @@ Tables:
   bound, rendered or has an outcome (document id, recipient). Rows older than v7 have none
   (a migration cannot compute a keyed digest in SQL): they are found by MSH-10, type, state and
   date. v7 also adds the indexes the console's dashboard counts on (index-only scans by
-  time, channel, type and state; outcomes by status and time).
+  time, channel, type and state; outcomes by status and time) and its compliance page reads
+  (stays by discharge time).
 - ``schema_version``: one row per applied migration.
 
 Migrations: ``VERSIONS`` is one list for both dialects, so that a version
@@ -324,6 +325,7 @@ VERSIONS: dict[int, tuple[str | PerDialect, ...]] = {
         )"""),
         "CREATE INDEX messages_recent ON messages (received_at, channel, message_type, state)",
         "CREATE INDEX outcomes_by_status ON outcomes (status, at)",
+        "CREATE INDEX stays_by_discharge ON stays (discharged_at)",
     ),
 }
 LATEST = max(VERSIONS)

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any, Self, TypeVar
 
 from channels.cipher import Codec
+from channels.journal import activity as activity_sql
 from channels.journal import consents as consent_sql
 from channels.journal.digests import IdentifierDigests
 from channels.journal import documents as document_sql
@@ -21,7 +22,7 @@ from channels.journal import operations as ops
 from channels.journal import stays as stay_sql
 from channels.journal.sql import Operation, ts
 from router.errors import TransientError
-from router.ports import (Clock, ContentBinding, DmpEntry, JournalEvent, MessageRecord, MessageState, Outcome,
+from router.ports import (Activity, Clock, ContentBinding, DmpEntry, JournalEvent, MessageRecord, MessageState, Outcome,
                           PatientConsent, ReceivedMessage, RenderedDocument, Stay)
 
 T = TypeVar("T")
@@ -179,8 +180,16 @@ class SqlJournal:
                                             sending_application=sending_application, before=before,
                                             digests=digests))
 
+    async def activity(self, now: datetime | None = None) -> Activity:
+        """Recent traffic for the dashboard and ``/metrics`` (``activity.py``: index-only reads)."""
+        return await self._query(activity_sql.activity(now or self._clock.now()))
+
     async def stay(self, facility: str, encounter: str) -> Stay | None:
         return await self._query(stay_sql.stay(self._codec, facility, encounter))
+
+    async def discharges(self, since: datetime, until: datetime, limit: int = 1000) -> list[Stay]:
+        """Stays discharged in [since, until), in discharge order (the compliance page)."""
+        return await self._query(stay_sql.discharged(self._codec, since, until, limit))
 
     async def stays_due(self, now: datetime, limit: int = 100) -> list[Stay]:
         return await self._query(stay_sql.due(self._codec, now, limit))

@@ -440,6 +440,37 @@ async def test_digests_depend_on_the_journal_key(backend):
     assert bytes(stored) != IdentifierDigests(None).digest("ipp", IPP_1)
 
 
+
+async def test_activity_counts_the_last_hour_and_day_hourly_and_finds_the_oldest_waiting(journal):
+    now = T0 + timedelta(days=2)
+    at = {"old": now - timedelta(days=3), "day": now - timedelta(hours=5), "hour": now - timedelta(minutes=10)}
+    keys = {}
+    for name, when in at.items():
+        for n in range(2):
+            keys[name, n], _ = await journal.record_received(received(f"ACT-{name}-{n}", at=when))
+    await journal.set_state(keys["hour", 0], MessageState.DELIVERED, step="delivered")
+    await journal.set_state(keys["day", 0], MessageState.QUEUED, step="queued")
+    await journal.set_state(keys["old", 0], MessageState.DELIVERED, step="delivered")
+    await journal.set_state(keys["old", 1], MessageState.PARKED, step="parked")
+    await journal.record_outcome(Outcome("DOC-A", MAIL_A, OutcomeStatus.RETRYING, "451", now - timedelta(minutes=5),
+                                         keys["hour", 0]))
+    await journal.record_outcome(Outcome("DOC-B", MAIL_A, OutcomeStatus.ACCEPTED, "250", now - timedelta(hours=3),
+                                         keys["day", 0]))
+
+    seen = await journal.activity(now)
+    counts = {(c.state, c.last_hour, c.last_day) for c in seen.messages}
+    assert counts == {("received", 1, 2), ("delivered", 1, 1), ("queued", 0, 1)}
+    assert {c.channel for c in seen.messages} == {"mllp"} and {c.message_type for c in seen.messages} == {"ADT^A03"}
+    assert len(seen.hourly) == 24 and seen.hourly[-1][0] <= now < seen.hourly[-1][0] + timedelta(hours=1)
+    assert sum(received for _, received, _ in seen.hourly) == 4
+    assert sum(delivered for _, _, delivered in seen.hourly) == 1
+    by_hour = {start: received for start, received, _ in seen.hourly}
+    assert by_hour[(now - timedelta(hours=5)).replace(minute=0, second=0, microsecond=0)] == 2
+    outcomes = {status: rest for status, *rest in seen.outcomes}
+    assert outcomes["retrying"] == [1, 1, 1] and outcomes["accepted"] == [0, 1, 0]
+    assert seen.oldest_waiting == (keys["day", 1], at["day"], "received")
+
+
 # ---------------------------------------------------------------- durability
 
 async def test_everything_survives_close_and_reopen(backend):
@@ -878,3 +909,16 @@ async def test_the_dmp_entry_of_a_document_is_kept_and_its_latest_version_wins(j
     await journal.record_dmp_entry(DmpEntry("DOC-1", "urn:uuid:first", 1, "K1"))
     await journal.record_dmp_entry(DmpEntry("DOC-1", "urn:uuid:second", 2, "K2"))
     assert await journal.dmp_entry("DOC-1") == DmpEntry("DOC-1", "urn:uuid:second", 2, "K2")
+
+
+async def test_discharges_lists_the_stays_discharged_in_a_window_in_discharge_order(journal):
+    await journal.record_stay(a_stay("V-LATE", discharged_at=T0 + timedelta(hours=5)))
+    await journal.record_stay(a_stay("V-EARLY", discharged_at=T0 + timedelta(hours=1), unit="NEURO"))
+    await journal.record_stay(a_stay("V-BEFORE", discharged_at=T0 - timedelta(hours=1)))
+    await journal.record_stay(a_stay("V-IN", state=StayState.ADMITTED, discharged_at=None))
+    await journal.mark_stay("CHU-TEST", "V-LATE", letter_sent_at=T0 + timedelta(hours=6))
+
+    found = await journal.discharges(T0, T0 + timedelta(days=1))
+    assert [s.encounter for s in found] == ["V-EARLY", "V-LATE"]
+    assert found[0].unit == "NEURO" and found[1].letter_sent_at == T0 + timedelta(hours=6)
+    assert [s.encounter for s in await journal.discharges(T0, T0 + timedelta(days=1), limit=1)] == ["V-EARLY"]
