@@ -170,6 +170,28 @@ class Activity:
 
 
 @dataclass(frozen=True)
+class EventSample:
+    """One timeline event as ``/metrics`` counts it (no detail, no identifier)."""
+
+    step: str
+    state: str
+    channel: str                   # of the message it belongs to ("" when unknown)
+    at: datetime
+    received_at: datetime | None   # the message's
+    queued_at: datetime | None     # its "queued" event (AA sent), for an outcome event; else None
+
+
+@dataclass(frozen=True)
+class MetricsSample:
+    """What ``/metrics`` reads from the journal at each scrape: the events appended since the last one."""
+
+    last_event: int                # the cursor for the next scrape
+    events: tuple[EventSample, ...]
+    parked: int                    # messages in state parked now
+    overdue_letters: int           # discharged in the last 30 days, letter not sent, deadline passed
+
+
+@dataclass(frozen=True)
 class JournalEvent:
     message_key: str
     at: datetime
@@ -371,6 +393,9 @@ class Journal(Protocol):
 
     async def activity(self, now: datetime) -> Activity:
         """Counts of the last hour and day, received per hour, and the oldest message still waiting."""
+
+    async def metrics_sample(self, after_event: int | None, now: datetime, limit: int = 10_000) -> MetricsSample:
+        """Events appended after the cursor ``after_event`` (at most ``limit``; None: none, only the cursor)."""
 
     async def record_stay(self, stay: Stay) -> None:
         """Insert or replace the stay keyed by (facility, encounter); ``updated_at`` is the journal's clock."""

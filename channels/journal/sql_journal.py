@@ -22,7 +22,7 @@ from channels.journal import operations as ops
 from channels.journal import stays as stay_sql
 from channels.journal.sql import Operation, ts
 from router.errors import TransientError
-from router.ports import (Activity, Clock, ContentBinding, DmpEntry, JournalEvent, MessageRecord, MessageState, Outcome,
+from router.ports import (Activity, Clock, MetricsSample, ContentBinding, DmpEntry, JournalEvent, MessageRecord, MessageState, Outcome,
                           PatientConsent, ReceivedMessage, RenderedDocument, Stay)
 
 T = TypeVar("T")
@@ -186,6 +186,11 @@ class SqlJournal:
 
     async def stay(self, facility: str, encounter: str) -> Stay | None:
         return await self._query(stay_sql.stay(self._codec, facility, encounter))
+
+    async def metrics_sample(self, after_event: int | None, now: datetime | None = None,
+                             limit: int = 10_000) -> MetricsSample:
+        """The events since the last scrape, parked messages, overdue letters (``activity.py``)."""
+        return await self._query(activity_sql.metrics_sample(after_event, now or self._clock.now(), limit))
 
     async def discharges(self, since: datetime, until: datetime, limit: int = 1000) -> list[Stay]:
         """Stays discharged in [since, until), in discharge order (the compliance page)."""

@@ -922,3 +922,25 @@ async def test_discharges_lists_the_stays_discharged_in_a_window_in_discharge_or
     assert [s.encounter for s in found] == ["V-EARLY", "V-LATE"]
     assert found[0].unit == "NEURO" and found[1].letter_sent_at == T0 + timedelta(hours=6)
     assert [s.encounter for s in await journal.discharges(T0, T0 + timedelta(days=1), limit=1)] == ["V-EARLY"]
+
+
+async def test_metrics_sample_gives_the_events_after_its_cursor_with_their_times(journal):
+    start = await journal.metrics_sample(None, T0)
+    assert start.events == ()
+    key, _ = await journal.record_received(received("MET-1", at=T0))
+    await journal.add_event(JournalEvent(key, T0 + timedelta(milliseconds=3), "queued", "queued"))
+    await journal.record_outcome(Outcome(DOC, MAIL_A, OutcomeStatus.ACCEPTED, "250", T0 + timedelta(seconds=9), key))
+    await journal.set_state(key, MessageState.PARKED, step="parked")
+    await journal.record_stay(a_stay("V-MET", discharged_at=T0 - timedelta(days=1), letter_due_at=T0 - timedelta(hours=1)))
+
+    sample = await journal.metrics_sample(start.last_event, T0)
+    steps = [(e.step, e.state, e.channel) for e in sample.events]
+    assert steps == [("received", "received", "mllp"), ("queued", "queued", "mllp"),
+                     ("outcome", "accepted", "mllp"), ("parked", "parked", "mllp")]
+    outcome = sample.events[2]
+    assert outcome.received_at == T0 and outcome.queued_at == T0 + timedelta(milliseconds=3)
+    assert sample.events[1].queued_at is None
+    assert (sample.parked, sample.overdue_letters) == (1, 1)
+    again = await journal.metrics_sample(sample.last_event, T0)
+    assert again.events == () and again.last_event == sample.last_event
+    assert len((await journal.metrics_sample(start.last_event, T0, limit=2)).events) == 2

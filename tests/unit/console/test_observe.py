@@ -120,3 +120,13 @@ async def test_compliance_shows_each_units_discharges_letters_and_overdue(client
     assert {s["ipp"] for s in operated["stays"]} == {"IPP-V1", "IPP-V2", "IPP-V3"}
     assert bad.status_code == 400
     assert "IPP-V2" in page and "letter-overdue" in page
+
+
+async def test_readyz_says_when_the_journal_does_not_answer(console):
+    async with console.client() as client:
+        assert (await client.get("/readyz")).json() == {"status": "ready", "journal": "ok", "bus": "ok"}
+        await console.journal.close()
+        response = await client.get("/readyz")
+        alive = await client.get("/healthz")
+    assert response.status_code == 503 and response.json()["journal"].startswith("unavailable")
+    assert response.json()["bus"] == "ok" and alive.status_code == 200
