@@ -20,7 +20,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from channels.console import api, metrics, observe, pages
+from channels.console import api, metrics, observe, openapi, pages
 from channels.console.installation import Installation
 from channels.console.security import SESSION_MAX_AGE, SecurityHeaders
 from channels.console.users import SqliteUsers
@@ -68,7 +68,7 @@ def create_app(journal: Journal, bus: Bus, users: SqliteUsers, *, https: bool = 
     ``installation``: the configuration around them (``installation.py``), from the composition root.
     """
     routes = [Route("/healthz", healthz), Route("/readyz", readyz), *api.ROUTES, *pages.ROUTES, *observe.ROUTES,
-              *metrics.ROUTES,
+              *metrics.ROUTES, *openapi.ROUTES,
               Mount("/static", StaticFiles(directory=HERE / "static"), name="static")]
     middleware = [
         Middleware(SecurityHeaders, https=https),
