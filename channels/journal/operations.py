@@ -226,8 +226,10 @@ def search(codec: Codec, *, state: MessageState | None, control_id: str | None, 
         clauses.append("key IN (SELECT message_key FROM message_identifiers WHERE digest = ?)")
         params.append(digest)
     if before is not None:
-        clauses.append("(received_at < ? OR (received_at = ? AND key < ?))")
-        params += [ts(before[0]), ts(before[0]), before[1]]
+        # The first clause alone bounds the index range, so a deep page starts at its cursor
+        # instead of walking down from the newest row (the OR below is not sargable by itself).
+        clauses.append("received_at <= ? AND (received_at < ? OR (received_at = ? AND key < ?))")
+        params += [ts(before[0]), ts(before[0]), ts(before[0]), before[1]]
     where = " AND ".join(clauses) or "1 = 1"
     found = yield (f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE {where} "
                    "ORDER BY received_at DESC, key DESC LIMIT ?", (*params, limit))
