@@ -14,6 +14,8 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from router.model import Action, DmpConsent, DocumentJob, Recipient
+from router.readings import (Activity, ActivityCount, EventSample, MetricsSample,  # noqa: F401 - re-exported
+                             QueueDepth)
 
 if TYPE_CHECKING:
     from router.volets import Volet
@@ -50,21 +52,6 @@ class Delivery(Protocol):
 
 
 DeliveryHandler = Callable[[Delivery], Awaitable[None]]
-
-
-@dataclass(frozen=True)
-class QueueDepth:
-    """What waits in one stage queue, for the console's dashboard and ``/metrics``.
-
-    ``None`` where the bus cannot tell cheaply: RabbitMQ keeps delayed retries in queues of
-    their own per delay and gives no message's age without taking it.
-    """
-
-    queue: str
-    waiting: int                   # ready to be taken, or being handled now (embedded) / ready (RabbitMQ)
-    parked: int
-    retrying: int | None = None    # waiting for a retry delay to pass
-    oldest_at: datetime | None = None   # when the oldest waiting job was put there
 
 
 class Subscription(Protocol):
@@ -141,54 +128,6 @@ class MessageRecord:
     updated_at: datetime
     ack_code: str = ""             # AA/AE/AR sent back at the door
     detail: str = ""
-
-
-@dataclass(frozen=True)
-class ActivityCount:
-    """Messages received on one channel, of one type, now in one state: in the last hour and day."""
-
-    channel: str
-    message_type: str
-    state: str
-    last_hour: int
-    last_day: int
-
-
-@dataclass(frozen=True)
-class Activity:
-    """What the journal says about the recent traffic, for the console's dashboard and ``/metrics``.
-
-    Every figure comes from an index (``messages_recent``, ``messages_by_state``,
-    ``outcomes_by_status``), so it costs the same on a journal of any size for a given day's traffic.
-    """
-
-    at: datetime                                   # "now" for the windows below
-    messages: tuple[ActivityCount, ...]            # received in the last day, by channel, type and current state
-    outcomes: tuple[tuple[str, int, int, int], ...]   # (status, last hour, last day, standing now) per recipient
-    hourly: tuple[tuple[datetime, int, int], ...]  # (hour start, received, of which delivered), oldest first
-    oldest_waiting: tuple[str, datetime, str] | None   # (key, received_at, state) of the oldest non-final message
-
-
-@dataclass(frozen=True)
-class EventSample:
-    """One timeline event as ``/metrics`` counts it (no detail, no identifier)."""
-
-    step: str
-    state: str
-    channel: str                   # of the message it belongs to ("" when unknown)
-    at: datetime
-    received_at: datetime | None   # the message's
-    queued_at: datetime | None     # its "queued" event (AA sent), for an outcome event; else None
-
-
-@dataclass(frozen=True)
-class MetricsSample:
-    """What ``/metrics`` reads from the journal at each scrape: the events appended since the last one."""
-
-    last_event: int                # the cursor for the next scrape
-    events: tuple[EventSample, ...]
-    parked: int                    # messages in state parked now
-    overdue_letters: int           # discharged in the last 30 days, letter not sent, deadline passed
 
 
 @dataclass(frozen=True)

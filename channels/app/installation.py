@@ -14,7 +14,7 @@ import dataclasses
 import json
 import sqlite3
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -174,7 +174,3 @@ async def probe(host: str, port: int) -> str:
     except OSError:
         pass
     return "accepting connections"
-
-
-def now() -> datetime:
-    return datetime.now(UTC)

@@ -26,7 +26,7 @@ def _optional(schema: dict[str, Any], **fields: dict[str, Any]) -> dict[str, Any
     return {**schema, "properties": {**schema["properties"], **fields}}
 
 
-STR, INT, NUM, BOOL = {"type": "string"}, {"type": "integer"}, {"type": "number"}, {"type": "boolean"}
+STR, INT, BOOL = {"type": "string"}, {"type": "integer"}, {"type": "boolean"}
 TIME = {"type": "string", "format": "date-time"}
 NULL_TIME = {"type": ["string", "null"], "format": "date-time"}
 ANY_OBJ = {"type": "object"}
