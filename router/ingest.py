@@ -36,6 +36,7 @@ from router.hl7 import ack as acks
 from router.hl7.charset import decode_lenient, encode
 from router.hl7.segments import normalise_segments
 from router.hl7.msh import MshHeader, Segment, iter_segments, read_header
+from router.identity import searchable_identifiers
 from router.mode import is_render_mode
 from router.pfi import check_routing
 from router.ports import Bus, Journal, MessageState, ReceivedMessage
@@ -83,15 +84,18 @@ class Ingest:
             return await self._unreadable(raw, peer, f"unreadable message: {exc}")
 
         segments = list(iter_segments(text))
+        pid = next((segment for segment in segments if segment.id == "PID"), None)
+        identifiers = searchable_identifiers(pid) if pid is not None else ()
         refusal = self._triage(header, segments)
         if refusal is None and lossy:
             refusal = EngineError(f"bytes not valid in the declared charset {codec} (MSH-18 {header.charset!r})",
                                   hl7_code="103", hl7_text="Table value not found", hl7_location="MSH^1^18")
         if refusal is not None:
-            return await self._refuse(raw, peer, header, codec, refusal)
+            return await self._refuse(raw, peer, header, codec, refusal, identifiers=identifiers)
 
         reuse = await self._reused_id(header, segments)
-        key, is_new = await self.journal.record_received(self._received(raw, peer, header, header.control_id))
+        key, is_new = await self.journal.record_received(self._received(raw, peer, header, header.control_id,
+                                                                        identifiers))
         if not is_new:
             replay = await self._answer_duplicate(key, header, codec)
             if replay is not None:
@@ -201,11 +205,11 @@ class Ingest:
         return None
 
     async def _refuse(self, raw: bytes, peer: str, header: MshHeader, codec: str, error: EngineError,
-                      *, ack_code: str | None = None) -> bytes:
+                      *, ack_code: str | None = None, identifiers: tuple[tuple[str, str], ...] = ()) -> bytes:
         code = ack_code or ("AR" if error.hl7_code == "200" else "AE")
         # Refused messages get a journal id of their own, so that a corrected resend
         # with the same MSH-10 is not mistaken for a duplicate.
-        message = self._received(raw, peer, header, _synthetic_id("refused", header.control_id))
+        message = self._received(raw, peer, header, _synthetic_id("refused", header.control_id), identifiers)
         key, _ = await self.journal.record_received(message)
         await self.journal.set_state(key, MessageState.REJECTED, step="refused", detail=str(error), ack_code=code)
         # The reason goes to the sender (MSA-3) and the encrypted journal, not to the log:
@@ -232,11 +236,12 @@ class Ingest:
         return self._ack(header, codec, code,
                          text=f"duplicate of message {key} ({record.state}); not processed again")
 
-    def _received(self, raw: bytes, peer: str, header: MshHeader, control_id: str) -> ReceivedMessage:
+    def _received(self, raw: bytes, peer: str, header: MshHeader, control_id: str,
+                  identifiers: tuple[tuple[str, str], ...] = ()) -> ReceivedMessage:
         return ReceivedMessage(raw=raw, channel=self.channel, sending_application=header.sending_application,
                                sending_facility=header.sending_facility, control_id=control_id,
                                message_type=f"{header.message_type}^{header.trigger}",
-                               received_at=_now(), peer=peer)
+                               received_at=_now(), peer=peer, identifiers=identifiers)
 
     @staticmethod
     def _ack(header: MshHeader, codec: str, code: str, *, text: str = "", error: EngineError | None = None) -> bytes:

@@ -60,19 +60,22 @@ def _next(value) -> str:
 @requires(Role.VIEWER)
 async def messages(request: Request) -> Response:
     params = request.query_params
+    operator = request.state.user.role.allows(Role.OPERATOR)
+    if not operator and browse.asks_patient(params):
+        raise HTTPException(403, "searching by IPP or INS needs the operator role")
     try:
         page = await browse.search(request.app.state.journal, params)
         error = ""
     except browse.BadQuery as exc:
         page, error = browse.Page([], None), str(exc)
-    if not request.state.user.role.allows(Role.OPERATOR):
+    if not operator:
         page = browse.Page([browse.masked_record(r) for r in page.records], page.next_cursor)
     filters = {name: params.get(name, "") for name in browse.FILTERS}
     next_query = None
     if page.next_cursor:
         next_query = {**{k: v for k, v in filters.items() if v}, "before": page.next_cursor}
     return render(request, "messages.html", page=page, filters=filters, error=error, next_query=next_query,
-                  states=[s.value for s in MessageState], status_code=400 if error else 200)
+                  states=[s.value for s in MessageState], status_code=400 if error else 200, operator=operator)
 
 
 @requires(Role.VIEWER)

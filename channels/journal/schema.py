@@ -31,6 +31,14 @@ Tables:
   re-send is answered without mailing again and a reused id with other content
   is refused (identifiers only); and an index of the SENDING claims for the
   sweep that finds those whose worker died.
+- ``message_identifiers`` (v7): keyed digests (``digests.py``) of each message's IPP, INS,
+  document ids and recipient addresses, so that search finds a message by them while the
+  database holds none of them in clear; written at ingest (IPP, INS) and when a document is
+  bound, rendered or has an outcome (document id, recipient). Rows older than v7 have none
+  (a migration cannot compute a keyed digest in SQL): they are found by MSH-10, type, state and
+  date. v7 also adds the indexes the console's dashboard counts on (index-only scans by
+  time, channel, type and state; outcomes by status and time) and its compliance page reads
+  (stays by discharge time).
 - ``schema_version``: one row per applied migration.
 
 Migrations: ``VERSIONS`` is one list for both dialects, so that a version
@@ -302,6 +310,22 @@ VERSIONS: dict[int, tuple[str | PerDialect, ...]] = {
             at           timestamptz NOT NULL
         )"""),
         "CREATE INDEX outcomes_sending ON outcomes (at) WHERE status = 'sending'",
+    ),
+    7: (
+        PerDialect(
+            """CREATE TABLE message_identifiers (
+            digest       BLOB NOT NULL,
+            message_key  TEXT NOT NULL,
+            PRIMARY KEY (digest, message_key)
+        ) WITHOUT ROWID""",
+            """CREATE TABLE message_identifiers (
+            digest       bytea NOT NULL,
+            message_key  text COLLATE "C" NOT NULL,
+            PRIMARY KEY (digest, message_key)
+        )"""),
+        "CREATE INDEX messages_recent ON messages (received_at, channel, message_type, state)",
+        "CREATE INDEX outcomes_by_status ON outcomes (status, at)",
+        "CREATE INDEX stays_by_discharge ON stays (discharged_at)",
     ),
 }
 LATEST = max(VERSIONS)

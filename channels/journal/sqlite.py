@@ -46,6 +46,7 @@ from urllib.parse import urlsplit
 import structlog
 
 from channels.cipher import make_codec
+from channels.journal.digests import IdentifierDigests
 from channels.journal.schema import LATEST, check_codec, migrate as migrate_schema, verify_codec
 from channels.journal.sql import Operation, SystemClock, run
 from channels.journal import operations as ops
@@ -78,6 +79,7 @@ class SqliteJournal(SqlJournal):
         self._migrate = migrate                 # bring the schema up to date at open (else refuse an old one)
         self.read_only = read_only
         self._codec = make_codec(key)
+        self._digests = IdentifierDigests(key)
         self._clock = clock or SystemClock()
         self._busy_timeout = busy_timeout
         self._max_batch = max_batch
