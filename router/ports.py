@@ -90,6 +90,7 @@ class MessageState(StrEnum):
     PARTIAL = "partial"            # some recipients failed for good
     FAILED = "failed"              # nothing could be delivered
     PARKED = "parked"              # a stage parked it with a reason
+    DISCARDED = "discarded"        # an operator closed it without delivery, with a reason (router.actions)
 
 
 @dataclass(frozen=True)
@@ -294,6 +295,13 @@ class Journal(Protocol):
         The worker sending them is alive: a claim renewed within its lease is neither taken
         over nor swept. A claim that became final, or that another message holds, is left as
         it is. Returns how many claims were renewed.
+        """
+
+    async def reopen_outcome(self, document_id: str, destination: str, *, message_key: str, detail: str) -> bool:
+        """An operator's retry: move a FAILED or REFUSED outcome to RETRYING, so the next copy of the job claims it.
+
+        Never an ACCEPTED outcome (no second mail of the same content) nor a SENDING claim; returns
+        whether it moved. Journaled on ``message_key``'s timeline.
         """
 
     async def outcomes(self, document_id: str) -> list[Outcome]: ...

@@ -12,8 +12,9 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from channels.console import browse
-from channels.console.security import check_csrf, csrf_token, requires
+from channels.console.security import check_api_csrf, csrf_token, requires
 from channels.console.users import Role
+from router.actions import ActionError, NoSuchMessageError
 
 
 @requires(Role.VIEWER, api=True)
@@ -59,18 +60,22 @@ async def raw(request: Request) -> Response:
 @requires(Role.VIEWER, api=True)
 async def parked(request: Request) -> Response:
     masked = not request.state.user.role.allows(Role.OPERATOR)
-    items = await browse.parked(request.app.state.bus, masked=masked)
+    items = await browse.parked(request.app.state.bus, masked=masked,
+                                                    journal=request.app.state.journal)
     return JSONResponse({"parked": [browse.parked_json(p) for p in items]})
 
 
 @requires(Role.OPERATOR, api=True)
 async def release(request: Request) -> Response:
-    check_csrf(request, request.headers.get("x-csrf-token"))
-    key = await browse.release(request.app.state.bus, request.app.state.journal, request.path_params["queue"],
-                               request.path_params["message_id"], request.state.user.name)
-    if key is None:
-        raise HTTPException(404, "no such parked message")
-    return JSONResponse({"released": True, "message_key": key})
+    check_api_csrf(request)
+    try:
+        result = await request.app.state.actions.release_parked(
+            request.path_params["queue"], request.path_params["message_id"], request.state.user.name)
+    except NoSuchMessageError as exc:
+        raise HTTPException(404, str(exc)) from exc
+    except ActionError as exc:
+        raise HTTPException(409, str(exc)) from exc
+    return JSONResponse({"released": True, "message_key": result.message_key, "outcome": result.outcome})
 
 
 ROUTES = [

@@ -20,10 +20,11 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from channels.console import api, pages
+from channels.console import actions, api, pages
 from channels.console.security import SESSION_MAX_AGE, SecurityHeaders
 from channels.console.users import SqliteUsers
 from router import queues
+from router.actions import MessageActions
 from router.errors import EngineError
 from router.ports import Bus, Journal
 
@@ -59,7 +60,7 @@ async def http_error(request: Request, exc: HTTPException) -> Response:
 
 def create_app(journal: Journal, bus: Bus, users: SqliteUsers, *, https: bool = False) -> Starlette:
     """The console over opened ports; ``https`` marks the session cookie ``Secure`` and adds HSTS."""
-    routes = [Route("/healthz", healthz), Route("/readyz", readyz), *api.ROUTES, *pages.ROUTES,
+    routes = [Route("/healthz", healthz), Route("/readyz", readyz), *api.ROUTES, *pages.ROUTES, *actions.ROUTES,
               Mount("/static", StaticFiles(directory=HERE / "static"), name="static")]
     middleware = [
         Middleware(SecurityHeaders, https=https),
@@ -68,5 +69,6 @@ def create_app(journal: Journal, bus: Bus, users: SqliteUsers, *, https: bool = 
     ]
     app = Starlette(routes=routes, middleware=middleware, exception_handlers={HTTPException: http_error})
     app.state.journal, app.state.bus, app.state.users = journal, bus, users
+    app.state.actions = MessageActions(journal, bus, audit=users.audit_async)
     app.state.templates = Jinja2Templates(directory=HERE / "templates")
     return app

@@ -152,6 +152,10 @@ class SqliteUsers:
         self._run("INSERT INTO audit (at, user, action, target, outcome) VALUES (?, ?, ?, ?, ?)",
                   (_now().isoformat(), user, action, target, outcome))
 
+    async def audit_async(self, user: str, action: str, target: str = "", outcome: str = "") -> None:
+        """:meth:`audit` for async callers (the actions service's audit writer)."""
+        await asyncio.to_thread(self.audit, user, action, target, outcome)
+
     def audit_trail(self, limit: int = 100) -> list[tuple[str, str, str, str, str]]:
         """The latest audit rows, newest first: (at, user, action, target, outcome)."""
         return self._run("SELECT at, user, action, target, outcome FROM audit ORDER BY id DESC LIMIT ?", (limit,))

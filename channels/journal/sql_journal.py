@@ -102,6 +102,12 @@ class SqlJournal:
         return await self._write(lambda: ops.renew_claims(document_id, list(destinations), message_key=message_key,
                                                           at=at))
 
+    async def reopen_outcome(self, document_id: str, destination: str, *, message_key: str, detail: str) -> bool:
+        """An operator's retry: a FAILED or REFUSED outcome becomes RETRYING (see ``Journal.reopen_outcome``)."""
+        at = ts(self._clock.now())
+        return await self._write(lambda: ops.reopen_outcome(self._codec, document_id, destination,
+                                                            message_key=message_key, detail=detail, at=at))
+
     async def bind_content(self, document_id: str, digest: str, message_key: str) -> ContentBinding:
         at = ts(self._clock.now())
         return await self._write(lambda: ops.bind_content(document_id, digest, message_key, at))
