@@ -1,7 +1,9 @@
 """The JSON API under ``/api/``: the same reads and actions as the pages, for scripts.
 
-Session cookie authentication (API tokens are for later); a POST needs the
-``X-CSRF-Token`` header holding the session's token (``GET /api/session``).
+Session cookie authentication, where a POST needs the ``X-CSRF-Token`` header
+holding the session's token (``GET /api/session``); or an API token
+(``Authorization: Bearer``, ``liaison user token``), with its user's role and no
+CSRF token.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from router.actions import ActionError, NoSuchMessageError
 @requires(Role.VIEWER, api=True)
 async def session(request: Request) -> Response:
     user = request.state.user
-    return JSONResponse({"user": user.name, "role": str(user.role), "csrf": csrf_token(request)})
+    bearer = getattr(request.state, "bearer", False)        # a token caller needs no CSRF token, nor a cookie
+    return JSONResponse({"user": user.name, "role": str(user.role), "csrf": None if bearer else csrf_token(request)})
 
 
 @requires(Role.VIEWER, api=True)
