@@ -57,6 +57,7 @@ async def raw(request: Request) -> Response:
     if record is None:
         return JSONResponse({"error": "no such message"}, status_code=404)
     await browse.audit(journal, record.key, "raw_viewed", f"raw message viewed by {request.state.user.name} (API)")
+    await request.app.state.users.audit_async(request.state.user.name, "payload.view", record.key, "api")
     return PlainTextResponse("\n".join(browse.raw_segments(record.raw)) + "\n")
 
 

@@ -20,7 +20,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from channels.console import actions, api, pages
+from channels.console import actions, api, audit, pages
 from channels.console.security import SESSION_MAX_AGE, SecurityHeaders
 from channels.console.users import SqliteUsers
 from router import queues
@@ -60,7 +60,7 @@ async def http_error(request: Request, exc: HTTPException) -> Response:
 
 def create_app(journal: Journal, bus: Bus, users: SqliteUsers, *, https: bool = False) -> Starlette:
     """The console over opened ports; ``https`` marks the session cookie ``Secure`` and adds HSTS."""
-    routes = [Route("/healthz", healthz), Route("/readyz", readyz), *api.ROUTES, *pages.ROUTES, *actions.ROUTES,
+    routes = [Route("/healthz", healthz), Route("/readyz", readyz), *api.ROUTES, *pages.ROUTES, *actions.ROUTES, *audit.ROUTES,
               Mount("/static", StaticFiles(directory=HERE / "static"), name="static")]
     middleware = [
         Middleware(SecurityHeaders, https=https),

@@ -86,6 +86,7 @@ async def message(request: Request) -> Response:
     if user.role.allows(Role.OPERATOR):
         segments = browse.raw_segments(found.record.raw)
         await browse.audit(journal, found.record.key, "raw_viewed", f"raw message viewed by {user.name}")
+        await request.app.state.users.audit_async(user.name, "payload.view", found.record.key, "page")
     else:
         found = browse.masked_timeline(found)
     return render(request, "message.html", timeline=found, segments=segments)

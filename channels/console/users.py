@@ -10,7 +10,10 @@ in the journal itself, on the message's timeline.
   the parameters change. No default account: ``liaison user add`` makes them.
 - Lockout: ``MAX_FAILURES`` wrong passwords in a row lock the account for
   ``LOCK_FOR``; a right password resets the count. A disabled user cannot log in.
-- ``audit``: one row per login, failed login, lockout and user change.
+- ``audit``: one row per login, failed login, lockout, user change, token
+  refused, payload viewed and action on a message (user, time, target,
+  outcome); read by admins at ``/audit``, pruned after ``[retention]
+  audit_days``.
 - ``settings``: the random secret that signs session cookies, made on creation.
 - ``tokens``: API tokens for the REST API (``Authorization: Bearer``), each a
   user's with that user's role; only their SHA-256 is kept, shown once at
@@ -79,6 +82,16 @@ class User:
 
     def locked(self, now: datetime) -> bool:
         return self.locked_until is not None and self.locked_until > now
+
+
+@dataclass(frozen=True)
+class AuditRow:
+    id: int
+    at: datetime
+    user: str
+    action: str          # login, user.add, token, payload.view, release, retry_recipient, discard, replay, ...
+    target: str          # a message key, a user name, a path
+    outcome: str
 
 
 @dataclass(frozen=True)
@@ -224,6 +237,25 @@ class SqliteUsers:
     async def audit_async(self, user: str, action: str, target: str = "", outcome: str = "") -> None:
         """:meth:`audit` for async callers (the actions service's audit writer)."""
         await asyncio.to_thread(self.audit, user, action, target, outcome)
+
+    def audit_page(self, *, before: int | None = None, limit: int = 50, user: str | None = None,
+                   action: str | None = None, target: str | None = None) -> list[AuditRow]:
+        """Audit rows newest first, keyset-paged by id (``before``: the last id of the previous page)."""
+        clauses, params = [], []
+        for column, value in (("id < ?", before), ("user = ?", user), ("action = ?", action),
+                              ("target = ?", target)):
+            if value is not None and value != "":
+                clauses.append(column)
+                params.append(value)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = self._run(f"SELECT id, at, user, action, target, outcome FROM audit {where} ORDER BY id DESC LIMIT ?",
+                         (*params, limit))
+        return [AuditRow(row[0], datetime.fromisoformat(row[1]), *row[2:]) for row in rows]
+
+    def prune_audit(self, before: datetime, limit: int = 1000) -> int:
+        """Remove up to ``limit`` audit rows older than ``before`` (the audit's own retention); how many."""
+        return len(self._run("DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE at < ? ORDER BY id LIMIT ?) "
+                             "RETURNING id", (before.isoformat(), limit)))
 
     def audit_trail(self, limit: int = 100) -> list[tuple[str, str, str, str, str]]:
         """The latest audit rows, newest first: (at, user, action, target, outcome)."""
