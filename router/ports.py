@@ -8,6 +8,7 @@ picks adapters from URLs in the configuration.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -554,3 +555,27 @@ class Volets(Protocol):
 
     def stay_letter_types(self) -> frozenset[str]:
         """The type codes of a stay's lettre de liaison."""
+
+
+# --------------------------------------------------------------- retention
+
+class JournalRetention(Protocol):
+    """What retention (:mod:`router.retention`) needs of a journal: batched removal, a lock, space back.
+
+    Only messages in a final state whose recipients are all settled are ever touched.
+    """
+
+    async def expire_content(self, before: datetime, limit: int) -> int:
+        """Empty the content (raw HL7, kept CDA) of up to ``limit`` final messages received before ``before``."""
+
+    async def expire_metadata(self, before: datetime, limit: int) -> int:
+        """Remove up to ``limit`` final messages received before ``before``, their timeline and outcomes."""
+
+    async def expirable(self, content_before: datetime | None, metadata_before: datetime | None) -> tuple[int, int]:
+        """How many messages would have their content emptied, and be removed, now (a dry run)."""
+
+    def exclusive(self, name: str) -> AbstractAsyncContextManager[bool]:
+        """Enter to learn whether this process is the one runner of job ``name`` now (across servers)."""
+
+    async def reclaim_space(self) -> str:
+        """Give freed space back where the database can, and say what was done."""

@@ -60,7 +60,8 @@ async def http_error(request: Request, exc: HTTPException) -> Response:
 
 def create_app(journal: Journal, bus: Bus, users: SqliteUsers, *, https: bool = False) -> Starlette:
     """The console over opened ports; ``https`` marks the session cookie ``Secure`` and adds HSTS."""
-    routes = [Route("/healthz", healthz), Route("/readyz", readyz), *api.ROUTES, *pages.ROUTES, *actions.ROUTES, *audit.ROUTES,
+    routes = [Route("/healthz", healthz), Route("/readyz", readyz), *api.ROUTES, *pages.ROUTES,
+              *actions.ROUTES, *audit.ROUTES,
               Mount("/static", StaticFiles(directory=HERE / "static"), name="static")]
     middleware = [
         Middleware(SecurityHeaders, https=https),

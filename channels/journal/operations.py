@@ -237,7 +237,7 @@ def dmp_entry(document_id: str) -> Operation[DmpEntry | None]:
 def message_record(codec: Codec, row: tuple) -> MessageRecord:
     key, raw, channel, app, facility, control_id, message_type, state, received, updated, ack, detail = row
     return MessageRecord(
-        key=key, raw=codec.open_bytes(raw, aad("messages", key, "raw")), channel=channel,
+        key=key, raw=codec.open_bytes(raw, aad("messages", key, "raw")) if len(raw) else b"", channel=channel,
         sending_application=app, sending_facility=facility, control_id=control_id, message_type=message_type,
         state=MessageState(state), received_at=moment(received), updated_at=moment(updated), ack_code=ack,
         detail=codec.open_text(detail, aad("messages", key, "detail")))

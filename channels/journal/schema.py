@@ -31,6 +31,8 @@ Tables:
   re-send is answered without mailing again and a reused id with other content
   is refused (identifiers only); and an index of the SENDING claims for the
   sweep that finds those whose worker died.
+- v9: indexes of ``outcomes`` and ``document_contents`` by message key, for
+  retention (``retention.py``), which removes a message's rows in batches.
 - ``schema_version``: one row per applied migration.
 
 Migrations: ``VERSIONS`` is one list for both dialects, so that a version
@@ -302,6 +304,14 @@ VERSIONS: dict[int, tuple[str | PerDialect, ...]] = {
             at           timestamptz NOT NULL
         )"""),
         "CREATE INDEX outcomes_sending ON outcomes (at) WHERE status = 'sending'",
+    ),
+    # 7 and 8 are other branches' (placeholders here until they merge: an empty version changes nothing).
+    7: (),
+    8: (),
+    9: (
+        # Retention (retention.py) finds and removes a message's outcomes and content bindings by message key.
+        "CREATE INDEX outcomes_by_message ON outcomes (message_key)",
+        "CREATE INDEX document_contents_by_message ON document_contents (message_key)",
     ),
 }
 LATEST = max(VERSIONS)

@@ -17,6 +17,7 @@ from channels.cipher import Codec
 from channels.journal import consents as consent_sql
 from channels.journal import documents as document_sql
 from channels.journal import operations as ops
+from channels.journal import retention as retention_sql
 from channels.journal import stays as stay_sql
 from channels.journal.sql import Operation, ts
 from router.errors import TransientError
@@ -137,6 +138,21 @@ class SqlJournal:
     async def record_dmp_entry(self, entry: DmpEntry) -> None:
         now = ts(self._clock.now())
         await self._write(lambda: ops.record_dmp_entry(entry, now))
+
+    # -------------------------------------------------------------- retention
+
+    async def expire_content(self, before: datetime, limit: int) -> int:
+        """Empty the content of up to ``limit`` final messages received before ``before`` (``retention.py``)."""
+        return await self._write(lambda: retention_sql.expire_content(ts(before), limit), alone=True)
+
+    async def expire_metadata(self, before: datetime, limit: int) -> int:
+        """Remove up to ``limit`` final messages received before ``before``, with their timeline."""
+        return await self._write(lambda: retention_sql.expire_metadata(ts(before), limit), alone=True)
+
+    async def expirable(self, content_before: datetime | None, metadata_before: datetime | None) -> tuple[int, int]:
+        """How many messages retention would empty and remove now."""
+        return await self._query(retention_sql.expirable(None if content_before is None else ts(content_before),
+                                                         None if metadata_before is None else ts(metadata_before)))
 
     # ------------------------------------------------------------------ reads
 
