@@ -8,6 +8,7 @@ picks adapters from URLs in the configuration.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -95,6 +96,7 @@ class MessageState(StrEnum):
     PARTIAL = "partial"            # some recipients failed for good
     FAILED = "failed"              # nothing could be delivered
     PARKED = "parked"              # a stage parked it with a reason
+    DISCARDED = "discarded"        # an operator closed it without delivery, with a reason (router.actions)
 
 
 @dataclass(frozen=True)
@@ -302,6 +304,13 @@ class Journal(Protocol):
         The worker sending them is alive: a claim renewed within its lease is neither taken
         over nor swept. A claim that became final, or that another message holds, is left as
         it is. Returns how many claims were renewed.
+        """
+
+    async def reopen_outcome(self, document_id: str, destination: str, *, message_key: str, detail: str) -> bool:
+        """An operator's retry: move a FAILED or REFUSED outcome to RETRYING, so the next copy of the job claims it.
+
+        Never an ACCEPTED outcome (no second mail of the same content) nor a SENDING claim; returns
+        whether it moved. Journaled on ``message_key``'s timeline.
         """
 
     async def outcomes(self, document_id: str) -> list[Outcome]: ...
@@ -570,3 +579,27 @@ class Volets(Protocol):
 
     def stay_letter_types(self) -> frozenset[str]:
         """The type codes of a stay's lettre de liaison."""
+
+
+# --------------------------------------------------------------- retention
+
+class JournalRetention(Protocol):
+    """What retention (:mod:`router.retention`) needs of a journal: batched removal, a lock, space back.
+
+    Only messages in a final state whose recipients are all settled are ever touched.
+    """
+
+    async def expire_content(self, before: datetime, limit: int) -> int:
+        """Empty the content (raw HL7, kept CDA) of up to ``limit`` final messages received before ``before``."""
+
+    async def expire_metadata(self, before: datetime, limit: int) -> int:
+        """Remove up to ``limit`` final messages received before ``before``, their timeline and outcomes."""
+
+    async def expirable(self, content_before: datetime | None, metadata_before: datetime | None) -> tuple[int, int]:
+        """How many messages would have their content emptied, and be removed, now (a dry run)."""
+
+    def exclusive(self, name: str) -> AbstractAsyncContextManager[bool]:
+        """Enter to learn whether this process is the one runner of job ``name`` now (across servers)."""
+
+    async def reclaim_space(self) -> str:
+        """Give freed space back where the database can, and say what was done."""

@@ -9,6 +9,7 @@ that imports both the core and the adapters.
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -48,6 +49,7 @@ from router.stages.deposit import DepositStage
 from router.stages.process import ProcessStage
 from router.stages.render import RenderStage
 from router.stages.zam import ZamQueue
+from router.retention import RetentionRunner
 from router.watchdog import LetterWatchdog
 from router.claim_sweep import ClaimSweep
 
@@ -79,6 +81,27 @@ def journal_from_url(url: str, key: bytes | None, *, migrate: bool = True, read_
         from channels.journal.postgresql import from_url as postgresql_url
         return postgresql_url(url, key=key, migrate=migrate and not read_only)
     raise ConfigError("engine.journal", f"unsupported journal URL {url.split('://', 1)[0]!r}")
+
+
+def audit_pruner(settings: Settings):
+    """The console audit trail's retention step (``[retention] audit_days``), when ``[console]`` is configured."""
+    if settings.console is None or settings.retention.audit_days is None:
+        return None
+    users_file = settings.console.users
+
+    async def prune(before, limit: int) -> int:
+        from channels.console.users import SqliteUsers
+
+        def run() -> int:
+            users = SqliteUsers(users_file).open()
+            try:
+                return users.prune_audit(before, limit)
+            finally:
+                users.close()
+
+        return await asyncio.to_thread(run)
+
+    return prune
 
 
 def mailer_from_settings(settings: Settings) -> Mailer | None:
@@ -121,6 +144,7 @@ class Engine:
     watchdog: LetterWatchdog | None = None
     claim_sweep: ClaimSweep | None = None
     whitelist_refresher: WhitelistRefresher | None = None
+    retention: RetentionRunner | None = None
 
     async def start(self, *, listen: bool = True, consume: bool = True) -> None:
         s = self.settings
@@ -246,6 +270,15 @@ class Engine:
                                       give_up_after=2 * stale_claim + timedelta(seconds=sum(s.retry_delays)),
                                       interval=max(1.0, min(60.0, stale_claim.total_seconds() / 2)))
         self.claim_sweep.start()
+        self._start_retention()
+
+    def _start_retention(self) -> None:
+        """``[retention]``: the periodic pass beside the consumers (one server at a time runs it)."""
+        s = self.settings
+        if not s.retention.enabled:
+            return
+        self.retention = RetentionRunner(self.journal, s.retention, audit=audit_pruner(s))
+        self.retention.start()
 
     def claim_lease(self) -> timedelta:
         """How long a send claim holds: ``engine.claim_lease``, else a few SMTP timeouts (at least a minute)."""
@@ -297,6 +330,8 @@ class Engine:
             await self.watchdog.stop()
         if self.claim_sweep is not None:
             await self.claim_sweep.stop()
+        if self.retention is not None:
+            await self.retention.stop()
         if self.whitelist_refresher is not None:
             await self.whitelist_refresher.stop()
         for subscription in self.subscriptions:

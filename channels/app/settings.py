@@ -6,7 +6,7 @@ parses ``[site]`` and ``[mappings]``; each adapter parses its own section
 :mod:`channels.smtp.settings`, ``[[correspondents]]`` and ``[directory]`` in
 :mod:`channels.directory.settings`, ``[whitelist]`` in
 :mod:`channels.whitelist.settings`, ``[dmp]`` in :mod:`channels.xds.dmp`, ``[console]`` in
-:mod:`channels.console.settings`). This
+:mod:`channels.console.settings`; ``[retention]`` in :mod:`router.retention`). This
 module puts them together into one frozen :class:`Settings` and refuses an
 unknown section. Every error names the key it is about (``mss.relay: expected a
 smtp:// or smtps:// URL``). Secrets never live in the TOML: the journal key and
@@ -36,9 +36,10 @@ from mappings.tables import Tables
 from router.config import EngineSettings, RenderSettings, engine_settings, render_settings
 from router.config_values import no_unknown, read_table, read_text
 from router.errors import ConfigError
+from router.retention import RetentionSettings, retention_settings
 
 SECTIONS = {"engine", "listeners", "mss", "acks", "site", "mappings", "render", "correspondents", "whitelist",
-            "directory", "dmp", "console"}
+            "directory", "dmp", "console", "retention"}
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,7 @@ class Settings(EngineSettings):
     dmp: DmpSettings | None = None                           # [dmp]: None = no DMP deposit channel
     tables: Tables = field(default_factory=Tables.load)      # [mappings]: code tables in force, JDV-checked
     console: ConsoleSettings | None = None                   # [console]: None = the web console not configured
+    retention: RetentionSettings = field(default_factory=RetentionSettings)   # [retention]: default keeps all
 
 
 def load_settings(path: str | Path, env: Mapping[str, str] | None = None) -> Settings:
@@ -89,4 +91,5 @@ def settings_from_dict(data: Mapping[str, Any], env: Mapping[str, str] | None = 
         dmp=dmp_settings(read_table(data, "dmp"), env) if "dmp" in data else None,
         tables=tables,
         console=console_settings(read_table(data, "console"), base) if "console" in data else None,
+        retention=retention_settings(read_table(data, "retention")),
     )

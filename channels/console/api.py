@@ -1,7 +1,9 @@
 """The JSON API under ``/api/``: the same reads and actions as the pages, for scripts.
 
-Session cookie authentication (API tokens are for later); a POST needs the
-``X-CSRF-Token`` header holding the session's token (``GET /api/session``).
+Session cookie authentication, where a POST needs the ``X-CSRF-Token`` header
+holding the session's token (``GET /api/session``); or an API token
+(``Authorization: Bearer``, ``liaison user token``), with its user's role and no
+CSRF token.
 """
 
 from __future__ import annotations
@@ -12,14 +14,16 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from channels.console import browse
-from channels.console.security import check_csrf, csrf_token, requires
+from channels.console.security import check_api_csrf, csrf_token, requires
 from channels.console.users import Role
+from router.actions import ActionError, NoSuchMessageError
 
 
 @requires(Role.VIEWER, api=True)
 async def session(request: Request) -> Response:
     user = request.state.user
-    return JSONResponse({"user": user.name, "role": str(user.role), "csrf": csrf_token(request)})
+    bearer = getattr(request.state, "bearer", False)        # a token caller needs no CSRF token, nor a cookie
+    return JSONResponse({"user": user.name, "role": str(user.role), "csrf": None if bearer else csrf_token(request)})
 
 
 @requires(Role.VIEWER, api=True)
@@ -56,24 +60,29 @@ async def raw(request: Request) -> Response:
     if record is None:
         return JSONResponse({"error": "no such message"}, status_code=404)
     await browse.audit(journal, record.key, "raw_viewed", f"raw message viewed by {request.state.user.name} (API)")
+    await request.app.state.users.audit_async(request.state.user.name, "payload.view", record.key, "api")
     return PlainTextResponse("\n".join(browse.raw_segments(record.raw)) + "\n")
 
 
 @requires(Role.VIEWER, api=True)
 async def parked(request: Request) -> Response:
     masked = not request.state.user.role.allows(Role.OPERATOR)
-    items = await browse.parked(request.app.state.bus, masked=masked)
+    items = await browse.parked(request.app.state.bus, masked=masked,
+                                                    journal=request.app.state.journal)
     return JSONResponse({"parked": [browse.parked_json(p) for p in items]})
 
 
 @requires(Role.OPERATOR, api=True)
 async def release(request: Request) -> Response:
-    check_csrf(request, request.headers.get("x-csrf-token"))
-    key = await browse.release(request.app.state.bus, request.app.state.journal, request.path_params["queue"],
-                               request.path_params["message_id"], request.state.user.name)
-    if key is None:
-        raise HTTPException(404, "no such parked message")
-    return JSONResponse({"released": True, "message_key": key})
+    check_api_csrf(request)
+    try:
+        result = await request.app.state.actions.release_parked(
+            request.path_params["queue"], request.path_params["message_id"], request.state.user.name)
+    except NoSuchMessageError as exc:
+        raise HTTPException(404, str(exc)) from exc
+    except ActionError as exc:
+        raise HTTPException(409, str(exc)) from exc
+    return JSONResponse({"released": True, "message_key": result.message_key, "outcome": result.outcome})
 
 
 ROUTES = [

@@ -20,11 +20,12 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from channels.console import api, metrics, observe, openapi, pages
+from channels.console import actions, api, audit, metrics, observe, openapi, pages
 from channels.console.installation import Installation
 from channels.console.security import SESSION_MAX_AGE, SecurityHeaders
 from channels.console.users import SqliteUsers
 from router import queues
+from router.actions import MessageActions
 from router.errors import EngineError
 from router.ports import Bus, Journal
 
@@ -68,7 +69,7 @@ def create_app(journal: Journal, bus: Bus, users: SqliteUsers, *, https: bool = 
     ``installation``: the configuration around them (``installation.py``), from the composition root.
     """
     routes = [Route("/healthz", healthz), Route("/readyz", readyz), *api.ROUTES, *pages.ROUTES, *observe.ROUTES,
-              *metrics.ROUTES, *openapi.ROUTES,
+              *metrics.ROUTES, *openapi.ROUTES, *actions.ROUTES, *audit.ROUTES,
               Mount("/static", StaticFiles(directory=HERE / "static"), name="static")]
     middleware = [
         Middleware(SecurityHeaders, https=https),
@@ -78,5 +79,6 @@ def create_app(journal: Journal, bus: Bus, users: SqliteUsers, *, https: bool = 
     app = Starlette(routes=routes, middleware=middleware, exception_handlers={HTTPException: http_error})
     app.state.journal, app.state.bus, app.state.users = journal, bus, users
     app.state.installation = installation
+    app.state.actions = MessageActions(journal, bus, audit=users.audit_async)
     app.state.templates = Jinja2Templates(directory=HERE / "templates")
     return app

@@ -182,11 +182,16 @@ class Parked:
     attempt: int
 
 
-async def parked(bus: Bus, limit: int = 100, *, masked: bool = False) -> list[Parked]:
-    """The parked envelopes of every stage queue, queue by queue, oldest first (``masked``: as a viewer sees them)."""
+async def parked(bus: Bus, limit: int = 100, *, masked: bool = False, journal: Journal | None = None) -> list[Parked]:
+    """The parked envelopes of every stage queue, queue by queue, oldest first (``masked``: as a viewer sees them).
+
+    With ``journal``, those of a discarded message are left out: an operator closed it.
+    """
     found = []
     for queue in queues.ALL:
         for envelope in await bus.parked(queue, limit=limit):
+            if journal is not None and await _discarded(journal, envelope):
+                continue
             reason = envelope.headers.get(PARK_REASON_HEADER, "")
             found.append(Parked(queue, envelope.message_id,
                                 envelope.headers.get("message_key") or envelope.message_id,
@@ -199,13 +204,6 @@ def parked_json(item: Parked) -> dict[str, Any]:
             "reason": item.reason, "attempt": item.attempt}
 
 
-async def release(bus: Bus, journal: Journal, queue: str, message_id: str, user: str) -> str | None:
-    """Replay one parked envelope to its queue and audit it; the message key, or None when not parked."""
-    if queue not in queues.ALL:
-        return None
-    envelope = next((e for e in await bus.parked(queue, limit=10_000) if e.message_id == message_id), None)
-    if envelope is None or not await bus.replay(queue, message_id):
-        return None
-    key = envelope.headers.get("message_key") or message_id
-    await audit(journal, key, "released", f"released from {queue} by {user}")
-    return key
+async def _discarded(journal: Journal, envelope) -> bool:
+    record = await journal.message(envelope.headers.get("message_key") or envelope.message_id)
+    return record is not None and record.state == MessageState.DISCARDED

@@ -11,6 +11,7 @@ from channels.console import browse
 from channels.console.narrative import carried_cda, readable
 from channels.console.security import check_csrf, csrf_token, current_user, requires
 from channels.console.users import LOCK_FOR, MAX_FAILURES, Role
+from router.actions import ActionError, NoSuchMessageError
 from router.ports import MessageState
 
 LOGIN_FAILED = {
@@ -92,6 +93,7 @@ async def message(request: Request) -> Response:
         document = readable(cda) if cda is not None else None
         shown = "raw message and its document" if document is not None else "raw message"
         await browse.audit(journal, found.record.key, "raw_viewed", f"{shown} viewed by {user.name}")
+        await request.app.state.users.audit_async(user.name, "payload.view", found.record.key, "page")
     else:
         found = browse.masked_timeline(found)
     return render(request, "message.html", timeline=found, segments=segments, document=document)
@@ -100,7 +102,8 @@ async def message(request: Request) -> Response:
 @requires(Role.VIEWER)
 async def parked(request: Request) -> Response:
     masked = not request.state.user.role.allows(Role.OPERATOR)
-    return render(request, "parked.html", items=await browse.parked(request.app.state.bus, masked=masked))
+    return render(request, "parked.html", items=await browse.parked(request.app.state.bus, masked=masked,
+                                                    journal=request.app.state.journal))
 
 
 @requires(Role.OPERATOR)
@@ -119,11 +122,14 @@ async def release(request: Request) -> Response:
     check_csrf(request, form.get("csrf"))
     if form.get("confirm") != "yes":
         raise HTTPException(400, "the release was not confirmed")
-    key = await browse.release(request.app.state.bus, request.app.state.journal, request.path_params["queue"],
-                               request.path_params["message_id"], request.state.user.name)
-    if key is None:
-        raise HTTPException(404, "no such parked message")
-    return RedirectResponse(f"/messages/{key}", status_code=303)
+    try:
+        result = await request.app.state.actions.release_parked(
+            request.path_params["queue"], request.path_params["message_id"], request.state.user.name)
+    except NoSuchMessageError as exc:
+        raise HTTPException(404, str(exc)) from exc
+    except ActionError as exc:
+        raise HTTPException(409, str(exc)) from exc
+    return RedirectResponse(f"/messages/{result.message_key}", status_code=303)
 
 
 async def home(request: Request) -> Response:

@@ -5,7 +5,9 @@ store): ``HttpOnly``, ``SameSite=Strict``, ``Secure`` when the console speaks
 HTTPS, eight hours at most. The user is read again on every request, so a
 disabled account loses its open sessions at once. Every POST carries the
 session's CSRF token: a form field ``csrf`` from the pages, an
-``X-CSRF-Token`` header from API clients.
+``X-CSRF-Token`` header from API clients with a session. An API caller may
+instead send ``Authorization: Bearer TOKEN`` (``liaison user token``): then
+only the token counts, with its user's role, and no CSRF token is asked.
 """
 
 from __future__ import annotations
@@ -75,6 +77,13 @@ def check_csrf(request: Request, given: str | None) -> None:
         raise HTTPException(403, "missing or wrong CSRF token")
 
 
+def check_api_csrf(request: Request) -> None:
+    """An API POST: the ``X-CSRF-Token`` header for a session caller; none for a bearer-token caller."""
+    if getattr(request.state, "bearer", False):
+        return
+    check_csrf(request, request.headers.get("x-csrf-token"))
+
+
 def current_user(request: Request) -> User | None:
     """The logged-in user, still enabled, or None."""
     name = request.session.get("user")
@@ -88,16 +97,35 @@ def current_user(request: Request) -> User | None:
     return user
 
 
+def bearer_user(request: Request, header: str) -> User | None:
+    """The user of an ``Authorization: Bearer`` token, or None; the session cookie is not read then.
+
+    A bearer caller is authenticated by the token alone (``request.state.bearer``): no CSRF token
+    is asked of it, and a cookie sent along gives it nothing more. Refusals are audited.
+    """
+    scheme, _, token = header.partition(" ")
+    users: SqliteUsers = request.app.state.users
+    user = users.token_user(token.strip()) if scheme.lower() == "bearer" and token.strip() else None
+    if user is None:
+        users.audit("-", "token", request.url.path, "refused")
+        return None
+    request.state.bearer = True
+    return user
+
+
 def requires(role: Role, *, api: bool = False) -> Callable[[Handler], Handler]:
     """Only for logged-in users of ``role`` or above: 401 (API) or the login page, else 403."""
 
     def decorate(handler: Handler) -> Handler:
         @wraps(handler)
         async def guarded(request: Request) -> Response:
-            user = current_user(request)
+            bearer = request.headers.get("authorization") if api else None
+            user = bearer_user(request, bearer) if bearer is not None else current_user(request)
             if user is None:
                 if api:
-                    return JSONResponse({"error": "log in first"}, status_code=401)
+                    return JSONResponse({"error": "a valid bearer token is required" if bearer is not None
+                                         else "log in first"}, status_code=401,
+                                        headers={"www-authenticate": "Bearer"})
                 return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
             if not user.role.allows(role):
                 raise HTTPException(403, f"needs the {role} role (you are {user.role})")

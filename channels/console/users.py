@@ -10,13 +10,21 @@ in the journal itself, on the message's timeline.
   the parameters change. No default account: ``liaison user add`` makes them.
 - Lockout: ``MAX_FAILURES`` wrong passwords in a row lock the account for
   ``LOCK_FOR``; a right password resets the count. A disabled user cannot log in.
-- ``audit``: one row per login, failed login, lockout and user change.
+- ``audit``: one row per login, failed login, lockout, user change, token
+  refused, payload viewed and action on a message (user, time, target,
+  outcome); read by admins at ``/audit``, pruned after ``[retention]
+  audit_days``.
 - ``settings``: the random secret that signs session cookies, made on creation.
+- ``tokens``: API tokens for the REST API (``Authorization: Bearer``), each a
+  user's with that user's role; only their SHA-256 is kept, shown once at
+  creation, revocable one by one or all of a user's at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import os
 import re
 import secrets
@@ -44,7 +52,13 @@ _SCHEMA = (
         id INTEGER PRIMARY KEY, at TEXT NOT NULL, user TEXT NOT NULL, action TEXT NOT NULL,
         target TEXT NOT NULL DEFAULT '', outcome TEXT NOT NULL DEFAULT '')""",
     "CREATE TABLE IF NOT EXISTS settings (name TEXT PRIMARY KEY, value BLOB NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS tokens (
+        id TEXT PRIMARY KEY, user TEXT NOT NULL, hash TEXT NOT NULL, created_at TEXT NOT NULL,
+        revoked_at TEXT, last_used_at TEXT)""",
 )
+#: An API token: ``lsn_<id>_<secret>``; ``id`` (public, 8 hex) finds the row, the SHA-256 of the whole token is
+#: what is kept and compared (in constant time). 32 random bytes: no need for a slow hash.
+TOKEN_PREFIX = "lsn_"
 
 
 class Role(StrEnum):
@@ -68,6 +82,16 @@ class User:
 
     def locked(self, now: datetime) -> bool:
         return self.locked_until is not None and self.locked_until > now
+
+
+@dataclass(frozen=True)
+class AuditRow:
+    id: int
+    at: datetime
+    user: str
+    action: str          # login, user.add, token, payload.view, release, retry_recipient, discard, replay, ...
+    target: str          # a message key, a user name, a path
+    outcome: str
 
 
 @dataclass(frozen=True)
@@ -148,9 +172,90 @@ class SqliteUsers:
             self.audit("cli", "user.disable", name, "disabled")
         return done
 
+    def enable(self, name: str) -> bool:
+        done = bool(self._run("UPDATE users SET disabled = 0 WHERE name = ? RETURNING name", (name,)))
+        if done:
+            self.audit("cli", "user.enable", name, "enabled")
+        return done
+
+    def reset(self, name: str, password: str) -> bool:
+        """A new password, and the lockout cleared; False when there is no such user."""
+        if len(password) < MIN_PASSWORD:
+            raise ValueError(f"a password has at least {MIN_PASSWORD} characters")
+        done = bool(self._run("UPDATE users SET hash = ?, failures = 0, locked_until = NULL WHERE name = ? "
+                              "RETURNING name", (self._hasher.hash(password), name)))
+        if done:
+            self.audit("cli", "user.reset", name, "password set, lockout cleared")
+        return done
+
+    # ---------------------------------------------------------------- tokens
+
+    def new_token(self, name: str) -> tuple[str, str]:
+        """A new API token for ``name``: (token id, the token itself, to show once). KeyError: no such user."""
+        if self.user(name) is None:
+            raise KeyError(name)
+        token_id = secrets.token_hex(4)
+        token = f"{TOKEN_PREFIX}{token_id}_{secrets.token_urlsafe(32)}"
+        self._run("INSERT INTO tokens (id, user, hash, created_at) VALUES (?, ?, ?, ?)",
+                  (token_id, name, _digest(token), _now().isoformat()))
+        self.audit("cli", "token.add", name, f"token {token_id}")
+        return token_id, token
+
+    def tokens(self, name: str) -> list[tuple[str, str, str | None, str | None]]:
+        """``name``'s tokens: (id, created_at, revoked_at, last_used_at), oldest first."""
+        return self._run("SELECT id, created_at, revoked_at, last_used_at FROM tokens WHERE user = ? "
+                         "ORDER BY created_at", (name,))
+
+    def revoke(self, name: str, token_id: str | None = None) -> int:
+        """Revoke one of ``name``'s tokens (or all of them); how many were live."""
+        sql = "UPDATE tokens SET revoked_at = ? WHERE user = ? AND revoked_at IS NULL"
+        params: list = [_now().isoformat(), name]
+        if token_id is not None:
+            sql, params = sql + " AND id = ?", params + [token_id]
+        count = len(self._run(sql + " RETURNING id", tuple(params)))
+        self.audit("cli", "token.revoke", name, f"{count} token(s) {token_id or 'all'}")
+        return count
+
+    def token_user(self, token: str) -> User | None:
+        """The enabled user a live token belongs to, or None (unknown, revoked, malformed, user disabled)."""
+        parts = token.split("_")
+        if len(parts) < 3 or not token.startswith(TOKEN_PREFIX):
+            return None
+        rows = self._run("SELECT user, hash FROM tokens WHERE id = ? AND revoked_at IS NULL", (parts[1],))
+        if not rows or not hmac.compare_digest(rows[0][1], _digest(token)):
+            return None
+        user = self.user(rows[0][0])
+        if user is None or user.disabled:
+            return None
+        self._run("UPDATE tokens SET last_used_at = ? WHERE id = ?", (_now().isoformat(), parts[1]))
+        return user
+
     def audit(self, user: str, action: str, target: str = "", outcome: str = "") -> None:
         self._run("INSERT INTO audit (at, user, action, target, outcome) VALUES (?, ?, ?, ?, ?)",
                   (_now().isoformat(), user, action, target, outcome))
+
+    async def audit_async(self, user: str, action: str, target: str = "", outcome: str = "") -> None:
+        """:meth:`audit` for async callers (the actions service's audit writer)."""
+        await asyncio.to_thread(self.audit, user, action, target, outcome)
+
+    def audit_page(self, *, before: int | None = None, limit: int = 50, user: str | None = None,
+                   action: str | None = None, target: str | None = None) -> list[AuditRow]:
+        """Audit rows newest first, keyset-paged by id (``before``: the last id of the previous page)."""
+        clauses, params = [], []
+        for column, value in (("id < ?", before), ("user = ?", user), ("action = ?", action),
+                              ("target = ?", target)):
+            if value is not None and value != "":
+                clauses.append(column)
+                params.append(value)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = self._run(f"SELECT id, at, user, action, target, outcome FROM audit {where} ORDER BY id DESC LIMIT ?",
+                         (*params, limit))
+        return [AuditRow(row[0], datetime.fromisoformat(row[1]), *row[2:]) for row in rows]
+
+    def prune_audit(self, before: datetime, limit: int = 1000) -> int:
+        """Remove up to ``limit`` audit rows older than ``before`` (the audit's own retention); how many."""
+        return len(self._run("DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE at < ? ORDER BY id LIMIT ?) "
+                             "RETURNING id", (before.isoformat(), limit)))
 
     def audit_trail(self, limit: int = 100) -> list[tuple[str, str, str, str, str]]:
         """The latest audit rows, newest first: (at, user, action, target, outcome)."""
@@ -199,6 +304,10 @@ def _verify(hasher: PasswordHasher, stored: str, password: str) -> bool:
         return hasher.verify(stored, password)
     except (VerificationError, InvalidHashError):
         return False
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
 def _user(row: tuple) -> User:

@@ -41,4 +41,5 @@ def from_row(codec: Codec, row: tuple) -> RenderedDocument:
     return RenderedDocument(facility=facility, source_id=source_id, document_id=document_id, set_id=set_id,
                             version=int(version), type_code=type_code, action=Action(action),
                             message_key=message_key,
-                            cda=codec.open_bytes(cda, aad("documents", facility, source_id, "cda")))
+                            cda=codec.open_bytes(cda, aad("documents", facility, source_id, "cda"))
+                            if len(cda) else b"")        # emptied by retention

@@ -137,6 +137,24 @@ def claim(codec: Codec, document_id: str, destination: str, *, message_key: str,
     return taken.rowcount == 1
 
 
+def reopen_outcome(codec: Codec, document_id: str, destination: str, *, message_key: str, detail: str,
+                   at: str) -> Operation[bool]:
+    """Move a FAILED or REFUSED outcome to RETRYING (an operator's retry), in one guarded statement.
+
+    Never an ACCEPTED one (that content reached the recipient: no second mail), nor a live claim.
+    The change is an event on ``message_key``'s timeline. Returns whether it moved.
+    """
+    sealed = codec.seal_text(detail, aad("outcomes", document_id, destination, "detail"))
+    moved = yield ("UPDATE outcomes SET status = ?, detail = ?, at = ? "
+                   "WHERE document_id = ? AND destination = ? AND status IN (?, ?)",
+                   (str(OutcomeStatus.RETRYING), sealed, at, document_id, destination,
+                    str(OutcomeStatus.FAILED), str(OutcomeStatus.REFUSED)))
+    if moved.rowcount != 1:
+        return False
+    yield event(codec, message_key, at, "outcome", str(OutcomeStatus.RETRYING), detail, document_id, destination)
+    return True
+
+
 def renew_claims(document_id: str, destinations: Sequence[str], *, message_key: str, at: str) -> Operation[int]:
     """Stamp ``at`` on the message's SENDING claims of these destinations; how many were renewed.
 
@@ -257,7 +275,7 @@ def dmp_entry(document_id: str) -> Operation[DmpEntry | None]:
 def message_record(codec: Codec, row: tuple) -> MessageRecord:
     key, raw, channel, app, facility, control_id, message_type, state, received, updated, ack, detail = row
     return MessageRecord(
-        key=key, raw=codec.open_bytes(raw, aad("messages", key, "raw")), channel=channel,
+        key=key, raw=codec.open_bytes(raw, aad("messages", key, "raw")) if len(raw) else b"", channel=channel,
         sending_application=app, sending_facility=facility, control_id=control_id, message_type=message_type,
         state=MessageState(state), received_at=moment(received), updated_at=moment(updated), ack_code=ack,
         detail=codec.open_text(detail, aad("messages", key, "detail")))

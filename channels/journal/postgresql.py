@@ -27,11 +27,12 @@ password is best left out of the URL: libpq reads ``PGPASSWORD`` or ``~/.pgpass`
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import time
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -58,6 +59,8 @@ SCHEMES = ("postgresql", "postgres")
 _OWN_PARAMETERS = {"pool_min", "pool_max"}
 # One advisory lock per schema for migrations: (a constant class, the schema's name hashed).
 _MIGRATION_LOCK = "SELECT pg_advisory_xact_lock(1279870290, hashtext(coalesce(current_schema(), '')))"
+# One per (schema, periodic job) for jobs a single server runs at a time (retention).
+_JOB_LOCK = "SELECT pg_{}(1279870291, hashtext(coalesce(current_schema(), '') || '/' || %s))"
 
 
 def from_url(url: str, key: bytes | None = None, **options: Any) -> PostgresJournal:
@@ -157,6 +160,31 @@ class PostgresJournal(SqlJournal):
     async def migrate(self) -> tuple[int, int]:
         """Create or upgrade the schema without opening the journal; (version found, version now)."""
         return await self._once(lambda: migration(POSTGRESQL, allowed=True))
+
+    @contextlib.asynccontextmanager
+    async def exclusive(self, name: str) -> AsyncIterator[bool]:
+        """Whether this process may run the periodic job ``name`` now: one runner across servers.
+
+        ``pg_try_advisory_lock`` on a connection of its own, held for the block and released at its end
+        (or when the connection drops, if the process dies): another server's runner gets False and skips.
+        """
+        try:
+            conn = await psycopg.AsyncConnection.connect(self._conninfo, **self._connect_kwargs())
+        except UNAVAILABLE as exc:
+            raise unavailable(exc) from exc
+        async with conn:
+            cursor = await conn.execute(_JOB_LOCK.format("try_advisory_lock"), (name,))
+            held = bool((await cursor.fetchone())[0])
+            try:
+                yield held
+            finally:
+                if held:
+                    with contextlib.suppress(*UNAVAILABLE):
+                        await conn.execute(_JOB_LOCK.format("advisory_unlock"), (name,))
+
+    async def reclaim_space(self) -> str:
+        """Nothing to do here: PostgreSQL's (auto)VACUUM makes deleted rows' space reusable, without shrinking files."""
+        return "PostgreSQL: the space of removed rows is reused after autovacuum (VACUUM) passes"
 
     async def _setup(self) -> None:
         def steps() -> Operation[None]:

@@ -39,6 +39,8 @@ Tables:
   date. v7 also adds the indexes the console's dashboard counts on (index-only scans by
   time, channel, type and state; outcomes by status and time) and its compliance page reads
   (stays by discharge time).
+- v9: indexes of ``outcomes``, ``document_contents`` and ``message_identifiers`` by message key, for
+  retention (``retention.py``), which removes a message's rows in batches.
 - ``schema_version``: one row per applied migration.
 
 Migrations: ``VERSIONS`` is one list for both dialects, so that a version
@@ -326,6 +328,13 @@ VERSIONS: dict[int, tuple[str | PerDialect, ...]] = {
         "CREATE INDEX messages_recent ON messages (received_at, channel, message_type, state)",
         "CREATE INDEX outcomes_by_status ON outcomes (status, at)",
         "CREATE INDEX stays_by_discharge ON stays (discharged_at)",
+    ),
+    8: (),     # the notices branch's (placeholder until it merges)
+    9: (
+        # Retention (retention.py) finds and removes a message's outcomes and content bindings by message key.
+        "CREATE INDEX outcomes_by_message ON outcomes (message_key)",
+        "CREATE INDEX document_contents_by_message ON document_contents (message_key)",
+        "CREATE INDEX message_identifiers_by_message ON message_identifiers (message_key)",
     ),
 }
 LATEST = max(VERSIONS)

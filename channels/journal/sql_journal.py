@@ -19,6 +19,7 @@ from channels.journal import consents as consent_sql
 from channels.journal.digests import IdentifierDigests
 from channels.journal import documents as document_sql
 from channels.journal import operations as ops
+from channels.journal import retention as retention_sql
 from channels.journal import stays as stay_sql
 from channels.journal.sql import Operation, ts
 from router.errors import TransientError
@@ -107,6 +108,12 @@ class SqlJournal:
         return await self._write(lambda: ops.renew_claims(document_id, list(destinations), message_key=message_key,
                                                           at=at))
 
+    async def reopen_outcome(self, document_id: str, destination: str, *, message_key: str, detail: str) -> bool:
+        """An operator's retry: a FAILED or REFUSED outcome becomes RETRYING (see ``Journal.reopen_outcome``)."""
+        at = ts(self._clock.now())
+        return await self._write(lambda: ops.reopen_outcome(self._codec, document_id, destination,
+                                                            message_key=message_key, detail=detail, at=at))
+
     async def bind_content(self, document_id: str, digest: str, message_key: str) -> ContentBinding:
         at = ts(self._clock.now())
         digests = self._digests.of([("document", document_id)])
@@ -143,6 +150,21 @@ class SqlJournal:
     async def record_dmp_entry(self, entry: DmpEntry) -> None:
         now = ts(self._clock.now())
         await self._write(lambda: ops.record_dmp_entry(entry, now))
+
+    # -------------------------------------------------------------- retention
+
+    async def expire_content(self, before: datetime, limit: int) -> int:
+        """Empty the content of up to ``limit`` final messages received before ``before`` (``retention.py``)."""
+        return await self._write(lambda: retention_sql.expire_content(ts(before), limit), alone=True)
+
+    async def expire_metadata(self, before: datetime, limit: int) -> int:
+        """Remove up to ``limit`` final messages received before ``before``, with their timeline."""
+        return await self._write(lambda: retention_sql.expire_metadata(ts(before), limit), alone=True)
+
+    async def expirable(self, content_before: datetime | None, metadata_before: datetime | None) -> tuple[int, int]:
+        """How many messages retention would empty and remove now."""
+        return await self._query(retention_sql.expirable(None if content_before is None else ts(content_before),
+                                                         None if metadata_before is None else ts(metadata_before)))
 
     # ------------------------------------------------------------------ reads
 

@@ -35,9 +35,10 @@ exist is a ConfigError naming it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sqlite3
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -190,6 +191,9 @@ class SqliteJournal(SqlJournal):
         return reader
 
     def _setup(self, conn: sqlite3.Connection) -> None:
+        # Before the first table: a new journal gives freed pages back to the file (reclaim_space); an older
+        # one keeps auto_vacuum off until compacted once (`liaison retention --compact`).
+        conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         if mode != "wal":
             log.warning("journal.no_wal", path=str(self.path), journal_mode=mode)
@@ -217,7 +221,7 @@ class SqliteJournal(SqlJournal):
         """A primary-key read on the event loop's own connection, without a thread hop.
 
         The door asks it before the ACK of every PFI message. The read thread's hop
-        costs more CPU than the read itself (measured ~120 µs against ~20 µs); in WAL
+        costs more CPU than the read itself (measured ~120 µs against ~4 µs); in WAL
         mode a reader never waits for the writer, so the loop is held only for the read.
         """
         if self._reader is None:
@@ -227,6 +231,60 @@ class SqliteJournal(SqlJournal):
                 self._loop_reader = self._connect()
                 self._loop_reader.execute("PRAGMA query_only = ON")
             return run(self._loop_reader, ops.content_binding(document_id))
+        except sqlite3.OperationalError as exc:
+            raise unavailable(exc) from exc
+
+    # -------------------------------------------------------------- retention
+
+    @contextlib.asynccontextmanager
+    async def exclusive(self, name: str) -> AsyncIterator[bool]:
+        """Always True: one process holds a SQLite journal's writer, so its runner is the only one."""
+        yield True
+
+    async def reclaim_space(self, max_pages: int = 100_000) -> str:
+        """Give pages freed by retention back to the file system (incremental vacuum, then a WAL checkpoint)."""
+        if self.read_only:
+            raise TransientError(f"journal {self.path} is open read-only")
+
+        def reclaim() -> str:
+            conn = self._connect()
+            try:
+                if conn.execute("PRAGMA auto_vacuum").fetchone()[0] != 2:
+                    free = conn.execute("PRAGMA freelist_count").fetchone()[0]
+                    return (f"SQLite: {free} free page(s) reused by new rows, the file does not shrink (this journal "
+                            "was made before incremental vacuum): run `liaison retention --compact` once, engine "
+                            "stopped")
+                before = conn.execute("PRAGMA freelist_count").fetchone()[0]
+                # executescript steps the pragma to its end (execute frees one page per step taken).
+                conn.executescript(f"PRAGMA incremental_vacuum({int(max_pages)});")
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+                after = conn.execute("PRAGMA freelist_count").fetchone()[0]
+                size = conn.execute("PRAGMA page_size").fetchone()[0]
+                freed = before - after
+                return f"SQLite: {freed} page(s) ({freed * size // 1024} KiB) given back to the file system"
+            finally:
+                conn.close()
+
+        try:
+            return await asyncio.to_thread(reclaim)
+        except sqlite3.OperationalError as exc:
+            raise unavailable(exc) from exc
+
+    async def compact(self) -> int:
+        """Once, engine stopped: turn incremental vacuum on in an older journal and rewrite it (VACUUM); bytes freed."""
+        def vacuum() -> int:
+            size = self.path.stat().st_size
+            conn = self._connect()
+            try:
+                conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
+                conn.execute("VACUUM")
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+            finally:
+                conn.close()
+            return size - self.path.stat().st_size
+
+        try:
+            return await asyncio.to_thread(vacuum)
         except sqlite3.OperationalError as exc:
             raise unavailable(exc) from exc
 

@@ -22,7 +22,7 @@ def park_recorder(queue: str, journal: Journal, stage: object) -> Callable[[Enve
         key = envelope.headers.get("message_key") or envelope.message_id
         if queue == queues.INBOUND:
             await journal.set_state(key, MessageState.PARKED, step="parked", detail=f"{queue}: {reason}",
-                                    only_from=frozenset(MessageState) - {MessageState.PARKED})
+                                    only_from=frozenset(MessageState) - {MessageState.PARKED, MessageState.DISCARDED})
             return
         hook = getattr(stage, "parked", None)
         if hook is not None:

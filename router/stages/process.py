@@ -49,7 +49,8 @@ log = structlog.get_logger(__name__)
 _DISPATCHABLE = frozenset({MessageState.RECEIVED, MessageState.QUEUED, MessageState.PROCESSING})
 
 #: States after which a redelivered inbound message has nothing left to do here.
-_DONE = {MessageState.DISPATCHED, MessageState.DELIVERED, MessageState.PARTIAL, MessageState.FAILED}
+_DONE = {MessageState.DISPATCHED, MessageState.DELIVERED, MessageState.PARTIAL, MessageState.FAILED,
+         MessageState.DISCARDED}
 
 
 class ProcessStage:

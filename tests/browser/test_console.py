@@ -189,7 +189,7 @@ async def test_an_operator_sees_why_a_message_was_parked_and_releases_it(console
     await browser.click("#confirm-release")
 
     assert await browser.text("#key") == key
-    assert "released from inbound by operator" in await browser.text("#timeline")
+    assert "by operator: released from inbound" in await browser.text("#timeline")
 
     async def parked_again():
         return [e for e in await pipe.journal.events(key) if e.step == "invalid"][1:]

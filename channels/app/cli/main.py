@@ -10,7 +10,9 @@
     liaison whitelist update|check ADDRESS the MSSanté whitelist: fetch and verify it, or check an address
     liaison directory import|lookup        the Annuaire Santé extraction index: build it, or look someone up
     liaison console [-c liaison.toml]      the web console ([console]; `run` serves it too when configured)
-    liaison user add|list|disable          the web console's users (no default account)
+    liaison user add|list|disable|reset|token  the web console's users (no default account)
+    liaison release|retry|discard|replay KEY   act on parked or failed messages (audited, never a second mail)
+    liaison retention [--dry-run|--compact]    what [retention] removes: count it, or remove it now
 
 Each verb group is a module of this package with ``add_parser(subparsers)`` and
 ``async run(args) -> exit status``; this module only puts them together, and
@@ -34,12 +36,13 @@ import asyncio
 import os
 import sys
 
-from channels.app.cli import check_config, console, demo, directory, engine, journal, send, user, validate, whitelist
+from channels.app.cli import (actions, check_config, console, demo, directory, engine, journal, retention, send, user,
+                              validate, whitelist)
 from channels.app.logs import configure_logging
 from router.config_values import file_problem
 from router.errors import ConfigError, EngineError
 
-GROUPS = (engine, demo, send, journal, validate, check_config, whitelist, directory, console, user)
+GROUPS = (engine, demo, send, journal, validate, check_config, whitelist, directory, console, user, actions, retention)
 LOUD = {"run", "worker"}        # the others talk to a person: warnings only, unless --log-level says otherwise
 LOG_LEVELS = ("debug", "info", "warning", "error")
 #: Exit status when the reader of our output went away (a shell's status for a command killed by SIGPIPE).

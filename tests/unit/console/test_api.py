@@ -91,11 +91,11 @@ async def test_operator_releases_a_parked_message_once_and_it_is_audited(console
         again = await client.post(f"/api/parked/inbound/{key}/release", headers={"x-csrf-token": token})
     assert listed == [{"queue": "inbound", "message_id": key, "message_key": key, "reason": "CDA fails the schema",
                        "attempt": 0}]
-    assert released.json() == {"released": True, "message_key": key}
+    assert released.json() == {"released": True, "message_key": key, "outcome": "released from inbound"}
     assert again.status_code == 404
     assert await console.bus.parked(queues.INBOUND) == []
-    assert [e.detail for e in await console.journal.events(key) if e.step == "released"] == [
-        "released from inbound by operator"]
+    assert [e.detail for e in await console.journal.events(key) if e.step == "release"] == [
+        "by operator: released from inbound"]
 
 
 async def test_release_page_asks_for_confirmation_then_releases(console):
