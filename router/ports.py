@@ -11,12 +11,32 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
+from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from router.model import Action, DmpConsent, DocumentJob, Recipient
 
 if TYPE_CHECKING:
     from router.volets import Volet
+
+
+# ------------------------------------------------------- single runner
+
+class SingleRunner(Protocol):
+    """One runner at a time, among every process sharing the journal, for a named job.
+
+    The watchdog and the whitelist refresh run in every engine; with several servers on
+    one journal, each pass must run once, not once per server. The journal's store holds
+    the lease (PostgreSQL: a session advisory lock; SQLite: a lock file beside the
+    journal), so it is released when its holder ends, a ``kill -9`` included.
+    """
+
+    def alone(self, name: str) -> AbstractAsyncContextManager[bool]:
+        """Hold the lease ``name`` for the ``async with`` block.
+
+        Yields True when this caller holds it, False when another caller (this process
+        or another) holds it now: the caller then skips its pass. Never waits for it.
+        """
 
 
 # --------------------------------------------------------------------- bus

@@ -38,7 +38,8 @@ from router.schematron import locate_schematron_dir
 from router.schematron_index import schematron_index
 from router.errors import ConfigError
 from router.ingest import Ingest
-from router.ports import AckSink, Bus, Directory, Journal, Mailer, SharedRecord, Subscription, Volets
+from router.ports import (AckSink, Bus, Directory, Journal, Mailer, SharedRecord, SingleRunner, Subscription,
+                          Volets)
 from router.settle import RetryPolicy, settle
 from router.stages.acks import AckStage
 from router.stages.adt import AdtStage
@@ -239,13 +240,17 @@ class Engine:
             on_park = park_recorder(queue, self.journal, stage)
             self.subscriptions.append(await self.bus.consume(queue, _settling(stage, policy, queue, on_park),
                                                              prefetch=s.prefetch))
-        self.watchdog = LetterWatchdog(self.journal, interval=s.watchdog_interval)
+        self.watchdog = LetterWatchdog(self.journal, interval=s.watchdog_interval, runner=self._runner())
         self.watchdog.start()
         # A claim nobody took over after the lease and the whole retry policy: its job is gone.
         self.claim_sweep = ClaimSweep(self.journal, zams, lease=stale_claim,
                                       give_up_after=2 * stale_claim + timedelta(seconds=sum(s.retry_delays)),
                                       interval=max(1.0, min(60.0, stale_claim.total_seconds() / 2)))
         self.claim_sweep.start()
+
+    def _runner(self) -> SingleRunner | None:
+        """The journal as the SingleRunner of the timers (both adapters are), so that one server runs each pass."""
+        return self.journal if hasattr(self.journal, "alone") else None   # type: ignore[return-value]
 
     def claim_lease(self) -> timedelta:
         """How long a send claim holds: ``engine.claim_lease``, else a few SMTP timeouts (at least a minute)."""
@@ -259,7 +264,7 @@ class Engine:
             log.warning("engine.no_whitelist", hint="set [whitelist]: recipients' domains are not checked")
             return None
         store = s.whitelist.open_store()
-        self.whitelist_refresher = s.whitelist.refresher(store)
+        self.whitelist_refresher = s.whitelist.refresher(store, runner=self._runner())
         self.whitelist_refresher.start()
         return WhitelistCheck(store)
 

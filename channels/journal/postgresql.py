@@ -27,11 +27,12 @@ password is best left out of the URL: libpq reads ``PGPASSWORD`` or ``~/.pgpass`
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import time
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -57,6 +58,8 @@ SCHEMES = ("postgresql", "postgres")
 _OWN_PARAMETERS = {"pool_min", "pool_max"}
 # One advisory lock per schema for migrations: (a constant class, the schema's name hashed).
 _MIGRATION_LOCK = "SELECT pg_advisory_xact_lock(1279870290, hashtext(coalesce(current_schema(), '')))"
+# Leases (the SingleRunner port): a session advisory lock of a class of our own, by the schema and the lease's name.
+_LEASE = "SELECT pg_try_advisory_lock(1279870291, hashtext(coalesce(current_schema(), '') || '/' || %s))"
 
 
 def from_url(url: str, key: bytes | None = None, **options: Any) -> PostgresJournal:
@@ -190,6 +193,27 @@ class PostgresJournal(SqlJournal):
         if "connect_timeout" not in given:
             kwargs["connect_timeout"] = max(1, round(self._connect_timeout))
         return kwargs
+
+    @contextlib.asynccontextmanager
+    async def alone(self, name: str) -> AsyncIterator[bool]:
+        """The SingleRunner port: a session advisory lock on a connection of its own, held for the block.
+
+        Not a pool connection: the lock is the session's, and a pooled session would keep it after the
+        block. When this process dies the server ends the session and the lock is free (``leases.py``).
+        """
+        try:
+            conn = await psycopg.AsyncConnection.connect(self._conninfo, **self._connect_kwargs())
+        except UNAVAILABLE as exc:
+            raise unavailable(exc) from exc
+        try:
+            try:
+                held = (await (await conn.execute(_LEASE, (name,))).fetchone())[0]
+            except UNAVAILABLE as exc:
+                raise unavailable(exc) from exc
+            yield bool(held)
+        finally:
+            with contextlib.suppress(*UNAVAILABLE):
+                await conn.close()          # the session ends: its advisory locks go with it
 
     # ------------------------------------------------------------ statements
 

@@ -35,6 +35,7 @@ exist is a ConfigError naming it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sqlite3
 from collections.abc import Callable
@@ -48,6 +49,7 @@ import structlog
 from channels.cipher import make_codec
 from channels.journal.schema import LATEST, check_codec, migrate as migrate_schema, verify_codec
 from channels.journal.sql import Operation, SystemClock, run
+from channels.journal.leases import file_lease
 from channels.journal.sql_journal import SqlJournal, not_open
 from channels.journal.writer import GroupCommitWriter, unavailable
 from router.errors import ConfigError, TransientError
@@ -111,6 +113,10 @@ class SqliteJournal(SqlJournal):
             raise
         self._writer = self._last_writer = writer
         log.info("journal.open", path=str(self.path), encrypted=self._codec.encrypted)
+
+    def alone(self, name: str) -> contextlib.AbstractAsyncContextManager[bool]:
+        """The SingleRunner port: ``flock`` on a file beside the journal for the block (``leases.py``)."""
+        return file_lease(self.path, name)
 
     async def _open_read_only(self) -> None:
         if not self.path.is_file():
