@@ -9,6 +9,7 @@ that imports both the core and the adapters.
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -36,7 +37,7 @@ from router.cda_checks import CdaChecks
 from router.content_check import SchematronCheck
 from router.schematron import locate_schematron_dir
 from router.schematron_index import schematron_index
-from router.errors import ConfigError
+from router.errors import ConfigError, TransientError
 from router.ingest import Ingest
 from router.ports import (AckSink, Bus, Directory, Journal, Mailer, SharedRecord, SingleRunner, Subscription,
                           Volets)
@@ -122,6 +123,9 @@ class Engine:
     watchdog: LetterWatchdog | None = None
     claim_sweep: ClaimSweep | None = None
     whitelist_refresher: WhitelistRefresher | None = None
+    # Seconds to wait at start for a journal or bus that is not there yet (a database restarting, servers
+    # booting in any order) before giving up; a failure that is not transient ends the start at once.
+    start_patience: float = 60.0
 
     async def start(self, *, listen: bool = True, consume: bool = True) -> None:
         s = self.settings
@@ -138,8 +142,8 @@ class Engine:
             self.shared_record = dmp_record(s.dmp, source_id=s.source_id)
         if self.ack_sink is None and s.acks.enabled:
             self.ack_sink = MllpAckSink(MllpSender(s.acks.host, s.acks.port, timeout=s.acks.timeout))
-        await self.journal.open()
-        await self.bus.connect()
+        await _patiently(self.journal.open, "journal", self.start_patience)
+        await _patiently(self.bus.connect, "bus", self.start_patience)
         if consume:
             await self._start_consumers(schema_check, content_check, render_check)
         if listen:
@@ -315,6 +319,23 @@ class Engine:
             await self.bus.close()
         if self.journal is not None:
             await self.journal.close()
+
+
+async def _patiently(connect, what: str, patience: float) -> None:
+    """Await ``connect()`` until it stops raising ``TransientError``, for up to ``patience`` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + patience
+    delay = 0.5
+    while True:
+        try:
+            await connect()
+            return
+        except TransientError as exc:
+            if loop.time() + delay > deadline:
+                raise
+            log.warning("engine.waiting", component=what, retry_in=delay, error=str(exc))
+        await asyncio.sleep(delay)
+        delay = min(5.0, delay * 2)
 
 
 def _settling(stage, policy: RetryPolicy, queue: str, on_park):
