@@ -28,11 +28,11 @@ from pathlib import Path
 from channels.app.demo.his import RecordingHis
 from channels.journal.postgresql import PostgresJournal
 from channels.testing.local import free_port, wait_port
-from tests.faults.servers import LETTERS, Servers
+from tests.faults.servers import LETTERS, Postgres, Servers
 from tests.support.tcp_proxy import SlowUpload, TcpProxy
 
 ROOT = Path(__file__).resolve().parents[2]
-LEASE = 3                                   # engine.claim_lease: a dead worker's claims lapse after 3 s
+LEASE = 5                                   # engine.claim_lease: a dead worker's claims lapse after 5 s
 RETRY_DELAYS = [1, 2, 3, 5, 8, 13]          # 32 s of retries: longer than any outage the suite makes
 SMTP_POOL = 4                               # mails in flight per worker
 
@@ -41,8 +41,9 @@ class Deployment:
     """Start with :meth:`start`, end with :meth:`stop` (every process, the proxy, the HIS, the vhost)."""
 
     def __init__(self, servers: Servers, root: Path, name: str, *, listeners: int = 2, workers: int = 3,
-                 slow: Sequence[float] | None = None):
+                 slow: Sequence[float] | None = None, postgres: Postgres | None = None):
         self.servers = servers
+        self.postgres = postgres or servers.postgres      # a scenario may bring its own (on a small volume)
         self.root = root
         self.name = name
         self.run = uuid.uuid4().hex[:8]
@@ -57,12 +58,13 @@ class Deployment:
         self.processes: dict[str, subprocess.Popen] = {}
         self.journal: PostgresJournal | None = None
         self.journal_url = ""
+        self.killed_at: list[float] = []          # time.time() of each kill -9 of an engine process
 
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
         self.servers.rabbit.add_vhost(self.vhost)
-        self.journal_url = self.servers.postgres.new_schema(f"faults_{self.name}_{self.run}")
+        self.journal_url = self.postgres.new_schema(f"faults_{self.name}_{self.run}")
         await self.relay.start()
         his_port = await self.his.start()
         for index, name in enumerate(self.listener_names + self.worker_names):
@@ -160,6 +162,7 @@ timeout = 5
     def kill(self, name: str) -> None:
         """``kill -9``: no goodbye to the bus, the journal or the relay."""
         process = self.processes[name]
+        self.killed_at.append(time.time())
         os.kill(process.pid, signal.SIGKILL)
         process.wait(30)
 

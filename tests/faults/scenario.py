@@ -17,7 +17,7 @@ from pathlib import Path
 
 from router.errors import TransientError
 from tests.faults.deployment import Deployment
-from tests.faults.servers import Servers
+from tests.faults.servers import Postgres, Servers
 from tests.faults.stream import Stream, make_messages
 from tests.faults.tally import (BAD, FINAL, MailIndex, Row, claims_taken_over, distinct_zams, expected_pairs,
                                 expected_zams, journal_states)
@@ -29,8 +29,8 @@ REPORT = os.environ.get("LIAISON_FAULTS_REPORT", "")
 
 
 async def run_scenario(servers: Servers, root: Path, name: str, fault: Fault, *, messages: int = MESSAGES,
-                       slow: Sequence[float] | None = None) -> Row:
-    deployment = Deployment(servers, root, name, slow=slow)
+                       slow: Sequence[float] | None = None, postgres: Postgres | None = None) -> Row:
+    deployment = Deployment(servers, root, name, slow=slow, postgres=postgres)
     try:
         await deployment.start()
         stream = Stream(list(deployment.ports.values()), make_messages(deployment.run, messages))
@@ -43,7 +43,10 @@ async def run_scenario(servers: Servers, root: Path, name: str, fault: Fault, *,
         row = await settle(deployment, stream, mails, name, struck)
         dead = [n for n in deployment.processes if n not in deployment.alive()]
         row.died = len(dead)
-        row.taken_over = await claims_taken_over(deployment.journal, stream.messages)
+        taken_over = await claims_taken_over(deployment.journal, stream.messages)
+        row.taken_over = len(taken_over)
+        row.smtp_window = mails.window_copies(taken_over, deployment.killed_at)
+        row.duplicates -= row.smtp_window
         detail = {"answers": dict(stream.answers), "dropped_on_link": getattr(deployment.upload, "dropped", 0),
                   "dead": dead}
         print(f"\n{name}: {json.dumps(row.as_dict())} {json.dumps(detail)}")

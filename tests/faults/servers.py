@@ -11,6 +11,7 @@ the session ends; a RabbitMQ cluster of that name that already ran is used and l
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -119,8 +120,8 @@ def _node_pids(node: str) -> list[int]:
 class Postgres:
     """A PostgreSQL cluster of the suite's own under /tmp (start-postgres.sh); restartable."""
 
-    def __init__(self) -> None:
-        self.dir = Path(tempfile.mkdtemp(prefix="liaison-faults-pg-", dir="/tmp"))
+    def __init__(self, parent: Path | None = None) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="liaison-faults-pg-", dir=str(parent or "/tmp")))
         self.url = ""
 
     def start(self) -> None:
@@ -130,20 +131,73 @@ class Postgres:
     def stop(self) -> None:
         _run([str(SCRIPTS / "stop-postgres.sh"), str(self.dir)], timeout=120)
 
+    def configure(self, **settings: str) -> None:
+        """Append settings to postgresql.conf and restart for them."""
+        with (self.dir / "data" / "postgresql.conf").open("a") as conf:
+            conf.writelines(f"{name} = {value}\n" for name, value in settings.items())
+        self.restart()
+
+    def running(self) -> bool:
+        return self._pg_ctl("status", check=False).returncode == 0
+
+    def start_again(self) -> None:
+        """``pg_ctl start`` of a server that stopped (it had stopped itself, say)."""
+        self._pg_ctl("start")
+
+    def _pg_ctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        bindir = sorted(Path("/usr/lib/postgresql").glob("*/bin"))[-1]
+        prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 and self.dir.stat().st_uid != 0 else []
+        return subprocess.run([*prefix, str(bindir / "pg_ctl"), "-D", str(self.dir / "data"), "-w", "-t", "60",
+                               "-l", str(self.dir / "postgres.log"), *args], check=check, capture_output=True,
+                              timeout=120, cwd="/")
+
     def restart(self, mode: str = "fast") -> None:
         """``pg_ctl restart``: every session is cut; ``immediate`` is a crash (recovery from the WAL)."""
-        bindir = sorted(Path("/usr/lib/postgresql").glob("*/bin"))[-1]
-        owner = self.dir.stat().st_uid
-        prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 and owner != 0 else []
-        subprocess.run([*prefix, str(bindir / "pg_ctl"), "-D", str(self.dir / "data"), "-m", mode, "-w", "-t", "60",
-                        "-l", str(self.dir / "postgres.log"), "restart"], check=True, capture_output=True,
-                       timeout=120, cwd="/")
+        self._pg_ctl("-m", mode, "restart")
 
     def new_schema(self, name: str) -> str:
         """A schema of its own for one scenario: the URL that makes it the journal's."""
         with psycopg.connect(self.url, autocommit=True) as conn:
             conn.execute(f"CREATE SCHEMA {name}")
         return f"{self.url}?options=-csearch_path%3D{name}"
+
+
+class SmallVolume:
+    """A tmpfs of ``size`` mounted under /tmp for one scenario, that :meth:`fill` fills to the last byte.
+
+    :meth:`empty` frees it again. :meth:`remove` unmounts it and deletes the mount point.
+    """
+
+    def __init__(self, size: str = "192m") -> None:
+        self.path = Path(tempfile.mkdtemp(prefix="liaison-faults-volume-", dir="/tmp"))
+        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(self.path)], check=True,
+                       capture_output=True, timeout=30)
+        self.filler = self.path / "filler"
+
+    def fill(self) -> None:
+        with self.filler.open("ab") as out:
+            block = b"\0" * (1 << 20)
+            try:
+                while True:
+                    out.write(block)
+                    out.flush()
+            except OSError:
+                pass
+            small = b"\0" * 4096
+            try:
+                while True:
+                    out.write(small)
+                    out.flush()
+            except OSError:
+                pass
+
+    def empty(self) -> None:
+        self.filler.unlink(missing_ok=True)
+
+    def remove(self) -> None:
+        subprocess.run(["umount", "-l", str(self.path)], capture_output=True, timeout=60)
+        with contextlib.suppress(OSError):
+            self.path.rmdir()
 
 
 # --------------------------------------------------------------------------- Postfix

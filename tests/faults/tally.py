@@ -2,7 +2,13 @@
 
 - **lost**: (message, recipient) pairs expected — every recipient of every message that got an AA —
   with no mail in Postfix's Maildir;
-- **duplicates**: mails delivered beyond one per (message, recipient);
+- **duplicates**: mails delivered beyond one per (message, recipient), told apart in two kinds.
+  *SMTP window*: the worker was killed after the relay took the mail and before the journal
+  recorded it, so the job's next copy took the claim over and sent it again, with the same
+  Message-ID (SMTP has no way to ask a relay whether it already holds a mail). Such a copy is
+  recognised by all of: the journal says the claim was taken over, both copies have one Message-ID,
+  and the first copy reached the relay before the kill (Maildir time). Every other extra copy is
+  a **duplicate**, and a bug;
 - **AA without record**: messages answered AA that the journal does not hold (read after the fault,
   from the database itself);
 - **ZAMs missing**: expected (message, recipient) pairs without a ZAM^Z02 at the HIS (a ZAM the bus
@@ -43,6 +49,7 @@ class Row:
     settled_after: float
     resent: int
     died: int = 0                     # engine processes that exited by themselves (none is meant to)
+    smtp_window: int = 0              # extra copies explained by a kill between the relay's 250 and the journal
     taken_over: int = 0               # claims of a dead worker taken over by another (journal step claim)
 
     def zeros(self) -> bool:
@@ -60,14 +67,30 @@ class MailIndex:
         self.postfix = postfix
         self.pattern = re.compile(rf"FLT-{run}-\d{{5}}".encode())
         self._seen: dict[Path, tuple[str, str] | None] = {}
+        self.copies: dict[tuple[str, str], list[tuple[float, str]]] = {}   # pair -> (mtime, Message-ID) each
 
     def mails(self) -> list[tuple[str, str]]:
         for mail in self.postfix.delivered():
             if mail.path not in self._seen:
                 cda = xdm_cda(mail.message)
                 found = self.pattern.search(cda) if cda else None
-                self._seen[mail.path] = (found.group().decode(), mail.recipient) if found else None
+                pair = (found.group().decode(), mail.recipient) if found else None
+                self._seen[mail.path] = pair
+                if pair is not None:
+                    self.copies.setdefault(pair, []).append((mail.path.stat().st_mtime,
+                                                             str(mail.message.get("Message-ID", ""))))
         return [pair for pair in self._seen.values() if pair is not None]
+
+    def window_copies(self, taken_over: set[tuple[str, str]], killed_at: list[float]) -> int:
+        """Extra copies explained by a kill in the SMTP window (see the module docstring)."""
+        explained = 0
+        for pair, copies in self.copies.items():
+            if len(copies) < 2 or pair not in taken_over or len({mid for _, mid in copies}) != 1:
+                continue
+            first = min(at for at, _ in copies)
+            if any(first <= kill + 1.0 for kill in killed_at):
+                explained += len(copies) - 1
+        return explained
 
 
 def distinct_zams(his) -> set[tuple[str, str]]:
@@ -96,11 +119,12 @@ async def journal_states(journal, messages: list[Message]) -> dict[str, MessageS
     return {r.control_id: r.state for r in records if r.control_id in ours}
 
 
-async def claims_taken_over(journal, messages: list[Message]) -> int:
-    """Journal events "claim taken_over" of the run's messages: a dead worker's recipient mailed by another."""
+async def claims_taken_over(journal, messages: list[Message]) -> set[tuple[str, str]]:
+    """(document extension, recipient) of the journal's "claim taken_over" events: a dead worker's claim."""
     ours = {m.control_id for m in messages}
-    count = 0
+    found = set()
     for record in await journal.search(limit=4 * len(messages) + 100):
         if record.control_id in ours:
-            count += sum(e.step == "claim" and e.state == "taken_over" for e in await journal.events(record.key))
-    return count
+            found |= {(e.document_id.split("^", 1)[-1].split("#", 1)[0], e.destination)
+                      for e in await journal.events(record.key) if e.step == "claim" and e.state == "taken_over"}
+    return found

@@ -13,7 +13,7 @@ import time
 import pytest
 
 from tests.faults.scenario import run_scenario, until
-from tests.faults.servers import postfix_start, postfix_stop
+from tests.faults.servers import Postgres, SmallVolume, postfix_start, postfix_stop
 
 pytestmark = pytest.mark.faults
 
@@ -106,3 +106,34 @@ async def test_tcp_cut_between_workers_and_the_relay(servers, tmp_path):
         return struck
 
     check(await run_scenario(servers, tmp_path, "tcp_cut_worker_mta", fault, slow=SLOW))
+
+
+async def test_the_journal_volume_full(servers, tmp_path):
+    """PostgreSQL on a small tmpfs, filled to the last byte mid-stream, then freed (and started again if it
+    stopped itself). While it is full the door must answer AR (resend later), never AA."""
+    volume = SmallVolume()
+    postgres = Postgres(parent=volume.path)
+    try:
+        await asyncio.to_thread(postgres.start)
+        # Without zero-filled WAL segments a full volume fails the next commit, not the next segment.
+        await asyncio.to_thread(postgres.configure, wal_init_zero="off", wal_recycle="off")
+
+        async def fault(deployment, stream, mails):
+            await until(lambda: len(stream.aa) >= len(stream.messages) // 3, "a third of the stream acknowledged")
+            refused_before = stream.resent
+            struck = time.monotonic()
+            await asyncio.to_thread(volume.fill)
+            await until(lambda: stream.resent >= refused_before + 5, "the door refusing messages", timeout=60)
+            await asyncio.sleep(3)
+            volume.empty()
+            if not await asyncio.to_thread(postgres.running):
+                await asyncio.to_thread(postgres.start_again)
+            return struck
+
+        row = await run_scenario(servers, tmp_path, "journal_volume_full", fault, postgres=postgres)
+        assert row.resent >= 5                      # the fault bit: messages were refused, and resent
+        check(row)
+    finally:
+        volume.empty()
+        await asyncio.to_thread(postgres.stop)
+        volume.remove()
