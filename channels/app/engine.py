@@ -249,7 +249,8 @@ class Engine:
         # A claim nobody took over after the lease and the whole retry policy: its job is gone.
         self.claim_sweep = ClaimSweep(self.journal, zams, lease=stale_claim,
                                       give_up_after=2 * stale_claim + timedelta(seconds=sum(s.retry_delays)),
-                                      interval=max(1.0, min(60.0, stale_claim.total_seconds() / 2)))
+                                      interval=max(1.0, min(60.0, stale_claim.total_seconds() / 2)),
+                                      runner=self._runner())
         self.claim_sweep.start()
 
     def _runner(self) -> SingleRunner | None:

@@ -14,7 +14,6 @@ import subprocess
 import sys
 import textwrap
 
-from router.periodic import one_at_a_time
 from router.watchdog import LetterWatchdog
 from tests.contract.test_journal import backend  # noqa: F401 - the parametrised fixture
 from tests.support.poll import eventually
@@ -60,16 +59,21 @@ async def test_two_concurrent_callers_one_runs(backend):  # noqa: F811
 
 async def test_many_racing_callers_exactly_one_runs(backend):  # noqa: F811
     journals = await _opened(backend, 3)
-    runs = 0
+    racers = 3 * len(journals)
+    answers: list[bool] = []
+    everyone_tried = asyncio.Event()
 
-    async def tick() -> None:
-        nonlocal runs
-        runs += 1
-        await asyncio.sleep(0.3)        # long enough for every racer to try meanwhile
+    async def race(journal) -> None:
+        async with journal.alone("race") as mine:
+            answers.append(mine)
+            if len(answers) == racers:
+                everyone_tried.set()
+            if mine:                    # the holder keeps it until every other racer has been answered
+                await asyncio.wait_for(everyone_tried.wait(), 30)
 
     try:
-        await asyncio.gather(*(one_at_a_time(journal, "race", tick)() for journal in journals for _ in range(3)))
-        assert runs == 1
+        await asyncio.gather(*(race(journal) for journal in journals for _ in range(3)))
+        assert sorted(answers) == [False] * (racers - 1) + [True]
     finally:
         for journal in journals:
             await journal.close()
@@ -144,3 +148,22 @@ def _marker(stream) -> str:
         if line.strip() in ("HELD", "REFUSED"):
             return line.strip()
     return ""
+
+
+async def test_the_claim_sweep_skips_its_pass_while_another_server_holds_the_lease(backend):  # noqa: F811
+    from datetime import timedelta
+
+    from router.claim_sweep import ClaimSweep
+    from router.stages.zam import ZamQueue
+
+    first, second = await _opened(backend, 2)
+    try:
+        sweep = ClaimSweep(second, ZamQueue(None, second, enabled=False), lease=timedelta(seconds=60),
+                           give_up_after=timedelta(seconds=120), interval=60, runner=second)
+        async with first.alone("claim-sweep") as mine:
+            assert mine
+            assert await sweep._task.tick() is None          # skipped: another server sweeps now
+        assert await sweep._task.tick() == 0                  # its own sweep: nothing stale
+    finally:
+        for journal in (first, second):
+            await journal.close()
