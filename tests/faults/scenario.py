@@ -35,6 +35,7 @@ async def run_scenario(servers: Servers, root: Path, name: str, fault: Fault, *,
         await deployment.start()
         stream = Stream(list(deployment.ports.values()), make_messages(deployment.run, messages))
         mails = MailIndex(servers.postfix, deployment.run)
+        await asyncio.to_thread(mails.mails)          # the earlier scenarios' mails, read once, off the loop
         sending = asyncio.create_task(stream.run(timeout=SETTLE_TIMEOUT))
         try:
             struck = await asyncio.wait_for(fault(deployment, stream, mails), SETTLE_TIMEOUT)
@@ -99,4 +100,4 @@ async def until(predicate: Callable[[], bool], what: str, timeout: float = 120.0
     while not predicate():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.2)

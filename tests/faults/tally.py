@@ -21,6 +21,8 @@
 
 from __future__ import annotations
 
+import email
+import email.policy
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -70,15 +72,18 @@ class MailIndex:
         self.copies: dict[tuple[str, str], list[tuple[float, str]]] = {}   # pair -> (mtime, Message-ID) each
 
     def mails(self) -> list[tuple[str, str]]:
-        for mail in self.postfix.delivered():
-            if mail.path not in self._seen:
-                cda = xdm_cda(mail.message)
-                found = self.pattern.search(cda) if cda else None
-                pair = (found.group().decode(), mail.recipient) if found else None
-                self._seen[mail.path] = pair
-                if pair is not None:
-                    self.copies.setdefault(pair, []).append((mail.path.stat().st_mtime,
-                                                             str(mail.message.get("Message-ID", ""))))
+        """Only the files not read yet are parsed (the Maildir holds every scenario's mails)."""
+        folder = self.postfix.maildir / "new"
+        for path in (sorted(folder.iterdir()) if folder.is_dir() else []):
+            if path in self._seen:
+                continue
+            message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+            cda = xdm_cda(message)
+            found = self.pattern.search(cda) if cda else None
+            pair = (found.group().decode(), str(message.get("Delivered-To", ""))) if found else None
+            self._seen[path] = pair
+            if pair is not None:
+                self.copies.setdefault(pair, []).append((path.stat().st_mtime, str(message.get("Message-ID", ""))))
         return [pair for pair in self._seen.values() if pair is not None]
 
     def window_copies(self, taken_over: set[tuple[str, str]], killed_at: list[float]) -> int:
