@@ -78,8 +78,11 @@ class SmtpSink:
                  host: str = "127.0.0.1", port: int = 0,
                  rcpt_script: Mapping[str, Sequence[Reply]] | None = None,
                  mail_script: Sequence[Reply] | None = None,
-                 data_script: Sequence[Reply] | None = None, implicit_tls: bool = False):
+                 data_script: Sequence[Reply] | None = None, implicit_tls: bool = False,
+                 data_delay: float = 0.0):
         self.maildir = Path(maildir)
+        #: Seconds each DATA waits before its reply: a slow relay (a busy MTA, content filtering).
+        self.data_delay = data_delay
         self.host = host
         self.port = port
         self.messages: list[ReceivedMail] = []
@@ -218,6 +221,8 @@ class _Handler:
         return reply
 
     async def handle_DATA(self, server, session, envelope):
+        if self.sink.data_delay:
+            await asyncio.sleep(self.sink.data_delay)
         reply = self.sink._next(self.sink._data, 250)
         if reply.startswith("250"):
             self.sink._store(envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content or b"",
