@@ -101,7 +101,7 @@ class Processes:
 
 
 def write_config(root: Path, *, bus_url: str, mllp_port: int, relay_port: int, his_port: int, pki,
-                 smtp_pool: int, schematrons: str) -> Path:
+                 smtp_pool: int, schematrons: str, max_frame_bytes: int = 16 * 2**20) -> Path:
     path = root / "liaison.toml"
     path.write_text(f"""\
 [engine]
@@ -114,6 +114,7 @@ schematrons = "{schematrons}"
 name = "his"
 host = "127.0.0.1"
 port = {mllp_port}
+max_frame_bytes = {max_frame_bytes}
 
 [mss]
 relay = "smtp://127.0.0.1:{relay_port}?pool={smtp_pool}"
@@ -299,7 +300,8 @@ async def running_chain(args, workers: int):
         else:
             bus_url = f"embedded://{tmp / 'bus.sqlite'}"
         config = str(write_config(tmp, bus_url=bus_url, mllp_port=mllp_port, relay_port=relay_port,
-                                  his_port=his_port, pki=pki, smtp_pool=args.smtp_pool, schematrons=args.schematrons))
+                                  his_port=his_port, pki=pki, smtp_pool=args.smtp_pool, schematrons=args.schematrons,
+                                  max_frame_bytes=getattr(args, "max_frame_bytes", 16 * 2**20)))
         engine: dict[str, subprocess.Popen] = {"sink": sink}
         if args.bus == "amqp":
             engine["listener"] = processes.liaison("listener", "run", "-c", config, "--ingest-only")

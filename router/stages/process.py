@@ -34,6 +34,7 @@ from router.errors import PermanentError, UnsupportedMessageError, ValidationErr
 from router.hl7.parse import parse_message
 from router.model import Action, CdaHeader, DocumentJob, MessageSource, Recipient, RecipientKind
 from router.mode import is_render_mode
+from router.payloads import without_payloads
 from router.pfi import read_pfi
 from router.recipients_pfi import read_participants, value
 from router.ports import Bus, Envelope, Journal, JournalEvent, MessageState
@@ -106,12 +107,13 @@ class ProcessStage:
                 await self._event(key, job, "pfi", "read",
                                   f"{job.action} {job.header.type_code} for {len(job.recipients)} recipient(s)")
                 await self._journal_pfi_recipients(job)
+            checked = without_payloads(job.cda)     # the checks' view: embedded files stood in (router/payloads.py)
             if self.schema_check is not None:
-                self.schema_check(job.cda)
+                self.schema_check(checked)
                 await self._event(key, job, "schema", "valid", "CDA conforms to CDA_extended.xsd")
             else:
                 await self._event(key, job, "schema", "skipped", "no CDA schema directory configured")
-            await self._check_content(job, content_check, rendered=rendered)
+            await self._check_content(job, checked, content_check, rendered=rendered)
             await self._bind_content(job)
         except PermanentError as exc:
             await self.journal.set_state(key, MessageState.PARKED, step="invalid", detail=_reason(exc))
@@ -156,19 +158,21 @@ class ProcessStage:
         record = await self.journal.message(message_key)
         return f"MSH-10 {record.control_id}" if record is not None else message_key
 
-    async def _check_content(self, job: DocumentJob, content_check: ContentCheck | None, *, rendered: bool) -> None:
-        """The engine checks, then the volet's schematron; a document no volet schematron checks gets the policy."""
+    async def _check_content(self, job: DocumentJob, cda: bytes, content_check: ContentCheck | None, *,
+                             rendered: bool) -> None:
+        """The engine checks, then the volet's schematron, on ``cda`` (the job's, embedded files stood in);
+        a document no volet schematron checks gets the policy."""
         if self.cda_checks is None and content_check is None:
             return
         key = job.message_key
         wants_mail, to_dmp = self._destinations(job)
-        document = parse_cda(job.cda)
+        document = parse_cda(cda)
         if self.cda_checks is not None:
             covered = self.cda_checks(document, to_dmp=to_dmp)
             await self._event(key, job, "engine_checks", "valid", covered)
         if content_check is None:
             return
-        report = content_check.check(job.cda, template_ids_of(document))
+        report = content_check.check(cda, template_ids_of(document))
         await self._event(key, job, "schematron", "valid",
                           f"{len(report.passed)} CI-SIS schematron(s) passed: {', '.join(report.passed) or 'none'}")
         if report.checked:
