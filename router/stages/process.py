@@ -22,6 +22,7 @@ reported to the HIS as an error ZAM, and re-raised so settle() parks it.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 import structlog
@@ -36,6 +37,7 @@ from router.model import Action, CdaHeader, DocumentJob, MessageSource, Recipien
 from router.mode import is_render_mode
 from router.payloads import without_payloads
 from router.pfi import read_pfi
+from router.profile_sample import ProfileSample
 from router.recipients_pfi import read_participants, value
 from router.ports import Bus, Envelope, Journal, JournalEvent, MessageState
 from router.stages.adt import AdtStage
@@ -61,8 +63,10 @@ class ProcessStage:
                  default_charset: str = "utf-8", adt: AdtStage | None = None,
                  render: RenderStage | None = None,
                  render_check: ContentCheck | None = None, deposit: bool = False,
-                 cda_checks: Callable[..., str] | None = None, unchecked: UncheckedPolicy = UncheckedPolicy()):
+                 cda_checks: Callable[..., str] | None = None, unchecked: UncheckedPolicy = UncheckedPolicy(),
+                 profile_sample: ProfileSample | None = None):
         self.bus = bus
+        self.profile_sample = profile_sample
         self.cda_checks = cda_checks
         self.unchecked = unchecked
         self.deposit = deposit
@@ -124,6 +128,19 @@ class ProcessStage:
             await self.adt.letter_dispatched(
                 facility=source.sending_facility or envelope.headers.get("channel", ""),
                 encounters=_encounters(parsed.message), message_key=key, document_id=job.header.document_id)
+        if self.profile_sample is not None and self.profile_sample.due(job.content_digest):
+            await self._sample_profiles(job, checked)
+
+    async def _sample_profiles(self, job: DocumentJob, cda: bytes) -> None:
+        """The sampled profile check (router/profile_sample.py): after dispatch, in a thread, never a refusal."""
+        problems = await asyncio.to_thread(self.profile_sample.check, cda)
+        log.info("process.profiles_sampled", key=job.message_key, failed=len(problems))
+        if problems:
+            await self._event(job.message_key, job, "profiles", "warning",
+                              f"sampled CI-SIS profile check: {len(problems)} failed assertion(s) (not a refusal): "
+                              + "; ".join(problems[:5])[:2000])
+        else:
+            await self._event(job.message_key, job, "profiles", "valid", "sampled CI-SIS profile check passed")
 
     async def _bind_content(self, job: DocumentJob) -> None:
         """A document id stands for one content: a re-send is answered, another content under it refused.
