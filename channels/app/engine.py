@@ -35,7 +35,8 @@ from channels.whitelist.refresher import WhitelistRefresher
 from channels.xds.dmp import dmp_record
 from router.cda_checks import CdaChecks
 from router.content_check import SchematronCheck
-from router.schematron import locate_schematron_dir
+from router.profile_sample import ProfileSample
+from router.schematron import MINIMAL_STRUCTURE, SchematronValidator, locate_schematron_dir
 from router.schematron_index import schematron_index
 from router.errors import ConfigError, TransientError
 from router.ingest import Ingest
@@ -199,6 +200,19 @@ class Engine:
         return SchematronCheck(directory, self.volets, profiles=s.schematrons == "all",
                                index=schematron_index(directory, UNNAMED_SCHEMATRONS))
 
+    def _profile_sample(self) -> ProfileSample | None:
+        """``engine.profile_sample``: the minimal-structure profile on 1 document in N, after dispatch
+        (router/profile_sample.py); compiled now, not on the first sampled document."""
+        s = self.settings
+        if not s.profile_sample:
+            return None
+        directory = locate_schematron_dir(s.schematron_dir or None)
+        if directory is None:
+            raise ConfigError("engine.schematron_dir", "engine.profile_sample is set but the CI-SIS schematrons "
+                              "were not found (set engine.schematron_dir or LIAISON_SCHEMATRON_DIR)")
+        validator = SchematronValidator(directory / MINIMAL_STRUCTURE)
+        return ProfileSample(s.profile_sample, lambda cda: validator.validate(cda).describe())
+
     def _render_check(self, content_check: SchematronCheck | None) -> SchematronCheck | None:
         """The schematron check of rendered documents (``render.schematrons``, default the volet's).
 
@@ -246,7 +260,8 @@ class Engine:
                                                schema_check=schema_check, content_check=content_check, adt=adt,
                                                render=self._render_stage(), render_check=render_check,
                                                deposit=self.shared_record is not None,
-                                               cda_checks=self._cda_checks(), unchecked=s.unchecked_volet)}
+                                               cda_checks=self._cda_checks(), unchecked=s.unchecked_volet,
+                                               profile_sample=self._profile_sample())}
         if self.mailer is not None:
             packaging = MssPackaging(sender=s.mss.sender, nil=s.mss.nil, default_body=s.mss.default_body,
                                      message_id_domain=s.mss.message_id_domain, source_id=s.source_id)
