@@ -87,7 +87,7 @@ def mailer_from_settings(settings: Settings) -> Mailer | None:
         return None
     from channels.smtp.mailer import SmtpMailer
     return SmtpMailer.from_url(mss.relay, client_cert=mss.client_cert or None, client_key=mss.client_key or None,
-                               ca_file=mss.ca_file or None, timeout=mss.timeout)
+                               ca_file=mss.ca_file or None, timeout=mss.timeout, dsn=mss.dsn)
 
 
 def listener_ssl(listener: ListenerSettings, where: str = "listeners[0]") -> ssl.SSLContext | None:
@@ -221,7 +221,8 @@ class Engine:
                                                cda_checks=self._cda_checks(), unchecked=s.unchecked_volet)}
         if self.mailer is not None:
             packaging = MssPackaging(sender=s.mss.sender, nil=s.mss.nil, default_body=s.mss.default_body,
-                                     message_id_domain=s.mss.message_id_domain, source_id=s.source_id)
+                                     message_id_domain=s.mss.message_id_domain, source_id=s.source_id,
+                                     mdn=s.mss.mdn, mdn_to=s.mss.mdn_to)
             stages[queues.DELIVER_MSS] = DeliverStage(self.journal, self.mailer, zams, packaging,
                                                       sender=s.mss.sender, policy=policy, stale_claim=stale_claim,
                                                       address_check=self._whitelist(),

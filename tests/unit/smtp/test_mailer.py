@@ -12,7 +12,7 @@ import socket
 import pytest
 from structlog.testing import capture_logs
 
-from channels.smtp.mailer import SmtpMailer
+from channels.smtp.mailer import SmtpMailer, xtext
 from router.errors import ConfigError, PeerUnavailable, RejectedByPeer
 from router.ports import RecipientStatus
 
@@ -264,3 +264,8 @@ def test_from_url_names_the_wrong_key(url, key):
 def test_missing_client_certificate_file_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="mss.client_cert: .*absent.pem does not exist"):
         SmtpMailer("localhost", 587, client_cert=tmp_path / "absent.pem", client_key=tmp_path / "absent.key")
+
+
+def test_xtext_keeps_printable_ascii_and_escapes_plus_equals_and_the_rest():
+    assert xtext("dr.martin@hopital-test.mssante.fr") == b"dr.martin@hopital-test.mssante.fr"
+    assert xtext("a+b=c d\u00e9") == b"a+2Bb+3Dc+20d+C3+A9"
