@@ -135,7 +135,7 @@ class NoticeDecider:
         if not await self.journal.mark_mail(mail.envelope_id, recipient.address, step, at=at, detail=detail):
             return False
         try:
-            await self._answer(mail, recipient, step, report, at, detail, notice.kind)
+            await self._answer(mail, recipient, step, report, at, detail)
         except BaseException:
             await self.journal.unmark_mail(mail.envelope_id, recipient.address, step)
             raise
@@ -144,7 +144,7 @@ class NoticeDecider:
         return True
 
     async def _answer(self, mail: SentMail, recipient: MailRecipient, step: MailStep, report: RecipientReport,
-                      at: datetime, detail: str, kind: NoticeKind) -> None:
+                      at: datetime, detail: str) -> None:
         common = dict(document_id=mail.document_id, event_time=at)
         if step == MailStep.DELIVERED and mail.ack_reception:
             await self.zams.reception_mss(mail.source, mail.message_key, address=recipient.address,
@@ -157,11 +157,9 @@ class NoticeDecider:
             await self.zams.reading_mss(mail.source, mail.message_key, reader=report.final_recipient or
                                         recipient.address, reader_id=recipient.identifier, read=True, **common)
         elif step == MailStep.ERROR:
-            reader = report.final_recipient or recipient.address
-            source = "accusé MDN" if kind == NoticeKind.MDN else "courriel d'erreur"
-            await self.zams.reading_mss(mail.source, mail.message_key, reader=reader,
-                                        reader_id=recipient.identifier, read=False,
-                                        reason=f"{source} de {reader}",
+            # ERR-5 is the recipient's own code and label as it sent them (the reader is in LECTEUR_MSS).
+            await self.zams.reading_mss(mail.source, mail.message_key, reader=report.final_recipient or
+                                        recipient.address, reader_id=recipient.identifier, read=False,
                                         detail=(report.error_code or MSS_NOT_INTEGRATED,
                                                 report.error_label or "Erreur d'intégration"), **common)
 

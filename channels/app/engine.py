@@ -3,7 +3,9 @@
 ``Engine`` is what ``liaison run`` and ``liaison demo`` start: the journal, the
 bus, the MLLP listeners (the door), and one consumer per pipeline stage
 (``inbound`` → ``deliver.mss`` → ``acks.his``), and the lettre de liaison
-watchdog (``router.watchdog``) next to the consumers. It is the only module
+watchdog (``router.watchdog``) next to the consumers; with ``[imap]``, the reader
+of the notices (DSN, MDN, error mails) that come back to the structure's mailbox
+(``channels.notices.imap``), whose ZAMs join ``acks.his``. It is the only module
 that imports both the core and the adapters.
 """
 
@@ -12,6 +14,7 @@ from __future__ import annotations
 import ssl
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 import structlog
 
@@ -50,6 +53,7 @@ from router.stages.render import RenderStage
 from router.stages.zam import ZamQueue
 from router.watchdog import LetterWatchdog
 from router.claim_sweep import ClaimSweep
+from router.notices import NoticeDecider
 
 log = structlog.get_logger(__name__)
 
@@ -121,6 +125,7 @@ class Engine:
     watchdog: LetterWatchdog | None = None
     claim_sweep: ClaimSweep | None = None
     whitelist_refresher: WhitelistRefresher | None = None
+    notice_reader: Any = None                 # the IMAP notice reader, when [imap] is set
 
     async def start(self, *, listen: bool = True, consume: bool = True) -> None:
         s = self.settings
@@ -247,6 +252,10 @@ class Engine:
                                       give_up_after=2 * stale_claim + timedelta(seconds=sum(s.retry_delays)),
                                       interval=max(1.0, min(60.0, stale_claim.total_seconds() / 2)))
         self.claim_sweep.start()
+        if s.imap is not None:
+            from channels.notices.imap import ImapNoticeReader
+            self.notice_reader = ImapNoticeReader(s.imap, self.journal, NoticeDecider(self.journal, zams))
+            self.notice_reader.start()
 
     def claim_lease(self) -> timedelta:
         """How long a send claim holds: ``engine.claim_lease``, else a few SMTP timeouts (at least a minute)."""
@@ -298,6 +307,8 @@ class Engine:
             await self.watchdog.stop()
         if self.claim_sweep is not None:
             await self.claim_sweep.stop()
+        if self.notice_reader is not None:
+            await self.notice_reader.stop()
         if self.whitelist_refresher is not None:
             await self.whitelist_refresher.stop()
         for subscription in self.subscriptions:

@@ -6,7 +6,7 @@ parses ``[site]`` and ``[mappings]``; each adapter parses its own section
 :mod:`channels.smtp.settings`, ``[[correspondents]]`` and ``[directory]`` in
 :mod:`channels.directory.settings`, ``[whitelist]`` in
 :mod:`channels.whitelist.settings`, ``[dmp]`` in :mod:`channels.xds.dmp`, ``[console]`` in
-:mod:`channels.console.settings`). This
+:mod:`channels.console.settings`, ``[imap]`` in :mod:`channels.notices.settings`). This
 module puts them together into one frozen :class:`Settings` and refuses an
 unknown section. Every error names the key it is about (``mss.relay: expected a
 smtp:// or smtps:// URL``). Secrets never live in the TOML: the journal key and
@@ -26,6 +26,7 @@ from typing import Any
 from channels.console.settings import ConsoleSettings, console_settings
 from channels.directory.settings import correspondents_settings, directory_settings
 from channels.mllp.settings import AckSettings, ListenerSettings, ack_settings, listeners_settings
+from channels.notices.settings import ImapSettings, imap_settings
 from channels.smtp.settings import MssSettings, mss_settings
 from channels.whitelist.settings import WhitelistSettings
 from channels.whitelist.settings import from_config as whitelist_settings
@@ -38,7 +39,7 @@ from router.config_values import no_unknown, read_table, read_text
 from router.errors import ConfigError
 
 SECTIONS = {"engine", "listeners", "mss", "acks", "site", "mappings", "render", "correspondents", "whitelist",
-            "directory", "dmp", "console"}
+            "directory", "dmp", "console", "imap"}
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,7 @@ class Settings(EngineSettings):
     dmp: DmpSettings | None = None                           # [dmp]: None = no DMP deposit channel
     tables: Tables = field(default_factory=Tables.load)      # [mappings]: code tables in force, JDV-checked
     console: ConsoleSettings | None = None                   # [console]: None = the web console not configured
+    imap: ImapSettings | None = None                         # [imap]: None = notices (DSN, MDN) are not read
 
 
 def load_settings(path: str | Path, env: Mapping[str, str] | None = None) -> Settings:
@@ -89,4 +91,5 @@ def settings_from_dict(data: Mapping[str, Any], env: Mapping[str, str] | None = 
         dmp=dmp_settings(read_table(data, "dmp"), env) if "dmp" in data else None,
         tables=tables,
         console=console_settings(read_table(data, "console"), base) if "console" in data else None,
+        imap=imap_settings(read_table(data, "imap"), env, base),
     )

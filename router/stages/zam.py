@@ -92,7 +92,7 @@ class ZamQueue:
         kwargs = {}
         if not delivered:
             kwargs = {"error_code": error_code, "error_text": _ERROR_TEXTS.get(error_code, "Application error"),
-                      "detail_code": detail[0], "detail_text": f"{detail[1]}: {reason}"[:200]}
+                      "detail_code": detail[0], "detail_text": (f"{detail[1]}: {reason}" if reason else detail[1])[:200]}
         text = build(read_header(source.msh), kwargs)
         await self.bus.publish(queues.ACKS_HIS, encode_message(text, source.codec),
                                message_id=f"zam:{message_key}:{trigger}:{uuid.uuid4().hex[:12]}",
