@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from channels.app.cli.journal import notices, show
 from channels.notices.settings import ImapSettings
 from channels.smtp.mailer import SmtpMailer
 from channels.testing.cda import make_cda
@@ -110,7 +111,17 @@ async def test_real_dsns_give_the_final_zam_z02_delivered_and_failed(pipe, serve
         microsecond=0)
     kept = [n for n in await pipe.journal.notices() if n.envelope_id == mail.envelope_id]
     assert {n.kind for n in kept} == {"dsn"} and len(kept) == 2
-    assert len(dovecot.messages(PFI, DONE)) >= 2             # moved, never deleted
+    await eventually(lambda: len(dovecot.messages(PFI, DONE)) >= 2)      # moved once applied, never deleted
+
+    lines: list[str] = []
+    assert await show(pipe.engine.settings, mail.message_key, raw=False, out=lines.append) == 0
+    shown = "\n".join(lines)
+    assert f"{mail.message_id} ENVID {mail.envelope_id}" in shown
+    per_recipient = lines[next(i for i, line in enumerate(lines) if line.startswith("mails")):]
+    [martin] = [line for line in per_recipient if line.strip().startswith(DR_MARTIN.address)]
+    [absent] = [line for line in per_recipient if line.strip().startswith(ABSENT.address)]
+    assert "relayed 20" in martin and "delivered 20" in martin
+    assert "relayed 20" in absent and "failed 20" in absent and "5.1.1" in absent
 
 
 async def test_an_mdn_processed_gives_zam_z03_once_even_when_delivered_twice(pipe, servers):
@@ -154,6 +165,9 @@ async def test_garbage_is_journaled_and_moved_aside_and_the_channel_goes_on(pipe
     kept = await wait_for_notice(pipe, lambda n: n.notice_id == "<garbage-1@hopital-test>")
     assert kept.verdict == NoticeVerdict.MALFORMED and "expected a delivery status notification" in kept.detail
     await eventually(lambda: len(dovecot.messages(PFI, UNRECOGNISED)) > before)
+    lines: list[str] = []
+    assert await notices(pipe.engine.settings, unrecognised=True, limit=10, out=lines.append) == 0
+    assert any("<garbage-1@hopital-test>" in line and "malformed" in line for line in lines)
 
     message_id = await send_document(pipe, "NOT-GARB-1", [DR_MARTIN], ACK_LECTURE_MSS="Y")
     await reply_as_recipient(postfix, DR_MARTIN.address, mdn_mail(original_message_id=message_id,
