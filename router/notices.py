@@ -18,7 +18,8 @@ calls for (the ZAM path of the delivery stage, :class:`~router.stages.zam.ZamQue
 notice                              recipient step          ZAM to the HIS
 ==================================  ======================  ===========================================
 DSN delivered (relayed, expanded)   delivered               Z02 Y, EVN-2 the time of delivery (if ACK_RECEPTION=Y)
-DSN failed                          failed                  Z02 N, ERR: status code and text (always)
+DSN failed                          failed                  Z02 N, ERR: status code and text (always); the
+                                                            outcome FAILED, the message PARTIAL or FAILED
 DSN delayed                         none                    none (only journaled)
 MDN displayed / processed           read                    Z03 Y with the reader (if ACK_LECTURE=Y)
 MDN processed/Error, error mail     error                   Z03 N, ERR: the recipient's code and label (always)
@@ -39,7 +40,9 @@ from enum import StrEnum
 
 import structlog
 
-from router.ports import Journal, MailRecipient, MailStep, NoticeRecord, NoticeVerdict, SentMail
+from router.errors import TransientError
+from router.ports import (Journal, MailRecipient, MailStep, MessageState, NoticeRecord, NoticeVerdict, Outcome,
+                          OutcomeStatus, SentMail)
 from router.stages.clock import now
 from router.stages.zam import ZamQueue
 
@@ -48,6 +51,10 @@ log = structlog.get_logger(__name__)
 #: ERR-5 of a failed delivery DSN and of an integration error (table MSSERRORCODE of our own).
 MSS_NOT_DELIVERED = ("MSSNotDelivered", "Non distribué par la messagerie du destinataire")
 MSS_NOT_INTEGRATED = "MSSIntegrationError"
+
+
+class NoticeNotReady(TransientError):
+    """The notice is about a mail whose sending is not journaled yet: leave it for the next pass."""
 
 
 class NoticeKind(StrEnum):
@@ -98,6 +105,8 @@ class NoticeDecider:
                              f"{notice.kind} naming no mail sent by Liaison (ENVID {notice.envelope_id or '-'}, "
                              f"{len(notice.message_ids)} Message-ID(s) quoted)")
             return NoticeVerdict.UNMATCHED
+        if notice.kind == NoticeKind.DSN:
+            await self._sent_already(mail, notice)
         changed, said = 0, []
         for report in notice.reports:
             recipient = _recipient(mail, report)
@@ -139,6 +148,8 @@ class NoticeDecider:
         except BaseException:
             await self.journal.unmark_mail(mail.envelope_id, recipient.address, step)
             raise
+        if step == MailStep.FAILED:
+            await self._failed_after_all(mail, recipient, detail)
         log.info("notice.applied", kind=str(notice.kind), step=str(step), message_key=mail.message_key,
                  document_id=mail.document_id)
         return True
@@ -162,6 +173,29 @@ class NoticeDecider:
                                         recipient.address, reader_id=recipient.identifier, read=False,
                                         detail=(report.error_code or MSS_NOT_INTEGRATED,
                                                 report.error_label or "Erreur d'intégration"), **common)
+
+    async def _sent_already(self, mail: SentMail, notice: Notice) -> None:
+        """A DSN can come back before the relay's answer is journaled: read it again later, not before."""
+        sending = {o.destination for o in await self.journal.outcomes(mail.delivery_key)
+                   if o.status == OutcomeStatus.SENDING and o.message_key == mail.message_key}
+        for report in notice.reports:
+            recipient = _recipient(mail, report)
+            if recipient is not None and recipient.address in sending:
+                raise NoticeNotReady(f"{notice.kind} for a mail still being sent (message {mail.message_key}): "
+                                     "read again at the next pass")
+
+    async def _failed_after_all(self, mail: SentMail, recipient: MailRecipient, detail: str) -> None:
+        """The relay took it but it was not delivered: the recipient's outcome becomes FAILED, the message's
+        state PARTIAL or FAILED, as if the relay had refused it (a re-send under a new MSH-10 tries again)."""
+        await self.journal.record_outcome(Outcome(
+            document_id=mail.delivery_key, destination=recipient.address, status=OutcomeStatus.FAILED,
+            detail=f"not delivered (DSN): {detail}", at=now(), message_key=mail.message_key))
+        outcomes = [o for o in await self.journal.outcomes(mail.delivery_key) if o.message_key == mail.message_key]
+        accepted = sum(o.status == OutcomeStatus.ACCEPTED for o in outcomes)
+        await self.journal.set_state(
+            mail.message_key, MessageState.PARTIAL if accepted else MessageState.FAILED, step="delivered",
+            detail=f"{accepted}/{len(outcomes)} recipient(s) accepted, {recipient.address} not delivered (DSN)",
+            only_from=frozenset({MessageState.DELIVERED, MessageState.PARTIAL}))
 
     async def _keep(self, notice: Notice, verdict: NoticeVerdict, mail: SentMail | None, detail: str) -> None:
         await self.journal.record_notice(NoticeRecord(

@@ -14,8 +14,9 @@ Features:
   (applied now or earlier), to ``unrecognised_folder`` when it names no mail of ours or
   is no notice at all (journaled as unmatched or malformed first). MOVE when the server
   has it, else COPY + \\Deleted + UID EXPUNGE of that one mail.
-- A mail whose handling failed for a reason that may pass (journal or bus unavailable)
-  stays in the mailbox and is read again at the next pass; the channel keeps running.
+- A mail whose handling failed for a reason that may pass (journal or bus unavailable, a
+  DSN faster than the journaling of its mail's relay answer) stays in the mailbox and is
+  read again a few seconds later; the channel keeps running.
 - IDLE when the server offers it (renewed every ``idle_timeout``), else a look every
   ``poll_interval``. A lost connection (server restart, network) is reopened after
   ``reconnect_delay``, doubling up to a minute; nothing is lost, because a mail leaves
@@ -47,6 +48,7 @@ log = structlog.get_logger(__name__)
 
 _FETCHED = re.compile(rb"UID (\d+)")
 _MAX_BACKOFF = 60.0
+_DEFERRED_RETRY = 2.0             # seconds before a mail left in the mailbox (journal, bus, still sending) is retried
 
 
 class ImapNoticeReader:
@@ -64,6 +66,7 @@ class ImapNoticeReader:
         self._stopping = asyncio.Event()
         self._lost = asyncio.Event()
         self.handled = 0                 # mails moved out of the mailbox since start (for tests and metrics)
+        self._deferred = False           # a mail of the last pass was left for later (read again soon)
         self.connections = 0             # sessions opened since start
 
     # ------------------------------------------------------------------ lifecycle
@@ -114,12 +117,15 @@ class ImapNoticeReader:
                 await imap.protocol.execute(aioimaplib.Command("CREATE", imap.protocol.new_tag(), _mailbox(folder),
                                                                loop=imap.protocol.loop))   # NO when it exists
             _ok(await imap.select(_mailbox(s.mailbox)), "SELECT")
-            idle = imap.has_capability("IDLE")
+            idle = s.idle and imap.has_capability("IDLE")
             log.info("imap.connected", host=s.host, port=s.port, idle=idle, move=imap.has_capability("MOVE"))
             while not self._stopping.is_set() and not self._lost.is_set():
+                self._deferred = False
                 while await self._pass(imap):
                     pass
-                if idle:
+                if self._deferred:               # left in the mailbox: look again soon, whatever IDLE says
+                    await self._wait(min(s.poll_interval, _DEFERRED_RETRY))
+                elif idle:
                     await self._idle(imap)
                 else:
                     await self._wait(s.poll_interval)
@@ -161,6 +167,7 @@ class ImapNoticeReader:
                                                               detail=str(exc)[:300]))
             except TransientError as journal_down:
                 log.warning("imap.notice_deferred", error=str(journal_down))
+                self._deferred = True
                 return None
             log.info("imap.notice_unreadable", notice_id=notice_id)
             return s.unrecognised_folder
@@ -168,6 +175,7 @@ class ImapNoticeReader:
             verdict = await self.decider.apply(notice)
         except (EngineError, OSError) as exc:
             log.warning("imap.notice_deferred", kind=str(notice.kind), error=str(exc))
+            self._deferred = True
             return None
         return s.unrecognised_folder if verdict == NoticeVerdict.UNMATCHED else s.done_folder
 

@@ -11,7 +11,8 @@
     done_folder = "Liaison/Traités"                   # notices applied (never deleted)
     unrecognised_folder = "Liaison/Non reconnus"      # unmatched or unreadable mails
     batch = 50                                        # mails fetched at a time
-    poll_interval = 60                                # seconds between looks when the server has no IDLE
+    idle = true                                       # use IDLE when the server offers it (false: always poll)
+    poll_interval = 60                                # seconds between looks without IDLE
     idle_timeout = 600                                # seconds an IDLE is held before it is renewed
     reconnect_delay = 5                               # first wait after a lost connection (doubles, up to 60 s)
     timeout = 30
@@ -28,7 +29,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from router.config_values import no_unknown, read_int, read_seconds, read_str, read_text
+from router.config_values import no_unknown, read_bool, read_int, read_seconds, read_str, read_text
 from router.errors import ConfigError
 
 PASSWORD_ENV = "LIAISON_IMAP_PASSWORD"
@@ -47,6 +48,7 @@ class ImapSettings:
     done_folder: str = "Liaison/Traités"
     unrecognised_folder: str = "Liaison/Non reconnus"
     batch: int = 50
+    idle: bool = True
     poll_interval: float = 60.0
     idle_timeout: float = 600.0
     reconnect_delay: float = 5.0
@@ -54,7 +56,7 @@ class ImapSettings:
 
 
 _KEYS = {"url", "user", "password_file", "client_cert", "client_key", "ca_file", "mailbox", "done_folder",
-         "unrecognised_folder", "batch", "poll_interval", "idle_timeout", "reconnect_delay", "timeout"}
+         "unrecognised_folder", "batch", "idle", "poll_interval", "idle_timeout", "reconnect_delay", "timeout"}
 
 
 def imap_settings(table: Mapping[str, Any], env: Mapping[str, str], base: Path | None = None) -> ImapSettings | None:
@@ -84,6 +86,7 @@ def imap_settings(table: Mapping[str, Any], env: Mapping[str, str], base: Path |
         done_folder=read_str(table, "imap.done_folder", default.done_folder),
         unrecognised_folder=read_str(table, "imap.unrecognised_folder", default.unrecognised_folder),
         batch=read_int(table, "imap.batch", default.batch, minimum=1, maximum=1000),
+        idle=read_bool(table, "imap.idle", default.idle),
         poll_interval=read_seconds(table, "imap.poll_interval", default.poll_interval),
         idle_timeout=read_seconds(table, "imap.idle_timeout", default.idle_timeout),
         reconnect_delay=read_seconds(table, "imap.reconnect_delay", default.reconnect_delay),

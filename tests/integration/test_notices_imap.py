@@ -17,7 +17,7 @@ from channels.testing.cda import make_cda
 from channels.testing.messages import DR_MARTIN, Patient, Rct, encode_message, make_pfi_oru
 from channels.testing.notices import error_mail, mdn_mail
 from mappings.cda_header import read_header
-from router.ports import NoticeVerdict
+from router.ports import MessageState, NoticeVerdict, OutcomeStatus
 from tests.integration.harness import Pipeline
 from tests.support.dovecot import require_dovecot, start_dovecot
 from tests.support.postfix import UNDELIVERABLE, require_postfix, start_postfix
@@ -44,13 +44,13 @@ def servers():
         dovecot.stop()
 
 
-@pytest.fixture
-async def pipe(servers, tmp_path):
+@pytest.fixture(params=["idle"])
+async def pipe(request, servers, tmp_path):
     dovecot, postfix = servers
     imap = ImapSettings(host="127.0.0.1", port=dovecot.port, user=PFI, password=PASSWORD,
                         client_cert=str(dovecot.pki.client_cert), client_key=str(dovecot.pki.client_key),
                         ca_file=str(dovecot.pki.ca_cert), batch=5, poll_interval=1.0, idle_timeout=30.0,
-                        reconnect_delay=0.2, timeout=10.0)
+                        reconnect_delay=0.2, timeout=10.0, idle=request.param == "idle")
     pipe = Pipeline(tmp_path, postfix.pki, postfix.port, imap=imap)
     await pipe.start()
     yield pipe
@@ -109,6 +109,9 @@ async def test_real_dsns_give_the_final_zam_z02_delivered_and_failed(pipe, serve
     assert by_address[ABSENT.address].failed_at and not by_address[ABSENT.address].delivered_at
     assert by_address[DR_MARTIN.address].delivered_at >= by_address[DR_MARTIN.address].relayed_at.replace(
         microsecond=0)
+    assert (await pipe.record("NOT-DSN-1")).state is MessageState.PARTIAL     # the relay took both, one failed
+    outcomes = {o.destination: o.status for o in await pipe.journal.outcomes(mail.delivery_key)}
+    assert outcomes == {DR_MARTIN.address: OutcomeStatus.ACCEPTED, ABSENT.address: OutcomeStatus.FAILED}
     kept = [n for n in await pipe.journal.notices() if n.envelope_id == mail.envelope_id]
     assert {n.kind for n in kept} == {"dsn"} and len(kept) == 2
     await eventually(lambda: len(dovecot.messages(PFI, DONE)) >= 2)      # moved once applied, never deleted
@@ -124,6 +127,7 @@ async def test_real_dsns_give_the_final_zam_z02_delivered_and_failed(pipe, serve
     assert "relayed 20" in absent and "failed 20" in absent and "5.1.1" in absent
 
 
+@pytest.mark.parametrize("pipe", ["idle", "polling"], indirect=True)
 async def test_an_mdn_processed_gives_zam_z03_once_even_when_delivered_twice(pipe, servers):
     _, postfix = servers
     message_id = await send_document(pipe, "NOT-MDN-1", [DR_MARTIN], ACK_LECTURE_MSS="Y")

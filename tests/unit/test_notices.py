@@ -11,7 +11,8 @@ from channels.notices.parse import parse_notice
 from channels.testing.notices import dsn_mail, error_mail, mdn_mail
 from router.model import MessageSource
 from router.notices import NoticeDecider
-from router.ports import MailRecipient, NoticeVerdict, ReceivedMessage, SentMail
+from router.ports import (MailRecipient, MessageState, NoticeVerdict, Outcome, OutcomeStatus, ReceivedMessage,
+                          SentMail)
 from router.stages.zam import ZamQueue
 
 MARTIN = "dr.martin@hopital-test.mssante.fr"
@@ -76,6 +77,21 @@ async def test_a_failed_dsn_sends_z02_n_with_the_status_code_and_text(setup):
     assert failed.failed_at is not None and "5.1.1" in failed.detail
 
 
+async def test_a_failed_dsn_fails_the_outcome_the_relay_had_accepted_and_the_message_becomes_partial(setup):
+    journal, _, decider, key = setup
+    for address in (MARTIN, DUPONT):
+        await journal.record_outcome(Outcome("DOC-42", address, OutcomeStatus.ACCEPTED, "250 ok",
+                                             datetime.now(UTC), key))
+    await journal.set_state(key, MessageState.DELIVERED, step="delivered")
+
+    await decider.apply(parse_notice(dsn_mail(envelope_id="ENV42", recipient=DUPONT, action="failed",
+                                              status="5.1.1", diagnostic="550 5.1.1 User unknown")))
+
+    statuses = {o.destination: o.status for o in await journal.outcomes("DOC-42")}
+    assert statuses == {MARTIN: OutcomeStatus.ACCEPTED, DUPONT: OutcomeStatus.FAILED}
+    assert (await journal.message(key)).state is MessageState.PARTIAL
+
+
 async def test_an_mdn_processed_sends_z03_with_the_reader(setup):
     _, bus, decider, _ = setup
     await decider.apply(parse_notice(mdn_mail(original_message_id=MESSAGE_ID, reader=MARTIN, to=PFI)))
@@ -138,3 +154,17 @@ async def test_a_zam_that_cannot_be_queued_leaves_the_step_unrecorded_for_the_ne
 
     assert {r.address: r.delivered_at for r in (await journal.sent_mail(envelope_id="ENV42")).recipients}[
         MARTIN] is None
+
+
+async def test_a_dsn_faster_than_the_journaling_of_its_relay_answer_is_left_for_later(setup):
+    from datetime import timedelta
+    from router.notices import NoticeNotReady
+    journal, bus, decider, key = setup
+    assert await journal.claim("DOC-42", MARTIN, message_key=key, stale_after=timedelta(minutes=1))   # sending
+
+    with pytest.raises(NoticeNotReady):
+        await decider.apply(parse_notice(dsn_mail(envelope_id="ENV42", recipient=MARTIN)))
+
+    assert bus.published == [] and await journal.notices() == []
+    await journal.record_outcome(Outcome("DOC-42", MARTIN, OutcomeStatus.ACCEPTED, "250 ok", datetime.now(UTC), key))
+    assert await decider.apply(parse_notice(dsn_mail(envelope_id="ENV42", recipient=MARTIN))) is NoticeVerdict.MATCHED
