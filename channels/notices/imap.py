@@ -8,11 +8,12 @@ Features:
   application mailbox's client certificate presented (``channels/smtp/tls.py``, the same
   rules as the relay), then LOGIN.
 - Works through the mailbox in batches of ``batch`` mails (UID SEARCH, then UID FETCH
-  BODY.PEEK[] per batch): a mailbox with thousands of old mails is never all in memory.
+  BODY.PEEK[] per batch): a mailbox with thousands of old mails is never all in memory, and a
+  mail left for later never holds up the ones after it.
 - Each mail is parsed (``parse.py``) and applied (``router.notices.NoticeDecider``), then
   moved, never deleted: to ``done_folder`` when it was a notice for one of our mails
   (applied now or earlier), to ``unrecognised_folder`` when it names no mail of ours or
-  is no notice at all (journaled as unmatched or malformed first). MOVE when the server
+  is no notice at all, or one that can never be applied (journaled as unmatched or malformed first). MOVE when the server
   has it, else COPY + \\Deleted + UID EXPUNGE of that one mail.
 - A mail whose handling failed for a reason that may pass (journal or bus unavailable, a
   DSN faster than the journaling of its mail's relay answer) stays in the mailbox and is
@@ -37,7 +38,7 @@ import structlog
 from channels.notices.parse import NoticeFormatError, parse_notice
 from channels.notices.settings import ImapSettings
 from channels.smtp.tls import client_context
-from router.errors import EngineError, TransientError
+from router.errors import EngineError, PermanentError, TransientError
 from router.ports import Journal, NoticeRecord, NoticeVerdict
 from router.notices import NoticeDecider
 from router.stages.clock import now
@@ -121,8 +122,7 @@ class ImapNoticeReader:
             log.info("imap.connected", host=s.host, port=s.port, idle=idle, move=imap.has_capability("MOVE"))
             while not self._stopping.is_set() and not self._lost.is_set():
                 self._deferred = False
-                while await self._pass(imap):
-                    pass
+                await self._pass(imap)
                 if self._deferred:               # left in the mailbox: look again soon, whatever IDLE says
                     await self._wait(min(s.poll_interval, _DEFERRED_RETRY))
                 elif idle:
@@ -134,25 +134,22 @@ class ImapNoticeReader:
         finally:
             await _close(imap)
 
-    async def _pass(self, imap: aioimaplib.IMAP4) -> bool:
-        """Handle one batch of the mailbox; True when a full batch was moved (look again at once)."""
+    async def _pass(self, imap: aioimaplib.IMAP4) -> None:
+        """Work through the mailbox as it is now, ``batch`` mails fetched at a time."""
         found = await imap.uid_search("ALL", charset=None)
         _ok(found, "UID SEARCH")
-        uids = [int(u) for line in found.lines[:-1] for u in line.split() if u.isdigit()]
-        batch = sorted(uids)[: self.settings.batch]
-        if not batch:
-            return False
-        fetched = await imap.uid("fetch", ",".join(map(str, batch)), "(UID BODY.PEEK[])")
-        _ok(fetched, "UID FETCH")
-        moved = 0
-        for uid, raw in _messages(fetched.lines):
-            folder = await self._handle(raw)
-            if folder is None:
-                continue
-            await self._move(imap, uid, folder)
-            moved += 1
-        self.handled += moved
-        return moved == len(batch) and len(uids) > len(batch)
+        uids = sorted(int(u) for line in found.lines[:-1] for u in line.split() if u.isdigit())
+        for start in range(0, len(uids), self.settings.batch):
+            if self._stopping.is_set() or self._lost.is_set():
+                return
+            batch = uids[start:start + self.settings.batch]
+            fetched = await imap.uid("fetch", ",".join(map(str, batch)), "(UID BODY.PEEK[])")
+            _ok(fetched, "UID FETCH")
+            for uid, raw in _messages(fetched.lines):
+                folder = await self._handle(raw)
+                if folder is not None:
+                    await self._move(imap, uid, folder)
+                    self.handled += 1
 
     async def _handle(self, raw: bytes) -> str | None:
         """Apply one mail; the folder it goes to, or None to leave it for the next pass."""
@@ -160,24 +157,31 @@ class ImapNoticeReader:
         try:
             notice = parse_notice(raw)
         except NoticeFormatError as exc:
-            notice_id = _notice_id(raw)
-            try:
-                await self.journal.record_notice(NoticeRecord(notice_id=notice_id, kind="unknown",
-                                                              verdict=NoticeVerdict.MALFORMED, at=now(),
-                                                              detail=str(exc)[:300]))
-            except TransientError as journal_down:
-                log.warning("imap.notice_deferred", error=str(journal_down))
-                self._deferred = True
-                return None
-            log.info("imap.notice_unreadable", notice_id=notice_id)
-            return s.unrecognised_folder
+            log.info("imap.notice_unreadable")
+            return await self._aside(_notice_id(raw), "unknown", str(exc))
         try:
             verdict = await self.decider.apply(notice)
+        except PermanentError as exc:
+            # A notice that can never be applied (its mail's HL7 header unreadable...): kept aside, said why.
+            log.warning("imap.notice_refused", kind=str(notice.kind), error=str(exc))
+            return await self._aside(notice.notice_id, str(notice.kind), f"cannot be applied: {exc}")
         except (EngineError, OSError) as exc:
             log.warning("imap.notice_deferred", kind=str(notice.kind), error=str(exc))
             self._deferred = True
             return None
         return s.unrecognised_folder if verdict == NoticeVerdict.UNMATCHED else s.done_folder
+
+    async def _aside(self, notice_id: str, kind: str, detail: str) -> str | None:
+        """Journal a mail as malformed and send it to the unrecognised folder (None: the journal is down)."""
+        try:
+            await self.journal.record_notice(NoticeRecord(notice_id=notice_id, kind=kind,
+                                                          verdict=NoticeVerdict.MALFORMED, at=now(),
+                                                          detail=detail[:300]))
+        except TransientError as journal_down:
+            log.warning("imap.notice_deferred", error=str(journal_down))
+            self._deferred = True
+            return None
+        return self.settings.unrecognised_folder
 
     async def _move(self, imap: aioimaplib.IMAP4, uid: int, folder: str) -> None:
         if imap.has_capability("MOVE"):

@@ -211,3 +211,29 @@ async def eventually(predicate, timeout: float = 20.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(0.05)
+
+
+async def test_a_full_mailbox_is_worked_through_in_batches(pipe, servers):
+    """Twelve old mails (the reader fetches five at a time): each one journaled and moved."""
+    import aioimaplib
+
+    from channels.smtp.tls import client_context
+    from channels.testing.notices import dsn_mail
+    dovecot, _ = servers
+    reader = pipe.engine.notice_reader
+    await eventually(lambda: reader.connections >= 1)
+    handled = reader.handled
+    tls = client_context(client_cert=dovecot.pki.client_cert, client_key=dovecot.pki.client_key,
+                         ca_file=dovecot.pki.ca_cert)
+    imap = aioimaplib.IMAP4(host="127.0.0.1", port=dovecot.port, ssl_context=tls, timeout=10)
+    await imap.wait_hello_from_server()
+    await imap.login(PFI, PASSWORD)
+    for i in range(12):
+        await imap.append(dsn_mail(envelope_id=f"OLD{i:03d}", recipient=DR_MARTIN.address,
+                                   message_id=f"<old-{i}@relay>"), mailbox="INBOX")
+    await imap.logout()
+
+    await eventually(lambda: reader.handled >= handled + 12)
+    kept = {n.notice_id for n in await pipe.journal.notices(limit=500, verdicts=frozenset({NoticeVerdict.UNMATCHED}))}
+    assert {f"<old-{i}@relay>" for i in range(12)} <= kept
+    assert not dovecot.messages(PFI)                                     # the inbox is empty, nothing deleted
