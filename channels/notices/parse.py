@@ -92,7 +92,9 @@ def _dsn(message: Message, notice_id: str, date: datetime | None) -> Notice:
         reports.append(RecipientReport(
             recipient=_address(block.get("Original-Recipient", "")) or final, action=action,
             status=(block.get("Status") or "").strip(), diagnostic=_diagnostic(block.get("Diagnostic-Code", "")),
-            final_recipient=final, at=_date(block.get("Last-Attempt-Date")) or arrival or date))
+            # When it happened: the attempt's date, else the DSN's own Date (written at delivery); Arrival-Date
+            # is when the reporting MTA received the mail, the last resort.
+            final_recipient=final, at=_date(block.get("Last-Attempt-Date")) or date or arrival))
     envelope_id = _xtext_decode((per_message.get("Original-Envelope-Id") or "").strip())
     return Notice(notice_id=notice_id, kind=NoticeKind.DSN, envelope_id=envelope_id,
                   message_ids=_quoted_ids(message), reports=tuple(reports), date=date)

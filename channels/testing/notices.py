@@ -65,9 +65,14 @@ def error_mail(*, original_message_id: str, sender: str, to: str, code: str = "9
 
 def dsn_mail(*, envelope_id: str, recipient: str, action: str = "delivered", status: str = "2.0.0",
              diagnostic: str = "", original_message_id: str = "", to: str = "pfi@hopital-test.mssante.fr",
-             message_id: str | None = None, when: datetime | None = None) -> bytes:
-    """A DSN as Postfix writes one: per-message fields with the ENVID, one recipient block, the returned headers."""
+             message_id: str | None = None, when: datetime | None = None,
+             arrival: datetime | None = None) -> bytes:
+    """A DSN as Postfix writes one: per-message fields with the ENVID, one recipient block, the returned headers.
+
+    ``when`` is its Date (when it was written), ``arrival`` the Arrival-Date (default: the same).
+    """
     when = when or datetime.now(UTC)
+    arrival = arrival or when
     boundary = "dsn-" + (message_id or make_msgid()).strip("<>").replace("@", ".")
     returned = (f"--{boundary}\r\nContent-Type: text/rfc822-headers\r\n\r\n"
                 f"Message-ID: {original_message_id}\r\nSubject: XDM/1.0/DDM+Lettre\r\n\r\n"
@@ -81,7 +86,7 @@ def dsn_mail(*, envelope_id: str, recipient: str, action: str = "delivered", sta
             f"Your message to <{recipient}> was {action}.\r\n\r\n"
             f"--{boundary}\r\nContent-Type: message/delivery-status\r\n\r\n"
             f"Reporting-MTA: dns; relay-test.mssante.fr\r\nOriginal-Envelope-Id: {envelope_id}\r\n"
-            f"Arrival-Date: {format_datetime(when)}\r\n\r\n"
+            f"Arrival-Date: {format_datetime(arrival)}\r\n\r\n"
             f"Final-Recipient: rfc822; {recipient}\r\nOriginal-Recipient: rfc822;{recipient}\r\n"
             f"Action: {action}\r\nStatus: {status}\r\n"
             + (f"Diagnostic-Code: smtp; {diagnostic}\r\n" if diagnostic else "")

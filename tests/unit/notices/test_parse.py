@@ -88,3 +88,10 @@ def test_a_mail_without_message_id_is_named_by_its_digest():
 def test_anything_else_is_refused_saying_what_was_expected(raw, expected):
     with pytest.raises(NoticeFormatError, match=expected):
         parse_notice(raw)
+
+
+def test_the_time_of_a_delivery_is_the_dsns_date_not_when_the_relay_received_the_mail():
+    received = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
+    written = datetime(2026, 3, 2, 10, 7, 30, tzinfo=UTC)
+    notice = parse_notice(dsn_mail(envelope_id="e", recipient=MARTIN, when=written, arrival=received))
+    assert notice.reports[0].at == written
