@@ -107,22 +107,29 @@ class NoticeDecider:
             return NoticeVerdict.UNMATCHED
         if notice.kind == NoticeKind.DSN:
             await self._sent_already(mail, notice)
-        changed, said = 0, []
+        matched = repeated = 0
+        said = []
         for report in notice.reports:
             recipient = _recipient(mail, report)
             if recipient is None:
-                said.append(f"{report.action}: recipient not among the mail's")
+                said.append(f"{report.action} for {report.recipient or '?'}: not a recipient of mail "
+                            f"{mail.message_id}")
                 continue
+            matched += 1
             step = _step(notice.kind, report)
             if step is None:
                 said.append(f"{report.action} for {recipient.address}: noted, no step")
-                continue
-            if await self._record(mail, recipient, step, report, notice):
-                changed += 1
+            elif await self._record(mail, recipient, step, report, notice):
                 said.append(f"{step} for {recipient.address}")
             else:
+                repeated += 1
                 said.append(f"{step} for {recipient.address} already recorded")
-        verdict = NoticeVerdict.MATCHED if changed or not notice.reports else NoticeVerdict.DUPLICATE
+        if not matched:
+            verdict = NoticeVerdict.UNMATCHED          # it names our mail, but none of its recipients
+        elif repeated == matched:
+            verdict = NoticeVerdict.DUPLICATE
+        else:
+            verdict = NoticeVerdict.MATCHED
         await self._keep(notice, verdict, mail, "; ".join(said) or "no recipient reported")
         return verdict
 

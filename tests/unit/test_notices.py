@@ -168,3 +168,22 @@ async def test_a_dsn_faster_than_the_journaling_of_its_relay_answer_is_left_for_
     assert bus.published == [] and await journal.notices() == []
     await journal.record_outcome(Outcome("DOC-42", MARTIN, OutcomeStatus.ACCEPTED, "250 ok", datetime.now(UTC), key))
     assert await decider.apply(parse_notice(dsn_mail(envelope_id="ENV42", recipient=MARTIN))) is NoticeVerdict.MATCHED
+
+
+async def test_a_notice_about_our_mail_from_someone_not_among_its_recipients_is_unmatched(setup):
+    journal, bus, decider, _ = setup
+    verdict = await decider.apply(parse_notice(error_mail(original_message_id=MESSAGE_ID,
+                                                          sender="robot@autre-test.mssante.fr", to=PFI)))
+
+    assert verdict is NoticeVerdict.UNMATCHED and bus.published == []
+    [kept] = await journal.notices()
+    assert "robot@autre-test.mssante.fr" in kept.detail and kept.message_key     # which mail it named is kept
+
+
+async def test_a_delayed_dsn_is_noted_without_a_step_or_a_zam(setup):
+    journal, bus, decider, _ = setup
+    verdict = await decider.apply(parse_notice(dsn_mail(envelope_id="ENV42", recipient=MARTIN, action="delayed",
+                                                        status="4.4.1")))
+
+    assert verdict is NoticeVerdict.MATCHED and bus.published == []
+    assert "noted, no step" in (await journal.notices())[0].detail
