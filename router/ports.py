@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from router.model import Action, DmpConsent, DocumentJob, Recipient
+from router.model import Action, DmpConsent, DocumentJob, MessageSource, Recipient
 from router.readings import (Activity, ActivityCount, EventSample, MetricsSample,  # noqa: F401 - re-exported
                              QueueDepth)
 
@@ -274,6 +274,72 @@ class RenderedDocument:
     cda: bytes = field(default=b"", repr=False)
 
 
+class MailStep(StrEnum):
+    """What became of one recipient of one mail, as the relay and the notices coming back tell it."""
+
+    RELAYED = "relayed"            # the relay took it (SMTP 250)
+    DELIVERED = "delivered"        # a DSN said delivered (Action: delivered, relayed or expanded)
+    FAILED = "failed"              # a DSN said failed (Action: failed)
+    READ = "read"                  # an MDN said displayed or processed
+    ERROR = "error"                # an MDN processed/Error or an ANS error mail: the recipient could not integrate it
+
+
+@dataclass(frozen=True)
+class MailRecipient:
+    """One recipient of a sent mail and when each step was observed (None: not observed)."""
+
+    address: str
+    identifier: str = ""           # IdNat_PS or INS, as the ZAM names the recipient
+    relayed_at: datetime | None = None
+    delivered_at: datetime | None = None
+    failed_at: datetime | None = None
+    read_at: datetime | None = None
+    error_at: datetime | None = None
+    detail: str = ""               # what the last notice said (status code and text, disposition, error code)
+
+
+@dataclass(frozen=True)
+class SentMail:
+    """One mail sent over MSSanté, as the notices coming back are matched to it.
+
+    ``envelope_id`` is the ENVID asked of the relay (RFC 3461) and ``message_id`` the
+    mail's Message-ID, which MDNs and error mails quote. ``source`` is the HL7 message it
+    answers (the ZAMs are built from its MSH), ``ack_reception``/``ack_lecture`` what the
+    HIS asked for.
+    """
+
+    envelope_id: str
+    message_id: str
+    message_key: str
+    document_id: str               # the document's id as the HIS knows it
+    delivery_key: str              # the key outcomes are kept under (``deliver.delivery_key``)
+    source: MessageSource
+    ack_reception: bool = False
+    ack_lecture: bool = False
+    sent_at: datetime | None = None
+    recipients: tuple[MailRecipient, ...] = ()
+
+
+class NoticeVerdict(StrEnum):
+    MATCHED = "matched"            # applied to a journaled mail
+    DUPLICATE = "duplicate"        # matched, but every step it reports was already recorded
+    UNMATCHED = "unmatched"        # a notice that names no mail we sent
+    MALFORMED = "malformed"        # not a notice Liaison can read
+
+
+@dataclass(frozen=True)
+class NoticeRecord:
+    """A mail read from the structure's mailbox, and what Liaison made of it."""
+
+    notice_id: str                 # its Message-ID, else a digest of its bytes
+    kind: str                      # dsn, mdn, error-mail, unknown
+    verdict: NoticeVerdict
+    at: datetime
+    envelope_id: str = ""          # the mail it was matched to, when it was
+    message_key: str = ""
+    detail: str = ""
+
+
 class Journal(Protocol):
     """Every message and every step, never silently dropped."""
 
@@ -409,6 +475,34 @@ class Journal(Protocol):
     async def dmp_entry(self, document_id: str) -> DmpEntry | None:
         """The DMP entry holding ``document_id`` as this engine last left it, or None."""
 
+    async def record_mail(self, mail: SentMail) -> None:
+        """Keep a mail about to be sent and its recipients; a mail already kept (same envelope id) stays as it was."""
+
+    async def mark_mail(self, envelope_id: str, address: str, step: MailStep, *, at: datetime,
+                        detail: str = "") -> bool:
+        """Record that ``step`` was observed for one recipient of a kept mail, once; also an event of its message.
+
+        Returns True only the first time: a step already recorded, DELIVERED after FAILED (or the
+        reverse), or an unknown mail or recipient change nothing and return False. That is what
+        makes a notice read twice send no second ZAM.
+        """
+
+    async def unmark_mail(self, envelope_id: str, address: str, step: MailStep) -> None:
+        """Forget a step just marked, when its ZAM could not be queued (the notice is read again later)."""
+
+    async def sent_mail(self, *, envelope_id: str = "", message_id: str = "") -> SentMail | None:
+        """The kept mail with this envelope id, or else this Message-ID; None when there is none."""
+
+    async def sent_mails(self, message_key: str) -> list[SentMail]:
+        """The mails sent for one message, oldest first."""
+
+    async def record_notice(self, notice: NoticeRecord) -> bool:
+        """Keep what was made of a notice read from the mailbox; False when it was kept already (read twice)."""
+
+    async def notices(self, *, limit: int = 100,
+                      verdicts: frozenset[NoticeVerdict] | None = None) -> list[NoticeRecord]:
+        """Notices read, newest first; only those with one of ``verdicts`` when given."""
+
 
 # ----------------------------------------------------------- directory
 
@@ -526,7 +620,9 @@ class Mailer(Protocol):
     the relay refused the whole message for good.
     """
 
-    async def send(self, message: bytes, *, sender: str, recipients: Sequence[str]) -> list[RecipientResult]: ...
+    async def send(self, message: bytes, *, sender: str, recipients: Sequence[str],
+                   envelope_id: str = "") -> list[RecipientResult]:
+        """``envelope_id``: the ENVID to ask delivery notices under (RFC 3461), when the relay offers DSN."""
 
     async def close(self) -> None: ...
 
