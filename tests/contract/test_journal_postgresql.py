@@ -187,8 +187,12 @@ async def test_a_batch_chosen_as_deadlock_victim_runs_again_one_operation_at_a_t
             return row[0] > 0
 
         await eventually(journal_waits, "the journal's batch to wait for the other transaction's claim")
-        await other.execute(claim, ("a@x.mssante.fr",))     # a cycle: the journal's batch is rolled back
+        # A cycle: the journal's batch is rolled back and its claims run again one at a time. Which side then
+        # gets "a" is a race PostgreSQL does not order (on a loaded machine the retry may commit first), so the
+        # other side yields it quietly; what must hold is that each claim's answer agrees with the table.
+        await other.execute(claim + " ON CONFLICT DO NOTHING", ("a@x.mssante.fr",))
         await other.commit()
-        assert await both == [False, False]
-        assert {o.destination: o.message_key for o in await journal.outcomes("DOC-D")} == {
-            "a@x.mssante.fr": "K-OTHER", "b@x.mssante.fr": "K-OTHER"}
+        results = dict(zip(("a@x.mssante.fr", "b@x.mssante.fr"), await both))
+        owners = {o.destination: o.message_key for o in await journal.outcomes("DOC-D")}
+        assert results["b@x.mssante.fr"] is False and owners["b@x.mssante.fr"] == "K-OTHER"
+        assert owners["a@x.mssante.fr"] == ("K-JOURNAL" if results["a@x.mssante.fr"] else "K-OTHER")
