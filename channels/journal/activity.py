@@ -4,7 +4,8 @@ Each query reads an index only, so its cost follows the last day's traffic, not 
 
 - messages of the last day by channel, type and state: one range scan of ``messages_recent``
   (received_at, channel, message_type, state), the hour's count summed on the way;
-- received (and delivered) per hour: the same range, 24 conditional sums;
+- received (and delivered) per hour: 24 range counts on the same index (one conditional sum per
+  row each; 48 conditional sums over the whole day cost ten times more on a busy day);
 - outcomes by status in the last hour and day, and standing now (SENDING, RETRYING):
   ``outcomes_by_status`` (status, at);
 - the oldest message not in a final state: the first entry of ``messages_by_state`` for each
@@ -42,15 +43,12 @@ def activity(now: datetime) -> Operation[Activity]:
                      for channel, kind, state, day, hour in found.rows)
 
     top = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
-    starts = [top - timedelta(hours=HOURS - i) for i in range(HOURS)]
-    sums, params = [], []
-    for start in starts:
-        sums.append("sum(CASE WHEN received_at >= ? AND received_at < ? THEN 1 ELSE 0 END)")
-        sums.append("sum(CASE WHEN received_at >= ? AND received_at < ? AND state = ? THEN 1 ELSE 0 END)")
-        bounds = [ts(start), ts(start + timedelta(hours=1))]
-        params += bounds + bounds + [str(MessageState.DELIVERED)]
-    row = (yield f"SELECT {', '.join(sums)} FROM messages WHERE received_at >= ?", (*params, ts(starts[0]))).rows[0]
-    hourly = tuple((start, int(row[2 * i] or 0), int(row[2 * i + 1] or 0)) for i, start in enumerate(starts))
+    hourly = []
+    for start in (top - timedelta(hours=HOURS - i) for i in range(HOURS)):
+        row = (yield ("SELECT count(*), count(*) FILTER (WHERE state = ?) FROM messages "
+                      "WHERE received_at >= ? AND received_at < ?",
+                      (str(MessageState.DELIVERED), ts(start), ts(start + timedelta(hours=1))))).rows[0]
+        hourly.append((start, int(row[0]), int(row[1])))
 
     statuses = [str(status) for status in OutcomeStatus]
     marks = ", ".join("?" * len(statuses))
@@ -68,7 +66,7 @@ def activity(now: datetime) -> Operation[Activity]:
                 (str(state),)).rows
         if rows and (oldest is None or moment(rows[0][1]) < oldest[1]):
             oldest = (rows[0][0], moment(rows[0][1]), str(state))
-    return Activity(at=now, messages=messages, outcomes=outcomes, hourly=hourly, oldest_waiting=oldest)
+    return Activity(at=now, messages=messages, outcomes=outcomes, hourly=tuple(hourly), oldest_waiting=oldest)
 
 
 def metrics_sample(after_event: int | None, now: datetime, limit: int) -> Operation[MetricsSample]:
