@@ -17,6 +17,7 @@ decrypted), each query ``--repeat`` times with random arguments, p50 and p99 in 
 - by IPP: a random patient's messages (keyed digest lookup);
 - by document id: one document's message;
 - state + date: failed messages of one random day;
+- parked, no date: the newest parked messages (2 % of the journal);
 - dashboard: ``Journal.activity`` (counts of the last hour and day, 24 hourly buckets, oldest waiting).
 
 Usage::
@@ -191,7 +192,8 @@ async def measure(journal, traffic: Traffic, repeat: int) -> dict[str, list[floa
         return {"state": MessageState.FAILED, "since": day, "until": day + timedelta(days=1)}
 
     queries = {"first page": lambda: {}, "deep keyset page": deep, "by IPP (digest)": by_ipp,
-               "by document id (digest)": by_document, "state + day": state_and_day}
+               "by document id (digest)": by_document, "state + day": state_and_day,
+               "parked (2 %), no date": lambda: {"state": MessageState.PARKED}}
     timings: dict[str, list[float]] = {}
     for name, arguments in queries.items():
         await journal.search(limit=PAGE, **arguments())          # warm the path once
