@@ -111,7 +111,9 @@ async def test_operator_reads_the_dashboard_and_finds_a_message_by_ins(console, 
                                                                       "#throughput rect.received"))) == 24
     assert "deliver.mss" in await browser.text("#queues")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    await browser.run(browser.driver.set_window_size, 1400, 1500)       # the whole dashboard in one picture
     await browser.screenshot(SCREENSHOTS / "dashboard.png")
+    await browser.run(browser.driver.set_window_size, 1400, 900)
 
     await browser.get("/messages")
     await browser.fill("#ins", OTHER_PATIENT.ins)
