@@ -19,6 +19,7 @@ from channels.journal import consents as consent_sql
 from channels.journal.digests import IdentifierDigests
 from channels.journal import documents as document_sql
 from channels.journal import operations as ops
+from channels.journal import reindex as reindex_sql
 from channels.journal import stays as stay_sql
 from channels.journal.sql import Operation, ts
 from router.errors import TransientError
@@ -143,6 +144,11 @@ class SqlJournal:
     async def record_dmp_entry(self, entry: DmpEntry) -> None:
         now = ts(self._clock.now())
         await self._write(lambda: ops.record_dmp_entry(entry, now))
+
+    async def reindex(self, *, batch: int = 1000, progress=None) -> dict[str, int]:
+        """File the messages of before schema v7 under their identifier digests (``reindex.py``)."""
+        return await reindex_sql.reindex(self._query, self._write, self._codec, self._digests, batch=batch,
+                                         progress=progress)
 
     # ------------------------------------------------------------------ reads
 

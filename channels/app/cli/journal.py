@@ -4,6 +4,7 @@
                                              [--document ID] [--recipient ADDRESS] [--limit N]
     liaison journal [-c liaison.toml] show KEY [--raw]
     liaison journal migrate [-c liaison.toml]      (journal_migrate.py)
+    liaison journal reindex [-c liaison.toml]      file older messages under their identifier digests
 
 ``-c`` may also come after ``search`` or ``show``.
 
@@ -46,12 +47,17 @@ def add_parser(subparsers) -> None:
     show_parser.add_argument("key", help="the message's journal key (first column of 'search')")
     show_parser.add_argument("--raw", action="store_true", help="also print the message as received")
     command("migrate", help="create or upgrade the journal's schema (SQLite or PostgreSQL) to this Liaison's")
+    command("reindex", help="file the messages journaled before schema v7 under the digests of their IPP, INS, "
+                            "document ids and recipients, so that search finds them (safe to run again, "
+                            "and while the engine runs)")
 
 
 async def run(args: argparse.Namespace) -> int:
     settings = load_settings(args.config) if args.config else Settings()
     if args.journal_command == "migrate":
         return await journal_migrate.migrate(settings)
+    if args.journal_command == "reindex":
+        return await journal_migrate.reindex(settings)
     if args.journal_command == "search":
         return await search(settings, state=args.state, control_id=args.control_id, limit=args.limit,
                             ipp=args.ipp, ins=args.ins, document_id=args.document, recipient=args.recipient)
