@@ -17,7 +17,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from channels.cipher import aad
-from channels.journal.operations import index
 from channels.journal.sql import Operation
 from router.hl7.charset import decode_lenient
 from router.hl7.msh import first_segment
@@ -93,5 +92,8 @@ async def reindex(query: Callable, write: Callable, codec, digests, *, batch: in
 
 
 def _index_all(filed) -> Operation[None]:
-    for message_key, found in filed:
-        yield from index(message_key, found)
+    """One INSERT for a whole page (at most a few thousand rows, under both databases' parameter limits)."""
+    pairs = [(digest, message_key) for message_key, found in filed if message_key for digest in found]
+    if pairs:
+        yield (f"INSERT INTO message_identifiers (digest, message_key) VALUES {', '.join(['(?, ?)'] * len(pairs))} "
+               "ON CONFLICT DO NOTHING", [value for pair in pairs for value in pair])
