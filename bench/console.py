@@ -17,7 +17,11 @@ decrypted), each query ``--repeat`` times with random arguments, p50 and p99 in 
 - by IPP: a random patient's messages (keyed digest lookup);
 - by document id: one document's message;
 - state + date: failed messages of one random day;
+- parked, no date: the newest parked messages (2 % of the journal);
 - dashboard: ``Journal.activity`` (counts of the last hour and day, 24 hourly buckets, oldest waiting).
+
+With ``--reindex``, the digests are then deleted and ``Journal.reindex`` (what ``liaison journal
+reindex`` runs for a journal older than v7) files every message again, timed.
 
 Usage::
 
@@ -191,7 +195,8 @@ async def measure(journal, traffic: Traffic, repeat: int) -> dict[str, list[floa
         return {"state": MessageState.FAILED, "since": day, "until": day + timedelta(days=1)}
 
     queries = {"first page": lambda: {}, "deep keyset page": deep, "by IPP (digest)": by_ipp,
-               "by document id (digest)": by_document, "state + day": state_and_day}
+               "by document id (digest)": by_document, "state + day": state_and_day,
+               "parked (2 %), no date": lambda: {"state": MessageState.PARKED}}
     timings: dict[str, list[float]] = {}
     for name, arguments in queries.items():
         await journal.search(limit=PAGE, **arguments())          # warm the path once
@@ -223,6 +228,14 @@ def report(title: str, fill_seconds: float, n: int, timings: dict[str, list[floa
         print(f"  {name:<28} {statistics.median(spent):8.1f} {p99:8.1f} {rows:6.1f}")
 
 
+async def timed_reindex(journal, n: int) -> None:
+    began = time.perf_counter()
+    counts = await journal.reindex()
+    seconds = time.perf_counter() - began
+    assert counts["messages"] == n, counts
+    print(f"  reindex from scratch: {n:,} messages in {seconds:.0f} s ({n / seconds:,.0f}/s)")
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=1_000_000)
@@ -233,6 +246,7 @@ async def main() -> None:
                         help="also run on this PostgreSQL server (a schema of its own, dropped afterwards)")
     parser.add_argument("--postgresql", action="store_true", help="PostgreSQL at LIAISON_TEST_POSTGRES_URL")
     parser.add_argument("--skip-sqlite", action="store_true")
+    parser.add_argument("--reindex", action="store_true", help="then time liaison journal reindex from scratch")
     args = parser.parse_args()
     if args.messages < BATCH:
         parser.error(f"--messages: at least {BATCH}")
@@ -253,6 +267,11 @@ async def main() -> None:
             async with SqliteJournal(path, key=KEY) as journal:
                 timings = await measure(journal, traffic, args.repeat)
             report("SQLite", seconds, args.messages, timings, size)
+            if args.reindex:
+                with sqlite3.connect(path) as conn:
+                    conn.execute("DELETE FROM message_identifiers")
+                async with SqliteJournal(path, key=KEY) as journal:
+                    await timed_reindex(journal, args.messages)
 
     if url:
         from channels.journal.postgresql import PostgresJournal
@@ -263,6 +282,12 @@ async def main() -> None:
             async with PostgresJournal(schema_url, key=KEY) as journal:
                 timings = await measure(journal, traffic, args.repeat)
             report("PostgreSQL", seconds, args.messages, timings, "")
+            if args.reindex:
+                import psycopg
+                with psycopg.connect(schema_url, autocommit=True) as conn:
+                    conn.execute("DELETE FROM message_identifiers")
+                async with PostgresJournal(schema_url, key=KEY) as journal:
+                    await timed_reindex(journal, args.messages)
 
 
 if __name__ == "__main__":

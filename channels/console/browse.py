@@ -39,8 +39,10 @@ class Page:
 
 
 def asks_patient(params: Any) -> bool:
-    """Whether the query filters by a patient identifier (``PATIENT_FILTERS``)."""
-    return any(params.get(name) for name in PATIENT_FILTERS)
+    """Whether the query filters by a patient identifier (``PATIENT_FILTERS``, or a patient's own
+    mailbox, which is named after the INS)."""
+    return (any(params.get(name) for name in PATIENT_FILTERS)
+            or bool(PATIENT_ADDRESS.fullmatch((params.get("recipient") or "").strip())))
 
 
 async def search(journal: Journal, params: Any) -> Page:

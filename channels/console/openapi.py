@@ -86,7 +86,7 @@ PATHS: dict[str, dict[str, Any]] = {
             _q("ipp", "The patient's IPP (PID-3 of type PI); operators only"),
             _q("ins", "The patient's INS; operators only"),
             _q("document_id", "A document id, root^extension or the extension alone"),
-            _q("recipient", "A recipient's mail address"),
+            _q("recipient", "A recipient's mail address (a patient's own mailbox, named after the INS: operators only)"),
             _q("before", "The cursor `next` of the previous page"),
             _q("limit", "Page size, 1 to 500 (default 50)", INT)],
         "responses": _answers(_obj({"messages": {"type": "array", "items": MESSAGE},

@@ -244,12 +244,18 @@ def search(codec: Codec, *, state: MessageState | None, control_id: str | None, 
     in this order are returned, so a page costs the same however deep it is. ``digests``:
     identifier digests (``digests.py``) the message must be filed under, every one.
     """
-    filters = {"state = ?": None if state is None else str(state), "control_id = ?": control_id,
-               "received_at >= ?": None if since is None else ts(since),
-               "received_at < ?": None if until is None else ts(until), "message_type = ?": message_type,
-               "sending_application = ?": sending_application}
-    used = {clause: value for clause, value in filters.items() if value is not None}
-    clauses, params = list(used), list(used.values())
+    clauses: list[str] = []
+    params: list = []
+    if state is not None:
+        # An enum, written as a constant: PostgreSQL's generic plan for ``state = $1`` cannot tell a
+        # rare state (parked) from a common one, and would walk the time index looking for it.
+        clauses.append(f"state = '{MessageState(state)}'")
+    for clause, value in (("control_id = ?", control_id), ("received_at >= ?", None if since is None else ts(since)),
+                          ("received_at < ?", None if until is None else ts(until)),
+                          ("message_type = ?", message_type), ("sending_application = ?", sending_application)):
+        if value is not None:
+            clauses.append(clause)
+            params.append(value)
     for digest in digests:
         clauses.append("key IN (SELECT message_key FROM message_identifiers WHERE digest = ?)")
         params.append(digest)

@@ -21,6 +21,7 @@ from channels.journal import documents as document_sql
 from channels.journal import mails as mail_sql
 from channels.journal import operations as ops
 from channels.journal import retention as retention_sql
+from channels.journal import reindex as reindex_sql
 from channels.journal import stays as stay_sql
 from channels.journal.sql import Operation, ts
 from router.errors import TransientError
@@ -183,6 +184,11 @@ class SqlJournal:
         """How many messages retention would empty and remove now."""
         return await self._query(retention_sql.expirable(None if content_before is None else ts(content_before),
                                                          None if metadata_before is None else ts(metadata_before)))
+
+    async def reindex(self, *, batch: int = 1000, progress=None) -> dict[str, int]:
+        """File the messages of before schema v7 under their identifier digests (``reindex.py``)."""
+        return await reindex_sql.reindex(self._query, self._write, self._codec, self._digests, batch=batch,
+                                         progress=progress)
 
     # ------------------------------------------------------------------ reads
 

@@ -75,7 +75,9 @@ async def test_operator_finds_a_message_by_msh10_and_reads_its_timeline(console,
     assert "operator (operator)" in await browser.text("#who")
     await browser.screenshot(shots / "messages.png")
     await browser.fill("#control_id", control_id)
+    button = await browser.find("#search")
     await browser.click("#search")
+    await browser.landed(button)
     rows = await browser.run(lambda: browser.driver.find_elements("css selector", "#messages tbody tr"))
     assert len(rows) == 1 and control_id in rows[0].text and "delivered" in rows[0].text
     await browser.click("#messages tbody tr a")
@@ -105,19 +107,24 @@ async def test_operator_reads_the_dashboard_and_finds_a_message_by_ins(console, 
     await browser.login("operator", PASSWORD)
     await browser.get("/dashboard")
     activity = await browser.text("#activity")
-    assert "his" in activity and "ORU^R01" in activity
-    assert "4 / 4" in activity                                  # received in the last hour / day
+    assert "his" in activity and "ORU^R01" in activity, activity
+    assert "4 / 4" in activity, activity                        # received in the last hour / day
     assert len(await browser.run(lambda: browser.driver.find_elements("css selector",
                                                                       "#throughput rect.received"))) == 24
     assert "deliver.mss" in await browser.text("#queues")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    await browser.run(browser.driver.set_window_size, 1400, 1500)       # the whole dashboard in one picture
     await browser.screenshot(SCREENSHOTS / "dashboard.png")
+    await browser.run(browser.driver.set_window_size, 1400, 900)
 
     await browser.get("/messages")
     await browser.fill("#ins", OTHER_PATIENT.ins)
+    button = await browser.find("#search")
     await browser.click("#search")
-    rows = await browser.run(lambda: browser.driver.find_elements("css selector", "#messages tbody tr"))
-    assert len(rows) == 1 and control_id in rows[0].text
+    await browser.landed(button)                                # the results page, not the one before
+    rows = await browser.run(lambda: [row.text for row in browser.driver.find_elements("css selector",
+                                                                                         "#messages tbody tr")])
+    assert len(rows) == 1 and control_id in rows[0], rows
     await browser.click("#messages tbody tr a")
     assert await browser.text("#key") == key
     assert "outcome" in await browser.text("#timeline")

@@ -1037,3 +1037,25 @@ async def test_a_notice_is_kept_once_and_listed_newest_first_by_verdict(journal)
     assert await journal.notices() == [garbage, first]
     assert await journal.notices(verdicts=frozenset({NoticeVerdict.MALFORMED, NoticeVerdict.UNMATCHED})) == [garbage]
     assert await journal.notices(limit=1) == [garbage]
+
+
+async def test_reindex_files_older_messages_under_their_identifiers_again(backend, journal):
+    first, _ = await journal.record_received(with_patient("RIX-1", IPP_1, INS_1))
+    second, _ = await journal.record_received(with_patient("RIX-2", IPP_2))
+    await journal.record_outcome(Outcome(DOC, MAIL_A, OutcomeStatus.ACCEPTED, "250", T0, first))
+    await journal.bind_content(DOC_2, "ab" * 32, second)
+    await journal.record_document(a_document(document_id="TXA-RIX", message_key=second))
+    await journal.close()
+    backend.execute([("DELETE FROM message_identifiers", ())])      # as a journal of before v7 has them
+    reopened = backend.make()
+    async with reopened:
+        assert await reopened.search(ipp=IPP_1) == []
+        counts = await reopened.reindex(batch=1)
+        again = await reopened.reindex()                                # idempotent
+        found = {name: [r.key for r in await reopened.search(**{kind: value})] for name, kind, value in (
+            ("ipp", "ipp", IPP_1), ("ins", "ins", INS_1), ("ipp2", "ipp", IPP_2), ("doc", "document_id", DOC),
+            ("doc2", "document_id", "DOC-RENDERED-2"), ("rendered", "document_id", "TXA-RIX"),
+            ("mail", "recipient", MAIL_A))}
+    assert counts == again == {"messages": 2, "outcomes": 1, "document_contents": 1, "documents": 1}
+    assert found == {"ipp": [first], "ins": [first], "ipp2": [second], "doc": [first], "doc2": [second],
+                     "rendered": [second], "mail": [first]}

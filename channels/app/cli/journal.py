@@ -5,6 +5,7 @@
     liaison journal [-c liaison.toml] show KEY [--raw]
     liaison journal [-c liaison.toml] notices [--unrecognised] [--limit N]
     liaison journal migrate [-c liaison.toml]      (journal_migrate.py)
+    liaison journal reindex [-c liaison.toml]      file older messages under their identifier digests
 
 ``-c`` may also come after ``search`` or ``show``.
 
@@ -52,12 +53,17 @@ def add_parser(subparsers) -> None:
                                 help="only those matching no mail of ours or not readable")
     notices_parser.add_argument("--limit", type=int, default=50, help="at most this many rows (default %(default)s)")
     command("migrate", help="create or upgrade the journal's schema (SQLite or PostgreSQL) to this Liaison's")
+    command("reindex", help="file the messages journaled before schema v7 under the digests of their IPP, INS, "
+                            "document ids and recipients, so that search finds them (safe to run again, "
+                            "and while the engine runs)")
 
 
 async def run(args: argparse.Namespace) -> int:
     settings = load_settings(args.config) if args.config else Settings()
     if args.journal_command == "migrate":
         return await journal_migrate.migrate(settings)
+    if args.journal_command == "reindex":
+        return await journal_migrate.reindex(settings)
     if args.journal_command == "search":
         return await search(settings, state=args.state, control_id=args.control_id, limit=args.limit,
                             ipp=args.ipp, ins=args.ins, document_id=args.document, recipient=args.recipient)

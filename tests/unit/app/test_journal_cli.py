@@ -79,3 +79,37 @@ def test_journal_search_finds_a_message_by_ipp_ins_document_and_recipient(tmp_pa
         assert main(["journal", "-c", toml, "search", option, value]) == 0
         out = capsys.readouterr().out
         assert "CLI-2" in out and "CLI-1" not in out, (option, out)
+
+
+def test_journal_migrate_from_v6_files_older_messages_under_their_identifiers(tmp_path, capsys):
+    import asyncio
+    import sqlite3
+    from datetime import UTC, datetime
+
+    from channels.journal import SqliteJournal
+    from router.ports import ReceivedMessage
+
+    path = tmp_path / "journal.sqlite"
+
+    async def fill() -> None:
+        async with SqliteJournal(path) as journal:
+            await journal.record_received(ReceivedMessage(
+                raw=b"MSH|^~\\&|DXCARE|CHU|LIAISON|CHU|20261206||ADT^A01|OLD-1|P|2.5\rPID|||IPP-OLD^^^CHU^PI\r",
+                channel="his", sending_application="DXCARE", sending_facility="CHU", control_id="OLD-1",
+                message_type="ADT^A01", received_at=datetime.now(UTC)))
+
+    asyncio.run(fill())
+    with sqlite3.connect(path) as conn:         # back to v6: no digests table, no v7 indexes
+        for statement in ("DROP TABLE message_identifiers", "DROP INDEX messages_recent",
+                          "DROP INDEX outcomes_by_status", "DROP INDEX stays_by_discharge",
+                          "DELETE FROM schema_version WHERE version >= 7"):
+            conn.execute(statement)
+    toml = config(tmp_path, f"sqlite://{path}", migrate=False)
+    capsys.readouterr()
+    assert main(["journal", "migrate", "-c", toml]) == 0
+    out = capsys.readouterr().out
+    assert f"schema v6 -> v{LATEST}" in out and "identifiers filed for 1 messages" in out
+    assert main(["journal", "-c", toml, "search", "--ipp", "IPP-OLD"]) == 0
+    assert "OLD-1" in capsys.readouterr().out
+    assert main(["journal", "-c", toml, "reindex"]) == 0
+    assert "identifiers filed for 1 messages, 0 outcomes" in capsys.readouterr().out

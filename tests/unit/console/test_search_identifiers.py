@@ -64,5 +64,7 @@ async def test_a_viewer_searches_by_document_and_recipient_but_not_by_patient(co
         assert found(await client.get("/api/messages", params={"document_id": "1.2.3^DOC-9"})) == [keys[4]]
         assert (await client.get("/api/messages", params={"ipp": "IPP-A"})).status_code == 403
         assert (await client.get("/api/messages", params={"ins": INS})).status_code == 403
+        patient_mailbox = {"recipient": f"{INS}@patient.mssante.fr"}          # named after the INS
+        assert (await client.get("/api/messages", params=patient_mailbox)).status_code == 403
         assert (await client.get("/messages", params={"ipp": "IPP-A"})).status_code == 403
         assert 'id="ipp"' not in (await client.get("/messages")).text
