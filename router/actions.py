@@ -4,9 +4,9 @@ One service for the console and the CLI, on the Journal and Bus ports, so both
 keep the same rules:
 
 - **release**: each parked job of the message goes back to its queue and runs
-  again from that stage. A parked delivery job had its pending recipients
-  failed ("not sent") when it was parked; those outcomes are reopened first,
-  or the job would find them settled and send nothing.
+  again from that stage. A parked delivery (or DMP deposit) job had its
+  pending recipients failed ("not sent") when it was parked; those outcomes
+  are reopened first, or the job would find them settled and send nothing.
 - **retry a recipient**: one recipient whose outcome is failed or refused gets
   a new attempt: its outcome is reopened (RETRYING), and the message runs again
   from its raw HL7 (or its parked delivery job goes back).
@@ -36,9 +36,12 @@ from datetime import UTC, datetime
 import structlog
 
 from router import queues
-from router.errors import EngineError
+from router.errors import EngineError, TransientError
 from router.hl7.charset import decode_lenient
+from router.model import DocumentJob
 from router.ports import Bus, Envelope, Journal, JournalEvent, MessageRecord, MessageState, Outcome, OutcomeStatus
+from router.stages.deliver import delivery_key
+from router.stages.deposit import deposit_key
 
 log = structlog.get_logger(__name__)
 
@@ -119,9 +122,8 @@ class MessageActions:
                               "retry a recipient or replay it instead")
         released = []
         for queue, envelope in found:
-            if queue == queues.DELIVER_MSS:
-                document_id = envelope.headers.get("document_id", "")
-                await self._reopen(record.key, document_id, None, user)
+            for outcome_key in _outcome_keys(queue, envelope):
+                await self._reopen(record.key, outcome_key, None, user)
             if await self.bus.replay(queue, envelope.message_id):
                 released.append(queue)
         if not released:
@@ -140,8 +142,8 @@ class MessageActions:
             raise ActionError(f"{destination} is {outcome.status} now: only a failed or refused recipient is retried")
         if not await self._reopen(record.key, outcome.document_id, destination, user):
             raise ActionError(f"{destination} changed meanwhile: look at the message again")
-        parked = [(q, e) for q, e in await self._parked_of(record.key) if q == queues.DELIVER_MSS
-                  and e.headers.get("document_id", "") == outcome.document_id]
+        parked = [(q, e) for q, e in await self._parked_of(record.key)
+                  if outcome.document_id in _outcome_keys(q, e)]
         if parked and await self.bus.replay(parked[0][0], parked[0][1].message_id):
             return f"{destination} reopened; its parked delivery job released"
         await self._run_again(record, "retry_recipient", f"to retry {destination}")
@@ -217,8 +219,14 @@ class MessageActions:
         if not moved:
             raise ActionError(f"message {record.key} changed meanwhile: look at it again")
         _, codec, _ = decode_lenient(record.raw, self.default_charset)
-        await self.bus.publish(queues.INBOUND, record.raw, message_id=record.key,
-                               headers={"channel": record.channel, "codec": codec, "message_key": record.key})
+        try:
+            await self.bus.publish(queues.INBOUND, record.raw, message_id=record.key,
+                                   headers={"channel": record.channel, "codec": codec, "message_key": record.key})
+        except TransientError as exc:
+            # Queued with nothing on the bus would wait for ever: back to where it was, and say so.
+            await self.journal.set_state(record.key, record.state, step=step, detail=f"not run again: {exc}",
+                                         only_from=frozenset({MessageState.QUEUED}))
+            raise ActionError(f"the bus did not take message {record.key} ({exc}); try again later") from exc
 
     async def _documents_of(self, key: str) -> list[str]:
         return list(dict.fromkeys(e.document_id for e in await self.journal.events(key) if e.document_id))
@@ -242,6 +250,17 @@ class MessageActions:
         if queue not in queues.ALL:
             return None
         return next((e for e in await self.bus.parked(queue, limit=10_000) if e.message_id == message_id), None)
+
+
+def _outcome_keys(queue: str, envelope: Envelope) -> list[str]:
+    """The outcome keys a parked delivery or deposit job settles (its park failed those still pending)."""
+    if queue not in (queues.DELIVER_MSS, queues.DEPOSIT_DMP):
+        return []
+    try:
+        job = DocumentJob.from_json(envelope.body)
+    except (ValueError, KeyError, TypeError):
+        return [envelope.headers.get("document_id", "")]
+    return [delivery_key(job) if queue == queues.DELIVER_MSS else deposit_key(job)]
 
 
 def _settled(record: MessageRecord, verb: str) -> None:

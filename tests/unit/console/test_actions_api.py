@@ -115,3 +115,14 @@ async def test_replay_puts_the_raw_message_back_on_the_inbound_queue(console):
     assert received[0].headers["channel"] == "his" and received[0].headers["codec"] == "utf-8"
     assert (await console.journal.message(key)).state == MessageState.QUEUED
     assert "0 recipient(s) reopened" in result.outcome
+
+
+async def test_a_replay_the_bus_does_not_take_leaves_the_message_as_it_was(console):
+    key = await console.receive("CTL-NOBUS")
+    await console.journal.set_state(key, MessageState.PARTIAL, step="delivered")
+    await console.bus.close()
+    async with console.logged_in("operator") as client:
+        token = (await client.get("/api/session")).json()["csrf"]
+        response = await client.post(f"/api/messages/{key}/replay", headers={"x-csrf-token": token})
+    assert response.status_code == 409 and "the bus did not take" in response.json()["error"]
+    assert (await console.journal.message(key)).state == MessageState.PARTIAL
