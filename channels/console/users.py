@@ -52,6 +52,11 @@ _SCHEMA = (
         id INTEGER PRIMARY KEY, at TEXT NOT NULL, user TEXT NOT NULL, action TEXT NOT NULL,
         target TEXT NOT NULL DEFAULT '', outcome TEXT NOT NULL DEFAULT '')""",
     "CREATE TABLE IF NOT EXISTS settings (name TEXT PRIMARY KEY, value BLOB NOT NULL)",
+    # The audit page filters by user, action or target, newest first; retention removes by age.
+    "CREATE INDEX IF NOT EXISTS audit_by_user ON audit (user, id)",
+    "CREATE INDEX IF NOT EXISTS audit_by_action ON audit (action, id)",
+    "CREATE INDEX IF NOT EXISTS audit_by_target ON audit (target, id)",
+    "CREATE INDEX IF NOT EXISTS audit_by_at ON audit (at)",
     """CREATE TABLE IF NOT EXISTS tokens (
         id TEXT PRIMARY KEY, user TEXT NOT NULL, hash TEXT NOT NULL, created_at TEXT NOT NULL,
         revoked_at TEXT, last_used_at TEXT)""",
