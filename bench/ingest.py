@@ -39,8 +39,14 @@ VT, FS, CR = b"\x0b", b"\x1c", b"\r"
 
 
 def sample_message(i: int) -> bytes:
-    """A PFI ORU^R01 of about 2 KB (the door reads MSH, PID, PRT and MetaDMPMSS rows, not the document)."""
-    document = b"<ClinicalDocument xmlns='urn:hl7-org:v3'>" + b"x" * 600 + b"</ClinicalDocument>"
+    """A PFI ORU^R01 of about 2 KB.
+
+    The door reads MSH, PID, PRT and MetaDMPMSS rows, and of the document only its id
+    (decoded, hashed and looked up in the journal: router/reused_id.py), so the id is unique.
+    """
+    document = (b"<ClinicalDocument xmlns='urn:hl7-org:v3'><typeId root='2.16.840.1.113883.1.3' "
+                b"extension='POCD_HD000040'/><id root='1.2.250.1.999.1' extension='B%09d'/>" % i
+                + b"x" * 500 + b"</ClinicalDocument>")
     return encode_message(make_pfi_oru(document, control_id=f"B{i:09d}", recipients=[DR_MARTIN, DR_LEROY]))
 
 

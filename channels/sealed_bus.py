@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from channels.cipher import AesGcmCodec, DecryptError
-from router.ports import Bus, Delivery, DeliveryHandler, Envelope, Subscription
+from router.ports import Bus, Delivery, DeliveryHandler, Envelope, QueueDepth, Subscription
 
 SEALED_HEADER = "x-liaison-sealed"
 SEAL = "aes-256-gcm/v1"
@@ -68,6 +68,9 @@ class SealedBus:
 
     async def replay(self, queue: str, message_id: str) -> bool:
         return await self.inner.replay(queue, message_id)
+
+    async def depth(self, queue: str) -> QueueDepth:
+        return await self.inner.depth(queue)
 
     def _open(self, envelope: Envelope) -> Envelope:
         if envelope.headers.get(SEALED_HEADER) != SEAL:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 from router.errors import ValidationError
 from router.hl7.escape import unescape
-from router.recipients_pfi import repetitions, value
+from router.recipients_pfi import INS_OIDS, repetitions, value
 
 #: INS OID → kind (french-interop.md §1.1; FR Core INS slices).
 INS_KINDS: dict[str, str] = {
@@ -118,6 +118,25 @@ def idnat_ps(xcn_id: str, type_code: str = "") -> str:
     if len(ident) == 11 and ident.isdigit() and kind in ("", "RPPS"):
         return "8" + ident
     return ident
+
+
+def searchable_identifiers(pid) -> tuple[tuple[str, str], ...]:
+    """The patient identifiers of a PID segment people search the journal by: ``("ipp", ...)`` for PID-3 of
+    type PI, ``("ins", ...)`` for type INS or an INS OID; as sent, unchecked (the worker checks them).
+
+    The journal stores them only as keyed digests (``channels/journal/digests.py``).
+    """
+    found = []
+    for rep in range(1, max(1, repetitions(pid, 3)) + 1):
+        identifier = value(pid, 3, repetition=rep)
+        if not identifier:
+            continue
+        id_type = value(pid, 3, 5, repetition=rep).upper()
+        if id_type == "INS" or value(pid, 3, 4, 2, repetition=rep) in INS_OIDS:
+            found.append(("ins", identifier))
+        elif id_type == "PI":
+            found.append(("ipp", identifier))
+    return tuple(found)
 
 
 # --- INS -------------------------------------------------------------------------

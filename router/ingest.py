@@ -9,6 +9,9 @@ python-hl7 tree). Order of work for every frame:
    routing check, for render-mode MDM a TXA (:mod:`router.mode`); a refusal is an AE/AR with an ERR segment, journaled;
 3. journal the raw bytes (idempotent on sending application + MSH-10): a
    resent message gets the ACK it got the first time and is not processed again;
+   a PFI document whose CDA id was already sent with other content will be
+   answered AE 205 (:mod:`router.reused_id`), and is still queued so that the
+   worker answers each recipient with a ZAM;
 4. publish to the ``inbound`` queue and wait for the bus's confirmation;
 5. only then mark it queued and answer AA.
 
@@ -32,10 +35,12 @@ from router.errors import EngineError, ParseError, TransientError, ValidationErr
 from router.hl7 import ack as acks
 from router.hl7.charset import decode_lenient, encode
 from router.hl7.segments import normalise_segments
-from router.hl7.msh import MshHeader, iter_segments, read_header
+from router.hl7.msh import MshHeader, Segment, iter_segments, read_header
+from router.identity import searchable_identifiers
 from router.mode import is_render_mode
 from router.pfi import check_routing
 from router.ports import Bus, Journal, MessageState, ReceivedMessage
+from router.reused_id import reused_id_refusal
 
 log = structlog.get_logger(__name__)
 
@@ -78,18 +83,28 @@ class Ingest:
         except ParseError as exc:
             return await self._unreadable(raw, peer, f"unreadable message: {exc}")
 
-        refusal = self._triage(header, text)
+        segments = list(iter_segments(text))
+        pid = next((segment for segment in segments if segment.id == "PID"), None)
+        identifiers = searchable_identifiers(pid) if pid is not None else ()
+        refusal = self._triage(header, segments)
         if refusal is None and lossy:
             refusal = EngineError(f"bytes not valid in the declared charset {codec} (MSH-18 {header.charset!r})",
                                   hl7_code="103", hl7_text="Table value not found", hl7_location="MSH^1^18")
         if refusal is not None:
-            return await self._refuse(raw, peer, header, codec, refusal)
+            return await self._refuse(raw, peer, header, codec, refusal, identifiers=identifiers)
 
-        key, is_new = await self.journal.record_received(self._received(raw, peer, header, header.control_id))
+        reuse = await self._reused_id(header, segments)
+        key, is_new = await self.journal.record_received(self._received(raw, peer, header, header.control_id,
+                                                                        identifiers))
         if not is_new:
             replay = await self._answer_duplicate(key, header, codec)
             if replay is not None:
                 return replay
+        if reuse is not None:
+            # Journaled with its AE before it is queued, so that a resend of this MSH-10 gets the same answer.
+            log.info("ingest.reused_document_id", key=key, control_id=header.control_id, error_code="205")
+            await self.journal.set_state(key, MessageState.RECEIVED, step="door", detail=str(reuse),
+                                         ack_code="AE", only_from=_ONLY_RECEIVED)
         try:
             await self.bus.publish(queues.INBOUND, raw, message_id=key,
                                    headers={"channel": self.channel, "codec": codec})
@@ -102,6 +117,10 @@ class Ingest:
                                          only_from=_ONLY_RECEIVED)
             return self._ack(header, codec, "AR", text="temporarily unable to store the message, resend later",
                              error=exc)
+        if reuse is not None:
+            # Still queued: the worker reads the recipients and answers each with a ZAM^Z02 N, and parks it.
+            self._mark_queued(key, header.control_id, ack_code="AE")
+            return self._ack(header, codec, "AE", text=str(reuse), error=reuse)
         self._mark_queued(key, header.control_id)
         return self._ack(header, codec, "AA")
 
@@ -133,7 +152,7 @@ class Ingest:
 
     # ------------------------------------------------------------------ helpers
 
-    def _mark_queued(self, key: str, control_id: str) -> None:
+    def _mark_queued(self, key: str, control_id: str, *, ack_code: str = "AA") -> None:
         """Record "queued" without holding the ACK for a third durable write.
 
         The AA already rests on two durable facts, the journal row and the bus
@@ -142,7 +161,7 @@ class Ingest:
         it. ``only_from`` keeps it from undoing a worker that was faster.
         """
         task = asyncio.create_task(self.journal.set_state(
-            key, MessageState.QUEUED, step="queued", ack_code="AA", only_from=_ONLY_RECEIVED))
+            key, MessageState.QUEUED, step="queued", ack_code=ack_code, only_from=_ONLY_RECEIVED))
         self._background.add(task)
         task.add_done_callback(functools.partial(self._background_done, key=key, control_id=control_id))
 
@@ -156,13 +175,18 @@ class Ingest:
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
 
-    def _triage(self, header: MshHeader, text: str) -> EngineError | None:
+    async def _reused_id(self, header: MshHeader, segments: list[Segment]) -> ValidationError | None:
+        """For a PFI document (the HIS wrote the CDA): its id already sent with other content? See reused_id."""
+        if header.message_type not in PFI_TYPES or is_render_mode(segments):
+            return None
+        return await reused_id_refusal(segments, self.journal)
+
+    def _triage(self, header: MshHeader, segments: list[Segment]) -> EngineError | None:
         triggers = self.accepted.get(header.message_type)
         if triggers is None or header.trigger not in triggers:
             event = f"{header.message_type}^{header.trigger}"
             return EngineError(f"message type {event} is not accepted on channel {self.channel}",
                                hl7_code="200", hl7_text="Unsupported message type", hl7_location="MSH^1^9")
-        segments = list(iter_segments(text))
         if not any(segment.id == "PID" for segment in segments):
             return EngineError("required segment PID is missing", hl7_code="100",
                                hl7_text="Segment sequence error", hl7_location="PID^1")
@@ -181,11 +205,11 @@ class Ingest:
         return None
 
     async def _refuse(self, raw: bytes, peer: str, header: MshHeader, codec: str, error: EngineError,
-                      *, ack_code: str | None = None) -> bytes:
+                      *, ack_code: str | None = None, identifiers: tuple[tuple[str, str], ...] = ()) -> bytes:
         code = ack_code or ("AR" if error.hl7_code == "200" else "AE")
         # Refused messages get a journal id of their own, so that a corrected resend
         # with the same MSH-10 is not mistaken for a duplicate.
-        message = self._received(raw, peer, header, _synthetic_id("refused", header.control_id))
+        message = self._received(raw, peer, header, _synthetic_id("refused", header.control_id), identifiers)
         key, _ = await self.journal.record_received(message)
         await self.journal.set_state(key, MessageState.REJECTED, step="refused", detail=str(error), ack_code=code)
         # The reason goes to the sender (MSA-3) and the encrypted journal, not to the log:
@@ -212,11 +236,12 @@ class Ingest:
         return self._ack(header, codec, code,
                          text=f"duplicate of message {key} ({record.state}); not processed again")
 
-    def _received(self, raw: bytes, peer: str, header: MshHeader, control_id: str) -> ReceivedMessage:
+    def _received(self, raw: bytes, peer: str, header: MshHeader, control_id: str,
+                  identifiers: tuple[tuple[str, str], ...] = ()) -> ReceivedMessage:
         return ReceivedMessage(raw=raw, channel=self.channel, sending_application=header.sending_application,
                                sending_facility=header.sending_facility, control_id=control_id,
                                message_type=f"{header.message_type}^{header.trigger}",
-                               received_at=_now(), peer=peer)
+                               received_at=_now(), peer=peer, identifiers=identifiers)
 
     @staticmethod
     def _ack(header: MshHeader, codec: str, code: str, *, text: str = "", error: EngineError | None = None) -> bytes:

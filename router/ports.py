@@ -15,6 +15,8 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from router.model import Action, DmpConsent, DocumentJob, Recipient
+from router.readings import (Activity, ActivityCount, EventSample, MetricsSample,  # noqa: F401 - re-exported
+                             QueueDepth)
 
 if TYPE_CHECKING:
     from router.volets import Volet
@@ -72,6 +74,9 @@ class Bus(Protocol):
     async def consume(self, queue: str, handler: DeliveryHandler, *, prefetch: int = 16) -> Subscription:
         """Call ``handler`` for each delivery; the handler settles it (through settle())."""
 
+    async def depth(self, queue: str) -> QueueDepth:
+        """How many jobs wait in ``queue`` and its parked queue now (counts only; nothing is taken)."""
+
     async def parked(self, queue: str, limit: int = 100) -> list[Envelope]:
         """The parked envelopes of ``queue`` (with header ``x-park-reason``), oldest first."""
 
@@ -106,6 +111,9 @@ class ReceivedMessage:
     message_type: str
     received_at: datetime
     peer: str = ""
+    #: (kind, value) pairs search finds the message by (``ipp``, ``ins``): patient data, which the
+    #: journal keeps only as keyed digests
+    identifiers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
 
 
 @dataclass(frozen=True)
@@ -313,6 +321,9 @@ class Journal(Protocol):
     async def bind_content(self, document_id: str, digest: str, message_key: str) -> ContentBinding:
         """Bind ``document_id`` to this content unless it is bound already; return the binding in force."""
 
+    async def content_binding(self, document_id: str) -> ContentBinding | None:
+        """The binding in force for ``document_id`` (read only), or None: the door's early look at a reused id."""
+
     async def message(self, key: str) -> MessageRecord | None: ...
 
     async def events(self, key: str) -> list[JournalEvent]: ...
@@ -320,17 +331,30 @@ class Journal(Protocol):
     async def search(self, *, state: MessageState | None = None, control_id: str | None = None, limit: int = 100,
                      since: datetime | None = None, until: datetime | None = None, message_type: str | None = None,
                      sending_application: str | None = None,
-                     before: tuple[datetime, str] | None = None) -> list[MessageRecord]:
+                     before: tuple[datetime, str] | None = None, ipp: str | None = None, ins: str | None = None,
+                     document_id: str | None = None, recipient: str | None = None) -> list[MessageRecord]:
         """Messages matching every filter given, newest first (``received_at``, then key, descending).
 
         ``since`` inclusive, ``until`` exclusive. ``before`` is the keyset cursor: the
         (``received_at``, ``key``) of the previous page's last row; rows after it only.
+        ``ipp``, ``ins`` (the received message's PID-3), ``document_id`` (a document it dispatched,
+        rendered or had an outcome for; ``root^extension`` or the extension) and ``recipient`` (an
+        address it had an outcome for) are found without the journal holding them in clear.
         """
+
+    async def activity(self, now: datetime) -> Activity:
+        """Counts of the last hour and day, received per hour, and the oldest message still waiting."""
+
+    async def metrics_sample(self, after_event: int | None, now: datetime, limit: int = 10_000) -> MetricsSample:
+        """Events appended after the cursor ``after_event`` (at most ``limit``; None: none, only the cursor)."""
 
     async def record_stay(self, stay: Stay) -> None:
         """Insert or replace the stay keyed by (facility, encounter); ``updated_at`` is the journal's clock."""
 
     async def stay(self, facility: str, encounter: str) -> Stay | None: ...
+
+    async def discharges(self, since: datetime, until: datetime, limit: int = 1000) -> list[Stay]:
+        """Stays discharged in [``since``, ``until``), in discharge order, whatever their state since."""
 
     async def stays_due(self, now: datetime, limit: int = 100) -> list[Stay]:
         """Discharged stays whose letter is not sent, whose ``letter_due_at`` has passed and not yet alerted."""

@@ -47,7 +47,7 @@ from channels.amqp.errors import AMQP_FAILURES, bus_errors
 from channels.amqp.failover import FailoverConnection
 from channels.bus_common import check_headers, check_queue
 from router.errors import BusUnavailable
-from router.ports import DeliveryHandler, Envelope, Subscription
+from router.ports import DeliveryHandler, Envelope, QueueDepth, Subscription
 from router.settle import PARK_REASON_HEADER
 
 log = structlog.get_logger(__name__)
@@ -181,6 +181,23 @@ class AmqpBus:
             raise
         self._subscriptions.add(subscription)
         return subscription
+
+    async def depth(self, queue: str) -> QueueDepth:
+        """Ready and parked counts by passive declares on a throw-away channel (messages being handled,
+        unacked, and those in the per-delay retry queues are not counted; no age is known)."""
+        name = await self._declare(queue)
+        connection = await self._ready()
+        channel = await self._call(connection.channel(publisher_confirms=False), f"open a channel for {name}")
+        try:
+            counts = []
+            for each in (name, wire.parked_name(name)):
+                declared = await self._call(channel.declare_queue(each, passive=True, robust=False),
+                                            f"count {each}")
+                counts.append(declared.declaration_result.message_count or 0)
+        finally:
+            with suppress(*AMQP_FAILURES):
+                await channel.close()
+        return QueueDepth(queue, counts[0], counts[1])
 
     async def parked(self, queue: str, limit: int = 100) -> list[Envelope]:
         """Read up to ``limit`` parked messages, oldest first, without removing them.

@@ -28,12 +28,15 @@ async def session(request: Request) -> Response:
 
 @requires(Role.VIEWER, api=True)
 async def messages(request: Request) -> Response:
+    operator = request.state.user.role.allows(Role.OPERATOR)
+    if not operator and browse.asks_patient(request.query_params):
+        return JSONResponse({"error": "searching by IPP or INS needs the operator role"}, status_code=403)
     try:
         page = await browse.search(request.app.state.journal, request.query_params)
     except browse.BadQuery as exc:
         return JSONResponse({"error": str(exc)}, status_code=400)
     records = page.records
-    if not request.state.user.role.allows(Role.OPERATOR):
+    if not operator:
         records = [browse.masked_record(r) for r in records]
     return JSONResponse({"messages": [browse.metadata(r) for r in records], "next": page.next_cursor})
 

@@ -20,7 +20,8 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from channels.console import actions, api, audit, pages
+from channels.console import actions, api, audit, metrics, observe, openapi, pages
+from channels.console.installation import Installation
 from channels.console.security import SESSION_MAX_AGE, SecurityHeaders
 from channels.console.users import SqliteUsers
 from router import queues
@@ -37,10 +38,13 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
-    """200 when the journal and the bus both answer a read, else 503 saying which does not."""
+    """200 when the journal and the bus both answer a read, else 503 saying which does not.
+
+    Both reads are cheap whatever the backlog: one row by index, one queue's counts.
+    """
     checks = {}
     for name, probe in (("journal", lambda: request.app.state.journal.search(limit=1)),
-                        ("bus", lambda: request.app.state.bus.parked(queues.INBOUND, limit=1))):
+                        ("bus", lambda: request.app.state.bus.depth(queues.INBOUND))):
         try:
             await probe()
             checks[name] = "ok"
@@ -58,9 +62,14 @@ async def http_error(request: Request, exc: HTTPException) -> Response:
                         reason=exc.detail)
 
 
-def create_app(journal: Journal, bus: Bus, users: SqliteUsers, *, https: bool = False) -> Starlette:
-    """The console over opened ports; ``https`` marks the session cookie ``Secure`` and adds HSTS."""
-    routes = [Route("/healthz", healthz), Route("/readyz", readyz), *api.ROUTES, *pages.ROUTES,
+def create_app(journal: Journal, bus: Bus, users: SqliteUsers, *, https: bool = False,
+               installation: Installation | None = None) -> Starlette:
+    """The console over opened ports; ``https`` marks the session cookie ``Secure`` and adds HSTS.
+
+    ``installation``: the configuration around them (``installation.py``), from the composition root.
+    """
+    routes = [Route("/healthz", healthz), Route("/readyz", readyz), *api.ROUTES, *pages.ROUTES, *observe.ROUTES,
+              *metrics.ROUTES, *openapi.ROUTES,
               *actions.ROUTES, *audit.ROUTES,
               Mount("/static", StaticFiles(directory=HERE / "static"), name="static")]
     middleware = [
@@ -70,6 +79,7 @@ def create_app(journal: Journal, bus: Bus, users: SqliteUsers, *, https: bool = 
     ]
     app = Starlette(routes=routes, middleware=middleware, exception_handlers={HTTPException: http_error})
     app.state.journal, app.state.bus, app.state.users = journal, bus, users
+    app.state.installation = installation
     app.state.actions = MessageActions(journal, bus, audit=users.audit_async)
     app.state.templates = Jinja2Templates(directory=HERE / "templates")
     return app

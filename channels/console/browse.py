@@ -23,7 +23,9 @@ PATIENT_ADDRESS = re.compile(r"[^\s,;:<>()\[\]\"']+@patient\.mssante\.fr", re.IG
 PATIENT_MASK = "(patient)@patient.mssante.fr"
 PAGE_SIZE = 50
 MAX_PAGE = 500
-FILTERS = ("state", "control_id", "type", "sender", "since", "until")
+FILTERS = ("state", "control_id", "type", "sender", "since", "until", "ipp", "ins", "document_id", "recipient")
+#: Filters naming a patient: patient data, so only roles that may see patient data may search by them.
+PATIENT_FILTERS = ("ipp", "ins")
 
 
 class BadQuery(ValueError):
@@ -36,15 +38,25 @@ class Page:
     next_cursor: str | None          # pass as ``before`` for the next page; None on the last one
 
 
+def asks_patient(params: Any) -> bool:
+    """Whether the query filters by a patient identifier (``PATIENT_FILTERS``)."""
+    return any(params.get(name) for name in PATIENT_FILTERS)
+
+
 async def search(journal: Journal, params: Any) -> Page:
-    """One page of messages matching the query parameters (``FILTERS``, ``before``, ``limit``)."""
+    """One page of messages matching the query parameters (``FILTERS``, ``before``, ``limit``).
+
+    IPP, INS, document id and recipient are looked up by the journal's keyed digests
+    (``channels/journal/digests.py``); the other filters are columns.
+    """
     kwargs: dict[str, Any] = {}
     if params.get("state"):
         try:
             kwargs["state"] = MessageState(params["state"])
         except ValueError as exc:
             raise BadQuery(f"state: one of {', '.join(s.value for s in MessageState)}") from exc
-    for name, arg in (("control_id", "control_id"), ("type", "message_type"), ("sender", "sending_application")):
+    for name, arg in (("control_id", "control_id"), ("type", "message_type"), ("sender", "sending_application"),
+                      ("ipp", "ipp"), ("ins", "ins"), ("document_id", "document_id"), ("recipient", "recipient")):
         if params.get(name):
             kwargs[arg] = params[name]
     for name in ("since", "until"):

@@ -8,6 +8,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from channels.console import browse
+from channels.console.narrative import carried_cda, readable
 from channels.console.security import check_csrf, csrf_token, current_user, requires
 from channels.console.users import LOCK_FOR, MAX_FAILURES, Role
 from router.actions import ActionError, NoSuchMessageError
@@ -60,19 +61,22 @@ def _next(value) -> str:
 @requires(Role.VIEWER)
 async def messages(request: Request) -> Response:
     params = request.query_params
+    operator = request.state.user.role.allows(Role.OPERATOR)
+    if not operator and browse.asks_patient(params):
+        raise HTTPException(403, "searching by IPP or INS needs the operator role")
     try:
         page = await browse.search(request.app.state.journal, params)
         error = ""
     except browse.BadQuery as exc:
         page, error = browse.Page([], None), str(exc)
-    if not request.state.user.role.allows(Role.OPERATOR):
+    if not operator:
         page = browse.Page([browse.masked_record(r) for r in page.records], page.next_cursor)
     filters = {name: params.get(name, "") for name in browse.FILTERS}
     next_query = None
     if page.next_cursor:
         next_query = {**{k: v for k, v in filters.items() if v}, "before": page.next_cursor}
     return render(request, "messages.html", page=page, filters=filters, error=error, next_query=next_query,
-                  states=[s.value for s in MessageState], status_code=400 if error else 200)
+                  states=[s.value for s in MessageState], status_code=400 if error else 200, operator=operator)
 
 
 @requires(Role.VIEWER)
@@ -82,14 +86,17 @@ async def message(request: Request) -> Response:
     if found is None:
         raise HTTPException(404, "no such message")
     user = request.state.user
-    segments = None
+    segments = document = None
     if user.role.allows(Role.OPERATOR):
         segments = browse.raw_segments(found.record.raw)
-        await browse.audit(journal, found.record.key, "raw_viewed", f"raw message viewed by {user.name}")
+        cda = carried_cda(found.record.raw)
+        document = readable(cda) if cda is not None else None
+        shown = "raw message and its document" if document is not None else "raw message"
+        await browse.audit(journal, found.record.key, "raw_viewed", f"{shown} viewed by {user.name}")
         await request.app.state.users.audit_async(user.name, "payload.view", found.record.key, "page")
     else:
         found = browse.masked_timeline(found)
-    return render(request, "message.html", timeline=found, segments=segments)
+    return render(request, "message.html", timeline=found, segments=segments, document=document)
 
 
 @requires(Role.VIEWER)

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import uvicorn
 
 from channels.console.app import create_app
+from channels.console.installation import Installation
 from channels.console.settings import ConsoleSettings
 from channels.console.users import SqliteUsers
 from router.errors import ConfigError
@@ -23,9 +24,10 @@ class ConsoleServer(uvicorn.Server):
         yield
 
 
-def console_server(settings: ConsoleSettings, journal: Journal, bus: Bus, users: SqliteUsers) -> ConsoleServer:
+def console_server(settings: ConsoleSettings, journal: Journal, bus: Bus, users: SqliteUsers,
+                   installation: Installation | None = None) -> ConsoleServer:
     """A server for the console over opened ports; ``serve_until`` runs it."""
-    app = create_app(journal, bus, users, https=settings.https)
+    app = create_app(journal, bus, users, https=settings.https, installation=installation)
     config = uvicorn.Config(app, host=settings.host, port=settings.port, lifespan="off", access_log=False,
                             log_config=None, proxy_headers=False, server_header=False,
                             ssl_certfile=settings.tls_cert or None, ssl_keyfile=settings.tls_key or None)

@@ -28,6 +28,7 @@ import os
 import time
 import uuid
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
@@ -38,7 +39,7 @@ from channels.bus_common import check_headers, check_queue
 from channels.embedded import sql, store as stores
 from channels.embedded.consumer import EmbeddedSubscription
 from router.errors import BusUnavailable
-from router.ports import DeliveryHandler, Envelope, Subscription
+from router.ports import DeliveryHandler, Envelope, QueueDepth, Subscription
 from router.settle import PARK_REASON_HEADER
 
 log = structlog.get_logger(__name__)
@@ -127,6 +128,14 @@ class EmbeddedBus:
                                             unsettled_grace=self.unsettled_grace)
         self._subscriptions.add(subscription)
         return subscription
+
+    async def depth(self, queue: str) -> QueueDepth:
+        """Counts from the table's (queue, state) index; a job delayed for a retry counts as waiting and retrying."""
+        check_queue(queue)
+        store = await self._ready()
+        waiting, parked, retrying, oldest = await store.run(partial(sql.depth, queue=queue, now=time.time()))
+        return QueueDepth(queue, waiting, parked, retrying,
+                          None if oldest is None else datetime.fromtimestamp(oldest, UTC))
 
     async def parked(self, queue: str, limit: int = 100) -> list[Envelope]:
         check_queue(queue)

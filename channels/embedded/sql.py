@@ -115,6 +115,22 @@ def release(conn: sqlite3.Connection, owner: str, row_ids: Sequence[int] | None 
                             (row_id, owner)).rowcount for row_id in row_ids)
 
 
+def depth(conn: sqlite3.Connection, queue: str, now: float) -> tuple[int, int, int, float | None]:
+    """(waiting, parked, retrying, oldest waiting's created_at) of one queue, from the queue's index."""
+    waiting = parked_count = retrying = 0
+    oldest = None
+    for state, count, delayed, first in conn.execute(
+            "SELECT state, count(*), sum(available_at > ?), min(created_at) FROM bus_message WHERE queue = ?"
+            " GROUP BY state", (now, queue)):
+        if state == "parked":
+            parked_count = count
+            continue
+        waiting += count
+        retrying += delayed or 0
+        oldest = first if oldest is None else min(oldest, first)
+    return waiting, parked_count, retrying, oldest
+
+
 def parked(conn: sqlite3.Connection, queue: str, limit: int) -> list[Row]:
     return [_row(values) for values in conn.execute(
         "SELECT id, message_id, headers, body, attempt FROM bus_message"

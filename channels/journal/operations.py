@@ -10,7 +10,10 @@ statements, seal the same values under the same associated data, and so keep the
   workers (threads, processes or servers) never both get the right to send the same mail;
 - a document id is bound to the first content dispatched under it.
 
-What is sealed with the journal's codec: the received bytes and every free-text ``detail``.
+What is sealed with the journal's codec: the received bytes and every free-text ``detail``. What is
+stored as keyed digests only (``digests.py``, table ``message_identifiers``): the IPP and INS of the
+received message, and document ids and recipient addresses again next to their clear columns, so that
+one indexed lookup finds a message by any of them.
 """
 
 from __future__ import annotations
@@ -32,8 +35,10 @@ OUTCOME_COLUMNS = "document_id, destination, status, detail, at, message_key"
 
 # ----------------------------------------------------------------- writes
 
-def record_received(codec: Codec, message: ReceivedMessage, now: str) -> Operation[tuple[str, bool]]:
-    """Store the raw message; on a resend return the first key, ``False``, and add a "duplicate" event."""
+def record_received(codec: Codec, message: ReceivedMessage, now: str,
+                    digests: Sequence[bytes] = ()) -> Operation[tuple[str, bool]]:
+    """Store the raw message and its identifiers' ``digests``; on a resend return the first key, ``False``,
+    and add a "duplicate" event."""
     key = new_key()
     received_at = ts(message.received_at)
     inserted = yield (
@@ -46,6 +51,7 @@ def record_received(codec: Codec, message: ReceivedMessage, now: str) -> Operati
     origin = f"{message.channel} from {message.peer}" if message.peer else message.channel
     if inserted.rowcount == 1:
         yield event(codec, key, received_at, "received", str(MessageState.RECEIVED), origin)
+        yield from index(key, digests)
         return key, True
     found = yield ("SELECT key, raw FROM messages WHERE sending_application = ? AND control_id = ?",
                    (message.sending_application, message.control_id))
@@ -90,8 +96,18 @@ def event(codec: Codec, message_key: str, at: str, step: str, state: str, detail
             (message_key, at, step, state, sealed, document_id, destination))
 
 
-def record_outcome(codec: Codec, outcome: Outcome) -> Operation[None]:
-    """Keep the outcome with the latest ``at`` per (document, destination); append every one as an event."""
+def index(message_key: str, digests: Sequence[bytes]) -> Operation[None]:
+    """File the message under these identifier digests (once each), for :func:`search`."""
+    if not message_key or not digests:
+        return
+    rows = ", ".join("(?, ?)" for _ in digests)
+    yield (f"INSERT INTO message_identifiers (digest, message_key) VALUES {rows} ON CONFLICT DO NOTHING",
+           [value for digest in digests for value in (digest, message_key)])
+
+
+def record_outcome(codec: Codec, outcome: Outcome, digests: Sequence[bytes] = ()) -> Operation[None]:
+    """Keep the outcome with the latest ``at`` per (document, destination); append every one as an event;
+    file the message under the ``digests`` of its document id and destination."""
     at = ts(outcome.at)
     sealed = codec.seal_text(outcome.detail, aad("outcomes", outcome.document_id, outcome.destination, "detail"))
     yield (f"INSERT INTO outcomes ({OUTCOME_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?) "
@@ -101,6 +117,7 @@ def record_outcome(codec: Codec, outcome: Outcome) -> Operation[None]:
            (outcome.document_id, outcome.destination, str(outcome.status), sealed, at, outcome.message_key))
     yield event(codec, outcome.message_key, at, "outcome", str(outcome.status), outcome.detail,
                 outcome.document_id, outcome.destination)
+    yield from index(outcome.message_key, digests)
 
 
 def claim(codec: Codec, document_id: str, destination: str, *, message_key: str, at: str,
@@ -151,12 +168,27 @@ def renew_claims(document_id: str, destinations: Sequence[str], *, message_key: 
     return renewed.rowcount
 
 
-def bind_content(document_id: str, digest: str, message_key: str, at: str) -> Operation[ContentBinding]:
-    """Bind the document id to this content unless it is bound already; the binding in force."""
+def bind_content(document_id: str, digest: str, message_key: str, at: str,
+                 digests: Sequence[bytes] = ()) -> Operation[ContentBinding]:
+    """Bind the document id to this content unless it is bound already; the binding in force.
+
+    The message is filed under the document id's ``digests`` either way (a re-send is found by it too).
+    """
+    yield from index(message_key, digests)
     yield ("INSERT INTO document_contents (document_id, digest, message_key, at) VALUES (?, ?, ?, ?) "
            "ON CONFLICT (document_id) DO NOTHING", (document_id, digest, message_key, at))
     found = yield ("SELECT document_id, digest, message_key, at FROM document_contents WHERE document_id = ?",
                    (document_id,))
+    doc, bound, key, when = found.rows[0]
+    return ContentBinding(document_id=doc, digest=bound, message_key=key, at=moment(when))
+
+
+def content_binding(document_id: str) -> Operation[ContentBinding | None]:
+    """The content a document id is bound to, or None when nothing was dispatched under it yet."""
+    found = yield ("SELECT document_id, digest, message_key, at FROM document_contents WHERE document_id = ?",
+                   (document_id,))
+    if not found.rows:
+        return None
     doc, bound, key, when = found.rows[0]
     return ContentBinding(document_id=doc, digest=bound, message_key=key, at=moment(when))
 
@@ -203,13 +235,14 @@ def stale_claims(codec: Codec, older_than: datetime, limit: int) -> Operation[li
 
 def search(codec: Codec, *, state: MessageState | None, control_id: str | None, limit: int,
            since: datetime | None, message_type: str | None, sending_application: str | None,
-           until: datetime | None = None, before: tuple[datetime, str] | None = None
-           ) -> Operation[list[MessageRecord]]:
+           until: datetime | None = None, before: tuple[datetime, str] | None = None,
+           digests: Sequence[bytes] = ()) -> Operation[list[MessageRecord]]:
     """Messages matching every filter given, newest first (by ``received_at``, then key).
 
     ``since`` is inclusive, ``until`` exclusive. ``before`` is a keyset cursor, the
     (``received_at``, ``key``) of the last row of the previous page: only rows after it
-    in this order are returned, so a page costs the same however deep it is.
+    in this order are returned, so a page costs the same however deep it is. ``digests``:
+    identifier digests (``digests.py``) the message must be filed under, every one.
     """
     filters = {"state = ?": None if state is None else str(state), "control_id = ?": control_id,
                "received_at >= ?": None if since is None else ts(since),
@@ -217,9 +250,14 @@ def search(codec: Codec, *, state: MessageState | None, control_id: str | None, 
                "sending_application = ?": sending_application}
     used = {clause: value for clause, value in filters.items() if value is not None}
     clauses, params = list(used), list(used.values())
+    for digest in digests:
+        clauses.append("key IN (SELECT message_key FROM message_identifiers WHERE digest = ?)")
+        params.append(digest)
     if before is not None:
-        clauses.append("(received_at < ? OR (received_at = ? AND key < ?))")
-        params += [ts(before[0]), ts(before[0]), before[1]]
+        # The first clause alone bounds the index range, so a deep page starts at its cursor
+        # instead of walking down from the newest row (the OR below is not sargable by itself).
+        clauses.append("received_at <= ? AND (received_at < ? OR (received_at = ? AND key < ?))")
+        params += [ts(before[0]), ts(before[0]), ts(before[0]), before[1]]
     where = " AND ".join(clauses) or "1 = 1"
     found = yield (f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE {where} "
                    "ORDER BY received_at DESC, key DESC LIMIT ?", (*params, limit))

@@ -42,6 +42,7 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import AsyncConnectionPool
 
 from channels.cipher import Codec, make_codec
+from channels.journal.digests import IdentifierDigests
 from channels.journal.pg_writer import UNAVAILABLE, PgGroupCommit
 from channels.journal.schema import POSTGRESQL, codec_check, migration
 from channels.journal.sql import Operation, Result, Statement, SystemClock
@@ -113,6 +114,7 @@ class PostgresJournal(SqlJournal):
                  connect_timeout: float = 10.0, ping_after: float = 2.0):
         self._conninfo = conninfo
         self._codec = ByteaCodec(make_codec(key))
+        self._digests = IdentifierDigests(key)
         self._clock = clock or SystemClock()
         self._migrate = migrate
         self._min_size, self._max_size = min_size, max(min_size, max_size)

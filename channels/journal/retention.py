@@ -9,8 +9,8 @@ so a pass is many short batches that never hold the writer long.
 
 - content: the received bytes (``messages.raw``) and the CDA kept for later
   versions (``documents.cda``) become empty; the timeline and outcomes stay.
-- metadata: the message row, its timeline (``events``), its outcomes and its
-  content bindings go. Afterwards nothing remembers that a recipient accepted
+- metadata: the message row, its timeline (``events``), its outcomes, its
+  content bindings and its search digests (``message_identifiers``) go. Afterwards nothing remembers that a recipient accepted
   that document: a re-send of it would be mailed again (the README says so).
   Document version rows (identifiers only) stay, so that a later replacement
   still continues its set.
@@ -53,7 +53,7 @@ def expire_metadata(before: str, limit: int) -> Operation[int]:
     if keys:
         marks = ", ".join("?" * len(keys))
         yield f"UPDATE documents SET cda = ? WHERE message_key IN ({marks})", (b"", *keys)
-        for table in ("events", "outcomes", "document_contents"):
+        for table in ("events", "outcomes", "document_contents", "message_identifiers"):
             yield f"DELETE FROM {table} WHERE message_key IN ({marks})", tuple(keys)
         yield f"DELETE FROM messages WHERE key IN ({marks})", tuple(keys)
     return len(keys)

@@ -31,8 +31,16 @@ Tables:
   re-send is answered without mailing again and a reused id with other content
   is refused (identifiers only); and an index of the SENDING claims for the
   sweep that finds those whose worker died.
-- v9: indexes of ``outcomes`` and ``document_contents`` by message key, for
-  retention (``retention.py``), which removes a message's rows in batches.
+- ``message_identifiers`` (v7): keyed digests (``digests.py``) of each message's IPP, INS,
+  document ids and recipient addresses, so that search finds a message by them while the
+  database holds none of them in clear; written at ingest (IPP, INS) and when a document is
+  bound, rendered or has an outcome (document id, recipient). Rows older than v7 have none
+  (a migration cannot compute a keyed digest in SQL): they are found by MSH-10, type, state and
+  date. v7 also adds the indexes the console's dashboard counts on (index-only scans by
+  time, channel, type and state; outcomes by status and time) and its compliance page reads
+  (stays by discharge time).
+- v9: indexes of ``outcomes``, ``document_contents`` and ``message_identifiers`` by
+  message key, for retention (``retention.py``), which removes a message's rows in batches.
 - ``schema_version``: one row per applied migration.
 
 Migrations: ``VERSIONS`` is one list for both dialects, so that a version
@@ -305,13 +313,29 @@ VERSIONS: dict[int, tuple[str | PerDialect, ...]] = {
         )"""),
         "CREATE INDEX outcomes_sending ON outcomes (at) WHERE status = 'sending'",
     ),
-    # 7 and 8 are other branches' (placeholders here until they merge: an empty version changes nothing).
-    7: (),
+    7: (
+        PerDialect(
+            """CREATE TABLE message_identifiers (
+            digest       BLOB NOT NULL,
+            message_key  TEXT NOT NULL,
+            PRIMARY KEY (digest, message_key)
+        ) WITHOUT ROWID""",
+            """CREATE TABLE message_identifiers (
+            digest       bytea NOT NULL,
+            message_key  text COLLATE "C" NOT NULL,
+            PRIMARY KEY (digest, message_key)
+        )"""),
+        "CREATE INDEX messages_recent ON messages (received_at, channel, message_type, state)",
+        "CREATE INDEX outcomes_by_status ON outcomes (status, at)",
+        "CREATE INDEX stays_by_discharge ON stays (discharged_at)",
+    ),
+    # 8 is another branch's (a placeholder here until it merges: an empty version changes nothing).
     8: (),
     9: (
         # Retention (retention.py) finds and removes a message's outcomes and content bindings by message key.
         "CREATE INDEX outcomes_by_message ON outcomes (message_key)",
         "CREATE INDEX document_contents_by_message ON document_contents (message_key)",
+        "CREATE INDEX message_identifiers_by_message ON message_identifiers (message_key)",
     ),
 }
 LATEST = max(VERSIONS)

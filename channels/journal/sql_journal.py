@@ -14,14 +14,16 @@ from datetime import datetime, timedelta
 from typing import Any, Self, TypeVar
 
 from channels.cipher import Codec
+from channels.journal import activity as activity_sql
 from channels.journal import consents as consent_sql
+from channels.journal.digests import IdentifierDigests
 from channels.journal import documents as document_sql
 from channels.journal import operations as ops
 from channels.journal import retention as retention_sql
 from channels.journal import stays as stay_sql
 from channels.journal.sql import Operation, ts
 from router.errors import TransientError
-from router.ports import (Clock, ContentBinding, DmpEntry, JournalEvent, MessageRecord, MessageState, Outcome,
+from router.ports import (Activity, Clock, MetricsSample, ContentBinding, DmpEntry, JournalEvent, MessageRecord, MessageState, Outcome,
                           PatientConsent, ReceivedMessage, RenderedDocument, Stay)
 
 T = TypeVar("T")
@@ -32,6 +34,7 @@ class SqlJournal:
 
     _codec: Codec
     _clock: Clock
+    _digests: IdentifierDigests     # keyed digests of searchable identifiers (``digests.py``)
     _last_writer: Any = None        # the adapter's group commit (its counters outlive close())
 
     async def open(self) -> None:
@@ -68,7 +71,8 @@ class SqlJournal:
 
     async def record_received(self, message: ReceivedMessage) -> tuple[str, bool]:
         """Store the raw message; on a resend return the first key, ``False``, and log a "duplicate" event."""
-        return await self._write(lambda: ops.record_received(self._codec, message, ts(self._clock.now())))
+        digests = self._digests.of(message.identifiers)
+        return await self._write(lambda: ops.record_received(self._codec, message, ts(self._clock.now()), digests))
 
     async def set_state(self, key: str, state: MessageState, *, step: str, detail: str = "",
                         ack_code: str | None = None,
@@ -86,7 +90,8 @@ class SqlJournal:
 
     async def record_outcome(self, outcome: Outcome) -> None:
         """Keep the outcome with the latest ``at`` per (document, destination); append every one as an event."""
-        await self._write(lambda: ops.record_outcome(self._codec, outcome))
+        digests = self._digests.of((("document", outcome.document_id), ("recipient", outcome.destination)))
+        await self._write(lambda: ops.record_outcome(self._codec, outcome, digests))
 
     async def claim(self, document_id: str, destination: str, *, message_key: str,
                     stale_after: timedelta) -> bool:
@@ -111,7 +116,8 @@ class SqlJournal:
 
     async def bind_content(self, document_id: str, digest: str, message_key: str) -> ContentBinding:
         at = ts(self._clock.now())
-        return await self._write(lambda: ops.bind_content(document_id, digest, message_key, at))
+        digests = self._digests.of([("document", document_id)])
+        return await self._write(lambda: ops.bind_content(document_id, digest, message_key, at, digests))
 
     async def record_stay(self, stay: Stay) -> None:
         """Insert or replace the stay keyed by (facility, encounter); see ``stays.py``."""
@@ -133,7 +139,13 @@ class SqlJournal:
     async def record_document(self, document: RenderedDocument) -> None:
         """Record a rendered document under (facility, source id); see ``documents.py``."""
         now = ts(self._clock.now())
-        await self._write(lambda: document_sql.upsert(self._codec, document, now))
+        digests = self._digests.of([("document", document.document_id)])
+
+        def operation() -> Operation[None]:
+            yield from document_sql.upsert(self._codec, document, now)
+            yield from ops.index(document.message_key, digests)
+
+        await self._write(operation)
 
     async def record_dmp_entry(self, entry: DmpEntry) -> None:
         now = ts(self._clock.now())
@@ -167,6 +179,9 @@ class SqlJournal:
         """Every event about one document (its outcome history included), oldest first."""
         return await self._query(ops.document_events(self._codec, document_id))
 
+    async def content_binding(self, document_id: str) -> ContentBinding | None:
+        return await self._query(ops.content_binding(document_id))
+
     async def outcomes(self, document_id: str) -> list[Outcome]:
         """The current outcome per destination of one document, by destination."""
         return await self._query(ops.outcomes(self._codec, document_id))
@@ -177,14 +192,34 @@ class SqlJournal:
     async def search(self, *, state: MessageState | None = None, control_id: str | None = None, limit: int = 100,
                      since: datetime | None = None, until: datetime | None = None, message_type: str | None = None,
                      sending_application: str | None = None,
-                     before: tuple[datetime, str] | None = None) -> list[MessageRecord]:
-        """Messages matching every filter given, newest first (``operations.search``: keyset paging)."""
+                     before: tuple[datetime, str] | None = None, ipp: str | None = None, ins: str | None = None,
+                     document_id: str | None = None, recipient: str | None = None) -> list[MessageRecord]:
+        """Messages matching every filter given, newest first (``operations.search``: keyset paging).
+
+        ``ipp``, ``ins``, ``document_id``, ``recipient`` are looked up by their keyed digests.
+        """
+        asked = (("ipp", ipp), ("ins", ins), ("document", document_id), ("recipient", recipient))
+        digests = [self._digests.digest(kind, value) for kind, value in asked if value is not None]
         return await self._query(ops.search(self._codec, state=state, control_id=control_id, limit=limit,
                                             since=since, until=until, message_type=message_type,
-                                            sending_application=sending_application, before=before))
+                                            sending_application=sending_application, before=before,
+                                            digests=digests))
+
+    async def activity(self, now: datetime | None = None) -> Activity:
+        """Recent traffic for the dashboard and ``/metrics`` (``activity.py``: index-only reads)."""
+        return await self._query(activity_sql.activity(now or self._clock.now()))
 
     async def stay(self, facility: str, encounter: str) -> Stay | None:
         return await self._query(stay_sql.stay(self._codec, facility, encounter))
+
+    async def metrics_sample(self, after_event: int | None, now: datetime | None = None,
+                             limit: int = 10_000) -> MetricsSample:
+        """The events since the last scrape, parked messages, overdue letters (``activity.py``)."""
+        return await self._query(activity_sql.metrics_sample(after_event, now or self._clock.now(), limit))
+
+    async def discharges(self, since: datetime, until: datetime, limit: int = 1000) -> list[Stay]:
+        """Stays discharged in [since, until), in discharge order (the compliance page)."""
+        return await self._query(stay_sql.discharged(self._codec, since, until, limit))
 
     async def stays_due(self, now: datetime, limit: int = 100) -> list[Stay]:
         return await self._query(stay_sql.due(self._codec, now, limit))

@@ -47,12 +47,14 @@ from urllib.parse import urlsplit
 import structlog
 
 from channels.cipher import make_codec
+from channels.journal.digests import IdentifierDigests
 from channels.journal.schema import LATEST, check_codec, migrate as migrate_schema, verify_codec
 from channels.journal.sql import Operation, SystemClock, run
+from channels.journal import operations as ops
 from channels.journal.sql_journal import SqlJournal, not_open
 from channels.journal.writer import GroupCommitWriter, unavailable
 from router.errors import ConfigError, TransientError
-from router.ports import Clock
+from router.ports import Clock, ContentBinding
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -78,6 +80,7 @@ class SqliteJournal(SqlJournal):
         self._migrate = migrate                 # bring the schema up to date at open (else refuse an old one)
         self.read_only = read_only
         self._codec = make_codec(key)
+        self._digests = IdentifierDigests(key)
         self._clock = clock or SystemClock()
         self._busy_timeout = busy_timeout
         self._max_batch = max_batch
@@ -85,6 +88,7 @@ class SqliteJournal(SqlJournal):
         self._last_writer: GroupCommitWriter | None = None     # keeps the counters after close
         self._reader: sqlite3.Connection | None = None
         self._read_thread: ThreadPoolExecutor | None = None
+        self._loop_reader: sqlite3.Connection | None = None     # point reads on the event loop's thread
 
     # -------------------------------------------------------------- lifecycle
 
@@ -158,7 +162,10 @@ class SqliteJournal(SqlJournal):
         return reader
 
     async def close(self) -> None:
-        """Commit the writes already queued, then close both connections."""
+        """Commit the writes already queued, then close the connections."""
+        if self._loop_reader is not None:
+            self._loop_reader.close()
+            self._loop_reader = None
         writer, self._writer = self._writer, None
         if writer is not None:
             await writer.stop()
@@ -261,6 +268,23 @@ class SqliteJournal(SqlJournal):
 
         try:
             return await asyncio.to_thread(vacuum)
+        except sqlite3.OperationalError as exc:
+            raise unavailable(exc) from exc
+
+    async def content_binding(self, document_id: str) -> ContentBinding | None:
+        """A primary-key read on the event loop's own connection, without a thread hop.
+
+        The door asks it before the ACK of every PFI message. The read thread's hop
+        costs more CPU than the read itself (measured ~120 µs against ~20 µs); in WAL
+        mode a reader never waits for the writer, so the loop is held only for the read.
+        """
+        if self._reader is None:
+            raise not_open()
+        try:
+            if self._loop_reader is None:
+                self._loop_reader = self._connect()
+                self._loop_reader.execute("PRAGMA query_only = ON")
+            return run(self._loop_reader, ops.content_binding(document_id))
         except sqlite3.OperationalError as exc:
             raise unavailable(exc) from exc
 

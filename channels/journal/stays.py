@@ -74,6 +74,13 @@ def due(codec: Codec, now: datetime, limit: int) -> Operation[list[Stay]]:
     return [from_row(codec, row) for row in found.rows]
 
 
+def discharged(codec: Codec, since: datetime, until: datetime, limit: int) -> Operation[list[Stay]]:
+    """Stays discharged in [since, until) (index ``stays_by_discharge``, v7), in discharge order."""
+    found = yield (f"SELECT {COLUMNS} FROM stays WHERE discharged_at >= ? AND discharged_at < ? "
+                   "ORDER BY discharged_at, facility, encounter LIMIT ?", (ts(since), ts(until), limit))
+    return [from_row(codec, row) for row in found.rows]
+
+
 def from_row(codec: Codec, row: tuple) -> Stay:
     (facility, encounter, state, ipp, ins, unit, attending, referring, medecin_traitant, disposition,
      destination, admitted_at, discharged_at, due_at, sent, alerted, message_key, updated_at, consent) = row

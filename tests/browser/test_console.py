@@ -3,7 +3,8 @@
 Log in, find a message sent a moment ago by its MSH-10, open its timeline; a viewer does not see the raw
 HL7 (page and API); a POST without the CSRF token is refused; five wrong passwords lock the account; a
 parked message shows its reason and an operator releases it (a viewer cannot).
-Screenshots of the list and of a timeline go to a temporary directory printed by the test.
+Screenshots of the list and of a timeline go to a temporary directory printed by the test; the
+dashboard and INS search test writes the README's screenshots to docs/screenshots/.
 """
 
 from __future__ import annotations
@@ -11,13 +12,16 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from pathlib import Path
 
 import pytest
 
+from channels.app.installation import SettingsInstallation
 from channels.console.serve import console_server, serve_until
 from channels.console.settings import ConsoleSettings
 from channels.console.users import Role
-from channels.testing.messages import DR_MARTIN, Patient, encode_message, make_cda, make_pfi_oru
+from channels.testing.messages import (DR_MARTIN, OTHER_PATIENT, Patient, encode_message, make_cda,
+                                      make_pfi_oru)
 from router.ports import MessageState
 from tests.integration.harness import sink_pipeline
 from tests.support.console import PASSWORD, users_file
@@ -25,6 +29,7 @@ from tests.support.poll import eventually
 from channels.testing.local import free_port
 
 pytestmark = pytest.mark.browser
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
 
 @pytest.fixture
@@ -34,7 +39,7 @@ async def console(tmp_path):
     users = users_file(tmp_path / "users.sqlite")
     users.add("locked-out", Role.VIEWER, PASSWORD)
     settings = ConsoleSettings(port=free_port(), users=str(tmp_path / "users.sqlite"))
-    server = console_server(settings, pipe.journal, pipe.engine.bus, users)
+    server = console_server(settings, pipe.journal, pipe.engine.bus, users, SettingsInstallation(pipe.engine.settings))
     stop = asyncio.Event()
     serving = asyncio.create_task(serve_until(server, stop))
     await eventually(lambda: server.started, "the console listening")
@@ -84,6 +89,41 @@ async def test_operator_finds_a_message_by_msh10_and_reads_its_timeline(console,
     await browser.screenshot(shots / "timeline.png")
     print(f"screenshots in {shots}")
     assert (shots / "messages.png").stat().st_size > 0 and (shots / "timeline.png").stat().st_size > 0
+
+
+async def test_operator_reads_the_dashboard_and_finds_a_message_by_ins(console, browser_factory):
+    pipe, url = console
+    for n in range(3):
+        await send_oru(pipe, f"DSH-{uuid.uuid4().hex[:8]}")
+    cda = make_cda(document_extension=f"BR-{uuid.uuid4().hex[:10]}", patient=OTHER_PATIENT)
+    control_id = f"INS-{uuid.uuid4().hex[:8]}"
+    assert (await pipe.send(encode_message(make_pfi_oru(cda, patient=OTHER_PATIENT, control_id=control_id,
+                                                        recipients=[DR_MARTIN])))).code == "AA"
+    key = (await pipe.wait_final(control_id)).key
+    browser = browser_factory(url)
+
+    await browser.login("operator", PASSWORD)
+    await browser.get("/dashboard")
+    activity = await browser.text("#activity")
+    assert "his" in activity and "ORU^R01" in activity
+    assert "4 / 4" in activity                                  # received in the last hour / day
+    assert len(await browser.run(lambda: browser.driver.find_elements("css selector",
+                                                                      "#throughput rect.received"))) == 24
+    assert "deliver.mss" in await browser.text("#queues")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    await browser.screenshot(SCREENSHOTS / "dashboard.png")
+
+    await browser.get("/messages")
+    await browser.fill("#ins", OTHER_PATIENT.ins)
+    await browser.click("#search")
+    rows = await browser.run(lambda: browser.driver.find_elements("css selector", "#messages tbody tr"))
+    assert len(rows) == 1 and control_id in rows[0].text
+    await browser.click("#messages tbody tr a")
+    assert await browser.text("#key") == key
+    assert "outcome" in await browser.text("#timeline")
+    await browser.screenshot(SCREENSHOTS / "timeline.png")
+    for name in ("dashboard.png", "timeline.png"):
+        assert (SCREENSHOTS / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 async def test_a_viewer_sees_the_timeline_but_not_the_raw_message(console, browser_factory):

@@ -178,6 +178,27 @@ async def test_parked_lists_oldest_first_and_replay_moves_one_back(bus, queue):
     await subscription.cancel()
 
 
+
+async def test_depth_counts_waiting_and_parked_jobs_without_taking_them(bus, queue):
+    empty = await bus.depth(queue)
+    assert (empty.queue, empty.waiting, empty.parked) == (queue, 0, 0)
+    for n in range(3):
+        await bus.publish(queue, f"body {n}".encode(), message_id=f"D-{n}")
+    await eventually(lambda: _depth_is(bus, queue, 3, 0), "three waiting")
+
+    async def work(envelope):
+        raise ValidationError("bad document")
+
+    subscription, _ = await run_worker(bus, queue, work, prefetch=1)
+    await eventually(lambda: _depth_is(bus, queue, 0, 3), "three parked")
+    await subscription.cancel()
+    assert len(await bus.parked(queue)) == 3               # counting took nothing
+
+
+async def _depth_is(bus, queue, waiting: int, parked: int) -> bool:
+    depth = await bus.depth(queue)
+    return (depth.waiting, depth.parked) == (waiting, parked)
+
 async def test_unsettled_delivery_is_redelivered_when_its_consumer_bus_closes(bus, bus_factory, queue):
     await bus.publish(queue, b"held", message_id="U-1")
     consumer = await bus_factory()

@@ -27,6 +27,7 @@ import pytest
 
 from channels.app.engine import journal_from_url
 from channels.journal import DecryptError, EncryptionKeyError, SqliteJournal, from_url
+from channels.journal.digests import IdentifierDigests
 from channels.journal.postgresql import PostgresJournal
 from channels.journal.schema import LATEST
 from router.errors import ConfigError, TransientError
@@ -356,6 +357,120 @@ async def test_search_until_is_exclusive(journal):
     assert [r.key for r in await journal.search(since=T0, until=T0)] == []
 
 
+
+# ------------------------------------------- search by identifiers held as keyed digests
+
+IPP_1, IPP_2 = "IPP7733991", "IPP7733992"
+INS_1 = "279035121518989"
+DOC_2 = "1.2.250.1.999.1.1^DOC-RENDERED-2"
+
+
+def with_patient(control_id: str, ipp: str, ins: str = "", at: datetime = T0) -> ReceivedMessage:
+    """A message whose PID-3 carries this IPP (and INS), as the door hands it to the journal."""
+    pid3 = f"{ipp}^^^CHU-TEST^PI" + (f"~{ins}^^^ASIP-SANTE-INS-NIR&1.2.250.1.213.1.4.8&ISO^INS" if ins else "")
+    raw = hl7(control_id).replace(b"700123^^^CHU-TEST^PI", pid3.encode("ascii"))
+    identifiers = (("ipp", ipp),) + ((("ins", ins),) if ins else ())
+    return replace(received(control_id, raw=raw, at=at), identifiers=identifiers)
+
+
+async def test_search_finds_messages_by_ipp_ins_document_id_and_recipient(journal):
+    first, _ = await journal.record_received(with_patient("ID-1", IPP_1, INS_1, at=T0))
+    second, _ = await journal.record_received(with_patient("ID-2", IPP_2, at=T0 + timedelta(seconds=1)))
+    third, _ = await journal.record_received(with_patient("ID-3", IPP_1, at=T0 + timedelta(seconds=2)))
+    await journal.record_outcome(Outcome(DOC, MAIL_A, OutcomeStatus.ACCEPTED, "250 ok", T0, first))
+    await journal.record_outcome(Outcome(f"{DOC}#delete", MAIL_B, OutcomeStatus.FAILED, "550", T0, third))
+    await journal.bind_content(DOC_2, "ab" * 32, second)
+    await journal.record_document(a_document(document_id="TXA-DOC-3", message_key=third))
+
+    async def found(**filters) -> list[str]:
+        return [r.key for r in await journal.search(**filters)]
+
+    assert await found(ipp=IPP_1) == [third, first]
+    assert await found(ipp=IPP_2) == [second]
+    assert await found(ins=INS_1) == [first]
+    assert await found(ins=INS_1.lower() + " ") == [first]          # typed loosely, found all the same
+    assert await found(ipp=INS_1) == []                             # an INS is not an IPP
+    assert await found(document_id=DOC) == [third, first]           # a deletion is found by its document
+    assert await found(document_id=DOC_2) == [second]
+    assert await found(document_id="DOC-RENDERED-2") == [second]    # the extension alone
+    assert await found(document_id="TXA-DOC-3") == [third]
+    assert await found(recipient=MAIL_A.upper()) == [first]
+    assert await found(recipient=MAIL_B) == [third]
+    assert await found(recipient="nobody@hopital-test.mssante.fr") == []
+    assert await found(ipp=IPP_1, recipient=MAIL_A) == [first]      # every filter given must match
+    assert await found(ipp=IPP_1, control_id="ID-3") == [third]
+    page = await journal.search(ipp=IPP_1, limit=1)
+    rest = await journal.search(ipp=IPP_1, limit=5, before=(page[0].received_at, page[0].key))
+    assert [r.key for r in page + rest] == [third, first]
+
+
+async def test_a_resend_keeps_the_identifiers_of_the_first_copy(journal):
+    key, _ = await journal.record_received(with_patient("ID-DUP", IPP_1))
+    again, new = await journal.record_received(with_patient("ID-DUP", IPP_1))
+    assert (again, new) == (key, False)
+    assert [r.key for r in await journal.search(ipp=IPP_1)] == [key]
+
+
+async def test_searchable_identifiers_are_not_stored_in_clear(backend, journal):
+    key, _ = await journal.record_received(with_patient("ID-REST", IPP_1, INS_1))
+    await journal.record_outcome(Outcome(DOC, MAIL_A, OutcomeStatus.ACCEPTED, "250 ok", T0, key))
+    assert [r.key for r in await journal.search(ins=INS_1)] == [key]
+    await journal.close()
+    stored = backend.stored_bytes()
+    digests = backend.execute([("SELECT digest FROM message_identifiers WHERE message_key = ?", (key,))])
+    assert len(digests) == 4                          # IPP, INS, document id, recipient
+    for (digest,) in digests:
+        assert len(bytes(digest)) == 16 and bytes(digest) in stored
+    for clear in (IPP_1.encode(), INS_1.encode()):    # only inside the sealed raw bytes
+        assert (clear in stored) is (not backend.encrypted), clear
+    reopened = backend.make()
+    async with reopened:
+        assert [r.key for r in await reopened.search(ipp=IPP_1)] == [key]
+
+
+async def test_digests_depend_on_the_journal_key(backend):
+    if not backend.encrypted:
+        pytest.skip("a clear journal's digests are plain hashes")
+    journal = backend.make()
+    async with journal:
+        key, _ = await journal.record_received(with_patient("ID-KEYED", IPP_1))
+    (stored,), = backend.execute([("SELECT digest FROM message_identifiers WHERE message_key = ?", (key,))])
+    assert bytes(stored) == IdentifierDigests(KEY).digest("ipp", IPP_1)
+    assert bytes(stored) != IdentifierDigests(OTHER_KEY).digest("ipp", IPP_1)
+    assert bytes(stored) != IdentifierDigests(None).digest("ipp", IPP_1)
+
+
+
+async def test_activity_counts_the_last_hour_and_day_hourly_and_finds_the_oldest_waiting(journal):
+    now = T0 + timedelta(days=2)
+    at = {"old": now - timedelta(days=3), "day": now - timedelta(hours=5), "hour": now - timedelta(minutes=10)}
+    keys = {}
+    for name, when in at.items():
+        for n in range(2):
+            keys[name, n], _ = await journal.record_received(received(f"ACT-{name}-{n}", at=when))
+    await journal.set_state(keys["hour", 0], MessageState.DELIVERED, step="delivered")
+    await journal.set_state(keys["day", 0], MessageState.QUEUED, step="queued")
+    await journal.set_state(keys["old", 0], MessageState.DELIVERED, step="delivered")
+    await journal.set_state(keys["old", 1], MessageState.PARKED, step="parked")
+    await journal.record_outcome(Outcome("DOC-A", MAIL_A, OutcomeStatus.RETRYING, "451", now - timedelta(minutes=5),
+                                         keys["hour", 0]))
+    await journal.record_outcome(Outcome("DOC-B", MAIL_A, OutcomeStatus.ACCEPTED, "250", now - timedelta(hours=3),
+                                         keys["day", 0]))
+
+    seen = await journal.activity(now)
+    counts = {(c.state, c.last_hour, c.last_day) for c in seen.messages}
+    assert counts == {("received", 1, 2), ("delivered", 1, 1), ("queued", 0, 1)}
+    assert {c.channel for c in seen.messages} == {"mllp"} and {c.message_type for c in seen.messages} == {"ADT^A03"}
+    assert len(seen.hourly) == 24 and seen.hourly[-1][0] <= now < seen.hourly[-1][0] + timedelta(hours=1)
+    assert sum(received for _, received, _ in seen.hourly) == 4
+    assert sum(delivered for _, _, delivered in seen.hourly) == 1
+    by_hour = {start: received for start, received, _ in seen.hourly}
+    assert by_hour[(now - timedelta(hours=5)).replace(minute=0, second=0, microsecond=0)] == 2
+    outcomes = {status: rest for status, *rest in seen.outcomes}
+    assert outcomes["retrying"] == [1, 1, 1] and outcomes["accepted"] == [0, 1, 0]
+    assert seen.oldest_waiting == (keys["day", 1], at["day"], "received")
+
+
 # ---------------------------------------------------------------- durability
 
 async def test_everything_survives_close_and_reopen(backend):
@@ -550,8 +665,7 @@ async def test_file_is_private_and_schema_version_recorded(tmp_path):
 
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     with sqlite3.connect(path) as conn:
-        assert conn.execute("SELECT version FROM schema_version").fetchall() == [
-            (version,) for version in range(1, LATEST + 1)]
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(v,) for v in range(1, LATEST + 1)]
 
 
 async def test_claim_gives_one_sender_per_document_and_recipient(journal):
@@ -623,6 +737,14 @@ async def test_a_document_id_is_bound_to_the_first_content_dispatched_under_it(j
     other = await journal.bind_content("DOC-B", "d2" * 32, "K3")         # other content under the same id
     assert other == first
     assert (await journal.bind_content("DOC-C", "d2" * 32, "K3")).message_key == "K3"
+
+
+async def test_reading_a_binding_never_creates_one(journal):
+    assert await journal.content_binding("DOC-R") is None
+    assert await journal.content_binding("DOC-R") is None                # still nothing: the read bound nothing
+    bound = await journal.bind_content("DOC-R", "d3" * 32, "K4")
+    assert await journal.content_binding("DOC-R") == bound
+    assert await journal.content_binding("DOC-S") is None
 
 
 def _claim_everything(url: str, key: bytes | None, targets: list[tuple[str, str]], message_key: str,
@@ -795,3 +917,38 @@ async def test_the_dmp_entry_of_a_document_is_kept_and_its_latest_version_wins(j
     await journal.record_dmp_entry(DmpEntry("DOC-1", "urn:uuid:first", 1, "K1"))
     await journal.record_dmp_entry(DmpEntry("DOC-1", "urn:uuid:second", 2, "K2"))
     assert await journal.dmp_entry("DOC-1") == DmpEntry("DOC-1", "urn:uuid:second", 2, "K2")
+
+
+async def test_discharges_lists_the_stays_discharged_in_a_window_in_discharge_order(journal):
+    await journal.record_stay(a_stay("V-LATE", discharged_at=T0 + timedelta(hours=5)))
+    await journal.record_stay(a_stay("V-EARLY", discharged_at=T0 + timedelta(hours=1), unit="NEURO"))
+    await journal.record_stay(a_stay("V-BEFORE", discharged_at=T0 - timedelta(hours=1)))
+    await journal.record_stay(a_stay("V-IN", state=StayState.ADMITTED, discharged_at=None))
+    await journal.mark_stay("CHU-TEST", "V-LATE", letter_sent_at=T0 + timedelta(hours=6))
+
+    found = await journal.discharges(T0, T0 + timedelta(days=1))
+    assert [s.encounter for s in found] == ["V-EARLY", "V-LATE"]
+    assert found[0].unit == "NEURO" and found[1].letter_sent_at == T0 + timedelta(hours=6)
+    assert [s.encounter for s in await journal.discharges(T0, T0 + timedelta(days=1), limit=1)] == ["V-EARLY"]
+
+
+async def test_metrics_sample_gives_the_events_after_its_cursor_with_their_times(journal):
+    start = await journal.metrics_sample(None, T0)
+    assert start.events == ()
+    key, _ = await journal.record_received(received("MET-1", at=T0))
+    await journal.add_event(JournalEvent(key, T0 + timedelta(milliseconds=3), "queued", "queued"))
+    await journal.record_outcome(Outcome(DOC, MAIL_A, OutcomeStatus.ACCEPTED, "250", T0 + timedelta(seconds=9), key))
+    await journal.set_state(key, MessageState.PARKED, step="parked")
+    await journal.record_stay(a_stay("V-MET", discharged_at=T0 - timedelta(days=1), letter_due_at=T0 - timedelta(hours=1)))
+
+    sample = await journal.metrics_sample(start.last_event, T0)
+    steps = [(e.step, e.state, e.channel) for e in sample.events]
+    assert steps == [("received", "received", "mllp"), ("queued", "queued", "mllp"),
+                     ("outcome", "accepted", "mllp"), ("parked", "parked", "mllp")]
+    outcome = sample.events[2]
+    assert outcome.received_at == T0 and outcome.queued_at == T0 + timedelta(milliseconds=3)
+    assert sample.events[1].queued_at is None
+    assert (sample.parked, sample.overdue_letters) == (1, 1)
+    again = await journal.metrics_sample(sample.last_event, T0)
+    assert again.events == () and again.last_event == sample.last_event
+    assert len((await journal.metrics_sample(start.last_event, T0, limit=2)).events) == 2

@@ -3,7 +3,7 @@
 - The same document re-sent under a new MSH-10 (a user pressed "send again") is not mailed again to
   recipients who accepted it, and the HIS gets one ZAM^Z02 per recipient for the new MSH-10.
 - Other content under a document id already sent (a correction sent as F instead of C) is refused:
-  nothing mailed, the message parked with a reason naming the id and the earlier message, and one
+  the door answers AE with ERR-3 205 (and the same to a resend of that MSH-10), nothing mailed, the message parked with a reason naming the id and the earlier message, and one
   ZAM^Z02 N per recipient with ERR-3 205 (duplicate key identifier).
 Runs on the embedded bus and on RabbitMQ.
 """
@@ -79,7 +79,12 @@ async def test_other_content_under_a_used_document_id_is_refused_and_nothing_is_
     assert (await pipeline.wait_final(first)).state == MessageState.DELIVERED
     await pipeline.his.wait_for(2, timeout=20)
 
-    assert (await pipeline.send(oru(corrected, second))).code == "AA"
+    answer = await pipeline.send(oru(corrected, second))
+    assert (answer.code, answer.error_code) == ("AE", "205")                   # the door says so at once
+    assert read_header(cda).document_id in answer.text and f"MSH-10 {first}" in answer.text
+    assert answer.error_location.startswith("OBX^")
+    again = await pipeline.send(oru(corrected, second))                        # a resend of that MSH-10: same answer
+    assert again.code == "AE"
     record = await pipeline.wait_final(second)
     assert record.state == MessageState.PARKED
     assert read_header(cda).document_id in record.detail and f"MSH-10 {first}" in record.detail
@@ -94,3 +99,24 @@ async def test_other_content_under_a_used_document_id_is_refused_and_nothing_is_
     assert [m for m in postfix.delivered() if xdm_cda(m.message) == corrected] == []
     outcomes = await pipeline.journal.outcomes(read_header(cda).document_id)
     assert {o.status for o in outcomes} == {OutcomeStatus.ACCEPTED}          # the first letter's outcomes stand
+
+
+async def test_a_correction_sent_as_a_replacement_goes_out(pipeline, postfix):
+    """What the refusal asks the HIS to do: the corrected letter, under a new id naming its parent, is mailed."""
+    tag = pipeline.prefix[-9:-1]
+    cda = make_cda(document_extension=f"FIRST-{tag}")
+    first, refused, replacement = f"RP1-{tag}", f"RP2-{tag}", f"RP3-{tag}"
+    assert (await pipeline.send(oru(cda, first))).code == "AA"
+    assert (await pipeline.wait_final(first)).state == MessageState.DELIVERED
+
+    as_f = cda.replace(b"<title>Compte rendu d'examens biologiques</title>",
+                       b"<title>Compte rendu d'examens biologiques (corrige)</title>")
+    assert (await pipeline.send(oru(as_f, refused))).code == "AE"
+
+    corrected = make_cda(document_extension=f"SECOND-{tag}", version=2, parent_extension=f"FIRST-{tag}")
+    raw = encode_message(make_pfi_oru(corrected, patient=Patient.of_cda(corrected), control_id=replacement,
+                                      recipients=RECIPIENTS, action="C"))
+    assert (await pipeline.send(raw)).code == "AA"
+    assert (await pipeline.wait_final(replacement)).state == MessageState.DELIVERED
+    mails = postfix.wait_for_mail(2, match=lambda m: xdm_cda(m.message) == corrected)
+    assert len(mails) == 2

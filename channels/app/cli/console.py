@@ -50,7 +50,7 @@ async def run(args: argparse.Namespace) -> int:
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, stop.set)
-            await serve_console(settings.console or ConsoleSettings(), journal, bus, stop)
+            await serve_console(settings.console or ConsoleSettings(), journal, bus, stop, engine_settings=settings)
         finally:
             await bus.close()
     finally:
@@ -58,14 +58,17 @@ async def run(args: argparse.Namespace) -> int:
     return 0
 
 
-async def serve_console(settings: ConsoleSettings, journal: Journal, bus: Bus, stop: asyncio.Event) -> None:
-    """Serve the console over opened ports until ``stop`` is set."""
+async def serve_console(settings: ConsoleSettings, journal: Journal, bus: Bus, stop: asyncio.Event, *,
+                        engine_settings: Settings | None = None) -> None:
+    """Serve the console over opened ports until ``stop`` is set (``engine_settings``: shown on its pages)."""
+    from channels.app.installation import SettingsInstallation
     from channels.console.serve import console_server, serve_until
     from channels.console.users import SqliteUsers
     users = SqliteUsers(settings.users).open()
     try:
         scheme = "https" if settings.https else "http"
         print(f"console on {scheme}://{settings.host}:{settings.port}/ (users in {settings.users})", file=sys.stderr)
-        await serve_until(console_server(settings, journal, bus, users), stop)
+        installation = SettingsInstallation(engine_settings) if engine_settings is not None else None
+        await serve_until(console_server(settings, journal, bus, users, installation), stop)
     finally:
         users.close()

@@ -55,7 +55,7 @@ async def _serve(settings: Settings, *, listen: bool = True, consume: bool = Tru
     try:
         if settings.console is not None and listen:
             from channels.app.cli.console import serve_console       # [console]: the web console beside it
-            await serve_console(settings.console, engine.journal, engine.bus, stop)
+            await serve_console(settings.console, engine.journal, engine.bus, stop, engine_settings=settings)
         else:
             await stop.wait()
     finally:

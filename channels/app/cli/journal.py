@@ -1,6 +1,7 @@
 """``liaison journal search|show``: what happened to a message, step by step, from the journal.
 
-    liaison journal [-c liaison.toml] search [--state S] [--control-id ID] [--limit N]
+    liaison journal [-c liaison.toml] search [--state S] [--control-id ID] [--ipp IPP] [--ins INS]
+                                             [--document ID] [--recipient ADDRESS] [--limit N]
     liaison journal [-c liaison.toml] show KEY [--raw]
     liaison journal migrate [-c liaison.toml]      (journal_migrate.py)
 
@@ -9,7 +10,10 @@
 Reads the journal named by the configuration (its key from LIAISON_JOURNAL_KEY
 or the key file, as the engine does), read-only: a journal that does not exist
 is an error naming its path (exit 2), never created. Prints identifiers, states
-and reasons; the raw message is shown only with ``--raw``.
+and reasons; the raw message is shown only with ``--raw``. ``--ipp``, ``--ins``,
+``--document`` and ``--recipient`` are looked up by their keyed digests (the
+journal does not hold them in clear; messages journaled before schema v7 have
+none and are found by MSH-10, state or date).
 """
 
 from __future__ import annotations
@@ -33,6 +37,10 @@ def add_parser(subparsers) -> None:
     search_parser.add_argument("--state", choices=[s.value for s in MessageState], metavar="STATE",
                                help="only messages in this state: " + ", ".join(s.value for s in MessageState))
     search_parser.add_argument("--control-id", metavar="ID", help="only the message with this MSH-10")
+    for option, what in (("--ipp", "the patient's IPP (PID-3 of type PI)"), ("--ins", "the patient's INS"),
+                         ("--document", "a document id (root^extension, or the extension)"),
+                         ("--recipient", "a recipient's address")):
+        search_parser.add_argument(option, metavar=option[2:].upper(), help=f"only messages about {what}")
     search_parser.add_argument("--limit", type=int, default=50, help="at most this many rows (default %(default)s)")
     show_parser = command("show", help="one message's timeline: every step, state, reason and outcome")
     show_parser.add_argument("key", help="the message's journal key (first column of 'search')")
@@ -45,17 +53,20 @@ async def run(args: argparse.Namespace) -> int:
     if args.journal_command == "migrate":
         return await journal_migrate.migrate(settings)
     if args.journal_command == "search":
-        return await search(settings, state=args.state, control_id=args.control_id, limit=args.limit)
+        return await search(settings, state=args.state, control_id=args.control_id, limit=args.limit,
+                            ipp=args.ipp, ins=args.ins, document_id=args.document, recipient=args.recipient)
     return await show(settings, args.key, raw=args.raw)
 
 
-async def search(settings: Settings, *, state: str | None, control_id: str | None, limit: int, out=print) -> int:
+async def search(settings: Settings, *, state: str | None, control_id: str | None, limit: int, out=print,
+                 ipp: str | None = None, ins: str | None = None, document_id: str | None = None,
+                 recipient: str | None = None) -> int:
     from channels.app.engine import journal_from_url
     journal = journal_from_url(settings.journal, settings.journal_key, read_only=True)
     await journal.open()
     try:
         records = await journal.search(state=MessageState(state) if state else None, control_id=control_id,
-                                       limit=limit)
+                                       limit=limit, ipp=ipp, ins=ins, document_id=document_id, recipient=recipient)
     finally:
         await journal.close()
     out(f"{'key':<27} {'received (UTC)':<20} {'type':<8} {'MSH-10':<24} {'from':<14} {'state':<10} ack")

@@ -52,3 +52,30 @@ def test_journal_migrate_on_postgresql(tmp_path, capsys):
         out = capsys.readouterr().out
         assert f"schema v0 -> v{LATEST}" in out and f"schema v{LATEST}, up to date" in out
         assert postgres.postgres_url().split("@")[0].split(":")[-1] not in out       # the password
+
+
+def test_journal_search_finds_a_message_by_ipp_ins_document_and_recipient(tmp_path, capsys):
+    import asyncio
+    from datetime import UTC, datetime
+
+    from channels.journal import SqliteJournal
+    from router.ports import Outcome, OutcomeStatus, ReceivedMessage
+
+    async def fill() -> None:
+        async with SqliteJournal(tmp_path / "journal.sqlite") as journal:
+            for control_id, ipp in (("CLI-1", "IPP-1"), ("CLI-2", "IPP-2")):
+                key, _ = await journal.record_received(ReceivedMessage(
+                    raw=b"MSH|^~\\&|X", channel="his", sending_application="DXCARE", sending_facility="CHU",
+                    control_id=control_id, message_type="ORU^R01", received_at=datetime.now(UTC),
+                    identifiers=(("ipp", ipp), ("ins", f"INS-{ipp}"))))
+                await journal.record_outcome(Outcome(f"DOC-{ipp}", f"dr.{ipp.lower()}@test.mssante.fr",
+                                                     OutcomeStatus.ACCEPTED, "250", datetime.now(UTC), key))
+
+    asyncio.run(fill())
+    toml = config(tmp_path, f"sqlite://{tmp_path}/journal.sqlite")
+    capsys.readouterr()
+    for option, value in (("--ipp", "IPP-2"), ("--ins", "INS-IPP-2"), ("--document", "DOC-IPP-2"),
+                          ("--recipient", "dr.ipp-2@test.mssante.fr")):
+        assert main(["journal", "-c", toml, "search", option, value]) == 0
+        out = capsys.readouterr().out
+        assert "CLI-2" in out and "CLI-1" not in out, (option, out)
