@@ -53,7 +53,7 @@ async def test_content_goes_only_from_old_messages_in_a_final_state(journal):
         assert (await journal.message(key)).raw.startswith(b"MSH|")            # never a non-final message
 
 
-async def test_metadata_goes_only_from_old_messages_in_a_final_state(journal):
+async def test_metadata_goes_only_from_old_messages_in_a_final_state(journal, backend):
     final = {state: await message(journal, f"F-{state}", state) for state in FINAL}
     waiting = {state: await message(journal, f"W-{state}", state) for state in NOT_FINAL}
     sending = await message(journal, "SEND", MessageState.FAILED)
@@ -61,9 +61,12 @@ async def test_metadata_goes_only_from_old_messages_in_a_final_state(journal):
     assert await journal.expirable(None, CUTOFF) == (0, len(FINAL))
     assert await journal.expire_metadata(CUTOFF, limit=3) == 3
     assert await journal.expire_metadata(CUTOFF, limit=100) == len(FINAL) - 3
+    digests = "SELECT count(*) FROM message_identifiers WHERE message_key = ?"
     for state, key in final.items():
         assert await journal.message(key) is None and await journal.events(key) == []
         assert await journal.outcomes(f"DOC-F-{state}") == []
+        assert backend.execute([(digests, (key,))]) == [(0,)]                # its search digests too
+    assert all(backend.execute([(digests, (key,))])[0][0] > 0 for key in waiting.values())
     for state, key in waiting.items():
         assert (await journal.message(key)).state == state
         assert [o.status for o in await journal.outcomes(f"DOC-W-{state}")] == [OutcomeStatus.ACCEPTED]

@@ -20,7 +20,7 @@ ENDPOINTS = [
     ("POST", "/api/messages/{key}/replay", {}, MessageState.FAILED, (401, 403, 200, 200)),
     ("POST", "/api/messages/{key}/replay", {}, MessageState.PROCESSING, (401, 403, 409, 409)),  # still running
     ("POST", "/api/messages/NO-SUCH-KEY/discard", {"reason": "x"}, MessageState.PARKED, (401, 403, 404, 404)),
-    ("POST", "/api/messages/{key}/explode", {}, MessageState.PARKED, (401, 403, 404, 404)),
+    ("POST", "/api/messages/{key}/explode", {}, MessageState.PARKED, (404, 404, 404, 404)),   # no such action
     ("GET", "/messages/{key}/discard", None, MessageState.PARKED, (303, 403, 200, 200)),
     ("GET", "/messages/{key}/retry-recipient", None, MessageState.FAILED, (303, 403, 200, 200)),
 ]

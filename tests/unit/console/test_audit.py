@@ -77,3 +77,17 @@ def test_the_audit_keeps_its_own_retention(console):
     console.users.audit("script", "probe", "new", "ok")
     assert console.users.prune_audit(datetime.now(UTC) - timedelta(days=1)) == 0
     assert [r.target for r in console.users.audit_page(action="probe")] == ["new"]
+
+
+async def test_the_audit_and_action_answers_have_the_fields_the_openapi_description_gives(console):
+    from channels.console.openapi import SPEC
+    key = await console.receive("CTL-OAS")
+    await console.journal.set_state(key, MessageState.FAILED, step="test")
+    _, token = console.users.new_token("admin")
+    bearer = {"authorization": f"Bearer {token}"}
+    async with console.client() as client:
+        audit = (await client.get("/api/audit", headers=bearer)).json()
+        discard = (await client.post(f"/api/messages/{key}/discard", json={"reason": "x"}, headers=bearer)).json()
+    for body, path, method in ((audit, "/api/audit", "get"), (discard, "/api/messages/{key}/discard", "post")):
+        schema = SPEC["paths"][path][method]["responses"]["200"]["content"]["application/json"]["schema"]
+        assert set(body) == set(schema["properties"]) == set(schema["required"]), path
