@@ -91,3 +91,15 @@ async def test_the_audit_and_action_answers_have_the_fields_the_openapi_descript
     for body, path, method in ((audit, "/api/audit", "get"), (discard, "/api/messages/{key}/discard", "post")):
         schema = SPEC["paths"][path][method]["responses"]["200"]["content"]["application/json"]["schema"]
         assert set(body) == set(schema["properties"]) == set(schema["required"]), path
+
+
+async def test_a_search_by_patient_identifier_is_audited_without_the_identifier(console, tmp_path):
+    async with console.logged_in("operator") as client:
+        await client.get("/api/messages", params={"ins": "180017512345678"})
+        await client.get("/messages", params={"ipp": "700123", "ins": "180017512345678"})
+        await client.get("/api/messages", params={"type": "ORU^R01"})                # not a patient search
+    rows = [(r.user, r.action, r.target, r.outcome) for r in console.users.audit_page(action="patient.search")]
+    assert rows == [("operator", "patient.search", "ipp+ins", "0 message(s) on this page"),
+                    ("operator", "patient.search", "ins", "0 message(s) on this page")]
+    stored = console.users.path.read_bytes()
+    assert b"180017512345678" not in stored and b"700123" not in stored
