@@ -84,7 +84,7 @@ class MessageActions:
     # --------------------------------------------------------------- actions
 
     async def release(self, key: str, user: str) -> ActionResult:
-        """Every parked job of the message back to its queue (``queue``/``message_id`` pairs from ``parked``)."""
+        """Every parked job of the message back to its queue, its failed recipients reopened first."""
         return await self._audited(key, "release", user, lambda record: self._release(record, user))
 
     async def release_parked(self, queue: str, message_id: str, user: str) -> ActionResult:
@@ -140,10 +140,12 @@ class MessageActions:
                               "it is never mailed twice")
         if outcome.status not in REOPENABLE:
             raise ActionError(f"{destination} is {outcome.status} now: only a failed or refused recipient is retried")
-        if not await self._reopen(record.key, outcome.document_id, destination, user):
-            raise ActionError(f"{destination} changed meanwhile: look at the message again")
         parked = [(q, e) for q, e in await self._parked_of(record.key)
                   if outcome.document_id in _outcome_keys(q, e)]
+        if not parked:
+            _has_content(record)
+        if not await self._reopen(record.key, outcome.document_id, destination, user):
+            raise ActionError(f"{destination} changed meanwhile: look at the message again")
         if parked and await self.bus.replay(parked[0][0], parked[0][1].message_id):
             return f"{destination} reopened; its parked delivery job released"
         await self._run_again(record, "retry_recipient", f"to retry {destination}")
@@ -165,9 +167,7 @@ class MessageActions:
 
     async def _replay(self, record: MessageRecord, user: str) -> str:
         _settled(record, "replayed")
-        if not record.raw:
-            raise ActionError(f"message {record.key} has no content left (retention removed it): it cannot be "
-                              "replayed")
+        _has_content(record)
         reopened = 0
         for document_id in await self._documents_of(record.key):
             reopened += await self._reopen(record.key, document_id, None, user)
@@ -264,6 +264,15 @@ def _outcome_keys(queue: str, envelope: Envelope) -> list[str]:
 
 
 def _settled(record: MessageRecord, verb: str) -> None:
-    if record.state not in SETTLED:
-        raise ActionError(f"message {record.key} is {record.state}: only a parked, failed, partly delivered or "
-                          f"delivered message is {verb} (its own run is not over, or it was discarded)")
+    if record.state in SETTLED:
+        return
+    why = {MessageState.DISCARDED: "it was discarded",
+           MessageState.REJECTED: "it was refused at the door, and the HIS told so"}.get(record.state,
+                                                                                       "its own run is not over")
+    raise ActionError(f"message {record.key} is {record.state}: only a parked, failed, partly delivered or "
+                      f"delivered message is {verb} ({why})")
+
+
+def _has_content(record: MessageRecord) -> None:
+    if not record.raw:
+        raise ActionError(f"message {record.key} has no content left (retention emptied it): it cannot run again")

@@ -126,3 +126,18 @@ async def test_a_replay_the_bus_does_not_take_leaves_the_message_as_it_was(conso
         response = await client.post(f"/api/messages/{key}/replay", headers={"x-csrf-token": token})
     assert response.status_code == 409 and "the bus did not take" in response.json()["error"]
     assert (await console.journal.message(key)).state == MessageState.PARTIAL
+
+
+async def test_a_message_whose_content_retention_emptied_is_not_run_again(console):
+    from datetime import UTC, datetime, timedelta
+    key = await console.receive("CTL-EMPTY")
+    await console.journal.set_state(key, MessageState.FAILED, step="delivered")
+    assert await console.journal.expire_content(datetime.now(UTC) + timedelta(days=1), limit=10) == 1
+    actions = console.app.state.actions
+    from router.actions import ActionError
+    with pytest.raises(ActionError, match="no content left"):
+        await actions.replay(key, "operator")
+    await console.journal.set_state(key, MessageState.REJECTED, step="test")
+    with pytest.raises(ActionError, match="refused at the door"):
+        await actions.replay(key, "operator")
+    assert (await console.journal.message(key)).state == MessageState.REJECTED
