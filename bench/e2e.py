@@ -101,7 +101,7 @@ class Processes:
 
 
 def write_config(root: Path, *, bus_url: str, mllp_port: int, relay_port: int, his_port: int, pki,
-                 smtp_pool: int, schematrons: str) -> Path:
+                 smtp_pool: int, schematrons: str, max_frame_bytes: int = 16 * 2**20) -> Path:
     path = root / "liaison.toml"
     path.write_text(f"""\
 [engine]
@@ -114,6 +114,7 @@ schematrons = "{schematrons}"
 name = "his"
 host = "127.0.0.1"
 port = {mllp_port}
+max_frame_bytes = {max_frame_bytes}
 
 [mss]
 relay = "smtp://127.0.0.1:{relay_port}?pool={smtp_pool}"
@@ -265,7 +266,23 @@ class Result:
     problems: list[str]
 
 
-async def run_config(args, workers: int, run_index: int, pdf_kb: int) -> Result:
+@dataclass
+class Chain:
+    """The running chain of one configuration: its processes, the fake HIS, the journal (read side), the mails."""
+    tmp: Path
+    engine: dict[str, subprocess.Popen]
+    his: FakeHis
+    journal: SqliteJournal
+    mails: MailCount
+    mllp_port: int
+    label: str
+
+
+@contextlib.asynccontextmanager
+async def running_chain(args, workers: int):
+    """Start sink, listener and workers (or one engine) from a written config; stop and clean up after.
+
+    ``args`` needs bus, amqp_url, smtp_pool, smtp_delay, schematrons and keep (bench/e2e.py's flags)."""
     tmp = Path(tempfile.mkdtemp(prefix="liaison-e2e-"))
     processes = Processes(tmp)
     his = FakeHis()
@@ -276,14 +293,15 @@ async def run_config(args, workers: int, run_index: int, pdf_kb: int) -> Result:
         relay_port, mllp_port = free_port(), free_port()
         maildir = tmp / "maildir"
         sink = processes.start("sink", ["-m", "bench.smtp_sink", "--pki", str(tmp / "pki"), "--maildir",
-                                        str(maildir), "--port", str(relay_port)])
+                                        str(maildir), "--port", str(relay_port), "--delay", str(args.smtp_delay)])
         his_port = await his.start()
         if args.bus == "amqp":
             bus_url = stack.enter_context(rabbitmq_vhost(args.amqp_url, "liaison-e2e"))
         else:
             bus_url = f"embedded://{tmp / 'bus.sqlite'}"
         config = str(write_config(tmp, bus_url=bus_url, mllp_port=mllp_port, relay_port=relay_port,
-                                  his_port=his_port, pki=pki, smtp_pool=args.smtp_pool, schematrons=args.schematrons))
+                                  his_port=his_port, pki=pki, smtp_pool=args.smtp_pool, schematrons=args.schematrons,
+                                  max_frame_bytes=getattr(args, "max_frame_bytes", 16 * 2**20)))
         engine: dict[str, subprocess.Popen] = {"sink": sink}
         if args.bus == "amqp":
             engine["listener"] = processes.liaison("listener", "run", "-c", config, "--ingest-only")
@@ -294,11 +312,25 @@ async def run_config(args, workers: int, run_index: int, pdf_kb: int) -> Result:
         for port in (relay_port, mllp_port):
             await wait_port(port, time.monotonic() + 90, still_starting=lambda: exited(engine, tmp))
         await journal.open()
-        mails = MailCount(maildir)
+        label = (f"RabbitMQ, {workers} worker(s)" if args.bus == "amqp" else "embedded bus, one `liaison run`")
+        yield Chain(tmp, engine, his, journal, MailCount(maildir), mllp_port, label)
+    finally:
+        processes.stop_all()
+        stack.close()
+        await journal.close()
+        await his.close()
+        if args.keep:
+            print(f"  kept: {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
 
+
+async def run_config(args, workers: int, run_index: int, pdf_kb: int) -> Result:
+    async with running_chain(args, workers) as chain:
+        engine, his, journal, mails, mllp_port, label = (chain.engine, chain.his, chain.journal, chain.mails,
+                                                         chain.mllp_port, chain.label)
         tag = f"{uuid.uuid4().hex[:6]}"
         warm = pfi_mix(args.warmup, f"W{tag}", pdf_kb=pdf_kb)
-        label = (f"RabbitMQ, {workers} worker(s)" if args.bus == "amqp" else "embedded bus, one `liaison run`")
         print(f"  [{label}, run {run_index}] warm-up: {len(warm)} messages (start-up, schematron compile)",
               flush=True)
         phase = await run_phase(warm, mllp_port, his, journal, mails, args.stall)
@@ -328,15 +360,6 @@ async def run_config(args, workers: int, run_index: int, pdf_kb: int) -> Result:
                       ingest_rate=count / (max(phase.acked_at.values()) - first),
                       p50=statistics.median(ordered) * 1000, p99=ordered[max(0, int(count * 0.99) - 1)] * 1000,
                       p50_by_kind=by_kind, cpu_ms={name: c / count * 1000 for name, c in cpu.items()}, problems=[])
-    finally:
-        processes.stop_all()
-        stack.close()
-        await journal.close()
-        await his.close()
-        if args.keep:
-            print(f"  kept: {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def failed_result(label: str, phase: Phase) -> Result:
@@ -347,21 +370,28 @@ def failed_result(label: str, phase: Phase) -> Result:
 # ------------------------------------------------------------------ main
 
 
+def add_chain_options(parser: argparse.ArgumentParser) -> None:
+    """The flags that choose the chain (shared by bench/memory.py and bench/soak.py)."""
+    parser.add_argument("--bus", choices=["amqp", "embedded"], default="amqp")
+    parser.add_argument("--amqp-url", default=os.environ.get("LIAISON_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"))
+    parser.add_argument("--smtp-pool", type=int, default=16, help="mss.relay ?pool=: SMTP connections per process")
+    parser.add_argument("--smtp-delay", type=float, default=0.0,
+                        help="seconds the sink holds each DATA reply (a slow relay)")
+    parser.add_argument("--schematrons", choices=["off", "volet", "all"], default="volet")
+    parser.add_argument("--stall", type=float, default=60, help="give up after this many seconds without progress")
+    parser.add_argument("--keep", action="store_true", help="keep the run directories (logs, journal, Maildir)")
+
+
 async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--messages", type=int, default=400, help="messages measured per run (after the warm-up)")
     parser.add_argument("--warmup", type=int, default=40)
     parser.add_argument("--workers", default="1,2", help="comma-separated worker counts (RabbitMQ only)")
     parser.add_argument("--runs", type=int, default=2, help="runs per configuration (the machine is shared)")
-    parser.add_argument("--bus", choices=["amqp", "embedded"], default="amqp")
-    parser.add_argument("--amqp-url", default=os.environ.get("LIAISON_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"))
+    add_chain_options(parser)
     parser.add_argument("--rate", type=float, help="offered messages/s (default: as fast as the ACKs come back, "
                         "which saturates the workers: latencies then measure the queue)")
-    parser.add_argument("--smtp-pool", type=int, default=4, help="mss.relay ?pool=: SMTP connections per process")
-    parser.add_argument("--schematrons", choices=["off", "volet", "all"], default="volet")
     parser.add_argument("--pdf-kb", type=int, default=200, help="size of the PDF in the MDM's CDA")
-    parser.add_argument("--stall", type=float, default=60, help="give up after this many seconds without progress")
-    parser.add_argument("--keep", action="store_true", help="keep the run directories (logs, journal, Maildir)")
     args = parser.parse_args()
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     workers = [int(w) for w in args.workers.split(",")] if args.bus == "amqp" else [1]
@@ -370,7 +400,7 @@ async def main() -> int:
     print(f"PFI mix, {args.messages} messages a run over {CONNECTIONS} connections ({offered}); 2 PS recipients "
           f"a document, no DMP (not in this first cut)")
     print(f"mail relay: the local TLS sink (bench/smtp_sink.py, STARTTLS + client certificate), not Postfix; "
-          f"SMTP pool {args.smtp_pool}; XSD on, schematrons {args.schematrons}")
+          f"SMTP pool {args.smtp_pool}, relay delay {args.smtp_delay:g} s per mail; XSD on, schematrons {args.schematrons}")
     if args.bus == "embedded":
         print("embedded bus: one `liaison run` (listener and workers in one process: the embedded bus "
               "cannot be shared between processes); --workers ignored")

@@ -2,34 +2,32 @@
 
 CR-BIO 2024.01 requires a PDF copy of the report in every document. When the
 laboratory sent its own PDF (an OBX of type ED) that one is carried; otherwise
-:func:`render_report_pdf` draws one from the discrete results with fpdf2:
+:func:`render_report_pdf` draws one from the discrete results (:mod:`mappings.pdf_canvas`):
 laboratory, patient, prescriber and collection, then per chapter and battery a
 table (examen, résultat, unité, valeurs de référence, interprétation), the
 isolates of microbiology, the comments and who validated.
 
-**Characters.** fpdf2's core fonts (Helvetica) only encode Latin-1 (no ``œ``,
+**Characters.** The PDF core fonts (Helvetica) only encode Latin-1 (no ``œ``,
 ``’``, ``€``...). When the DejaVu Sans TTF is installed (Debian/Ubuntu package
-``fonts-dejavu-core``, :data:`FONT_DIRS`), it is embedded and every character is
-written as is; otherwise Helvetica is used and text outside Latin-1 is
+``fonts-dejavu-core``, :data:`FONT_DIRS`), a subset of it is embedded (built once
+per process, :mod:`mappings.pdf_fonts`) and every character is written as is; otherwise Helvetica is used and text outside Latin-1 is
 transliterated (``œ`` → ``oe``, typographic quotes → ASCII, other accented
 letters stripped of their accent, anything else → ``?``) so the PDF never fails
 to render. The font in use is :func:`font_family`.
 
-**Determinism.** The creation date is set from ``created`` and fpdf2 derives the
-file identifier from the content, so the same report and date give the same bytes.
+**Determinism.** The creation date is set from ``created`` and the file
+identifier is a digest of the content, so the same report and date give the same bytes.
 """
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
-from fpdf import FPDF
-from fpdf.fonts import FontFace
-
 from mappings.lab_codes import Tables, chapter_for, interpretation
+from mappings.pdf_canvas import Canvas
+from mappings.pdf_fonts import core_font, embedded_font, latin1
 from mappings.site import Site
 from router.adt import AdtEvent
 from router.lab_model import Battery, Isolate, LabReport, LabResult
@@ -37,12 +35,11 @@ from router.lab_model import Battery, Isolate, LabReport, LabResult
 FONT_DIRS = (Path("/usr/share/fonts/truetype/dejavu"), Path("/usr/share/fonts/dejavu"),
              Path("/usr/local/share/fonts/dejavu"))
 _FAMILY = "DejaVu"
-_ASCII = {"œ": "oe", "Œ": "OE", "’": "'", "‘": "'", "“": '"', "”": '"', "–": "-", "—": "-", "…": "...",
-          "€": "EUR", "≤": "<=", "≥": ">=", "\u00a0": " ", "\u202f": " "}
 #: The results table's columns, in the PDF and in the CR-BIO narrative alike.
 COLUMNS = ("Examen", "Résultat", "Unité", "Valeurs de référence", "Interprétation")
 _STATUS_NOTES = {"C": " (corrigé)", "D": " (annulé)", "P": " (provisoire)"}
 WIDTHS = (62, 34, 24, 36, 34)
+__all__ = ["COLUMNS", "FONT_DIRS", "WIDTHS", "font_family", "font_files", "latin1", "render_report_pdf"]
 
 
 def font_files(font_dirs: Sequence[Path] = FONT_DIRS) -> tuple[Path, Path] | None:
@@ -59,88 +56,53 @@ def font_family(font_dirs: Sequence[Path] = FONT_DIRS) -> str:
     return _FAMILY if font_files(font_dirs) else "Helvetica"
 
 
-def latin1(text: str) -> str:
-    """``text`` reduced to Latin-1 for the core fonts (see the module docstring)."""
-    out = []
-    for char in text:
-        char = _ASCII.get(char, char)
-        if all(ord(c) < 256 for c in char):
-            out.append(char)
-            continue
-        stripped = "".join(c for c in unicodedata.normalize("NFKD", char) if not unicodedata.combining(c))
-        out.append(stripped if stripped and all(ord(c) < 256 for c in stripped) else "?")
-    return "".join(out)
-
-
 def render_report_pdf(report: LabReport, patient: AdtEvent, *, site: Site, created: datetime,
                       tables: Tables = None, font_dirs: Sequence[Path] = FONT_DIRS) -> bytes:
     """The PDF (bytes) of a lab report; ``created`` is its creation date (reproducible output).
 
-    ``font_dirs`` are searched for DejaVu Sans; with none found the core font is used.
+    ``font_dirs`` are searched for DejaVu Sans; with none found the core font is used. A report
+    with characters outside the fonts' ready-made subset is drawn a second time with them added.
     """
-    pdf = _Pdf(site, font_files(font_dirs))
-    pdf.set_creation_date(created)
-    pdf.set_title("Compte rendu d'examens biologiques")
-    pdf.set_author(site.name)
-    pdf.add_page()
-    pdf.heading("Compte rendu d'examens biologiques", size=15)
-    pdf.line_text(f"{site.name} - {site.house_number} {site.street_name}, {site.postal_code} {site.city}".strip())
-    pdf.ln(2)
-    pdf.line_text(f"Patient : {_patient_name(patient)}", bold=True)
+    files = font_files(font_dirs)
+    canvas = _draw(report, patient, site, tables, _fonts(files))
+    if canvas.missing and files is not None:
+        canvas = _draw(report, patient, site, tables, _fonts(files, canvas.missing))
+    return canvas.output(title="Compte rendu d'examens biologiques", author=site.name, created=created)
+
+
+def _fonts(files: tuple[Path, Path] | None, extra: set[str] = frozenset()):
+    if files is None:
+        return core_font(False), core_font(True)
+    return embedded_font(files[0], extra), embedded_font(files[1], extra)
+
+
+def _draw(report: LabReport, patient: AdtEvent, site: Site, tables: Tables, fonts) -> Canvas:
+    pdf = Canvas(*fonts, footer=site.name)
+    pdf.paragraph("Compte rendu d'examens biologiques", bold=True, size=15, line_height=7.5)
+    pdf.paragraph(f"{site.name} - {site.house_number} {site.street_name}, {site.postal_code} {site.city}".strip())
+    pdf.space(2)
+    pdf.paragraph(f"Patient : {_patient_name(patient)}", bold=True)
     details = [f"né(e) le {display_time(patient.ins.birth_date)}" if patient.ins and patient.ins.birth_date else "",
                f"IPP {patient.ipp}" if patient.ipp else "",
                f"INS {patient.ins.matricule}" if patient.ins else ""]
-    pdf.line_text(" - ".join(d for d in details if d))
+    pdf.paragraph(" - ".join(d for d in details if d))
     prescriber = report.prescriber
     if prescriber is not None:
-        pdf.line_text(f"Prescripteur : {_person(prescriber)}")
+        pdf.paragraph(f"Prescripteur : {_person(prescriber)}")
     if report.collected:
-        pdf.line_text(f"Prélèvement : {display_time(report.collected)}")
+        pdf.paragraph(f"Prélèvement : {display_time(report.collected)}")
     if report.placer_order or report.filler_order:
-        pdf.line_text(f"Demande : {report.placer_order or report.filler_order}")
+        pdf.paragraph(f"Demande : {report.placer_order or report.filler_order}")
     for (code, name), batteries in _by_chapter(report, tables).items():
-        pdf.ln(3)
-        pdf.heading(name.upper(), size=12)
+        pdf.space(3)
+        pdf.paragraph(name.upper(), bold=True, size=12, line_height=6)
         for battery in batteries:
             _battery(pdf, battery, tables)
     validator, when = report.validation
     if validator is not None:
-        pdf.ln(4)
-        pdf.line_text(f"Validé par {_person(validator)}" + (f" le {display_time(when)}" if when else ""), bold=True)
-    return bytes(pdf.output())
-
-
-class _Pdf(FPDF):
-    def __init__(self, site: Site, files: tuple[Path, Path] | None):
-        super().__init__(format="A4")
-        self._site = site
-        self.unicode = files is not None
-        if files is not None:
-            self.add_font(_FAMILY, "", str(files[0]))
-            self.add_font(_FAMILY, "B", str(files[1]))
-            self.family_name = _FAMILY
-        else:
-            self.family_name = "Helvetica"
-        self.set_auto_page_break(auto=True, margin=15)
-        self.set_font(self.family_name, size=9)
-
-    def clean(self, text: str) -> str:
-        return text if self.unicode else latin1(text)
-
-    def heading(self, text: str, *, size: int) -> None:
-        self.set_font(self.family_name, "B", size)
-        self.multi_cell(0, size * 0.5, self.clean(text), new_x="LMARGIN", new_y="NEXT")
-        self.set_font(self.family_name, "", 9)
-
-    def line_text(self, text: str, *, bold: bool = False) -> None:
-        self.set_font(self.family_name, "B" if bold else "", 9)
-        self.multi_cell(0, 5, self.clean(text), new_x="LMARGIN", new_y="NEXT")
-        self.set_font(self.family_name, "", 9)
-
-    def footer(self) -> None:
-        self.set_y(-12)
-        self.set_font(self.family_name, "", 7)
-        self.cell(0, 5, self.clean(f"{self._site.name} - page {self.page_no()}/{{nb}}"), align="C")
+        pdf.space(4)
+        pdf.paragraph(f"Validé par {_person(validator)}" + (f" le {display_time(when)}" if when else ""), bold=True)
+    return pdf
 
 
 def _by_chapter(report: LabReport, tables: Tables) -> dict[tuple[str, str], list[Battery]]:
@@ -150,19 +112,19 @@ def _by_chapter(report: LabReport, tables: Tables) -> dict[tuple[str, str], list
     return chapters
 
 
-def _battery(pdf: _Pdf, battery: Battery, tables: Tables) -> None:
-    pdf.ln(1)
-    pdf.line_text(battery.code.label or "Examens", bold=True)
+def _battery(pdf: Canvas, battery: Battery, tables: Tables) -> None:
+    pdf.space(1)
+    pdf.paragraph(battery.code.label or "Examens", bold=True)
     if battery.specimen is not None and (battery.specimen.type or battery.specimen.collected):
         what = battery.specimen.type.label
-        pdf.line_text("Échantillon : " + " - ".join(p for p in (what, display_time(battery.specimen.collected)) if p))
+        pdf.paragraph("Échantillon : " + " - ".join(p for p in (what, display_time(battery.specimen.collected)) if p))
     rows = [_row(r, tables) for r in battery.results]
     for isolate in battery.isolates:
         rows.extend(_isolate_rows(isolate, tables))
     if rows:
-        _table(pdf, rows)
+        pdf.table(WIDTHS, COLUMNS, rows)
     for comment in battery.comments:
-        pdf.line_text(f"Commentaire : {comment}")
+        pdf.paragraph(f"Commentaire : {comment}")
 
 
 def _isolate_rows(isolate: Isolate, tables: Tables) -> list[tuple[str, ...]]:
@@ -201,17 +163,6 @@ def display_interpretation(result: LabResult, tables: Tables = None) -> str:
     """The interpretation flags (OBX-8) in words from the ``lab_interpretation`` table, else as the lab sent them."""
     words = [found[1] for found in (interpretation(flag, tables) for flag in result.flags) if found]
     return ", ".join(words) or ", ".join(result.flags)
-
-
-def _table(pdf: _Pdf, rows: list[tuple[str, ...]]) -> None:
-    pdf.set_font(pdf.family_name, "", 8)
-    with pdf.table(col_widths=WIDTHS, headings_style=FontFace(emphasis="BOLD"), line_height=4.5,
-                   text_align="LEFT", first_row_as_headings=True) as table:
-        for row in (COLUMNS, *rows):
-            cells = table.row()
-            for value in row:
-                cells.cell(pdf.clean(value))
-    pdf.set_font(pdf.family_name, "", 9)
 
 
 def _patient_name(patient: AdtEvent) -> str:

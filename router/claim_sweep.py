@@ -18,6 +18,9 @@ past its lease. This sweep looks at the claims from the other side, every
   have taken the mail before the worker died (the same Message-ID is used by
   every attempt, so a copy is recognisable), and the HIS gets its ZAM^Z02 N
   (ZAM^Z01 N for the DMP). The message's state is settled from its outcomes.
+
+With a ``runner`` (the journal as :class:`router.ports.SingleRunner`) one server sweeps at a
+time: two sweeps giving the same claim up at once would each send the HIS a ZAM N.
 """
 
 from __future__ import annotations
@@ -28,8 +31,8 @@ from datetime import datetime, timedelta
 import structlog
 
 from router.hl7.parse import parse_message
-from router.periodic import PeriodicTask
-from router.ports import Journal, JournalEvent, MessageState, Outcome, OutcomeStatus
+from router.periodic import PeriodicTask, one_at_a_time
+from router.ports import Journal, JournalEvent, MessageState, Outcome, OutcomeStatus, SingleRunner
 from router.stages.clock import now as system_now
 from router.stages.process import message_source
 from router.stages.zam import MSS_UNREACHABLE, DMP_UNREACHABLE, ZamQueue
@@ -37,6 +40,7 @@ from router.stages.zam import MSS_UNREACHABLE, DMP_UNREACHABLE, ZamQueue
 log = structlog.get_logger(__name__)
 
 DMP = "dmp"
+LEASE = "claim-sweep"             # one sweep at a time among the servers sharing the journal
 _FINAL = {OutcomeStatus.ACCEPTED, OutcomeStatus.FAILED, OutcomeStatus.REFUSED}
 _OPEN = frozenset({MessageState.DISPATCHED, MessageState.PROCESSING, MessageState.QUEUED, MessageState.RECEIVED})
 
@@ -45,7 +49,8 @@ class ClaimSweep:
     """Runs :meth:`sweep_once` every ``interval`` seconds; see the module docstring."""
 
     def __init__(self, journal: Journal, zams: ZamQueue, *, lease: timedelta, give_up_after: timedelta,
-                 interval: float, clock: Callable[[], datetime] = system_now, batch: int = 100):
+                 interval: float, clock: Callable[[], datetime] = system_now, batch: int = 100,
+                 runner: SingleRunner | None = None):
         self.journal = journal
         self.zams = zams
         self.lease = lease
@@ -53,7 +58,8 @@ class ClaimSweep:
         self.clock = clock
         self.batch = batch
         self._reported: set[tuple[str, str, datetime]] = set()
-        self._task = PeriodicTask(self.sweep_once, interval, name="claim-sweep", failure_event="claims.sweep_failed",
+        # One sweep at a time among the servers: two sweeps giving the same claim up would send two ZAMs N.
+        self._task = PeriodicTask(one_at_a_time(runner, LEASE, self.sweep_once), interval, name="claim-sweep", failure_event="claims.sweep_failed",
                                   first_delay=lambda: interval)
 
     def start(self) -> None:

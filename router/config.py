@@ -30,7 +30,7 @@ CLUSTER_BUS_SCHEMES = ("amqp", "amqps")           # a list of node URLs: the nod
 SUPPORTED_JOURNAL_SCHEMES = ("sqlite", "postgresql", "postgres")
 ENGINE_KEYS = {"bus", "journal", "journal_key_file", "journal_migrate", "cda_schema_dir", "cda_schema_required",
                "schematrons", "schematron_dir", "source_id", "prefetch", "retry_delays", "letter_deadline",
-               "watchdog_interval", "timezone", "claim_lease", *UNCHECKED_KEYS}
+               "watchdog_interval", "timezone", "claim_lease", "profile_sample", *UNCHECKED_KEYS}
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,7 @@ class EngineSettings:
     cda_schema_dir: str = ""
     cda_schema_required: bool = True        # no CDA_extended.xsd found: refuse to start rather than send unchecked
     schematrons: str = "off"                # pre-send CI-SIS check: "off", "volet", or "all" (volet + minimal structure)
+    profile_sample: int = 0                 # with "volet": 1 document in N also gets the profiles, after dispatch
     schematron_dir: str = ""
     unchecked_volet: UncheckedPolicy = UncheckedPolicy()   # a document no volet schematron checks (router.unchecked)
     source_id: str = "1.2.250.1.999.1"      # OID of this platform (XDS sourceId)
@@ -80,6 +81,10 @@ def engine_settings(engine: Mapping[str, Any], env: Mapping[str, str], base: Pat
     if not isinstance(delays, list) or not all(isinstance(d, (int, float)) and d >= 0 for d in delays):
         raise ConfigError("engine.retry_delays", "expected a list of non-negative numbers of seconds")
     prefetch = read_int(engine, "engine.prefetch", EngineSettings.prefetch, minimum=1)
+    profile_sample = read_int(engine, "engine.profile_sample", 0, minimum=0)
+    if profile_sample and schematrons != "volet":
+        raise ConfigError("engine.profile_sample", f"samples the profiles when engine.schematrons = \"volet\" "
+                          f"(with {schematrons!r} they run on every document or not at all)")
     return EngineSettings(
         bus=bus,
         journal=journal,
@@ -88,6 +93,7 @@ def engine_settings(engine: Mapping[str, Any], env: Mapping[str, str], base: Pat
         cda_schema_dir=read_str(engine, "engine.cda_schema_dir", ""),
         cda_schema_required=read_bool(engine, "engine.cda_schema_required", True),
         schematrons=schematrons,
+        profile_sample=profile_sample,
         schematron_dir=read_str(engine, "engine.schematron_dir", ""),
         source_id=read_str(engine, "engine.source_id", EngineSettings.source_id),
         prefetch=prefetch,

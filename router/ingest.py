@@ -233,6 +233,12 @@ class Ingest:
             return None
         log.info("ingest.duplicate", key=key, control_id=header.control_id, state=record.state)
         code = record.ack_code or "AA"
+        if code == "AR" and record.state != MessageState.REJECTED:
+            # Its first answer was "resend later" (the bus failed to confirm the publish), yet the message
+            # went on: the publish had reached the queue, only its confirm was lost with a broker node.
+            # It is stored and queued, so the resend gets AA; replaying AR would have the HIS resend it
+            # for ever. (Found by the fault suite: a RabbitMQ node killed mid-stream.)
+            code = "AA"
         return self._ack(header, codec, code,
                          text=f"duplicate of message {key} ({record.state}); not processed again")
 

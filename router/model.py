@@ -170,6 +170,9 @@ class CdaHeader:
     parent_document_id: str = ""       # relatedDocument[@typeCode=RPLC]/parentDocument/id
 
 
+_CDA_KEY = b',"cda":"'
+
+
 @dataclass(frozen=True)
 class DocumentJob:
     """One document to send: the unit every downstream stage works on."""
@@ -195,14 +198,26 @@ class DocumentJob:
         return hashlib.sha256(self.cda).hexdigest()
 
     def to_json(self) -> bytes:
+        """The job as JSON, the CDA base64 under the last key, ``"cda"``.
+
+        The CDA's base64 is spliced in as bytes, not passed through ``json.dumps`` and
+        ``str.encode``: for a CDA carrying a 20 MB PDF that is two copies of ~27 MB fewer."""
         data = asdict(self)
-        data["cda"] = base64.b64encode(self.cda).decode("ascii")
-        return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        del data["cda"]
+        head = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        return b"".join((head[:-1], _CDA_KEY, base64.b64encode(self.cda), b'"}'))
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> "DocumentJob":
-        data = json.loads(raw)
-        data["cda"] = base64.b64decode(data["cda"])
+        raw = raw.encode("utf-8") if isinstance(raw, str) else bytes(raw)
+        at = raw.rfind(_CDA_KEY) if raw.endswith(b'"}') else -1
+        if at >= 0 and raw.find(b'"', at + len(_CDA_KEY)) == len(raw) - 2:
+            # As to_json writes it: decode the base64 where it lies, without a str copy of it.
+            data = json.loads(raw[:at] + b"}")
+            data["cda"] = base64.b64decode(memoryview(raw)[at + len(_CDA_KEY):-2])
+        else:
+            data = json.loads(raw)
+            data["cda"] = base64.b64decode(data["cda"])
         data["source"] = MessageSource(**data["source"])
         data["action"] = Action(data["action"])
         data["flags"] = Flags(**data["flags"])

@@ -12,10 +12,33 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
+if TYPE_CHECKING:
+    from router.ports import SingleRunner
+
 log = structlog.get_logger(__name__)
+
+
+def one_at_a_time(runner: SingleRunner | None, name: str,
+                  tick: Callable[[], Awaitable[Any]]) -> Callable[[], Awaitable[Any]]:
+    """``tick`` run only while this process holds the lease ``name`` (none: always run).
+
+    Several servers on one journal each run the same timers; with the lease, one of them
+    does each pass and the others skip it (and try again on their next one).
+    """
+    if runner is None:
+        return tick
+
+    async def leased() -> Any:
+        async with runner.alone(name) as mine:
+            if mine:
+                return await tick()
+            log.debug("periodic.skipped", task=name, reason="another process holds the lease")
+            return None
+    return leased
 
 
 def _at_once() -> float:

@@ -22,6 +22,25 @@ if TYPE_CHECKING:
     from router.volets import Volet
 
 
+# ------------------------------------------------------- single runner
+
+class SingleRunner(Protocol):
+    """One runner at a time, among every process sharing the journal, for a named job.
+
+    The watchdog and the whitelist refresh run in every engine; with several servers on
+    one journal, each pass must run once, not once per server. The journal's store holds
+    the lease (PostgreSQL: a session advisory lock; SQLite: a lock file beside the
+    journal), so it is released when its holder ends, a ``kill -9`` included.
+    """
+
+    def alone(self, name: str) -> AbstractAsyncContextManager[bool]:
+        """Hold the lease ``name`` for the ``async with`` block.
+
+        Yields True when this caller holds it, False when another caller (this process
+        or another) holds it now: the caller then skips its pass. Never waits for it.
+        """
+
+
 # --------------------------------------------------------------------- bus
 
 @dataclass(frozen=True)
@@ -583,8 +602,8 @@ class Volets(Protocol):
 
 # --------------------------------------------------------------- retention
 
-class JournalRetention(Protocol):
-    """What retention (:mod:`router.retention`) needs of a journal: batched removal, a lock, space back.
+class JournalRetention(SingleRunner, Protocol):
+    """What retention (:mod:`router.retention`) needs of a journal: batched removal, one runner, space back.
 
     Only messages in a final state whose recipients are all settled are ever touched.
     """
@@ -597,9 +616,6 @@ class JournalRetention(Protocol):
 
     async def expirable(self, content_before: datetime | None, metadata_before: datetime | None) -> tuple[int, int]:
         """How many messages would have their content emptied, and be removed, now (a dry run)."""
-
-    def exclusive(self, name: str) -> AbstractAsyncContextManager[bool]:
-        """Enter to learn whether this process is the one runner of job ``name`` now (across servers)."""
 
     async def reclaim_space(self) -> str:
         """Give freed space back where the database can, and say what was done."""

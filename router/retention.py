@@ -104,7 +104,7 @@ class RetentionRunner:
 
     async def run_once(self) -> RetentionReport:
         content_before, metadata_before, audit_before = self.cutoffs()
-        async with self.journal.exclusive(LOCK) as mine:
+        async with self.journal.alone(LOCK) as mine:
             if not mine:
                 log.info("retention.skipped", reason="another server runs it")
                 return RetentionReport(skipped=True)

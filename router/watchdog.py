@@ -10,7 +10,9 @@ see :meth:`router.ports.Journal.stays_due`) and for each one:
   never names nor the INS;
 - marks the stay ``alert_raised_at`` so that it is raised once, also when
   several servers run the watchdog on one journal: a stay another one marked
-  meanwhile (``mark_stay`` returns it as it was) is left to it.
+  meanwhile (``mark_stay`` returns it as it was) is left to it. With a
+  ``runner`` (the journal, as a :class:`router.ports.SingleRunner`) only one
+  server does each pass at all.
 
 The alert is cleared by the ADT stage (A13, or a later A03) and by the
 dispatch of the letter (:meth:`router.stages.adt.AdtStage.letter_dispatched`),
@@ -25,23 +27,25 @@ from datetime import datetime
 
 import structlog
 
-from router.periodic import PeriodicTask
-from router.ports import Journal, JournalEvent, Stay
+from router.periodic import PeriodicTask, one_at_a_time
+from router.ports import Journal, JournalEvent, SingleRunner, Stay
 from router.stages.clock import now as system_now
 
 log = structlog.get_logger(__name__)
+
+LEASE = "letter-watchdog"        # one pass at a time among the servers sharing the journal
 
 
 class LetterWatchdog:
     """Runs :meth:`check_once` every ``interval`` seconds, the first pass at :meth:`start`."""
 
     def __init__(self, journal: Journal, *, interval: float = 60.0, clock: Callable[[], datetime] = system_now,
-                 batch: int = 100):
+                 batch: int = 100, runner: SingleRunner | None = None):
         self.journal = journal
         self.interval = interval
         self.clock = clock
         self.batch = batch
-        self._timer = PeriodicTask(self.check_once, interval, name="letter-watchdog",
+        self._timer = PeriodicTask(one_at_a_time(runner, LEASE, self.check_once), interval, name="letter-watchdog",
                                    failure_event="watchdog.pass_failed")
 
     @property

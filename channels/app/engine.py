@@ -35,11 +35,13 @@ from channels.whitelist.refresher import WhitelistRefresher
 from channels.xds.dmp import dmp_record
 from router.cda_checks import CdaChecks
 from router.content_check import SchematronCheck
-from router.schematron import locate_schematron_dir
+from router.profile_sample import ProfileSample
+from router.schematron import MINIMAL_STRUCTURE, SchematronValidator, locate_schematron_dir
 from router.schematron_index import schematron_index
-from router.errors import ConfigError
+from router.errors import ConfigError, TransientError
 from router.ingest import Ingest
-from router.ports import AckSink, Bus, Directory, Journal, Mailer, SharedRecord, Subscription, Volets
+from router.ports import (AckSink, Bus, Directory, Journal, Mailer, SharedRecord, SingleRunner, Subscription,
+                          Volets)
 from router.settle import RetryPolicy, settle
 from router.stages.acks import AckStage
 from router.stages.adt import AdtStage
@@ -145,6 +147,9 @@ class Engine:
     claim_sweep: ClaimSweep | None = None
     whitelist_refresher: WhitelistRefresher | None = None
     retention: RetentionRunner | None = None
+    # Seconds to wait at start for a journal or bus that is not there yet (a database restarting, servers
+    # booting in any order) before giving up; a failure that is not transient ends the start at once.
+    start_patience: float = 60.0
 
     async def start(self, *, listen: bool = True, consume: bool = True) -> None:
         s = self.settings
@@ -161,8 +166,8 @@ class Engine:
             self.shared_record = dmp_record(s.dmp, source_id=s.source_id)
         if self.ack_sink is None and s.acks.enabled:
             self.ack_sink = MllpAckSink(MllpSender(s.acks.host, s.acks.port, timeout=s.acks.timeout))
-        await self.journal.open()
-        await self.bus.connect()
+        await _patiently(self.journal.open, "journal", self.start_patience)
+        await _patiently(self.bus.connect, "bus", self.start_patience)
         if consume:
             await self._start_consumers(schema_check, content_check, render_check)
         if listen:
@@ -194,6 +199,19 @@ class Engine:
                               "schematrons were not found (set engine.schematron_dir or LIAISON_SCHEMATRON_DIR)")
         return SchematronCheck(directory, self.volets, profiles=s.schematrons == "all",
                                index=schematron_index(directory, UNNAMED_SCHEMATRONS))
+
+    def _profile_sample(self) -> ProfileSample | None:
+        """``engine.profile_sample``: the minimal-structure profile on 1 document in N, after dispatch
+        (router/profile_sample.py); compiled now, not on the first sampled document."""
+        s = self.settings
+        if not s.profile_sample:
+            return None
+        directory = locate_schematron_dir(s.schematron_dir or None)
+        if directory is None:
+            raise ConfigError("engine.schematron_dir", "engine.profile_sample is set but the CI-SIS schematrons "
+                              "were not found (set engine.schematron_dir or LIAISON_SCHEMATRON_DIR)")
+        validator = SchematronValidator(directory / MINIMAL_STRUCTURE)
+        return ProfileSample(s.profile_sample, lambda cda: validator.validate(cda).describe())
 
     def _render_check(self, content_check: SchematronCheck | None) -> SchematronCheck | None:
         """The schematron check of rendered documents (``render.schematrons``, default the volet's).
@@ -242,7 +260,8 @@ class Engine:
                                                schema_check=schema_check, content_check=content_check, adt=adt,
                                                render=self._render_stage(), render_check=render_check,
                                                deposit=self.shared_record is not None,
-                                               cda_checks=self._cda_checks(), unchecked=s.unchecked_volet)}
+                                               cda_checks=self._cda_checks(), unchecked=s.unchecked_volet,
+                                               profile_sample=self._profile_sample())}
         if self.mailer is not None:
             packaging = MssPackaging(sender=s.mss.sender, nil=s.mss.nil, default_body=s.mss.default_body,
                                      message_id_domain=s.mss.message_id_domain, source_id=s.source_id)
@@ -263,12 +282,13 @@ class Engine:
             on_park = park_recorder(queue, self.journal, stage)
             self.subscriptions.append(await self.bus.consume(queue, _settling(stage, policy, queue, on_park),
                                                              prefetch=s.prefetch))
-        self.watchdog = LetterWatchdog(self.journal, interval=s.watchdog_interval)
+        self.watchdog = LetterWatchdog(self.journal, interval=s.watchdog_interval, runner=self._runner())
         self.watchdog.start()
         # A claim nobody took over after the lease and the whole retry policy: its job is gone.
         self.claim_sweep = ClaimSweep(self.journal, zams, lease=stale_claim,
                                       give_up_after=2 * stale_claim + timedelta(seconds=sum(s.retry_delays)),
-                                      interval=max(1.0, min(60.0, stale_claim.total_seconds() / 2)))
+                                      interval=max(1.0, min(60.0, stale_claim.total_seconds() / 2)),
+                                      runner=self._runner())
         self.claim_sweep.start()
         self._start_retention()
 
@@ -279,6 +299,10 @@ class Engine:
             return
         self.retention = RetentionRunner(self.journal, s.retention, audit=audit_pruner(s))
         self.retention.start()
+
+    def _runner(self) -> SingleRunner | None:
+        """The journal as the SingleRunner of the timers (both adapters are), so that one server runs each pass."""
+        return self.journal if hasattr(self.journal, "alone") else None   # type: ignore[return-value]
 
     def claim_lease(self) -> timedelta:
         """How long a send claim holds: ``engine.claim_lease``, else a few SMTP timeouts (at least a minute)."""
@@ -292,7 +316,7 @@ class Engine:
             log.warning("engine.no_whitelist", hint="set [whitelist]: recipients' domains are not checked")
             return None
         store = s.whitelist.open_store()
-        self.whitelist_refresher = s.whitelist.refresher(store)
+        self.whitelist_refresher = s.whitelist.refresher(store, runner=self._runner())
         self.whitelist_refresher.start()
         return WhitelistCheck(store)
 
@@ -345,6 +369,23 @@ class Engine:
             await self.bus.close()
         if self.journal is not None:
             await self.journal.close()
+
+
+async def _patiently(connect, what: str, patience: float) -> None:
+    """Await ``connect()`` until it stops raising ``TransientError``, for up to ``patience`` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + patience
+    delay = 0.5
+    while True:
+        try:
+            await connect()
+            return
+        except TransientError as exc:
+            if loop.time() + delay > deadline:
+                raise
+            log.warning("engine.waiting", component=what, retry_in=delay, error=str(exc))
+        await asyncio.sleep(delay)
+        delay = min(5.0, delay * 2)
 
 
 def _settling(stage, policy: RetryPolicy, queue: str, on_park):

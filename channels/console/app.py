@@ -69,8 +69,7 @@ def create_app(journal: Journal, bus: Bus, users: SqliteUsers, *, https: bool = 
     ``installation``: the configuration around them (``installation.py``), from the composition root.
     """
     routes = [Route("/healthz", healthz), Route("/readyz", readyz), *api.ROUTES, *pages.ROUTES, *observe.ROUTES,
-              *metrics.ROUTES, *openapi.ROUTES,
-              *actions.ROUTES, *audit.ROUTES,
+              *metrics.ROUTES, *openapi.ROUTES, *actions.ROUTES, *audit.ROUTES,
               Mount("/static", StaticFiles(directory=HERE / "static"), name="static")]
     middleware = [
         Middleware(SecurityHeaders, https=https),

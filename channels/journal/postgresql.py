@@ -59,8 +59,8 @@ SCHEMES = ("postgresql", "postgres")
 _OWN_PARAMETERS = {"pool_min", "pool_max"}
 # One advisory lock per schema for migrations: (a constant class, the schema's name hashed).
 _MIGRATION_LOCK = "SELECT pg_advisory_xact_lock(1279870290, hashtext(coalesce(current_schema(), '')))"
-# One per (schema, periodic job) for jobs a single server runs at a time (retention).
-_JOB_LOCK = "SELECT pg_{}(1279870291, hashtext(coalesce(current_schema(), '') || '/' || %s))"
+# Leases (the SingleRunner port): a session advisory lock of a class of our own, by the schema and the lease's name.
+_LEASE = "SELECT pg_try_advisory_lock(1279870291, hashtext(coalesce(current_schema(), '') || '/' || %s))"
 
 
 def from_url(url: str, key: bytes | None = None, **options: Any) -> PostgresJournal:
@@ -161,27 +161,6 @@ class PostgresJournal(SqlJournal):
         """Create or upgrade the schema without opening the journal; (version found, version now)."""
         return await self._once(lambda: migration(POSTGRESQL, allowed=True))
 
-    @contextlib.asynccontextmanager
-    async def exclusive(self, name: str) -> AsyncIterator[bool]:
-        """Whether this process may run the periodic job ``name`` now: one runner across servers.
-
-        ``pg_try_advisory_lock`` on a connection of its own, held for the block and released at its end
-        (or when the connection drops, if the process dies): another server's runner gets False and skips.
-        """
-        try:
-            conn = await psycopg.AsyncConnection.connect(self._conninfo, **self._connect_kwargs())
-        except UNAVAILABLE as exc:
-            raise unavailable(exc) from exc
-        async with conn:
-            cursor = await conn.execute(_JOB_LOCK.format("try_advisory_lock"), (name,))
-            held = bool((await cursor.fetchone())[0])
-            try:
-                yield held
-            finally:
-                if held:
-                    with contextlib.suppress(*UNAVAILABLE):
-                        await conn.execute(_JOB_LOCK.format("advisory_unlock"), (name,))
-
     async def reclaim_space(self) -> str:
         """Nothing to do here: PostgreSQL's (auto)VACUUM makes deleted rows' space reusable, without shrinking files."""
         return "PostgreSQL: the space of removed rows is reused after autovacuum (VACUUM) passes"
@@ -220,6 +199,27 @@ class PostgresJournal(SqlJournal):
         if "connect_timeout" not in given:
             kwargs["connect_timeout"] = max(1, round(self._connect_timeout))
         return kwargs
+
+    @contextlib.asynccontextmanager
+    async def alone(self, name: str) -> AsyncIterator[bool]:
+        """The SingleRunner port: a session advisory lock on a connection of its own, held for the block.
+
+        Not a pool connection: the lock is the session's, and a pooled session would keep it after the
+        block. When this process dies the server ends the session and the lock is free (``leases.py``).
+        """
+        try:
+            conn = await psycopg.AsyncConnection.connect(self._conninfo, **self._connect_kwargs())
+        except UNAVAILABLE as exc:
+            raise unavailable(exc) from exc
+        try:
+            try:
+                held = (await (await conn.execute(_LEASE, (name,))).fetchone())[0]
+            except UNAVAILABLE as exc:
+                raise unavailable(exc) from exc
+            yield bool(held)
+        finally:
+            with contextlib.suppress(*UNAVAILABLE):
+                await conn.close()          # the session ends: its advisory locks go with it
 
     # ------------------------------------------------------------ statements
 

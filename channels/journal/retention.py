@@ -10,7 +10,7 @@ so a pass is many short batches that never hold the writer long.
 - content: the received bytes (``messages.raw``) and the CDA kept for later
   versions (``documents.cda``) become empty; the timeline and outcomes stay.
 - metadata: the message row, its timeline (``events``), its outcomes, its
-  content bindings and its search digests (``message_identifiers``) go. Afterwards nothing remembers that a recipient accepted
+  content bindings and its identifiers' keyed digests go. Afterwards nothing remembers that a recipient accepted
   that document: a re-send of it would be mailed again (the README says so).
   Document version rows (identifiers only) stay, so that a later replacement
   still continues its set.

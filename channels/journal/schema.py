@@ -39,8 +39,8 @@ Tables:
   date. v7 also adds the indexes the console's dashboard counts on (index-only scans by
   time, channel, type and state; outcomes by status and time) and its compliance page reads
   (stays by discharge time).
-- v9: indexes of ``outcomes``, ``document_contents`` and ``message_identifiers`` by
-  message key, for retention (``retention.py``), which removes a message's rows in batches.
+- v9: indexes of ``outcomes``, ``document_contents`` and ``message_identifiers`` by message key, for
+  retention (``retention.py``), which removes a message's rows in batches.
 - ``schema_version``: one row per applied migration.
 
 Migrations: ``VERSIONS`` is one list for both dialects, so that a version
@@ -329,8 +329,7 @@ VERSIONS: dict[int, tuple[str | PerDialect, ...]] = {
         "CREATE INDEX outcomes_by_status ON outcomes (status, at)",
         "CREATE INDEX stays_by_discharge ON stays (discharged_at)",
     ),
-    # 8 is another branch's (a placeholder here until it merges: an empty version changes nothing).
-    8: (),
+    8: (),     # the notices branch's (placeholder until it merges)
     9: (
         # Retention (retention.py) finds and removes a message's outcomes and content bindings by message key.
         "CREATE INDEX outcomes_by_message ON outcomes (message_key)",

@@ -38,7 +38,7 @@ import asyncio
 import contextlib
 import os
 import sqlite3
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -51,6 +51,7 @@ from channels.journal.digests import IdentifierDigests
 from channels.journal.schema import LATEST, check_codec, migrate as migrate_schema, verify_codec
 from channels.journal.sql import Operation, SystemClock, run
 from channels.journal import operations as ops
+from channels.journal.leases import file_lease
 from channels.journal.sql_journal import SqlJournal, not_open
 from channels.journal.writer import GroupCommitWriter, unavailable
 from router.errors import ConfigError, TransientError
@@ -116,6 +117,10 @@ class SqliteJournal(SqlJournal):
             raise
         self._writer = self._last_writer = writer
         log.info("journal.open", path=str(self.path), encrypted=self._codec.encrypted)
+
+    def alone(self, name: str) -> contextlib.AbstractAsyncContextManager[bool]:
+        """The SingleRunner port: ``flock`` on a file beside the journal for the block (``leases.py``)."""
+        return file_lease(self.path, name)
 
     async def _open_read_only(self) -> None:
         if not self.path.is_file():
@@ -217,12 +222,24 @@ class SqliteJournal(SqlJournal):
         except sqlite3.OperationalError as exc:
             raise unavailable(exc) from exc
 
-    # -------------------------------------------------------------- retention
+    async def content_binding(self, document_id: str) -> ContentBinding | None:
+        """A primary-key read on the event loop's own connection, without a thread hop.
 
-    @contextlib.asynccontextmanager
-    async def exclusive(self, name: str) -> AsyncIterator[bool]:
-        """Always True: one process holds a SQLite journal's writer, so its runner is the only one."""
-        yield True
+        The door asks it before the ACK of every PFI message. The read thread's hop
+        costs more CPU than the read itself (measured ~120 µs against ~4 µs); in WAL
+        mode a reader never waits for the writer, so the loop is held only for the read.
+        """
+        if self._reader is None:
+            raise not_open()
+        try:
+            if self._loop_reader is None:
+                self._loop_reader = self._connect()
+                self._loop_reader.execute("PRAGMA query_only = ON")
+            return run(self._loop_reader, ops.content_binding(document_id))
+        except sqlite3.OperationalError as exc:
+            raise unavailable(exc) from exc
+
+    # -------------------------------------------------------------- retention
 
     async def reclaim_space(self, max_pages: int = 100_000) -> str:
         """Give pages freed by retention back to the file system (incremental vacuum, then a WAL checkpoint)."""
@@ -268,23 +285,6 @@ class SqliteJournal(SqlJournal):
 
         try:
             return await asyncio.to_thread(vacuum)
-        except sqlite3.OperationalError as exc:
-            raise unavailable(exc) from exc
-
-    async def content_binding(self, document_id: str) -> ContentBinding | None:
-        """A primary-key read on the event loop's own connection, without a thread hop.
-
-        The door asks it before the ACK of every PFI message. The read thread's hop
-        costs more CPU than the read itself (measured ~120 µs against ~20 µs); in WAL
-        mode a reader never waits for the writer, so the loop is held only for the read.
-        """
-        if self._reader is None:
-            raise not_open()
-        try:
-            if self._loop_reader is None:
-                self._loop_reader = self._connect()
-                self._loop_reader.execute("PRAGMA query_only = ON")
-            return run(self._loop_reader, ops.content_binding(document_id))
         except sqlite3.OperationalError as exc:
             raise unavailable(exc) from exc
 

@@ -78,8 +78,13 @@ class SmtpSink:
                  host: str = "127.0.0.1", port: int = 0,
                  rcpt_script: Mapping[str, Sequence[Reply]] | None = None,
                  mail_script: Sequence[Reply] | None = None,
-                 data_script: Sequence[Reply] | None = None, implicit_tls: bool = False):
+                 data_script: Sequence[Reply] | None = None, implicit_tls: bool = False,
+                 data_delay: float = 0.0, keep_in_memory: bool = True):
         self.maildir = Path(maildir)
+        #: Seconds each DATA waits before its reply: a slow relay (a busy MTA, content filtering).
+        self.data_delay = data_delay
+        #: False: mails are only written to the Maildir (a long bench run would otherwise hold every one).
+        self.keep_in_memory = keep_in_memory
         self.host = host
         self.port = port
         self.messages: list[ReceivedMail] = []
@@ -174,7 +179,8 @@ class SmtpSink:
             (folder / "tmp" / name).write_bytes(head + data)
             os.replace(folder / "tmp" / name, folder / "new" / name)
             files.append(folder / "new" / name)
-        self.messages.append(ReceivedMail(sender, tuple(recipients), data, subject, connection, tuple(files)))
+        if self.keep_in_memory:
+            self.messages.append(ReceivedMail(sender, tuple(recipients), data, subject, connection, tuple(files)))
         self._arrived.set()
 
 
@@ -218,6 +224,8 @@ class _Handler:
         return reply
 
     async def handle_DATA(self, server, session, envelope):
+        if self.sink.data_delay:
+            await asyncio.sleep(self.sink.data_delay)
         reply = self.sink._next(self.sink._data, 250)
         if reply.startswith("250"):
             self.sink._store(envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content or b"",

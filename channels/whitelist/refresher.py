@@ -16,7 +16,8 @@ from datetime import datetime
 import structlog
 
 from channels.whitelist.store import UpdateResult, WhitelistStore
-from router.periodic import PeriodicTask
+from router.periodic import PeriodicTask, one_at_a_time
+from router.ports import SingleRunner
 
 log = structlog.get_logger(__name__)
 
@@ -25,7 +26,8 @@ class WhitelistRefresher:
     """An asyncio task that calls :meth:`WhitelistStore.update` every ``interval_seconds``."""
 
     def __init__(self, store: WhitelistStore, source: str, interval_seconds: float, *,
-                 checksum_source: str | None = None, attempt_timeout: float = 300.0):
+                 checksum_source: str | None = None, attempt_timeout: float = 300.0,
+                 runner: SingleRunner | None = None, lease: str = "whitelist-refresh"):
         if interval_seconds <= 0 or attempt_timeout <= 0:
             raise ValueError("interval_seconds and attempt_timeout must be positive")
         self.store = store
@@ -35,7 +37,8 @@ class WhitelistRefresher:
         self.attempt_timeout = attempt_timeout
         self.last_result: UpdateResult | None = None
         self.attempts = 0
-        self._timer = PeriodicTask(self.refresh_once, interval_seconds, name="whitelist-refresher",
+        # Processes sharing one store directory (listener and workers on one machine) refresh it one at a time.
+        self._timer = PeriodicTask(one_at_a_time(runner, lease, self.refresh_once), interval_seconds, name="whitelist-refresher",
                                    failure_event="whitelist.refresh_failed", first_delay=self.first_delay)
 
     def start(self) -> None:

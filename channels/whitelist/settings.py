@@ -18,6 +18,7 @@ not name it, so it is allowed by default; a site turns the rule off with
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,7 @@ from channels.whitelist.fetch import OFFICIAL_URL
 from channels.whitelist.refresher import WhitelistRefresher
 from channels.whitelist.store import WhitelistStore
 from router.config_values import no_unknown, read_seconds
+from router.ports import SingleRunner
 from router.errors import ConfigError
 from router.recipients_pfi import PATIENT_DOMAIN
 from router.whitelist import normalize_domain
@@ -61,9 +63,11 @@ class WhitelistSettings:
         store.load()
         return store
 
-    def refresher(self, store: WhitelistStore) -> WhitelistRefresher:
+    def refresher(self, store: WhitelistStore, runner: SingleRunner | None = None) -> WhitelistRefresher:
+        """The refresher of ``store``; with a ``runner``, one process at a time refreshes this machine's store."""
         return WhitelistRefresher(store, self.source, self.refresh_interval, checksum_source=self.checksum,
-                                  attempt_timeout=max(60.0, 4 * self.fetch_timeout))
+                                  attempt_timeout=max(60.0, 4 * self.fetch_timeout), runner=runner,
+                                  lease=f"whitelist-refresh:{socket.gethostname()}:{Path(self.store_dir).resolve()}")
 
 
 def _source(table: Mapping[str, Any], key: str, default: str | None) -> str | None:

@@ -2,14 +2,18 @@
 #
 #   LIAISON_RABBITMQ_CLUSTER_PORT  AMQP port of node A (default 5701); B and C take the next two.
 #                                  Distribution ports: the AMQP port + 20000 (rabbitmq-node.sh).
+#   LIAISON_RABBITMQ_CLUSTER_NAME  the nodes' name prefix (default liaison: liaison-a@localhost ...); a
+#                                  second cluster beside the first needs its own name and port, e.g.
+#                                  liaison-faults on 5801 (the fault suite's, which it kills at will).
 LETTERS="a b c"
 FIRST=a
 CLUSTER_PORT=${LIAISON_RABBITMQ_CLUSTER_PORT:-5701}
-STATE_FILE=/run/liaison-rabbitmq-cluster          # the cluster's temporary directory, while it exists
+CLUSTER_NAME=${LIAISON_RABBITMQ_CLUSTER_NAME:-liaison}
+STATE_FILE=/run/${CLUSTER_NAME}-rabbitmq-cluster   # the cluster's temporary directory, while it exists
 
 export ERL_EPMD_ADDRESS=127.0.0.1
 
-node_name() { echo "liaison-$1@localhost"; }
+node_name() { echo "$CLUSTER_NAME-$1@localhost"; }
 
 node_port() {
     case $1 in

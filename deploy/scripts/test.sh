@@ -9,6 +9,8 @@
 #     failover tests, stopped again at the end; one already running is used as it is; LIAISON_TEST_CLUSTER=0
 #     skips it (and the tests that need it)
 #   - a private PostgreSQL cluster on 127.0.0.1 for the run (the journal's contract suite runs on it too)
+#   - the fault suite (tests/faults, LIAISON_REQUIRE_FAULTS=1) starts and kills servers of its own: a RabbitMQ
+#     cluster on 127.0.0.1:5801-5803, a PostgreSQL cluster and Postfix; LIAISON_TEST_FAULTS=0 skips it
 # Works from a clone anywhere (the broker, running as the rabbitmq user, reads nothing from the clone).
 # Usage: deploy/scripts/test.sh [pytest args...]
 #        LIAISON_RABBITMQ_NODE=name@localhost LIAISON_RABBITMQ_PORT=5700 deploy/scripts/test.sh   (another node)
@@ -88,6 +90,18 @@ on_exit+=("as_root deploy/scripts/stop-postgres.sh '$pg_dir' >/dev/null 2>&1 || 
 as_root deploy/scripts/start-postgres.sh "$pg_dir"
 LIAISON_TEST_POSTGRES_URL=$(as_root cat "$pg_dir/url")
 export LIAISON_TEST_POSTGRES_URL LIAISON_REQUIRE_POSTGRES=1
+
+if [ "${LIAISON_TEST_FAULTS:-1}" != 0 ]; then
+  echo "== fault suite (tests/faults): its own RabbitMQ cluster on 127.0.0.1:5801-5803, PostgreSQL and Postfix"
+  # The suite kills and restarts its own servers, never the shared ones above: it starts them when it begins
+  # and stops them at its end. Should pytest itself be killed, what it left is stopped here: its cluster
+  # (unless it ran before this script) and the small tmpfs volumes of its disk-full scenario.
+  # LIAISON_TEST_FAULTS=0 leaves the suite out (it is then skipped, saying so).
+  [ -s /run/liaison-faults-rabbitmq-cluster ] || on_exit+=('as_root env LIAISON_RABBITMQ_CLUSTER_NAME=liaison-faults \
+      LIAISON_RABBITMQ_CLUSTER_PORT=5801 deploy/scripts/stop-rabbitmq-cluster.sh >/dev/null 2>&1 || true')
+  on_exit+=('for v in /tmp/liaison-faults-volume-*; do [ -d "$v" ] && { as_root umount -l "$v" 2>/dev/null; rm -rf "$v"; }; done; true')
+  export LIAISON_REQUIRE_FAULTS=1
+fi
 
 echo "== dependency rules (import-linter contracts in pyproject.toml)"
 .venv/bin/lint-imports --no-cache

@@ -16,12 +16,14 @@ rather than losing it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 
 import structlog
 
-from router.errors import PeerUnavailable, RejectedByPeer
+from router.errors import PeerUnavailable, RejectedByPeer, TransientError
 from router.model import Action, DocumentJob, Recipient, RecipientKind
 from router.ports import (AddressCheck, Envelope, Journal, JournalEvent, MailPackager, Mailer, MessageState, Outcome, OutcomeStatus, RecipientResult,
                           RecipientStatus)
@@ -235,16 +237,44 @@ class DeliverStage:
 
     async def _final(self, job: DocumentJob, recipient: Recipient, status: OutcomeStatus, detail: str,
                      error: tuple[str, str] | None) -> None:
-        """Queue the ZAM first, then write the final outcome (a crash in between repeats the ZAM)."""
+        """Queue the ZAM first, then write the final outcome (a crash in between repeats the ZAM).
+
+        Both are written patiently (:meth:`_patiently`): once the relay answered, giving up on a journal
+        or bus that is away for a moment would send the job back to the bus, and its next copy would
+        mail the recipient again.
+        """
         if status == OutcomeStatus.ACCEPTED and job.flags.ack_reception:
-            await self.zams.reception_mss(job.source, job.message_key, document_id=job.header.document_id,
-                                          address=recipient.address, recipient_id=recipient.identifier,
-                                          delivered=True)
+            await self._patiently(lambda: self.zams.reception_mss(
+                job.source, job.message_key, document_id=job.header.document_id, address=recipient.address,
+                recipient_id=recipient.identifier, delivered=True), job, "zam")
         elif status == OutcomeStatus.FAILED or (status == OutcomeStatus.REFUSED and error is not None):
-            await self.zams.reception_mss(job.source, job.message_key, document_id=job.header.document_id,
-                                          address=recipient.address, recipient_id=recipient.identifier,
-                                          delivered=False, reason=detail, detail=error or MSS_REJECTED)
-        await self._outcome(job, recipient, status, detail)
+            await self._patiently(lambda: self.zams.reception_mss(
+                job.source, job.message_key, document_id=job.header.document_id, address=recipient.address,
+                recipient_id=recipient.identifier, delivered=False, reason=detail,
+                detail=error or MSS_REJECTED), job, "zam")
+        await self._patiently(lambda: self._outcome(job, recipient, status, detail), job, "outcome")
+
+    async def _patiently(self, write: Callable[[], Awaitable[None]], job: DocumentJob, what: str) -> None:
+        """Retry ``write`` while it fails with ``TransientError``, for up to twice the claim lease.
+
+        The claims are renewed meanwhile (the caller is inside :func:`renewing`), so while the journal is
+        back within the lease no other copy takes them over. Found by the fault suite: a PostgreSQL
+        restart, or a RabbitMQ node killed, between the relay's 250 and these writes mailed the
+        recipient twice.
+        """
+        deadline = time.monotonic() + 2 * self.stale_claim.total_seconds()
+        delay = 0.2
+        while True:
+            try:
+                await write()
+                return
+            except TransientError as exc:
+                if time.monotonic() + delay > deadline:
+                    raise
+                log.warning("deliver.write_retry", document_id=job.header.document_id, message_key=job.message_key,
+                            what=what, retry_in=delay, error=str(exc))
+            await asyncio.sleep(delay)
+            delay = min(2.0, delay * 2)
 
     async def _outcome(self, job: DocumentJob, recipient: Recipient, status: OutcomeStatus, detail: str) -> None:
         await self.journal.record_outcome(Outcome(document_id=delivery_key(job), destination=recipient.address,

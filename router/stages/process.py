@@ -22,6 +22,7 @@ reported to the HIS as an error ZAM, and re-raised so settle() parks it.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 import structlog
@@ -34,7 +35,9 @@ from router.errors import PermanentError, UnsupportedMessageError, ValidationErr
 from router.hl7.parse import parse_message
 from router.model import Action, CdaHeader, DocumentJob, MessageSource, Recipient, RecipientKind
 from router.mode import is_render_mode
+from router.payloads import without_payloads
 from router.pfi import read_pfi
+from router.profile_sample import ProfileSample
 from router.recipients_pfi import read_participants, value
 from router.ports import Bus, Envelope, Journal, JournalEvent, MessageState
 from router.stages.adt import AdtStage
@@ -61,8 +64,10 @@ class ProcessStage:
                  default_charset: str = "utf-8", adt: AdtStage | None = None,
                  render: RenderStage | None = None,
                  render_check: ContentCheck | None = None, deposit: bool = False,
-                 cda_checks: Callable[..., str] | None = None, unchecked: UncheckedPolicy = UncheckedPolicy()):
+                 cda_checks: Callable[..., str] | None = None, unchecked: UncheckedPolicy = UncheckedPolicy(),
+                 profile_sample: ProfileSample | None = None):
         self.bus = bus
+        self.profile_sample = profile_sample
         self.cda_checks = cda_checks
         self.unchecked = unchecked
         self.deposit = deposit
@@ -107,12 +112,13 @@ class ProcessStage:
                 await self._event(key, job, "pfi", "read",
                                   f"{job.action} {job.header.type_code} for {len(job.recipients)} recipient(s)")
                 await self._journal_pfi_recipients(job)
+            checked = without_payloads(job.cda)     # the checks' view: embedded files stood in (router/payloads.py)
             if self.schema_check is not None:
-                self.schema_check(job.cda)
+                self.schema_check(checked)
                 await self._event(key, job, "schema", "valid", "CDA conforms to CDA_extended.xsd")
             else:
                 await self._event(key, job, "schema", "skipped", "no CDA schema directory configured")
-            await self._check_content(job, content_check, rendered=rendered)
+            await self._check_content(job, checked, content_check, rendered=rendered)
             await self._bind_content(job)
         except PermanentError as exc:
             await self.journal.set_state(key, MessageState.PARKED, step="invalid", detail=_reason(exc))
@@ -123,6 +129,19 @@ class ProcessStage:
             await self.adt.letter_dispatched(
                 facility=source.sending_facility or envelope.headers.get("channel", ""),
                 encounters=_encounters(parsed.message), message_key=key, document_id=job.header.document_id)
+        if self.profile_sample is not None and self.profile_sample.due(job.content_digest):
+            await self._sample_profiles(job, checked)
+
+    async def _sample_profiles(self, job: DocumentJob, cda: bytes) -> None:
+        """The sampled profile check (router/profile_sample.py): after dispatch, in a thread, never a refusal."""
+        problems = await asyncio.to_thread(self.profile_sample.check, cda)
+        log.info("process.profiles_sampled", key=job.message_key, failed=len(problems))
+        if problems:
+            await self._event(job.message_key, job, "profiles", "warning",
+                              f"sampled CI-SIS profile check: {len(problems)} failed assertion(s) (not a refusal): "
+                              + "; ".join(problems[:5])[:2000])
+        else:
+            await self._event(job.message_key, job, "profiles", "valid", "sampled CI-SIS profile check passed")
 
     async def _bind_content(self, job: DocumentJob) -> None:
         """A document id stands for one content: a re-send is answered, another content under it refused.
@@ -157,19 +176,21 @@ class ProcessStage:
         record = await self.journal.message(message_key)
         return f"MSH-10 {record.control_id}" if record is not None else message_key
 
-    async def _check_content(self, job: DocumentJob, content_check: ContentCheck | None, *, rendered: bool) -> None:
-        """The engine checks, then the volet's schematron; a document no volet schematron checks gets the policy."""
+    async def _check_content(self, job: DocumentJob, cda: bytes, content_check: ContentCheck | None, *,
+                             rendered: bool) -> None:
+        """The engine checks, then the volet's schematron, on ``cda`` (the job's, embedded files stood in);
+        a document no volet schematron checks gets the policy."""
         if self.cda_checks is None and content_check is None:
             return
         key = job.message_key
         wants_mail, to_dmp = self._destinations(job)
-        document = parse_cda(job.cda)
+        document = parse_cda(cda)
         if self.cda_checks is not None:
             covered = self.cda_checks(document, to_dmp=to_dmp)
             await self._event(key, job, "engine_checks", "valid", covered)
         if content_check is None:
             return
-        report = content_check.check(job.cda, template_ids_of(document))
+        report = content_check.check(cda, template_ids_of(document))
         await self._event(key, job, "schematron", "valid",
                           f"{len(report.passed)} CI-SIS schematron(s) passed: {', '.join(report.passed) or 'none'}")
         if report.checked:

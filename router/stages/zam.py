@@ -11,14 +11,18 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
+import structlog
+
 from router import queues
 from router.hl7.charset import encode_message
 from router.hl7.msh import read_header
 from router.hl7.zam import build_zam_z01, build_zam_z02
-from router.errors import EngineError
+from router.errors import EngineError, TransientError
 from router.model import MessageSource, Refusal
 from router.ports import Bus, Journal, JournalEvent
 from router.stages.clock import now
+
+log = structlog.get_logger(__name__)
 
 #: ERR detail codes for failed MSSanté deliveries (ERR-5, table MSSERRORCODE of our own).
 MSS_REJECTED = ("MSSRejected", "Refusé par le relais MSSanté")
@@ -86,9 +90,15 @@ class ZamQueue:
                                message_id=f"zam:{message_key}:{trigger}:{uuid.uuid4().hex[:12]}",
                                headers={"message_key": message_key, "document_id": document_id,
                                         "recipient": "" if target == "dmp" else target, "codec": source.codec})
-        await self.journal.add_event(JournalEvent(
-            message_key=message_key, at=now(), step="zam", state="queued", document_id=document_id,
-            destination="his", detail=f"ZAM^{trigger} {'Y' if delivered else 'N'} for {target or 'the message'}"))
+        try:
+            await self.journal.add_event(JournalEvent(
+                message_key=message_key, at=now(), step="zam", state="queued", document_id=document_id,
+                destination="his",
+                detail=f"ZAM^{trigger} {'Y' if delivered else 'N'} for {target or 'the message'}"))
+        except TransientError as exc:
+            # The ZAM is on the bus already: failing here would have the caller queue a second one.
+            # The acks stage journals its sending to the HIS; only this "queued" line is missing.
+            log.warning("zam.queued_event_lost", message_key=message_key, trigger=trigger, error=str(exc))
 
 
 #: HL7 table 0357 texts for the ERR-3 codes the stages use.

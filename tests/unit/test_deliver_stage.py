@@ -229,3 +229,39 @@ async def test_a_recipient_refused_when_read_is_never_mailed_and_counts_in_the_m
         assert (await journal.message(key)).state.value == "partial"
         await stage(envelope)                # a redelivery neither mails nor answers again
         assert len(mailer.sent) == 1 and len([e for e in await journal.events(key) if e.step == "zam"]) == 2
+
+
+class OutcomeWritesFailFor:
+    """The real journal, whose outcome writes fail as "journal unavailable" for ``seconds`` once the relay
+    has answered (as while PostgreSQL restarts); everything else goes through."""
+
+    def __init__(self, journal, seconds: float):
+        self._journal = journal
+        self.seconds = seconds
+        self.failed = 0
+        self._until: float | None = None
+
+    def __getattr__(self, name):
+        return getattr(self._journal, name)
+
+    async def record_outcome(self, outcome):
+        from router.errors import TransientError
+        loop = asyncio.get_running_loop()
+        if outcome.status == OutcomeStatus.ACCEPTED:
+            self._until = self._until or loop.time() + self.seconds
+            if loop.time() < self._until:
+                self.failed += 1
+                raise TransientError("journal unavailable: the database system is shutting down")
+        await self._journal.record_outcome(outcome)
+
+
+async def test_an_accepted_mail_is_recorded_once_the_journal_is_back_not_mailed_again(tmp_path):
+    async with SqliteJournal(tmp_path / "journal.sqlite") as real:
+        journal = OutcomeWritesFailFor(real, seconds=1.0)
+        mailer = SlowRecordingMailer()
+        stage = deliver_stage(journal, mailer, lease=2.0)
+        job = await received_job(real, "PATIENT-WRITE-1")
+        await stage(Envelope(body=job.to_json(), message_id=job.job_id))     # no TransientError: waited it out
+        assert journal.failed >= 2
+        assert len(mailer.sent) == 1
+        assert [o.status for o in await real.outcomes(job.header.document_id)] == [OutcomeStatus.ACCEPTED]

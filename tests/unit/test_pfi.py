@@ -442,3 +442,18 @@ def test_ans_v21_oru_samples_read_end_to_end_with_a_stub_header(folder, name, ac
     assert job.cda == b"Document medcial au format CDA niveau 1"
     assert [r.kind for r in job.recipients] == [RecipientKind.PROFESSIONAL, RecipientKind.PATIENT]
     assert job.patient_ipp == ""
+
+
+def test_job_json_round_trip_keeps_a_large_cda_and_reads_the_former_layout_too():
+    import json
+    from dataclasses import replace as _replace
+
+    from channels.testing.cda import make_job
+    job = make_job()
+    big = _replace(job, cda=job.cda + b"<!--" + bytes(range(256)).hex().encode() * 4000 + b"-->")
+    raw = big.to_json()
+    assert raw.endswith(b'"}') and DocumentJob.from_json(raw) == big
+    former = json.loads(raw)                       # cda in the middle, as before: read the slow way
+    former = {"cda": former.pop("cda"), **former}
+    assert DocumentJob.from_json(json.dumps(former).encode()) == big
+    assert DocumentJob.from_json(raw.decode()) == big

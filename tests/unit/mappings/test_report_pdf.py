@@ -75,3 +75,12 @@ def test_core_font_fallback_transliterates_what_latin1_cannot_hold():
 def test_latin1_transliteration():
     assert latin1("Œdème — « urgent » ’ ≥ 5 € ĉ 中") == "OEdème - « urgent » ' >= 5 EUR c ?"
     assert latin1("Hélène µmol/l") == "Hélène µmol/l"
+
+
+def test_a_character_outside_the_ready_made_subset_is_embedded_not_dropped():
+    if font_files() is None:
+        pytest.skip("DejaVu Sans is not installed (package fonts-dejavu-core)")
+    text = CORPUS["accents_utf8"]().replace("Œdème", "Ωdème")
+    pdf = render_report_pdf(read_lab_report(text), read_patient_visit(text), site=SITE, created=CREATED)
+    inflated = b"".join(zlib.decompress(raw) for raw in re.findall(rb"stream\r?\n(.*?)\r?\nendstream", pdf, re.S))
+    assert b"<03A9>" in inflated

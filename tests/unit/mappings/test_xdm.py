@@ -8,6 +8,7 @@ import io
 import os
 import re
 import zipfile
+import zlib
 from datetime import datetime, timezone
 
 from lxml import etree
@@ -128,6 +129,17 @@ def test_large_compressible_content_is_still_deflated():
     text = b"<observation><code code='14749-6'/><value value='5.2' unit='mmol/L'/></observation>\n" * 5000
     assert len(text) > xdm.SMALL_MEMBER
     assert compression_for(text) == zipfile.ZIP_DEFLATED
+
+
+def test_a_large_compressible_cda_is_deflated_at_the_fast_level():
+    rows = b"".join(b"<td>%06d</td>" % (n * 7919 % 1_000_000) for n in range(12_000))
+    cda = make_cda()
+    cda = cda.replace(b"</ClinicalDocument>", b"<!--" + rows + b"-->\n</ClinicalDocument>")
+    job = make_job(cda)
+    info = package(job).getinfo(DOCUMENT)
+    fast = zlib.compressobj(xdm.LARGE_LEVEL, zlib.DEFLATED, -15)
+    assert info.compress_type == zipfile.ZIP_DEFLATED
+    assert info.compress_size == len(fast.compress(cda) + fast.flush())
 
 
 def test_compression_choice_for_random_data():

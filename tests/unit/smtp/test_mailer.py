@@ -264,3 +264,23 @@ def test_from_url_names_the_wrong_key(url, key):
 def test_missing_client_certificate_file_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="mss.client_cert: .*absent.pem does not exist"):
         SmtpMailer("localhost", 587, client_cert=tmp_path / "absent.pem", client_key=tmp_path / "absent.key")
+
+
+async def test_by_default_sequential_sends_keep_to_one_connection(start_sink, make_mailer):
+    sink = await start_sink()
+    mailer = make_mailer(sink.port)
+    for _ in range(5):
+        await mailer.send(MESSAGE, sender=SENDER, recipients=[MARTIN])
+    await sink.wait_for(5)
+    assert sink.connections == 1
+
+
+async def test_by_default_a_slow_relay_gets_concurrent_sends_one_connection_each(start_sink, make_mailer):
+    # A relay holding each DATA reply: sent one at a time (the former pool of 1), 8 mails would queue behind
+    # each other; the default pool keeps them all in flight at once, each on a connection of its own.
+    sink = await start_sink(data_delay=0.3)
+    mailer = make_mailer(sink.port)
+    batches = await asyncio.gather(*(mailer.send(MESSAGE, sender=SENDER, recipients=[MARTIN]) for _ in range(8)))
+    assert all(results[0].status is RecipientStatus.ACCEPTED for results in batches)
+    mails = await sink.wait_for(8)
+    assert sink.connections == 8 and len({m.connection for m in mails}) == 8
