@@ -160,29 +160,6 @@ PATHS: dict[str, dict[str, Any]] = {
                                               "channels": {"type": "array", "items": ANY_OBJ},
                                               "certificates": {"type": "array", "items": ANY_OBJ}}),
                                         note=STR), 401)}},
-    "/api/messages/{key}/{action}": {"post": {
-        "summary": "Act on a message: release, retry-recipient, discard or replay (audited; never a second mail "
-                   "to a recipient who accepted the document)",
-        "description": OPERATOR + " A session caller sends the X-CSRF-Token header; a bearer token needs none. "
-                                  "Body: {\"recipient\": ...} for retry-recipient, {\"reason\": ...} for discard.",
-        "parameters": [_path("key", "The journal key"),
-                       {"name": "action", "in": "path", "required": True,
-                        "schema": {"type": "string", "enum": ["release", "retry-recipient", "discard", "replay"]}}],
-        "requestBody": {"required": False, "content": {"application/json": {"schema": _optional(
-            {"type": "object", "properties": {}, "required": []}, recipient=STR, reason=STR)}}},
-        "responses": {**_answers(_obj({"message_key": STR, "action": STR, "outcome": STR}), 400, 401, 403, 404),
-                      "409": {"description": "The action cannot be done on this message now (the reason says why)",
-                              "content": {"application/json": {"schema": ERROR}}}}}},
-    "/api/audit": {"get": {
-        "summary": "The audit trail, newest first: logins, failed logins, lockouts, user and token changes, payload "
-                   "views and actions",
-        "description": "Admins only.",
-        "parameters": [_q("user", "Who"), _q("action", "What, e.g. payload.view or login.failed"),
-                       _q("target", "A message key or user name"), _q("before", "The cursor `next` of the previous page"),
-                       _q("limit", "Page size", INT)],
-        "responses": _answers(_obj({"audit": {"type": "array", "items": _obj({
-            "id": INT, "at": TIME, "user": STR, "action": STR, "target": STR, "outcome": STR})},
-            "next": {"type": ["string", "null"]}}), 400, 401, 403)}},
     "/api/openapi.json": {"get": {
         "summary": "This description", "description": "No login needed.", "security": [],
         "responses": _answers(ANY_OBJ)}},
