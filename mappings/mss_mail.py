@@ -48,8 +48,12 @@ _POLICY = SMTP.clone(max_line_length=998)
 
 def build_mss_mail(job: DocumentJob, xdm_zip: bytes, *, sender: str, recipients: Sequence[Recipient],
                    audience: str, nil: str, default_body: str, message_id_domain: str,
-                   now: datetime | None = None) -> tuple[bytes, str]:
-    """Build the mail for ``recipients`` (all of one audience); return (RFC 5322 bytes, Message-ID)."""
+                   now: datetime | None = None, mdn: str = "asked", mdn_to: str = "") -> tuple[bytes, str]:
+    """Build the mail for ``recipients`` (all of one audience); return (RFC 5322 bytes, Message-ID).
+
+    ``mdn``: when to ask for a read notice (``asked``: ACK_LECTURE=Y, ``always``, ``never``),
+    sent to ``mdn_to`` (default the sender).
+    """
     kind = _audience(audience)
     if not recipients:
         raise MappingError("an MSSanté mail needs at least one recipient")
@@ -74,8 +78,8 @@ def build_mss_mail(job: DocumentJob, xdm_zip: bytes, *, sender: str, recipients:
     msg["X-MSS-NIL"] = _one_line(nil)
     if kind is RecipientKind.PATIENT and job.flags.patient_no_reply:
         msg["X-MSS-MES"] = "FIN"
-    if job.flags.ack_lecture:
-        msg["Disposition-Notification-To"] = _one_line(sender)
+    if mdn == "always" or (mdn == "asked" and job.flags.ack_lecture):
+        msg["Disposition-Notification-To"] = _one_line(mdn_to or sender)
 
     body = (job.flags.body_ps if kind is RecipientKind.PROFESSIONAL else job.flags.body_patient) or default_body
     msg.set_content(body, subtype="plain", charset="utf-8", cte="quoted-printable")

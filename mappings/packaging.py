@@ -26,6 +26,8 @@ class MssPackaging:
     default_body: str
     message_id_domain: str
     source_id: str
+    mdn: str = "asked"             # when to ask for a read notice (``[mss] mdn``)
+    mdn_to: str = ""               # where it goes (``[mss] mdn_to``; default the sender)
 
     def xdm(self, job: DocumentJob, *, submission_time: datetime) -> bytes:
         return build_xdm(job, submission_time=submission_time, source_id=self.source_id)
@@ -34,4 +36,4 @@ class MssPackaging:
              audience: str) -> tuple[bytes, str]:
         return build_mss_mail(job, xdm, sender=self.sender, recipients=recipients, audience=audience,
                               nil=self.nil, default_body=self.default_body,
-                              message_id_domain=self.message_id_domain)
+                              message_id_domain=self.message_id_domain, mdn=self.mdn, mdn_to=self.mdn_to)

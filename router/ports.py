@@ -14,9 +14,13 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from router.model import Action, DmpConsent, DocumentJob, Recipient
+from router.model import DocumentJob, Recipient
 from router.readings import (Activity, ActivityCount, EventSample, MetricsSample,  # noqa: F401 - re-exported
                              QueueDepth)
+from router.records import (  # noqa: F401 - re-exported: adapters name one module
+    MessageState, ReceivedMessage, MessageRecord, JournalEvent, OutcomeStatus, Outcome, ContentBinding,
+    StayState, Stay, PatientConsent, RenderedDocument, MailStep, MailRecipient, SentMail, NoticeVerdict,
+    NoticeRecord)
 
 if TYPE_CHECKING:
     from router.volets import Volet
@@ -104,175 +108,6 @@ class Bus(Protocol):
 
 
 # ----------------------------------------------------------------- journal
-
-class MessageState(StrEnum):
-    RECEIVED = "received"          # stored, not yet on the bus
-    QUEUED = "queued"              # on the bus, AA sent
-    REJECTED = "rejected"          # NACKed at the door (AE/AR), kept here
-    PROCESSING = "processing"
-    DISPATCHED = "dispatched"      # document job(s) handed to delivery
-    DELIVERED = "delivered"        # every recipient accepted
-    PARTIAL = "partial"            # some recipients failed for good
-    FAILED = "failed"              # nothing could be delivered
-    PARKED = "parked"              # a stage parked it with a reason
-    DISCARDED = "discarded"        # an operator closed it without delivery, with a reason (router.actions)
-
-
-@dataclass(frozen=True)
-class ReceivedMessage:
-    """An inbound HL7 message as it arrived, before any processing."""
-
-    raw: bytes                     # exactly the bytes between 0x0B and 0x1C 0x0D
-    channel: str
-    sending_application: str
-    sending_facility: str
-    control_id: str
-    message_type: str
-    received_at: datetime
-    peer: str = ""
-    #: (kind, value) pairs search finds the message by (``ipp``, ``ins``): patient data, which the
-    #: journal keeps only as keyed digests
-    identifiers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
-
-
-@dataclass(frozen=True)
-class MessageRecord:
-    key: str
-    raw: bytes
-    channel: str
-    sending_application: str
-    sending_facility: str
-    control_id: str
-    message_type: str
-    state: MessageState
-    received_at: datetime
-    updated_at: datetime
-    ack_code: str = ""             # AA/AE/AR sent back at the door
-    detail: str = ""
-
-
-@dataclass(frozen=True)
-class JournalEvent:
-    message_key: str
-    at: datetime
-    step: str                      # "received", "queued", "validated", "mail", "zam", ...
-    state: str
-    detail: str = ""
-    document_id: str = ""
-    destination: str = ""          # a recipient address, "dmp", "his"
-
-
-class OutcomeStatus(StrEnum):
-    SENDING = "sending"            # claimed by one worker, which is sending now
-    ACCEPTED = "accepted"          # the relay took it (250)
-    RETRYING = "retrying"          # 4xx, will try again
-    FAILED = "failed"              # 5xx or retries spent
-    REFUSED = "refused"            # not attempted on purpose (rule, whitelist, flags)
-
-
-@dataclass(frozen=True)
-class Outcome:
-    document_id: str
-    destination: str
-    status: OutcomeStatus
-    detail: str
-    at: datetime
-    message_key: str = ""
-
-
-@dataclass(frozen=True)
-class ContentBinding:
-    """Which content a document id stands for: the first content dispatched under it wins.
-
-    A CDA id names one document for ever; a correction is a new document that
-    replaces it. So once a document id was dispatched, another content under
-    the same id is a HIS fault to refuse, and the same content under a new
-    MSH-10 is a re-send to answer without mailing again.
-    """
-
-    document_id: str
-    digest: str                    # SHA-256 of the CDA bytes, hex
-    message_key: str               # the message that first dispatched it
-    at: datetime
-
-
-class StayState(StrEnum):
-    ADMITTED = "admitted"          # A01/A04 (or A13: discharge cancelled)
-    DISCHARGED = "discharged"      # A03: a lettre de liaison is now due
-    CANCELLED = "cancelled"        # A11: the admission never happened
-
-
-@dataclass(frozen=True)
-class Stay:
-    """A patient's stay (encounter) as the ADT feed describes it, and its lettre de liaison deadline.
-
-    Keyed by (``facility``, ``encounter``): MSH-4 of the ADT feed (the channel
-    name when MSH-4 is empty) and the stay number (PID-18, else PV1-19). The
-    INS is patient data: adapters store it encrypted like message details.
-    ``message_key`` is the journal message that last changed the stay; the
-    watchdog attaches its alert events to it. ``dmp_consent`` is the patient's
-    DMP consent in force (the latest ZFA for this facility and IPP, see
-    :class:`PatientConsent`): patient data, stored encrypted too.
-    """
-
-    facility: str
-    encounter: str
-    state: StayState
-    ipp: str = ""
-    ins: str = field(default="", repr=False)
-    unit: str = ""
-    attending: str = ""            # IdNat_PS (8+RPPS) or the local id as sent
-    referring: str = ""
-    medecin_traitant: str = ""
-    discharge_disposition: str = ""     # PV1-36
-    discharge_destination: str = ""     # PV1-37
-    admitted_at: datetime | None = None
-    discharged_at: datetime | None = None
-    letter_due_at: datetime | None = None
-    letter_sent_at: datetime | None = None
-    alert_raised_at: datetime | None = None
-    message_key: str = ""
-    updated_at: datetime | None = None  # set by the journal on every write
-    dmp_consent: DmpConsent | None = field(default=None, repr=False)
-
-
-@dataclass(frozen=True)
-class PatientConsent:
-    """The patient's DMP consent as the ADT feed last gave it: the latest ZFA, per facility and IPP.
-
-    Patient-level, because A28/A31 carry it without an encounter and it outlives any
-    one stay. ``message_key`` is the ADT message it came from; journal keys sort by
-    arrival, which is what "latest" means. The consent is patient data: adapters
-    store it encrypted.
-    """
-
-    facility: str                  # MSH-4 of the ADT feed (the channel name when empty), as for stays
-    ipp: str
-    consent: DmpConsent = field(repr=False)
-    message_key: str = ""
-    updated_at: datetime | None = None  # set by the journal on every write
-
-
-@dataclass(frozen=True)
-class RenderedDocument:
-    """A document render mode produced, as the journal keeps it for its later versions.
-
-    ``source_id`` is the id the HIS knows the document by (TXA-12 for an MDM,
-    the filler order number for a lab report); ``facility`` is MSH-4 (the
-    channel name when empty), so two sites' ids never collide. The CDA is kept
-    (encrypted) because a cancellation re-sends the header it withdraws.
-    """
-
-    facility: str
-    source_id: str
-    document_id: str               # extension under the site's document root
-    set_id: str                    # extension under the site's setId root
-    version: int
-    type_code: str
-    action: Action
-    message_key: str
-    cda: bytes = field(default=b"", repr=False)
-
 
 class Journal(Protocol):
     """Every message and every step, never silently dropped."""
@@ -409,6 +244,34 @@ class Journal(Protocol):
     async def dmp_entry(self, document_id: str) -> DmpEntry | None:
         """The DMP entry holding ``document_id`` as this engine last left it, or None."""
 
+    async def record_mail(self, mail: SentMail) -> None:
+        """Keep a mail about to be sent and its recipients; a mail already kept (same envelope id) stays as it was."""
+
+    async def mark_mail(self, envelope_id: str, address: str, step: MailStep, *, at: datetime,
+                        detail: str = "") -> bool:
+        """Record that ``step`` was observed for one recipient of a kept mail, once; also an event of its message.
+
+        Returns True only the first time: a step already recorded, DELIVERED after FAILED (or the
+        reverse), or an unknown mail or recipient change nothing and return False. That is what
+        makes a notice read twice send no second ZAM.
+        """
+
+    async def unmark_mail(self, envelope_id: str, address: str, step: MailStep) -> None:
+        """Forget a step just marked, when its ZAM could not be queued (the notice is read again later)."""
+
+    async def sent_mail(self, *, envelope_id: str = "", message_id: str = "") -> SentMail | None:
+        """The kept mail with this envelope id, or else this Message-ID; None when there is none."""
+
+    async def sent_mails(self, message_key: str) -> list[SentMail]:
+        """The mails sent for one message, oldest first."""
+
+    async def record_notice(self, notice: NoticeRecord) -> bool:
+        """Keep what was made of a notice read from the mailbox; False when it was kept already (read twice)."""
+
+    async def notices(self, *, limit: int = 100,
+                      verdicts: frozenset[NoticeVerdict] | None = None) -> list[NoticeRecord]:
+        """Notices read, newest first; only those with one of ``verdicts`` when given."""
+
 
 # ----------------------------------------------------------- directory
 
@@ -526,7 +389,9 @@ class Mailer(Protocol):
     the relay refused the whole message for good.
     """
 
-    async def send(self, message: bytes, *, sender: str, recipients: Sequence[str]) -> list[RecipientResult]: ...
+    async def send(self, message: bytes, *, sender: str, recipients: Sequence[str],
+                   envelope_id: str = "") -> list[RecipientResult]:
+        """``envelope_id``: the ENVID to ask delivery notices under (RFC 3461), when the relay offers DSN."""
 
     async def close(self) -> None: ...
 

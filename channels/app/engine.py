@@ -3,7 +3,9 @@
 ``Engine`` is what ``liaison run`` and ``liaison demo`` start: the journal, the
 bus, the MLLP listeners (the door), and one consumer per pipeline stage
 (``inbound`` → ``deliver.mss`` → ``acks.his``), and the lettre de liaison
-watchdog (``router.watchdog``) next to the consumers. It is the only module
+watchdog (``router.watchdog``) next to the consumers; with ``[imap]``, the reader
+of the notices (DSN, MDN, error mails) that come back to the structure's mailbox
+(``channels.notices.imap``), whose ZAMs join ``acks.his``. It is the only module
 that imports both the core and the adapters.
 """
 
@@ -13,6 +15,7 @@ import asyncio
 import ssl
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 import structlog
 
@@ -54,6 +57,7 @@ from router.stages.zam import ZamQueue
 from router.retention import RetentionRunner
 from router.watchdog import LetterWatchdog
 from router.claim_sweep import ClaimSweep
+from router.notices import NoticeDecider
 
 log = structlog.get_logger(__name__)
 
@@ -112,7 +116,7 @@ def mailer_from_settings(settings: Settings) -> Mailer | None:
         return None
     from channels.smtp.mailer import SmtpMailer
     return SmtpMailer.from_url(mss.relay, client_cert=mss.client_cert or None, client_key=mss.client_key or None,
-                               ca_file=mss.ca_file or None, timeout=mss.timeout)
+                               ca_file=mss.ca_file or None, timeout=mss.timeout, dsn=mss.dsn)
 
 
 def listener_ssl(listener: ListenerSettings, where: str = "listeners[0]") -> ssl.SSLContext | None:
@@ -150,6 +154,7 @@ class Engine:
     # Seconds to wait at start for a journal or bus that is not there yet (a database restarting, servers
     # booting in any order) before giving up; a failure that is not transient ends the start at once.
     start_patience: float = 60.0
+    notice_reader: Any = None                 # the IMAP notice reader, when [imap] is set
 
     async def start(self, *, listen: bool = True, consume: bool = True) -> None:
         s = self.settings
@@ -264,7 +269,8 @@ class Engine:
                                                profile_sample=self._profile_sample())}
         if self.mailer is not None:
             packaging = MssPackaging(sender=s.mss.sender, nil=s.mss.nil, default_body=s.mss.default_body,
-                                     message_id_domain=s.mss.message_id_domain, source_id=s.source_id)
+                                     message_id_domain=s.mss.message_id_domain, source_id=s.source_id,
+                                     mdn=s.mss.mdn, mdn_to=s.mss.mdn_to)
             stages[queues.DELIVER_MSS] = DeliverStage(self.journal, self.mailer, zams, packaging,
                                                       sender=s.mss.sender, policy=policy, stale_claim=stale_claim,
                                                       address_check=self._whitelist(),
@@ -290,6 +296,10 @@ class Engine:
                                       interval=max(1.0, min(60.0, stale_claim.total_seconds() / 2)),
                                       runner=self._runner())
         self.claim_sweep.start()
+        if s.imap is not None:
+            from channels.notices.imap import ImapNoticeReader
+            self.notice_reader = ImapNoticeReader(s.imap, self.journal, NoticeDecider(self.journal, zams))
+            self.notice_reader.start()
         self._start_retention()
 
     def _start_retention(self) -> None:
@@ -356,6 +366,8 @@ class Engine:
             await self.claim_sweep.stop()
         if self.retention is not None:
             await self.retention.stop()
+        if self.notice_reader is not None:
+            await self.notice_reader.stop()
         if self.whitelist_refresher is not None:
             await self.whitelist_refresher.stop()
         for subscription in self.subscriptions:

@@ -6,7 +6,7 @@ parses ``[site]`` and ``[mappings]``; each adapter parses its own section
 :mod:`channels.smtp.settings`, ``[[correspondents]]`` and ``[directory]`` in
 :mod:`channels.directory.settings`, ``[whitelist]`` in
 :mod:`channels.whitelist.settings`, ``[dmp]`` in :mod:`channels.xds.dmp`, ``[console]`` in
-:mod:`channels.console.settings`; ``[retention]`` in :mod:`router.retention`). This
+:mod:`channels.console.settings`; ``[retention]`` in :mod:`router.retention`, ``[imap]`` in :mod:`channels.notices.settings`). This
 module puts them together into one frozen :class:`Settings` and refuses an
 unknown section. Every error names the key it is about (``mss.relay: expected a
 smtp:// or smtps:// URL``). Secrets never live in the TOML: the journal key and
@@ -26,6 +26,7 @@ from typing import Any
 from channels.console.settings import ConsoleSettings, console_settings
 from channels.directory.settings import correspondents_settings, directory_settings
 from channels.mllp.settings import AckSettings, ListenerSettings, ack_settings, listeners_settings
+from channels.notices.settings import ImapSettings, imap_settings
 from channels.smtp.settings import MssSettings, mss_settings
 from channels.whitelist.settings import WhitelistSettings
 from channels.whitelist.settings import from_config as whitelist_settings
@@ -39,7 +40,7 @@ from router.errors import ConfigError
 from router.retention import RetentionSettings, retention_settings
 
 SECTIONS = {"engine", "listeners", "mss", "acks", "site", "mappings", "render", "correspondents", "whitelist",
-            "directory", "dmp", "console", "retention"}
+            "directory", "dmp", "console", "retention", "imap"}
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,7 @@ class Settings(EngineSettings):
     tables: Tables = field(default_factory=Tables.load)      # [mappings]: code tables in force, JDV-checked
     console: ConsoleSettings | None = None                   # [console]: None = the web console not configured
     retention: RetentionSettings = field(default_factory=RetentionSettings)   # [retention]: default keeps all
+    imap: ImapSettings | None = None                         # [imap]: None = notices (DSN, MDN) are not read
 
 
 def load_settings(path: str | Path, env: Mapping[str, str] | None = None) -> Settings:
@@ -92,4 +94,5 @@ def settings_from_dict(data: Mapping[str, Any], env: Mapping[str, str] | None = 
         tables=tables,
         console=console_settings(read_table(data, "console"), base) if "console" in data else None,
         retention=retention_settings(read_table(data, "retention")),
+        imap=imap_settings(read_table(data, "imap"), env, base),
     )

@@ -51,7 +51,8 @@ async def message(request: Request) -> Response:
         found = browse.masked_timeline(found)
     return JSONResponse({"message": browse.metadata(found.record),
                          "events": [browse.event_json(e) for e in found.events],
-                         "outcomes": [browse.outcome_json(o) for o in found.outcomes]})
+                         "outcomes": [browse.outcome_json(o) for o in found.outcomes],
+                         "mails": [browse.mail_json(m) for m in found.mails]})
 
 
 @requires(Role.OPERATOR, api=True)

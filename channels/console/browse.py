@@ -10,12 +10,12 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from router import queues
-from router.ports import Bus, Journal, JournalEvent, MessageRecord, MessageState, Outcome
+from router.ports import Bus, Journal, JournalEvent, MessageRecord, MessageState, Outcome, SentMail
 from router.settle import PARK_REASON_HEADER
 
 #: A patient's own MSSanté mailbox is named after their INS: patient data, hidden from viewers.
@@ -124,10 +124,13 @@ def masked_record(record: MessageRecord) -> MessageRecord:
 
 
 def masked_timeline(found: Timeline) -> Timeline:
-    """The timeline as a viewer sees it: no raw message, no patient mailbox."""
+    """The timeline as a viewer sees it: no raw message, no patient mailbox, no recipient identifier (an INS)."""
     return Timeline(masked_record(found.record),
                     [replace(e, detail=mask(e.detail), destination=mask(e.destination)) for e in found.events],
-                    [replace(o, detail=mask(o.detail), destination=mask(o.destination)) for o in found.outcomes])
+                    [replace(o, detail=mask(o.detail), destination=mask(o.destination)) for o in found.outcomes],
+                    [replace(m, recipients=tuple(replace(r, address=mask(r.address), detail=mask(r.detail),
+                                                         identifier="") for r in m.recipients))
+                     for m in found.mails])
 
 
 def metadata(record: MessageRecord) -> dict[str, Any]:
@@ -144,6 +147,7 @@ class Timeline:
     record: MessageRecord
     events: list[JournalEvent]
     outcomes: list[Outcome]
+    mails: list[SentMail] = field(default_factory=list)    # each mail and its recipients' steps (notices)
 
 
 async def timeline(journal: Journal, key: str) -> Timeline | None:
@@ -154,7 +158,7 @@ async def timeline(journal: Journal, key: str) -> Timeline | None:
     outcomes: list[Outcome] = []
     for document_id in dict.fromkeys(e.document_id for e in events if e.document_id):
         outcomes += await journal.outcomes(document_id)
-    return Timeline(record, events, outcomes)
+    return Timeline(record, events, outcomes, await journal.sent_mails(key))
 
 
 def event_json(event: JournalEvent) -> dict[str, Any]:
@@ -215,3 +219,13 @@ def parked_json(item: Parked) -> dict[str, Any]:
 async def _discarded(journal: Journal, envelope) -> bool:
     record = await journal.message(envelope.headers.get("message_key") or envelope.message_id)
     return record is not None and record.state == MessageState.DISCARDED
+
+
+def mail_json(mail: SentMail) -> dict[str, Any]:
+    """A sent mail and, per recipient, when the relay took it and what the notices said."""
+    def at(moment: datetime | None) -> str | None:
+        return moment.isoformat() if moment is not None else None
+    return {"message_id": mail.message_id, "envelope_id": mail.envelope_id, "document_id": mail.document_id,
+            "recipients": [{"address": r.address, "relayed_at": at(r.relayed_at), "delivered_at": at(r.delivered_at),
+                            "failed_at": at(r.failed_at), "read_at": at(r.read_at), "error_at": at(r.error_at),
+                            "detail": r.detail} for r in mail.recipients]}

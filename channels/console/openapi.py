@@ -56,6 +56,10 @@ MESSAGE = _obj({"key": STR, "received_at": TIME, "updated_at": TIME, "channel": 
                 "detail": STR}, "A message's metadata; never its content (see /raw)")
 EVENT = _obj({"at": TIME, "step": STR, "state": STR, "detail": STR, "document_id": STR, "destination": STR})
 OUTCOME = _obj({"document_id": STR, "destination": STR, "status": STR, "detail": STR, "at": TIME})
+MAIL = _obj({"message_id": STR, "envelope_id": STR, "document_id": STR, "recipients": {"type": "array", "items": _obj({
+    "address": STR, "relayed_at": NULL_TIME, "delivered_at": NULL_TIME, "failed_at": NULL_TIME, "read_at": NULL_TIME,
+    "error_at": NULL_TIME, "detail": STR})}}, "A mail sent for the message (its ENVID for delivery notices) and, per "
+    "recipient, when the relay took it and what the notices read back over IMAP said")
 PARKED = _obj({"queue": STR, "message_id": STR, "message_key": STR, "reason": STR, "attempt": INT})
 COUNTS = {"type": "object", "additionalProperties": INT,
           "description": "received, in progress, delivered, partial, failed, parked, rejected"}
@@ -90,11 +94,12 @@ PATHS: dict[str, dict[str, Any]] = {
         "responses": _answers(_obj({"messages": {"type": "array", "items": MESSAGE},
                                     "next": {"type": ["string", "null"]}}), 400, 401, 403)}},
     "/api/messages/{key}": {"get": {
-        "summary": "A message's timeline and its recipients' outcomes",
+        "summary": "A message's timeline, its recipients' outcomes and its mails with their notices",
         "description": VIEWER + " A viewer sees patient mailboxes masked.",
         "parameters": [_path("key", "The journal key")],
         "responses": _answers(_obj({"message": MESSAGE, "events": {"type": "array", "items": EVENT},
-                                    "outcomes": {"type": "array", "items": OUTCOME}}), 401, 404)}},
+                                    "outcomes": {"type": "array", "items": OUTCOME},
+                                    "mails": {"type": "array", "items": MAIL}}), 401, 404)}},
     "/api/messages/{key}/raw": {"get": {
         "summary": "The message as received, one segment a line (each view is audited on its timeline)",
         "description": OPERATOR, "parameters": [_path("key", "The journal key")],

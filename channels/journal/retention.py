@@ -10,7 +10,8 @@ so a pass is many short batches that never hold the writer long.
 - content: the received bytes (``messages.raw``) and the CDA kept for later
   versions (``documents.cda``) become empty; the timeline and outcomes stay.
 - metadata: the message row, its timeline (``events``), its outcomes, its
-  content bindings and its identifiers' keyed digests go. Afterwards nothing remembers that a recipient accepted
+  content bindings, its identifiers' keyed digests, its sent mails with their
+  recipients' steps, and the notices matched to it go. Afterwards nothing remembers that a recipient accepted
   that document: a re-send of it would be mailed again (the README says so).
   Document version rows (identifiers only) stay, so that a later replacement
   still continues its set.
@@ -53,7 +54,9 @@ def expire_metadata(before: str, limit: int) -> Operation[int]:
     if keys:
         marks = ", ".join("?" * len(keys))
         yield f"UPDATE documents SET cda = ? WHERE message_key IN ({marks})", (b"", *keys)
-        for table in ("events", "outcomes", "document_contents", "message_identifiers"):
+        yield (f"DELETE FROM mail_recipients WHERE envelope_id IN "
+               f"(SELECT envelope_id FROM sent_mails WHERE message_key IN ({marks}))", tuple(keys))
+        for table in ("events", "outcomes", "document_contents", "message_identifiers", "sent_mails", "notices"):
             yield f"DELETE FROM {table} WHERE message_key IN ({marks})", tuple(keys)
         yield f"DELETE FROM messages WHERE key IN ({marks})", tuple(keys)
     return len(keys)

@@ -39,8 +39,15 @@ Tables:
   date. v7 also adds the indexes the console's dashboard counts on (index-only scans by
   time, channel, type and state; outcomes by status and time) and its compliance page reads
   (stays by discharge time).
-- v9: indexes of ``outcomes``, ``document_contents`` and ``message_identifiers`` by message key, for
+- v9: indexes of ``outcomes``, ``document_contents``, ``message_identifiers`` and ``notices`` by message key, for
   retention (``retention.py``), which removes a message's rows in batches.
+- ``sent_mails``, ``mail_recipients``, ``notices`` (v8): every MSSanté mail sent, by
+  its ENVID (RFC 3461) with its Message-ID, the message and document it carries and
+  the HL7 header its ZAMs answer (sealed), so that delivery notices (DSN), read
+  notices (MDN) and error mails read back over IMAP find it; per recipient, when the
+  relay took it and when it was delivered, failed, read or refused (``mails.py``);
+  and every notice read, with what was made of it (matched, duplicate, unmatched,
+  malformed).
 - ``schema_version``: one row per applied migration.
 
 Migrations: ``VERSIONS`` is one list for both dialects, so that a version
@@ -329,12 +336,80 @@ VERSIONS: dict[int, tuple[str | PerDialect, ...]] = {
         "CREATE INDEX outcomes_by_status ON outcomes (status, at)",
         "CREATE INDEX stays_by_discharge ON stays (discharged_at)",
     ),
-    8: (),     # the notices branch's (placeholder until it merges)
+    8: (
+        PerDialect(
+            """CREATE TABLE sent_mails (
+            envelope_id  TEXT PRIMARY KEY,
+            message_id   TEXT NOT NULL,
+            message_key  TEXT NOT NULL,
+            document_id  TEXT NOT NULL,
+            delivery_key TEXT NOT NULL,
+            context      BLOB NOT NULL,
+            sent_at      TEXT NOT NULL
+        )""",
+            """CREATE TABLE sent_mails (
+            envelope_id  text PRIMARY KEY,
+            message_id   text NOT NULL,
+            message_key  text COLLATE "C" NOT NULL,
+            document_id  text NOT NULL,
+            delivery_key text NOT NULL,
+            context      bytea NOT NULL,
+            sent_at      timestamptz NOT NULL
+        )"""),
+        "CREATE INDEX sent_mails_by_message_id ON sent_mails (message_id)",
+        "CREATE INDEX sent_mails_by_message ON sent_mails (message_key, sent_at)",
+        PerDialect(
+            """CREATE TABLE mail_recipients (
+            envelope_id  TEXT NOT NULL,
+            address      TEXT NOT NULL,
+            identifier   BLOB NOT NULL,
+            relayed_at   TEXT,
+            delivered_at TEXT,
+            failed_at    TEXT,
+            read_at      TEXT,
+            error_at     TEXT,
+            detail       BLOB NOT NULL,
+            PRIMARY KEY (envelope_id, address)
+        )""",
+            """CREATE TABLE mail_recipients (
+            envelope_id  text NOT NULL,
+            address      text COLLATE "C" NOT NULL,
+            identifier   bytea NOT NULL,
+            relayed_at   timestamptz,
+            delivered_at timestamptz,
+            failed_at    timestamptz,
+            read_at      timestamptz,
+            error_at     timestamptz,
+            detail       bytea NOT NULL,
+            PRIMARY KEY (envelope_id, address)
+        )"""),
+        PerDialect(
+            """CREATE TABLE notices (
+            notice_id    TEXT PRIMARY KEY,
+            kind         TEXT NOT NULL,
+            verdict      TEXT NOT NULL,
+            at           TEXT NOT NULL,
+            envelope_id  TEXT NOT NULL DEFAULT '',
+            message_key  TEXT NOT NULL DEFAULT '',
+            detail       BLOB NOT NULL
+        )""",
+            """CREATE TABLE notices (
+            notice_id    text PRIMARY KEY,
+            kind         text NOT NULL,
+            verdict      text NOT NULL,
+            at           timestamptz NOT NULL,
+            envelope_id  text NOT NULL DEFAULT '',
+            message_key  text NOT NULL DEFAULT '',
+            detail       bytea NOT NULL
+        )"""),
+        "CREATE INDEX notices_by_at ON notices (at)",
+    ),
     9: (
         # Retention (retention.py) finds and removes a message's outcomes and content bindings by message key.
         "CREATE INDEX outcomes_by_message ON outcomes (message_key)",
         "CREATE INDEX document_contents_by_message ON document_contents (message_key)",
         "CREATE INDEX message_identifiers_by_message ON message_identifiers (message_key)",
+        "CREATE INDEX notices_by_message ON notices (message_key)",
     ),
 }
 LATEST = max(VERSIONS)

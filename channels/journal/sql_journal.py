@@ -18,13 +18,15 @@ from channels.journal import activity as activity_sql
 from channels.journal import consents as consent_sql
 from channels.journal.digests import IdentifierDigests
 from channels.journal import documents as document_sql
+from channels.journal import mails as mail_sql
 from channels.journal import operations as ops
 from channels.journal import retention as retention_sql
 from channels.journal import stays as stay_sql
 from channels.journal.sql import Operation, ts
 from router.errors import TransientError
-from router.ports import (Activity, Clock, MetricsSample, ContentBinding, DmpEntry, JournalEvent, MessageRecord, MessageState, Outcome,
-                          PatientConsent, ReceivedMessage, RenderedDocument, Stay)
+from router.ports import (Activity, Clock, ContentBinding, DmpEntry, JournalEvent, MailStep, MessageRecord, MessageState,
+                          MetricsSample, NoticeRecord, NoticeVerdict, Outcome, PatientConsent, ReceivedMessage,
+                          RenderedDocument, SentMail, Stay)
 
 T = TypeVar("T")
 
@@ -151,6 +153,22 @@ class SqlJournal:
         now = ts(self._clock.now())
         await self._write(lambda: ops.record_dmp_entry(entry, now))
 
+    async def record_mail(self, mail: SentMail) -> None:
+        """Keep a mail before it is sent (``mails.py``); a second call for the same ENVID changes nothing."""
+        now = ts(self._clock.now())
+        await self._write(lambda: mail_sql.record_mail(self._codec, mail, now))
+
+    async def mark_mail(self, envelope_id: str, address: str, step: MailStep, *, at: datetime,
+                        detail: str = "") -> bool:
+        return await self._write(lambda: mail_sql.mark_mail(self._codec, envelope_id, address, step, at=ts(at),
+                                                            detail=detail))
+
+    async def unmark_mail(self, envelope_id: str, address: str, step: MailStep) -> None:
+        await self._write(lambda: mail_sql.unmark_mail(envelope_id, address, step))
+
+    async def record_notice(self, notice: NoticeRecord) -> bool:
+        return await self._write(lambda: mail_sql.record_notice(self._codec, notice))
+
     # -------------------------------------------------------------- retention
 
     async def expire_content(self, before: datetime, limit: int) -> int:
@@ -167,6 +185,16 @@ class SqlJournal:
                                                          None if metadata_before is None else ts(metadata_before)))
 
     # ------------------------------------------------------------------ reads
+
+    async def sent_mail(self, *, envelope_id: str = "", message_id: str = "") -> SentMail | None:
+        return await self._query(mail_sql.sent_mail(self._codec, envelope_id=envelope_id, message_id=message_id))
+
+    async def sent_mails(self, message_key: str) -> list[SentMail]:
+        return await self._query(mail_sql.sent_mails(self._codec, message_key))
+
+    async def notices(self, *, limit: int = 100,
+                      verdicts: frozenset[NoticeVerdict] | None = None) -> list[NoticeRecord]:
+        return await self._query(mail_sql.notices(self._codec, limit=limit, verdicts=verdicts))
 
     async def message(self, key: str) -> MessageRecord | None:
         return await self._query(ops.message(self._codec, key))

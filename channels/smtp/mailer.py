@@ -7,7 +7,8 @@ URL form::
 
 Query keys: ``security`` (starttls|tls), ``timeout`` (seconds), ``helo``, ``min_tls``
 (TLSv1_2|TLSv1_3), ``pool`` (connections at most, default :data:`DEFAULT_POOL`), ``server_hostname`` (name checked
-in the relay's certificate with STARTTLS, default the URL host). Certificate paths are not in the
+in the relay's certificate with STARTTLS, default the URL host). Whether to ask for
+delivery notices is the ``dsn`` argument (``[mss] dsn``). Certificate paths are not in the
 URL: pass them to :meth:`SmtpMailer.from_url` (``client_cert``, ``client_key``, ``ca_file``).
 
 Features:
@@ -25,6 +26,11 @@ Features:
   drained 0.6 documents/s, 4 → 2.0, 16 → 7.1, 32 → 6.8 (the worker's
   ``engine.prefetch``, 16, bounds the sends in flight). The default is 16, the
   default prefetch.
+- Delivery status notifications (RFC 3461): when the caller gives an envelope id and
+  the relay announces DSN, ``MAIL FROM`` carries ``RET=HDRS ENVID=<id>`` and each
+  ``RCPT TO`` ``NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;<address>``, so that the DSNs
+  coming back name our id and the address as we wrote it. A relay without DSN gets
+  plain commands (and then no notices come back, only its own bounces).
 - Errors are translated at this boundary: connection refused, timeouts, TLS
   failures and 421 become :class:`PeerUnavailable`; 4xx at MAIL FROM too; 5xx at
   MAIL FROM becomes :class:`RejectedByPeer`.
@@ -46,7 +52,7 @@ from channels.smtp.tls import client_context
 from router.errors import ConfigError, EngineError, MappingError, PeerUnavailable, RejectedByPeer
 from router.ports import RecipientResult, RecipientStatus
 
-__all__ = ["SmtpMailer"]
+__all__ = ["SmtpMailer", "xtext"]
 
 log = structlog.get_logger(__name__)
 
@@ -62,7 +68,8 @@ class SmtpMailer:
     def __init__(self, host: str, port: int, *, security: str = "starttls",
                  client_cert: str | Path | None = None, client_key: str | Path | None = None,
                  ca_file: str | Path | None = None, timeout: float = 30.0, helo: str | None = None,
-                 min_tls: str = "TLSv1_2", pool_size: int = DEFAULT_POOL, server_hostname: str | None = None):
+                 min_tls: str = "TLSv1_2", pool_size: int = DEFAULT_POOL, server_hostname: str | None = None,
+                 dsn: bool = True):
         if security not in _SECURITIES:
             raise ConfigError("smtp.security", f"must be one of {', '.join(_SECURITIES)}, not {security!r}")
         if pool_size < 1:
@@ -73,6 +80,7 @@ class SmtpMailer:
         self.timeout = float(timeout)
         self.helo = helo
         self.server_hostname = server_hostname or host
+        self.dsn = dsn
         self._tls = client_context(client_cert=client_cert, client_key=client_key, ca_file=ca_file,
                                    min_tls=min_tls)
         # Last in, first out: sequential sends keep to one warm connection; more open only under concurrency.
@@ -106,14 +114,18 @@ class SmtpMailer:
         options.update(tls_paths)
         return cls(parts.hostname, port, security=security, **options)
 
-    async def send(self, message: bytes, *, sender: str, recipients: Sequence[str]) -> list[RecipientResult]:
-        """Send ``message`` once to every recipient; return one result per recipient, in order."""
+    async def send(self, message: bytes, *, sender: str, recipients: Sequence[str],
+                   envelope_id: str = "") -> list[RecipientResult]:
+        """Send ``message`` once to every recipient; return one result per recipient, in order.
+
+        With ``envelope_id``, ask the relay for delivery notices under that ENVID when it offers DSN.
+        """
         if not recipients:
             return []
         _check_address(sender, what="sender")
         connection = await self._idle.get()
         try:
-            return await connection.send(message, sender, list(recipients))
+            return await connection.send(message, sender, list(recipients), envelope_id)
         except EngineError:
             raise
         except BaseException:
@@ -147,17 +159,22 @@ class _Connection:
     def connected(self) -> bool:
         return self.smtp is not None and self.smtp.is_connected
 
-    async def send(self, message: bytes, sender: str, recipients: list[str]) -> list[RecipientResult]:
+    async def send(self, message: bytes, sender: str, recipients: list[str],
+                   envelope_id: str = "") -> list[RecipientResult]:
         await self._ready()
         smtp = self.smtp
         assert smtp is not None
+        dsn = bool(envelope_id) and self.mailer.dsn and smtp.supports_extension("dsn")
         try:
-            reply = await smtp.execute_command(b"MAIL", b"FROM:<" + sender.encode("ascii") + b">")
+            mail_from = b"FROM:<" + sender.encode("ascii") + b">"
+            if dsn:
+                mail_from += b" RET=HDRS ENVID=" + xtext(envelope_id)
+            reply = await smtp.execute_command(b"MAIL", mail_from)
             if reply.code != 250:
                 await self._reset_after(reply.code)
                 raise _refusal(reply.code, reply.message, "relay refused MAIL FROM")
 
-            results = [await self._rcpt(smtp, address) for address in recipients]
+            results = [await self._rcpt(smtp, address, dsn=dsn) for address in recipients]
             accepted = [i for i, r in enumerate(results) if r.status is RecipientStatus.ACCEPTED]
             if not accepted:
                 await self._reset_after(0)
@@ -174,19 +191,22 @@ class _Connection:
                 status = RecipientStatus.TEMPORARY if 400 <= exc.code < 500 else RecipientStatus.REJECTED
                 for i in accepted:
                     results[i] = RecipientResult(recipients[i], status, exc.code, exc.message)
-            log.info("smtp.sent", relay=self.mailer.host, size=len(message), recipients=len(recipients),
+            log.info("smtp.sent", relay=self.mailer.host, size=len(message), recipients=len(recipients), dsn=dsn,
                      accepted=sum(r.status is RecipientStatus.ACCEPTED for r in results))
             return results
         except aiosmtplib.SMTPException as exc:
             self.drop()
             raise PeerUnavailable(f"SMTP session with {self._where()} failed: {_describe(exc)}") from exc
 
-    async def _rcpt(self, smtp: aiosmtplib.SMTP, address: str) -> RecipientResult:
+    async def _rcpt(self, smtp: aiosmtplib.SMTP, address: str, *, dsn: bool = False) -> RecipientResult:
         try:
             _check_address(address, what="recipient")
         except MappingError as exc:
             return RecipientResult(address, RecipientStatus.REJECTED, 0, str(exc))
-        reply = await smtp.execute_command(b"RCPT", b"TO:<" + address.encode("ascii") + b">")
+        rcpt_to = b"TO:<" + address.encode("ascii") + b">"
+        if dsn:
+            rcpt_to += b" NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;" + xtext(address)
+        reply = await smtp.execute_command(b"RCPT", rcpt_to)
         if reply.code == 421:
             self.drop()
             raise PeerUnavailable(f"relay closed the session at RCPT TO: {reply.code} {reply.message}",
@@ -269,6 +289,12 @@ class _Connection:
 
     def _where(self) -> str:
         return f"relay {self.mailer.host}:{self.mailer.port}"
+
+
+def xtext(value: str) -> bytes:
+    """RFC 3461 xtext: printable ASCII except ``+`` and ``=`` as it is, anything else as ``+XX``."""
+    return b"".join(bytes([c]) if 33 <= c <= 126 and c not in b"+=" else f"+{c:02X}".encode("ascii")
+                    for c in value.encode("utf-8"))
 
 
 def _check_address(address: str, *, what: str) -> None:

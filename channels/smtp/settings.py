@@ -7,6 +7,9 @@
     client_key = "/etc/liaison/mss/bal-applicative.key"
     ca_file = "/etc/liaison/mss/igc-sante-chain.pem"
     nil = "0000000000"                                # X-MSS-NIL, the product reference
+    dsn = true                                        # ask for delivery notices (RFC 3461) when the relay offers DSN
+    mdn = "asked"                                     # Disposition-Notification-To: "asked" (ACK_LECTURE=Y), "always", "never"
+    mdn_to = ""                                       # where read notices go (default: sender, the structure's mailbox)
 
 With a relay, ``sender`` and ``nil`` are required. Every error names its key (``mss.relay``).
 """
@@ -17,7 +20,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from router.config_values import check_scheme, no_unknown, read_seconds, read_str
+from router.config_values import check_scheme, no_unknown, read_bool, read_seconds, read_str
+
+MDN_MODES = ("asked", "always", "never")
 from router.errors import ConfigError
 
 
@@ -33,6 +38,14 @@ class MssSettings:
                          "au format IHE_XDM.\r\n\r\nCordialement.")
     message_id_domain: str = "liaison.invalid"
     timeout: float = 30.0
+    dsn: bool = True                 # NOTIFY=SUCCESS,FAILURE, ORCPT and ENVID when the relay offers DSN
+    mdn: str = "asked"               # when to ask for a read notice: asked (ACK_LECTURE=Y), always, never
+    mdn_to: str = ""                 # Disposition-Notification-To; empty: the sender
+
+    @property
+    def notices_to(self) -> str:
+        """The mailbox read notices are asked to go to."""
+        return self.mdn_to or self.sender
 
 
 def mss_settings(table: Mapping[str, Any]) -> MssSettings:
@@ -45,6 +58,12 @@ def mss_settings(table: Mapping[str, Any]) -> MssSettings:
     sender = read_str(table, "mss.sender", "")
     if relay and "@" not in sender:
         raise ConfigError("mss.sender", "the platform's MSSanté address is required when mss.relay is set")
+    mdn = read_str(table, "mss.mdn", default.mdn)
+    if mdn not in MDN_MODES:
+        raise ConfigError("mss.mdn", f"expected one of {', '.join(MDN_MODES)}, got {mdn!r}")
+    mdn_to = read_str(table, "mss.mdn_to", "")
+    if mdn_to and "@" not in mdn_to:
+        raise ConfigError("mss.mdn_to", f"expected a mail address, got {mdn_to!r}")
     if relay and not read_str(table, "mss.nil", ""):
         raise ConfigError("mss.nil", "X-MSS-NIL (the product reference) is required on every MSSanté message")
     return MssSettings(
@@ -54,4 +73,5 @@ def mss_settings(table: Mapping[str, Any]) -> MssSettings:
         default_body=read_str(table, "mss.default_body", default.default_body),
         message_id_domain=read_str(table, "mss.message_id_domain", default.message_id_domain),
         timeout=read_seconds(table, "mss.timeout", default.timeout),
+        dsn=read_bool(table, "mss.dsn", default.dsn), mdn=mdn, mdn_to=mdn_to,
     )

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install everything Liaison's tests need on a fresh Debian/Ubuntu machine, then run the whole suite.
 #   - Debian packages: python3-venv, rabbitmq-server, postfix (installed without prompts, not left running),
+#     dovecot-imapd (private instances per test module, tests/support/dovecot.py; the packaged one is not started),
 #     xmlsec1 (verifies our VIHF signatures independently), fonts-dejavu-core (accents in rendered PDFs)
 #   - a virtualenv in .venv with Liaison and its test dependencies
 #   - RabbitMQ started on 127.0.0.1 for the run (the contract suite against it is mandatory here), and
@@ -28,6 +29,7 @@ trap run_on_exit EXIT
 need_apt=()
 command -v rabbitmq-server >/dev/null 2>&1 || [ -x /usr/sbin/rabbitmq-server ] || need_apt+=(rabbitmq-server)
 [ -x /usr/sbin/postfix ] || need_apt+=(postfix)
+[ -x /usr/sbin/dovecot ] || need_apt+=(dovecot-imapd)         # the structure's mailbox the notices come back to
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need_apt+=(python3-venv)
 command -v xmlsec1 >/dev/null 2>&1 || need_apt+=(xmlsec1)              # independent check of the VIHF signature
 [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need_apt+=(fonts-dejavu-core)   # lab report PDFs
@@ -107,7 +109,7 @@ echo "== dependency rules (import-linter contracts in pyproject.toml)"
 .venv/bin/lint-imports --no-cache
 
 echo "== tests"
-export LIAISON_REQUIRE_RABBITMQ=1 LIAISON_REQUIRE_POSTFIX=1 LIAISON_REQUIRE_XMLSEC1=1
+export LIAISON_REQUIRE_RABBITMQ=1 LIAISON_REQUIRE_POSTFIX=1 LIAISON_REQUIRE_XMLSEC1=1 LIAISON_REQUIRE_DOVECOT=1
 set +e
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
 status=$?

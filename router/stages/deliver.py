@@ -17,6 +17,7 @@ rather than losing it.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
@@ -25,8 +26,8 @@ import structlog
 
 from router.errors import PeerUnavailable, RejectedByPeer, TransientError
 from router.model import Action, DocumentJob, Recipient, RecipientKind
-from router.ports import (AddressCheck, Envelope, Journal, JournalEvent, MailPackager, Mailer, MessageState, Outcome, OutcomeStatus, RecipientResult,
-                          RecipientStatus)
+from router.ports import (AddressCheck, Envelope, Journal, JournalEvent, MailPackager, Mailer, MailRecipient, MailStep,
+                          MessageState, Outcome, OutcomeStatus, RecipientResult, RecipientStatus, SentMail)
 from router.settle import RetryPolicy
 from router.stages.claims import held_until_released, renewing
 from router.stages.clock import now
@@ -211,14 +212,25 @@ class DeliverStage:
                     *, last_attempt: bool) -> None:
         message, message_id = self.packager.mail(job, xdm, recipients=group, audience=audience.value)
         addresses = [r.address for r in group]
+        envelope_id = envelope_id_for(message_id)
+        # Kept before it is sent: a delivery notice may come back before the relay's answer is written.
+        await self.journal.record_mail(SentMail(
+            envelope_id=envelope_id, message_id=message_id, message_key=job.message_key,
+            document_id=job.header.document_id, delivery_key=delivery_key(job), source=job.source,
+            ack_reception=job.flags.ack_reception, ack_lecture=job.flags.ack_lecture, sent_at=now(),
+            recipients=tuple(MailRecipient(r.address, r.identifier) for r in group)))
         try:
-            results = await self.mailer.send(message, sender=self.sender, recipients=addresses)
+            results = await self.mailer.send(message, sender=self.sender, recipients=addresses,
+                                             envelope_id=envelope_id)
         except PeerUnavailable as exc:
             results = [RecipientResult(a, RecipientStatus.TEMPORARY, _code(exc, 421), str(exc)) for a in addresses]
         except RejectedByPeer as exc:
             results = [RecipientResult(a, RecipientStatus.REJECTED, _code(exc, 554), str(exc)) for a in addresses]
         by_address = {r.address: r for r in group}
         for result in results:
+            if result.status == RecipientStatus.ACCEPTED:
+                await self.journal.mark_mail(envelope_id, result.address, MailStep.RELAYED, at=now(),
+                                             detail=f"{result.code} {result.text}".strip())
             await self._record(job, by_address[result.address], result, message_id, last_attempt=last_attempt)
 
     async def _record(self, job: DocumentJob, recipient: Recipient, result: RecipientResult, message_id: str,
@@ -313,6 +325,14 @@ def final_for(outcome: Outcome, job: DocumentJob) -> bool:
     if outcome.status == OutcomeStatus.ACCEPTED:
         return True
     return outcome.status in _FINAL and outcome.message_key == job.message_key
+
+
+def envelope_id_for(message_id: str) -> str:
+    """The ENVID asked of the relay for a mail: derived from its Message-ID, so a mail sent again keeps it.
+
+    32 hex digits: within RFC 3461's 100 characters and xtext without escaping.
+    """
+    return hashlib.sha256(message_id.encode("utf-8")).hexdigest()[:32]
 
 
 def delivery_key(job: DocumentJob) -> str:

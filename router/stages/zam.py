@@ -1,7 +1,9 @@
 """Queue ZAM business acknowledgements for the HIS (consumed by the ``acks.his`` stage).
 
 ZAM^Z02 (ACK_RECEPTION_MSS) reports, per recipient, whether the secure mail
-was accepted; an error ZAM carries ERR with the reason. The acks are queued
+was accepted (by the relay, then delivered when a DSN says so); ZAM^Z03
+(ACK_LECTURE_MSS) that it was read or could not be integrated (``router.notices``);
+an error ZAM carries ERR with the reason. The acks are queued
 on the bus rather than sent inline so that an HIS that is down delays only
 its acknowledgements, never the delivery of documents.
 """
@@ -16,7 +18,7 @@ import structlog
 from router import queues
 from router.hl7.charset import encode_message
 from router.hl7.msh import read_header
-from router.hl7.zam import build_zam_z01, build_zam_z02
+from router.hl7.zam import build_zam_z01, build_zam_z02, build_zam_z03
 from router.errors import EngineError, TransientError
 from router.model import MessageSource, Refusal
 from router.ports import Bus, Journal, JournalEvent
@@ -66,6 +68,16 @@ class ZamQueue:
                                                                  event_time=event_time, error_location=error_location,
                                                                  **kwargs))
 
+    async def reading_mss(self, source: MessageSource, message_key: str, *, document_id: str, reader: str,
+                          reader_id: str = "", read: bool = True, reason: str = "",
+                          detail: tuple[str, str] = MSS_REJECTED, event_time: datetime | None = None) -> None:
+        """Queue one ZAM^Z03 (ACK_LECTURE_MSS): ``reader`` read the mail, or could not integrate it (``read=False``,
+        ERR-5 the recipient's own code and label)."""
+        await self._queue(source, message_key, document_id, reader, "Z03", read, reason, detail, "207",
+                          lambda original, kwargs: build_zam_z03(original, reader_address=reader,
+                                                                 reader_id=reader_id, read=read,
+                                                                 event_time=event_time, **kwargs))
+
     async def reception_dmp(self, source: MessageSource, message_key: str, *, document_id: str, delivered: bool,
                             reason: str = "", detail: tuple[str, str] = DMP_NOT_CONFIGURED,
                             event_time: datetime | None = None) -> None:
@@ -84,7 +96,7 @@ class ZamQueue:
         kwargs = {}
         if not delivered:
             kwargs = {"error_code": error_code, "error_text": _ERROR_TEXTS.get(error_code, "Application error"),
-                      "detail_code": detail[0], "detail_text": f"{detail[1]}: {reason}"[:200]}
+                      "detail_code": detail[0], "detail_text": (f"{detail[1]}: {reason}" if reason else detail[1])[:200]}
         text = build(read_header(source.msh), kwargs)
         await self.bus.publish(queues.ACKS_HIS, encode_message(text, source.codec),
                                message_id=f"zam:{message_key}:{trigger}:{uuid.uuid4().hex[:12]}",

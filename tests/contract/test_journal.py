@@ -952,3 +952,88 @@ async def test_metrics_sample_gives_the_events_after_its_cursor_with_their_times
     again = await journal.metrics_sample(sample.last_event, T0)
     assert again.events == () and again.last_event == sample.last_event
     assert len((await journal.metrics_sample(start.last_event, T0, limit=2)).events) == 2
+
+
+# ---------------------------------------------------------- sent mails and notices
+
+def a_mail(envelope_id: str = "ENV-1", *, message_id: str = "<m1@liaison.test>", message_key: str = "K-ORU-1",
+           recipients=("martin@hopital-test.mssante.fr", "dupont@hopital-test.mssante.fr")):
+    from router.model import MessageSource
+    from router.ports import MailRecipient, SentMail
+    source = MessageSource("DXCARE", "CHU-TEST", "LIAISON", "CHU-TEST", "CTRL-1", "ORU^R01",
+                           msh="MSH|^~\\&|DXCARE|CHU-TEST|LIAISON|CHU-TEST|20250314||ORU^R01|CTRL-1|P|2.5")
+    return SentMail(envelope_id=envelope_id, message_id=message_id, message_key=message_key, document_id="DOC-1",
+                    delivery_key="DOC-1", source=source, ack_reception=True, ack_lecture=False, sent_at=T0,
+                    recipients=tuple(MailRecipient(a, identifier=f"8{i:011d}") for i, a in enumerate(recipients)))
+
+
+async def test_a_sent_mail_is_found_by_envelope_id_and_by_message_id_with_its_recipients(journal):
+    await journal.record_mail(a_mail())
+
+    by_envid = await journal.sent_mail(envelope_id="ENV-1")
+    by_message_id = await journal.sent_mail(message_id="<m1@liaison.test>")
+    expected = a_mail()
+    assert by_envid == by_message_id == replace(expected, recipients=tuple(sorted(expected.recipients,
+                                                                                key=lambda r: r.address)))
+    assert [r.identifier for r in by_envid.recipients] == ["800000000001", "800000000000"]   # by address
+    assert await journal.sent_mail(envelope_id="ENV-NONE") is None
+    assert await journal.sent_mail(message_id="<none@x>") is None
+
+
+async def test_a_mail_kept_twice_keeps_its_first_copy(journal):
+    await journal.record_mail(a_mail())
+    await journal.record_mail(a_mail(message_key="K-OTHER"))
+
+    assert (await journal.sent_mail(envelope_id="ENV-1")).message_key == "K-ORU-1"
+    assert [m.envelope_id for m in await journal.sent_mails("K-ORU-1")] == ["ENV-1"]
+    assert await journal.sent_mails("K-OTHER") == []
+
+
+async def test_a_recipient_step_is_marked_once_and_becomes_an_event_of_its_message(journal):
+    from router.ports import MailStep
+    key, _ = await journal.record_received(received("MAIL-1"))
+    await journal.record_mail(a_mail(message_key=key))
+    at = T0 + timedelta(minutes=2)
+
+    first = await journal.mark_mail("ENV-1", "martin@hopital-test.mssante.fr", MailStep.DELIVERED, at=at,
+                                    detail="2.0.0 delivered")
+    again = await journal.mark_mail("ENV-1", "martin@hopital-test.mssante.fr", MailStep.DELIVERED,
+                                    at=at + timedelta(minutes=1), detail="2.0.0 delivered (second copy)")
+
+    assert (first, again) == (True, False)
+    martin = {r.address: r for r in (await journal.sent_mail(envelope_id="ENV-1")).recipients}[
+        "martin@hopital-test.mssante.fr"]
+    assert martin.delivered_at == at and martin.detail == "2.0.0 delivered"
+    notices = [e for e in await journal.events(key) if e.step == "notice"]
+    assert [(e.state, e.destination, e.document_id) for e in notices] == [
+        ("delivered", "martin@hopital-test.mssante.fr", "DOC-1")]
+
+
+async def test_delivered_and_failed_exclude_each_other_and_unknown_recipients_change_nothing(journal):
+    from router.ports import MailStep
+    await journal.record_mail(a_mail())
+    martin, dupont = "martin@hopital-test.mssante.fr", "dupont@hopital-test.mssante.fr"
+
+    assert await journal.mark_mail("ENV-1", martin, MailStep.FAILED, at=T0, detail="5.1.1") is True
+    assert await journal.mark_mail("ENV-1", martin, MailStep.DELIVERED, at=T0) is False
+    assert await journal.mark_mail("ENV-1", dupont, MailStep.DELIVERED, at=T0) is True
+    assert await journal.mark_mail("ENV-1", dupont, MailStep.FAILED, at=T0) is False
+    assert await journal.mark_mail("ENV-1", dupont, MailStep.READ, at=T0) is True
+    assert await journal.mark_mail("ENV-1", "nobody@x.fr", MailStep.READ, at=T0) is False
+    assert await journal.mark_mail("ENV-NONE", martin, MailStep.READ, at=T0) is False
+    await journal.unmark_mail("ENV-1", dupont, MailStep.READ)
+    assert await journal.mark_mail("ENV-1", dupont, MailStep.READ, at=T0) is True
+
+
+async def test_a_notice_is_kept_once_and_listed_newest_first_by_verdict(journal):
+    from router.ports import NoticeRecord, NoticeVerdict
+    first = NoticeRecord("<dsn-1@relay>", "dsn", NoticeVerdict.MATCHED, T0, "ENV-1", "K1", "delivered")
+    garbage = NoticeRecord("sha256:ab12", "unknown", NoticeVerdict.MALFORMED, T0 + timedelta(seconds=1),
+                           detail="not a delivery or read notice")
+
+    assert await journal.record_notice(first) is True
+    assert await journal.record_notice(garbage) is True
+    assert await journal.record_notice(first) is False
+    assert await journal.notices() == [garbage, first]
+    assert await journal.notices(verdicts=frozenset({NoticeVerdict.MALFORMED, NoticeVerdict.UNMATCHED})) == [garbage]
+    assert await journal.notices(limit=1) == [garbage]

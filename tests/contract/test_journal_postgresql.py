@@ -180,9 +180,10 @@ async def test_a_batch_chosen_as_deadlock_victim_runs_again_one_operation_at_a_t
                                 for destination in ("a@x.mssante.fr", "b@x.mssante.fr")))
 
         async def journal_waits() -> bool:
+            # Blocked by this very connection: other tests' sessions on the same server never count.
             row = await (await other.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                "AND application_name = 'liaison'")).fetchone()
+                "SELECT count(*) FROM pg_stat_activity WHERE %s = ANY(pg_blocking_pids(pid))",
+                (other.info.backend_pid,))).fetchone()
             return row[0] > 0
 
         await eventually(journal_waits, "the journal's batch to wait for the other transaction's claim")

@@ -10,13 +10,13 @@ from __future__ import annotations
 import sqlite3
 from datetime import UTC, datetime, timedelta
 
-import pytest
 
 from channels.journal import SqliteJournal
 from router.ports import MessageState, Outcome, OutcomeStatus, RenderedDocument
 from router.model import Action
 from router.retention import RetentionRunner, RetentionSettings
-from tests.contract.test_journal import T0, backend, journal, received  # noqa: F401 - the suite's fixtures
+from router.ports import NoticeRecord, NoticeVerdict
+from tests.contract.test_journal import T0, a_mail, backend, journal, received  # noqa: F401 - the suite's fixtures
 
 CUTOFF = T0 + timedelta(days=30)
 FINAL = (MessageState.DELIVERED, MessageState.PARTIAL, MessageState.FAILED, MessageState.REJECTED,
@@ -58,9 +58,15 @@ async def test_metadata_goes_only_from_old_messages_in_a_final_state(journal, ba
     waiting = {state: await message(journal, f"W-{state}", state) for state in NOT_FINAL}
     sending = await message(journal, "SEND", MessageState.FAILED)
     assert await journal.claim("DOC-SEND", "b@x.mssante.fr", message_key=sending, stale_after=timedelta(minutes=5))
+    mailed = final[MessageState.DELIVERED]
+    await journal.record_mail(a_mail("ENV-RET", message_key=mailed))
+    await journal.record_notice(NoticeRecord("<dsn-ret@relay>", "dsn", NoticeVerdict.MATCHED, T0, "ENV-RET", mailed,
+                                             "delivered"))
     assert await journal.expirable(None, CUTOFF) == (0, len(FINAL))
     assert await journal.expire_metadata(CUTOFF, limit=3) == 3
     assert await journal.expire_metadata(CUTOFF, limit=100) == len(FINAL) - 3
+    assert await journal.sent_mail(envelope_id="ENV-RET") is None and await journal.notices() == []
+    assert backend.execute([("SELECT count(*) FROM mail_recipients WHERE envelope_id = ?", ("ENV-RET",))]) == [(0,)]
     identified = "SELECT count(*) FROM message_identifiers WHERE message_key = ?"
     for state, key in final.items():
         assert await journal.message(key) is None and await journal.events(key) == []

@@ -25,6 +25,7 @@ from channels.app.engine import Engine
 from channels.app.settings import Settings
 from channels.mllp.sender import MllpSender
 from channels.mllp.settings import AckSettings, ListenerSettings
+from channels.notices.settings import ImapSettings
 from channels.smtp.settings import MssSettings
 from channels.testing.mail_sink import SmtpSink
 from channels.testing.pki import TestPki, make_test_pki
@@ -66,6 +67,8 @@ class Pipeline:
     directory_settings: dict = field(default_factory=dict)
     dmp: DmpSettings | None = None
     tables: Tables | None = None
+    imap: ImapSettings | None = None            # [imap]: the notices read back (tests/integration/test_notices_imap.py)
+    mss_options: dict = field(default_factory=dict)   # more [mss] settings (dsn, mdn, mdn_to)
     engine: Engine | None = None
     sink: SmtpSink | None = None                # the mail sink it relays to, stopped with it (sink_pipeline)
     his: RecordingHis = field(default_factory=RecordingHis)
@@ -87,7 +90,8 @@ class Pipeline:
                             client_cert=str(self.client_cert or self.pki.client_cert),
                             client_key=str(self.client_key or self.pki.client_key),
                             ca_file=str(self.pki.ca_cert), nil=self.nil, timeout=10.0,
-                            message_id_domain="hopital-test.mssante.fr"),
+                            message_id_domain="hopital-test.mssante.fr", **self.mss_options),
+            imap=self.imap,
             acks=AckSettings(host="127.0.0.1", port=his_port, timeout=5.0),
         )
         self.engine = Engine(settings, bus=bus)

@@ -29,6 +29,15 @@ def test_check_config_accepts_the_example_and_names_the_bad_key(tmp_path, capsys
     out = capsys.readouterr().out
     assert "1 correspondent(s)" in out and "warning: site: finess" in out
     assert "whitelist NOT configured" in out       # the fictitious default site
+    assert "notices  not read" in out
+    (tmp_path / "imap-password").write_text("secret\n")
+    with_imap = tmp_path / "imap.toml"
+    with_imap.write_text('[imap]\nurl = "imaps://imap.test:993"\nuser = "pfi@ch.mssante.fr"\n'
+                         'password_file = "imap-password"\nca_file = "absent.pem"\n')
+    assert main(["check-config", str(with_imap)]) == 0
+    out = capsys.readouterr().out
+    assert "notices  imaps://imap.test:993 as pfi@ch.mssante.fr, INBOX -> Liaison/Traités" in out
+    assert "imap.ca_file: file absent.pem not found" in out
     bad = tmp_path / "bad.toml"
     bad.write_text('[mss]\nrelay = "smtp://relay:587"\n')
     assert main(["check-config", str(bad)]) == 2

@@ -34,7 +34,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
@@ -43,11 +43,13 @@ import pytest
 
 from channels.testing.pki import TestPki, make_test_pki
 
-__all__ = ["BUSY", "BUSY_REPLY", "DOMAINS", "UNKNOWN", "UNKNOWN_REPLY", "DeliveredMail", "PostfixInstance",
+__all__ = ["BUSY", "BUSY_REPLY", "DOMAINS", "LOCAL_DOMAIN", "UNDELIVERABLE", "UNKNOWN", "UNKNOWN_REPLY", "DeliveredMail", "PostfixInstance",
            "postfix_fixture", "postfix_unavailable", "require_postfix", "start_postfix"]
 
 DOMAINS = ("hopital-test.mssante.fr", "patient.mssante.fr", "labo-test.mssante.fr")
 UNKNOWN = ("inconnu@hopital-test.mssante.fr",)
+LOCAL_DOMAIN = "local-test.mssante.fr"   # Postfix's local delivery: an unknown user there is accepted, then bounced
+UNDELIVERABLE = f"absent@{LOCAL_DOMAIN}"  # ... so a sender that asked NOTIFY=FAILURE gets a real failed DSN
 BUSY = ("occupe@hopital-test.mssante.fr",)
 UNKNOWN_REPLY = "550 5.1.1 User unknown in virtual mailbox table"
 BUSY_REPLY = "450 4.2.1 Mailbox busy, try again later"
@@ -74,6 +76,7 @@ error     unix  -       -       n       -       -       error
 retry     unix  -       -       n       -       -       error
 discard   unix  -       -       n       -       -       discard
 virtual   unix  -       n       n       -       -       virtual
+local     unix  -       n       n       -       -       local
 anvil     unix  -       -       n       -       1       anvil
 scache    unix  -       -       n       -       1       scache
 postlog   unix-dgram n  -       n       -       1       postlogd
@@ -192,14 +195,21 @@ def require_postfix() -> None:
 
 def start_postfix(*, domains: Iterable[str] = DOMAINS, unknown: Iterable[str] = UNKNOWN,
                   busy: Iterable[str] = BUSY, pki: TestPki | None = None, keep: bool = False,
-                  start_timeout: float = 20.0) -> PostfixInstance:
-    """Configure and start a private instance; return it once it answers on its port."""
+                  start_timeout: float = 20.0, mailboxes: Mapping[str, Path] | None = None) -> PostfixInstance:
+    """Configure and start a private instance; return it once it answers on its port.
+
+    ``mailboxes``: addresses delivered to a Maildir of their own (absolute path, writable by
+    ``nobody``), e.g. the structure's mailbox in a private Dovecot (``tests/support/dovecot.py``),
+    so that the DSNs Postfix writes to the sender and the MDNs sent to it land there.
+    Every address of ``LOCAL_DOMAIN`` (Postfix's local delivery, no recipient table) is accepted
+    at RCPT; one that names no user of the machine (``UNDELIVERABLE``) is then bounced, with a DSN.
+    """
     root = Path(tempfile.mkdtemp(prefix="liaison-postfix-"))
     root.chmod(0o755)               # Postfix's daemons run as 'postfix' and must reach the queue
     instance: PostfixInstance | None = None
     try:
         instance = PostfixInstance(root, _free_port(), pki or make_test_pki(root / "pki"), keep=keep)
-        _configure(instance, tuple(domains), tuple(unknown), tuple(busy))
+        _configure(instance, tuple(domains), tuple(unknown), tuple(busy), dict(mailboxes or {}))
         _authorise(instance.conf_dir)
         if _run(["postfix", "-c", str(instance.conf_dir), "check"], check=False).returncode != 0:
             raise RuntimeError(f"postfix check failed: {_explain('check', instance)}")
@@ -233,7 +243,7 @@ def postfix_fixture(**options):
 # ------------------------------------------------------------------ helpers
 
 def _configure(instance: PostfixInstance, domains: tuple[str, ...], unknown: tuple[str, ...],
-               busy: tuple[str, ...]) -> None:
+               busy: tuple[str, ...], mailboxes: dict[str, Path] | None = None) -> None:
     root, conf, pki = instance.root, instance.conf_dir, instance.pki
     for sub in ("conf", "queue", "data", "maildir"):
         (root / sub).mkdir()
@@ -255,7 +265,9 @@ def _configure(instance: PostfixInstance, domains: tuple[str, ...], unknown: tup
         "myhostname": "mx.relay-test.mssante.fr",
         "inet_interfaces": "127.0.0.1",
         "inet_protocols": "ipv4",
-        "mydestination": "",
+        "mydestination": LOCAL_DOMAIN,
+        "local_recipient_maps": "",
+        "mailbox_size_limit": "0",
         "alias_maps": "",
         "alias_database": "",
         "virtual_mailbox_domains": " ".join(domains),
@@ -280,6 +292,14 @@ def _configure(instance: PostfixInstance, domains: tuple[str, ...], unknown: tup
         "smtpd_relay_restrictions": "permit_tls_all_clientcerts,reject_unauth_destination",
         "smtpd_recipient_restrictions": f"check_recipient_access texthash:{conf / 'unknown_recipients'}",
     }
+    if mailboxes:
+        # Absolute Maildirs: the base is "/" and every domain's catch-all names the shared inbox in full.
+        inbox = str(root / "maildir" / "inbox").lstrip("/")
+        lines = [f"{address}\t{str(path).lstrip('/')}/\n" for address, path in mailboxes.items()]
+        lines += [f"@{domain}\t{inbox}/\n" for domain in domains]
+        (conf / "mailboxes").write_text("".join(lines))
+        settings["virtual_mailbox_base"] = "/"
+        settings["virtual_mailbox_maps"] = f"texthash:{conf / 'mailboxes'}"
     _run(["postconf", "-c", str(conf), "-e", *(f"{k}={v}" for k, v in settings.items())])
 
 

@@ -45,7 +45,7 @@ class SlowRecordingMailer:
     def __init__(self):
         self.sent: list[tuple[str, ...]] = []
 
-    async def send(self, message: bytes, *, sender: str, recipients):
+    async def send(self, message: bytes, *, sender: str, recipients, envelope_id: str = ""):
         await asyncio.sleep(0.2)            # both copies are in flight at once
         self.sent.append(tuple(recipients))
         return [RecipientResult(r, RecipientStatus.ACCEPTED, 250, "2.0.0 Ok") for r in recipients]
@@ -86,7 +86,7 @@ class HeldMailer:
         self.in_flight = asyncio.Event()
         self.release = asyncio.Event()
 
-    async def send(self, message: bytes, *, sender: str, recipients):
+    async def send(self, message: bytes, *, sender: str, recipients, envelope_id: str = ""):
         self.in_flight.set()
         await self.release.wait()
         self.sent.append(tuple(recipients))
@@ -265,3 +265,38 @@ async def test_an_accepted_mail_is_recorded_once_the_journal_is_back_not_mailed_
         assert journal.failed >= 2
         assert len(mailer.sent) == 1
         assert [o.status for o in await real.outcomes(job.header.document_id)] == [OutcomeStatus.ACCEPTED]
+
+
+class EnvelopeRecordingMailer:
+    """Accepts the first recipient, refuses the others, and keeps the ENVID and Message-ID of each mail."""
+
+    def __init__(self):
+        self.mails: list[tuple[str, str]] = []
+
+    async def send(self, message: bytes, *, sender: str, recipients, envelope_id: str = ""):
+        import email
+        self.mails.append((envelope_id, email.message_from_bytes(message)["Message-ID"]))
+        return [RecipientResult(r, RecipientStatus.ACCEPTED if i == 0 else RecipientStatus.REJECTED,
+                                250 if i == 0 else 550, "ok" if i == 0 else "5.1.1 unknown")
+                for i, r in enumerate(recipients)]
+
+
+async def test_every_mail_is_journaled_with_its_envid_and_message_id_and_who_the_relay_took(tmp_path):
+    from router.stages.deliver import envelope_id_for
+    async with SqliteJournal(tmp_path / "journal.sqlite") as journal:
+        mailer = EnvelopeRecordingMailer()
+        job = await received_job(journal, "ENVID-1", recipients=(
+            Recipient("dr.martin@hopital-test.mssante.fr", identifier="810000123454"),
+            Recipient("inconnu@hopital-test.mssante.fr")))
+        await deliver_stage(journal, mailer)(Envelope(body=job.to_json(), message_id=job.job_id))
+
+        [(envelope_id, message_id)] = mailer.mails
+        assert envelope_id == envelope_id_for(message_id) and len(envelope_id) == 32
+        mail = await journal.sent_mail(message_id=message_id)
+        assert (mail.envelope_id, mail.message_key, mail.document_id) == (envelope_id, job.message_key,
+                                                                          job.header.document_id)
+        assert mail.source == job.source
+        by_address = {r.address: r for r in mail.recipients}
+        assert by_address["dr.martin@hopital-test.mssante.fr"].identifier == "810000123454"
+        assert by_address["dr.martin@hopital-test.mssante.fr"].relayed_at is not None
+        assert by_address["inconnu@hopital-test.mssante.fr"].relayed_at is None

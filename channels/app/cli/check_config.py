@@ -40,6 +40,8 @@ def check_config(path: Path) -> int:
               f"{listener.default_charset}, max frame {listener.max_frame_bytes} bytes)")
     print(f"  mss      {settings.mss.relay or 'no relay: documents will wait in deliver.mss'}")
     print(f"  acks     {f'{settings.acks.host}:{settings.acks.port}' if settings.acks.enabled else 'no ZAM destination'}")
+    imap = settings.imap
+    print(f"  notices  {f'imaps://{imap.host}:{imap.port} as {imap.user}, {imap.mailbox} -> {imap.done_folder} / {imap.unrecognised_folder}' if imap else 'not read ([imap] not set): the HIS hears only what the relay said'}")
     print(f"  site     {settings.site.name} (FINESS {settings.site.finess})")
     print(f"  whitelist {f'{settings.whitelist.source} every {settings.whitelist.refresh_interval:g} s, kept in {settings.whitelist.store_dir}' if settings.whitelist else 'NOT configured: recipients domains are not checked'}")
     national = [part for part in ("index " + settings.directory["index"] if "index" in settings.directory else "",
@@ -60,7 +62,9 @@ def check_config(path: Path) -> int:
 def _file_problems(settings: Settings) -> list[str]:
     problems = []
     for key, value in (("mss.client_cert", settings.mss.client_cert), ("mss.client_key", settings.mss.client_key),
-                       ("mss.ca_file", settings.mss.ca_file)):
+                       ("mss.ca_file", settings.mss.ca_file),
+                       *((f"imap.{k}", getattr(settings.imap, k)) for k in ("client_cert", "client_key", "ca_file")
+                         if settings.imap is not None)):
         if value and not Path(value).is_file():
             problems.append(f"{key}: file {value} not found")
     index = settings.directory.get("index")

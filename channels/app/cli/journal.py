@@ -3,6 +3,7 @@
     liaison journal [-c liaison.toml] search [--state S] [--control-id ID] [--ipp IPP] [--ins INS]
                                              [--document ID] [--recipient ADDRESS] [--limit N]
     liaison journal [-c liaison.toml] show KEY [--raw]
+    liaison journal [-c liaison.toml] notices [--unrecognised] [--limit N]
     liaison journal migrate [-c liaison.toml]      (journal_migrate.py)
 
 ``-c`` may also come after ``search`` or ``show``.
@@ -24,7 +25,7 @@ from channels.app.cli import journal_migrate
 from channels.app.cli.options import command_group
 from channels.app.settings import Settings, load_settings
 from router.config_values import redact_url
-from router.ports import MessageState
+from router.ports import MessageState, NoticeVerdict
 
 
 def add_parser(subparsers) -> None:
@@ -45,6 +46,11 @@ def add_parser(subparsers) -> None:
     show_parser = command("show", help="one message's timeline: every step, state, reason and outcome")
     show_parser.add_argument("key", help="the message's journal key (first column of 'search')")
     show_parser.add_argument("--raw", action="store_true", help="also print the message as received")
+    notices_parser = command("notices", help="notices read from the structure's mailbox (DSN, MDN, error mails), "
+                                             "newest first")
+    notices_parser.add_argument("--unrecognised", action="store_true",
+                                help="only those matching no mail of ours or not readable")
+    notices_parser.add_argument("--limit", type=int, default=50, help="at most this many rows (default %(default)s)")
     command("migrate", help="create or upgrade the journal's schema (SQLite or PostgreSQL) to this Liaison's")
 
 
@@ -55,6 +61,8 @@ async def run(args: argparse.Namespace) -> int:
     if args.journal_command == "search":
         return await search(settings, state=args.state, control_id=args.control_id, limit=args.limit,
                             ipp=args.ipp, ins=args.ins, document_id=args.document, recipient=args.recipient)
+    if args.journal_command == "notices":
+        return await notices(settings, unrecognised=args.unrecognised, limit=args.limit)
     return await show(settings, args.key, raw=args.raw)
 
 
@@ -88,6 +96,7 @@ async def show(settings: Settings, key: str, *, raw: bool, out=print) -> int:
         events = await journal.events(key)
         documents = sorted({e.document_id for e in events if e.document_id})
         outcomes = [o for d in documents for o in await journal.outcomes(d)]
+        mails = await journal.sent_mails(key)
     finally:
         await journal.close()
     out(f"message {record.key}: {record.message_type} MSH-10 {record.control_id} from "
@@ -102,7 +111,33 @@ async def show(settings: Settings, key: str, *, raw: bool, out=print) -> int:
         out("outcomes:")
         for o in outcomes:
             out(f"  {o.destination:<42} {o.status.value:<9} {o.detail}")
+    if mails:
+        out("mails (per recipient: relayed = accepted by the relay, then what the notices said; times UTC):")
+        for mail in mails:
+            out(f"  {mail.message_id} ENVID {mail.envelope_id} doc={mail.document_id}")
+            for r in mail.recipients:
+                steps = "  ".join(f"{name} {when:%Y-%m-%d %H:%M:%S}" for name, when in (
+                    ("relayed", r.relayed_at), ("delivered", r.delivered_at), ("failed", r.failed_at),
+                    ("read", r.read_at), ("error", r.error_at)) if when is not None)
+                out(f"    {r.address:<42} {steps or 'not accepted by the relay'}  {r.detail}".rstrip())
     if raw:
         out("raw message:")
         out(record.raw.decode("utf-8", errors="replace").replace("\r", "\n"))
+    return 0
+
+
+async def notices(settings: Settings, *, unrecognised: bool, limit: int, out=print) -> int:
+    """The notices read back over IMAP and what became of each (matched, duplicate, unmatched, malformed)."""
+    from channels.app.engine import journal_from_url
+    journal = journal_from_url(settings.journal, settings.journal_key, read_only=True)
+    await journal.open()
+    try:
+        verdicts = frozenset({NoticeVerdict.UNMATCHED, NoticeVerdict.MALFORMED}) if unrecognised else None
+        found = await journal.notices(limit=limit, verdicts=verdicts)
+    finally:
+        await journal.close()
+    out(f"{'read (UTC)':<20} {'kind':<10} {'verdict':<10} {'message':<27} notice, what was made of it")
+    for n in found:
+        out(f"{n.at:%Y-%m-%d %H:%M:%S} {n.kind:<10} {n.verdict.value:<10} {n.message_key or '-':<27} "
+            f"{n.notice_id} {n.detail}")
     return 0

@@ -86,3 +86,12 @@ def test_a_cluster_bus_is_one_amqp_bus_over_the_nodes_in_their_order():
     bus = bus_from_url(settings_from_dict({"engine": {"bus": nodes}}).bus)
     assert isinstance(bus, AmqpBus) and bus.urls == tuple(nodes)
     assert repr(bus) == "AmqpBus('amqp://rabbit-b:5672,rabbit-a:5672,rabbit-c:5672/')"
+
+
+def test_the_imap_section_is_read_with_its_password_from_the_environment():
+    assert settings_from_dict({}).imap is None
+    settings = settings_from_dict({"imap": {"url": "imaps://imap.test:993", "user": "pfi@ch.mssante.fr"}},
+                                  {"LIAISON_IMAP_PASSWORD": "secret"})
+    assert (settings.imap.host, settings.imap.user, settings.imap.password) == ("imap.test", "pfi@ch.mssante.fr",
+                                                                                "secret")
+    assert refused_key(settings_from_dict, {"imap": {"url": "imap://imap.test"}}) == "imap.url"

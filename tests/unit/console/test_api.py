@@ -211,3 +211,32 @@ async def test_a_viewer_never_sees_a_patient_mailbox(console):
         assert "285057512345623" not in response.text
         assert "(patient)@patient.mssante.fr" in response.text and "dr.martin@hopital-test.mssante.fr" in response.text
     assert patient in full.text
+
+
+async def test_a_message_shows_each_mail_with_its_recipients_steps_and_masks_the_patients_for_a_viewer(console):
+    from datetime import UTC, datetime
+
+    from router.model import MessageSource
+    from router.ports import MailRecipient, MailStep, SentMail
+    key = await console.receive("CTL-MAIL")
+    patient = "285057512345623@patient.mssante.fr"
+    await console.journal.record_mail(SentMail(
+        "ENV-1", "<m1@liaison.test>", key, "DOC-1", "DOC-1",
+        MessageSource("DXCARE", "CHU-TEST", "LIAISON", "CHU-TEST", "CTL-MAIL", "ORU^R01"),
+        recipients=(MailRecipient("dr.martin@hopital-test.mssante.fr", "810000123454"),
+                    MailRecipient(patient, "285057512345623"))))
+    delivered = datetime(2026, 12, 6, 9, 31, 2, tzinfo=UTC)
+    await console.journal.mark_mail("ENV-1", "dr.martin@hopital-test.mssante.fr", MailStep.RELAYED, at=delivered)
+    await console.journal.mark_mail("ENV-1", "dr.martin@hopital-test.mssante.fr", MailStep.DELIVERED, at=delivered,
+                                    detail="delivered 2.0.0")
+    await console.journal.mark_mail("ENV-1", patient, MailStep.FAILED, at=delivered, detail=f"failed 5.1.1 <{patient}>")
+
+    async with console.logged_in("viewer") as viewer:
+        page = await viewer.get(f"/messages/{key}")
+        api = (await viewer.get(f"/api/messages/{key}")).json()
+    assert 'id="mails"' in page.text and "2026-12-06 09:31:02" in page.text and "&lt;m1@liaison.test&gt;" in page.text
+    [mail] = api["mails"]
+    martin = next(r for r in mail["recipients"] if r["address"].startswith("dr.martin"))
+    assert martin["delivered_at"] == delivered.isoformat() and martin["read_at"] is None
+    for text in (page.text, str(api)):
+        assert "285057512345623" not in text

@@ -112,6 +112,14 @@ def test_read_acknowledgement_asks_for_an_mdn_to_the_sender():
     assert not_wanted["Disposition-Notification-To"] is None
 
 
+def test_read_notices_can_be_asked_always_never_and_sent_to_another_mailbox():
+    _, _, always = _build(mdn="always", mdn_to="liaison-ar@ch.mssante.fr")
+    _, _, never = _build(_job(flags=Flags(ack_lecture=True)), mdn="never")
+
+    assert always["Disposition-Notification-To"] == "liaison-ar@ch.mssante.fr"
+    assert never["Disposition-Notification-To"] is None
+
+
 def test_addresses_and_reply_to():
     _, _, msg = _build(_job(reply_to="secretariat.cardio@hopital-test.mssante.fr"), recipients=[MARTIN, LABO])
 

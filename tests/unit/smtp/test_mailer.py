@@ -12,7 +12,7 @@ import socket
 import pytest
 from structlog.testing import capture_logs
 
-from channels.smtp.mailer import SmtpMailer
+from channels.smtp.mailer import SmtpMailer, xtext
 from router.errors import ConfigError, PeerUnavailable, RejectedByPeer
 from router.ports import RecipientStatus
 
@@ -284,3 +284,8 @@ async def test_by_default_a_slow_relay_gets_concurrent_sends_one_connection_each
     assert all(results[0].status is RecipientStatus.ACCEPTED for results in batches)
     mails = await sink.wait_for(8)
     assert sink.connections == 8 and len({m.connection for m in mails}) == 8
+
+
+def test_xtext_keeps_printable_ascii_and_escapes_plus_equals_and_the_rest():
+    assert xtext("dr.martin@hopital-test.mssante.fr") == b"dr.martin@hopital-test.mssante.fr"
+    assert xtext("a+b=c d\u00e9") == b"a+2Bb+3Dc+20d+C3+A9"
