@@ -4,9 +4,9 @@ One service for the console and the CLI, on the Journal and Bus ports, so both
 keep the same rules:
 
 - **release**: each parked job of the message goes back to its queue and runs
-  again from that stage. A parked delivery job had its pending recipients
-  failed ("not sent") when it was parked; those outcomes are reopened first,
-  or the job would find them settled and send nothing.
+  again from that stage. A parked delivery (or DMP deposit) job had its
+  pending recipients failed ("not sent") when it was parked; those outcomes
+  are reopened first, or the job would find them settled and send nothing.
 - **retry a recipient**: one recipient whose outcome is failed or refused gets
   a new attempt: its outcome is reopened (RETRYING), and the message runs again
   from its raw HL7 (or its parked delivery job goes back).
@@ -23,8 +23,9 @@ An action on a message still moving (received, queued, processing,
 dispatched) is refused: its own run is not over.
 
 Every action, done or refused, is audited: an event on the message's
-timeline (state ``audit``) and, when given, a row in the audit trail (user,
-time, message, outcome).
+timeline (state ``audit``: who, and what was done or why not, sealed like the
+journal) and, when given, a row in the audit trail (user, time, message,
+done or refused; no free text, which may name a patient).
 """
 
 from __future__ import annotations
@@ -36,9 +37,12 @@ from datetime import UTC, datetime
 import structlog
 
 from router import queues
-from router.errors import EngineError
+from router.errors import EngineError, TransientError
 from router.hl7.charset import decode_lenient
+from router.model import DocumentJob
 from router.ports import Bus, Envelope, Journal, JournalEvent, MessageRecord, MessageState, Outcome, OutcomeStatus
+from router.stages.deliver import delivery_key
+from router.stages.deposit import deposit_key
 
 log = structlog.get_logger(__name__)
 
@@ -81,7 +85,7 @@ class MessageActions:
     # --------------------------------------------------------------- actions
 
     async def release(self, key: str, user: str) -> ActionResult:
-        """Every parked job of the message back to its queue (``queue``/``message_id`` pairs from ``parked``)."""
+        """Every parked job of the message back to its queue, its failed recipients reopened first."""
         return await self._audited(key, "release", user, lambda record: self._release(record, user))
 
     async def release_parked(self, queue: str, message_id: str, user: str) -> ActionResult:
@@ -119,9 +123,8 @@ class MessageActions:
                               "retry a recipient or replay it instead")
         released = []
         for queue, envelope in found:
-            if queue == queues.DELIVER_MSS:
-                document_id = envelope.headers.get("document_id", "")
-                await self._reopen(record.key, document_id, None, user)
+            for outcome_key in _outcome_keys(queue, envelope):
+                await self._reopen(record.key, outcome_key, None, user)
             if await self.bus.replay(queue, envelope.message_id):
                 released.append(queue)
         if not released:
@@ -138,10 +141,12 @@ class MessageActions:
                               "it is never mailed twice")
         if outcome.status not in REOPENABLE:
             raise ActionError(f"{destination} is {outcome.status} now: only a failed or refused recipient is retried")
+        parked = [(q, e) for q, e in await self._parked_of(record.key)
+                  if outcome.document_id in _outcome_keys(q, e)]
+        if not parked:
+            _has_content(record)
         if not await self._reopen(record.key, outcome.document_id, destination, user):
             raise ActionError(f"{destination} changed meanwhile: look at the message again")
-        parked = [(q, e) for q, e in await self._parked_of(record.key) if q == queues.DELIVER_MSS
-                  and e.headers.get("document_id", "") == outcome.document_id]
         if parked and await self.bus.replay(parked[0][0], parked[0][1].message_id):
             return f"{destination} reopened; its parked delivery job released"
         await self._run_again(record, "retry_recipient", f"to retry {destination}")
@@ -163,9 +168,7 @@ class MessageActions:
 
     async def _replay(self, record: MessageRecord, user: str) -> str:
         _settled(record, "replayed")
-        if not record.raw:
-            raise ActionError(f"message {record.key} has no content left (retention removed it): it cannot be "
-                              "replayed")
+        _has_content(record)
         reopened = 0
         for document_id in await self._documents_of(record.key):
             reopened += await self._reopen(record.key, document_id, None, user)
@@ -183,16 +186,21 @@ class MessageActions:
         try:
             outcome = await work(record)
         except ActionError as exc:
-            await self._audit(key, action, user, f"refused: {exc}")
+            await self._audit(key, action, user, f"refused: {exc}", "refused")
             raise
-        await self._audit(key, action, user, outcome)
+        await self._audit(key, action, user, outcome, "done")
         log.info("action.done", action=action, message_key=key, user=user)
         return ActionResult(key, action, outcome)
 
-    async def _audit(self, key: str, action: str, user: str, outcome: str) -> None:
+    async def _audit(self, key: str, action: str, user: str, detail: str, verdict: str) -> None:
+        """The whole story on the message's timeline (sealed like the journal); done or refused in the trail.
+
+        The trail (the console's users file, not encrypted) gets no free text: a reason or a
+        recipient's address may name a patient.
+        """
         await self.journal.add_event(JournalEvent(message_key=key, at=datetime.now(UTC), step=action,
-                                                  state="audit", detail=f"by {user}: {outcome}"))
-        await self._audit_trail(user, action, key, outcome)
+                                                  state="audit", detail=f"by {user}: {detail}"))
+        await self._audit_trail(user, action, key, verdict)
 
     async def _audit_trail(self, user: str, action: str, key: str, outcome: str) -> None:
         if self.audit_writer is not None:
@@ -217,8 +225,14 @@ class MessageActions:
         if not moved:
             raise ActionError(f"message {record.key} changed meanwhile: look at it again")
         _, codec, _ = decode_lenient(record.raw, self.default_charset)
-        await self.bus.publish(queues.INBOUND, record.raw, message_id=record.key,
-                               headers={"channel": record.channel, "codec": codec, "message_key": record.key})
+        try:
+            await self.bus.publish(queues.INBOUND, record.raw, message_id=record.key,
+                                   headers={"channel": record.channel, "codec": codec, "message_key": record.key})
+        except TransientError as exc:
+            # Queued with nothing on the bus would wait for ever: back to where it was, and say so.
+            await self.journal.set_state(record.key, record.state, step=step, detail=f"not run again: {exc}",
+                                         only_from=frozenset({MessageState.QUEUED}))
+            raise ActionError(f"the bus did not take message {record.key} ({exc}); try again later") from exc
 
     async def _documents_of(self, key: str) -> list[str]:
         return list(dict.fromkeys(e.document_id for e in await self.journal.events(key) if e.document_id))
@@ -244,7 +258,27 @@ class MessageActions:
         return next((e for e in await self.bus.parked(queue, limit=10_000) if e.message_id == message_id), None)
 
 
+def _outcome_keys(queue: str, envelope: Envelope) -> list[str]:
+    """The outcome keys a parked delivery or deposit job settles (its park failed those still pending)."""
+    if queue not in (queues.DELIVER_MSS, queues.DEPOSIT_DMP):
+        return []
+    try:
+        job = DocumentJob.from_json(envelope.body)
+    except (ValueError, KeyError, TypeError):
+        return [envelope.headers.get("document_id", "")]
+    return [delivery_key(job) if queue == queues.DELIVER_MSS else deposit_key(job)]
+
+
 def _settled(record: MessageRecord, verb: str) -> None:
-    if record.state not in SETTLED:
-        raise ActionError(f"message {record.key} is {record.state}: only a parked, failed, partly delivered or "
-                          f"delivered message is {verb} (its own run is not over, or it was discarded)")
+    if record.state in SETTLED:
+        return
+    why = {MessageState.DISCARDED: "it was discarded",
+           MessageState.REJECTED: "it was refused at the door, and the HIS told so"}.get(record.state,
+                                                                                       "its own run is not over")
+    raise ActionError(f"message {record.key} is {record.state}: only a parked, failed, partly delivered or "
+                      f"delivered message is {verb} ({why})")
+
+
+def _has_content(record: MessageRecord) -> None:
+    if not record.raw:
+        raise ActionError(f"message {record.key} has no content left (retention emptied it): it cannot run again")

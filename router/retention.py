@@ -11,8 +11,8 @@ Only a message in a final state whose recipients are all settled is ever
 touched (a parked message waits for its operator). A pass runs in small
 batches (one short transaction each, ``max_batches`` per kind at most, so a
 backlog is worked off over several passes without holding the writer), in
-the engine, on one server at a time (``JournalRetention.exclusive``: a
-PostgreSQL advisory lock; SQLite has one process), then gives space back
+the engine, on one server at a time (the journal's ``SingleRunner`` lease
+``retention``: a PostgreSQL advisory lock, ``flock`` on SQLite), then gives space back
 (SQLite incremental vacuum; PostgreSQL reuses it after VACUUM).
 ``liaison retention --dry-run`` says what would go.
 """

@@ -52,10 +52,8 @@ async def _do(actions: MessageActions, action: str, key: str, user: str, fields:
 
 
 def _action(request: Request) -> str:
-    action = request.path_params["action"]
-    if action not in ACTIONS:
-        raise HTTPException(404, f"no action {action!r}: one of {', '.join(ACTIONS)}")
-    return action
+    """The action a route serves: the last segment of its path (one route per action, see ``ROUTES``)."""
+    return request.url.path.rstrip("/").rsplit("/", 1)[1]
 
 
 @requires(Role.OPERATOR)
@@ -107,8 +105,7 @@ async def api_perform(request: Request) -> Response:
     return JSONResponse({"message_key": result.message_key, "action": result.action, "outcome": result.outcome})
 
 
-ROUTES = [
-    Route("/messages/{key}/{action}", confirm),
-    Route("/messages/{key}/{action}", perform, methods=["POST"]),
-    Route("/api/messages/{key}/{action}", api_perform, methods=["POST"]),
-]
+ROUTES = [route for action in ACTIONS for route in (
+    Route(f"/messages/{{key}}/{action}", confirm),
+    Route(f"/messages/{{key}}/{action}", perform, methods=["POST"]),
+    Route(f"/api/messages/{{key}}/{action}", api_perform, methods=["POST"]))]

@@ -36,6 +36,7 @@ async def messages(request: Request) -> Response:
     except browse.BadQuery as exc:
         return JSONResponse({"error": str(exc)}, status_code=400)
     records = page.records
+    await browse.audit_patient_search(request, len(records))
     if not operator:
         records = [browse.masked_record(r) for r in records]
     return JSONResponse({"messages": [browse.metadata(r) for r in records], "next": page.next_cursor})

@@ -45,6 +45,14 @@ def asks_patient(params: Any) -> bool:
             or bool(PATIENT_ADDRESS.fullmatch((params.get("recipient") or "").strip())))
 
 
+async def audit_patient_search(request: Any, found: int) -> None:
+    """A search by IPP or INS is audited (user, which identifiers, how many found), never the values."""
+    kinds = [name for name in PATIENT_FILTERS if request.query_params.get(name)]
+    if kinds:
+        await request.app.state.users.audit_async(request.state.user.name, "patient.search", "+".join(kinds),
+                                                  f"{found} message(s) on this page")
+
+
 async def search(journal: Journal, params: Any) -> Page:
     """One page of messages matching the query parameters (``FILTERS``, ``before``, ``limit``).
 

@@ -44,7 +44,8 @@ def _path(name: str, description: str) -> dict[str, Any]:
 def _answers(ok: dict[str, Any], *codes: int, media: str = "application/json") -> dict[str, Any]:
     described = {200: {"description": "OK", "content": {media: {"schema": ok}}}}
     reasons = {400: "A filter or cursor the console cannot read", 401: "Not logged in",
-               403: "The user's role does not allow it (or no CSRF token on a POST)", 404: "Not found"}
+               403: "The user's role does not allow it (or no CSRF token on a POST)", 404: "Not found",
+               409: "The action cannot be done on this message now; the error says why"}
     for code in codes:
         described[code] = {"description": reasons[code], "content": {"application/json": {"schema": ERROR}}}
     return {str(code): value for code, value in described.items()}
@@ -69,7 +70,8 @@ OPERATOR = "Operators and admins only."
 PATHS: dict[str, dict[str, Any]] = {
     "/api/session": {"get": {
         "summary": "Who is logged in, and the CSRF token every POST must carry in X-CSRF-Token",
-        "description": VIEWER, "responses": _answers(_obj({"user": STR, "role": STR, "csrf": STR}), 401)}},
+        "description": VIEWER + " A bearer-token caller gets csrf null (it needs none).",
+        "responses": _answers(_obj({"user": STR, "role": STR, "csrf": {"type": ["string", "null"]}}), 401)}},
     "/api/messages": {"get": {
         "summary": "Search the journal, newest first, one page at a time (keyset: pass `next` as `before`)",
         "description": VIEWER + " Searching by `ipp` or `ins` needs the operator role. IPP, INS, document id and "
@@ -78,7 +80,7 @@ PATHS: dict[str, dict[str, Any]] = {
         "parameters": [
             _q("state", "Current state", {"type": "string", "enum": ["received", "queued", "rejected", "processing",
                                                                      "dispatched", "delivered", "partial", "failed",
-                                                                     "parked"]}),
+                                                                     "parked", "discarded"]}),
             _q("control_id", "MSH-10"), _q("type", "Message type and trigger, e.g. ORU^R01"),
             _q("sender", "Sending application (MSH-3)"),
             _q("since", "Received at or after (ISO date or date-time; UTC when no offset)"),
@@ -110,7 +112,29 @@ PATHS: dict[str, dict[str, Any]] = {
         "description": OPERATOR + " Needs the X-CSRF-Token header.",
         "parameters": [_path("queue", "The stage queue, e.g. inbound"), _path("message_id", "The job's id"),
                        {"name": "X-CSRF-Token", "in": "header", "required": True, "schema": STR}],
-        "responses": _answers(_obj({"released": BOOL, "message_key": STR}), 401, 403, 404)}},
+        "responses": _answers(_obj({"released": BOOL, "message_key": STR, "outcome": STR}), 401, 403, 404, 409)}},
+    **{f"/api/messages/{{key}}/{action}": {"post": {
+        "summary": summary + " (router/actions.py: audited, never a second mail to a recipient that accepted)",
+        "description": OPERATOR + " A session caller sends the X-CSRF-Token header; a bearer-token caller does not.",
+        "parameters": [_path("key", "The journal key")],
+        **({"requestBody": {"required": True, "content": {"application/json": {"schema": body}}}} if body else {}),
+        "responses": _answers(_obj({"message_key": STR, "action": STR, "outcome": STR}), 400, 401, 403, 404, 409)}}
+       for action, summary, body in (
+           ("release", "Put the message's parked jobs back on their queue", None),
+           ("retry-recipient", "A new attempt for one failed or refused recipient", _obj({"recipient": STR})),
+           ("discard", "Close the message for good (state discarded) with a reason", _obj({"reason": STR})),
+           ("replay", "Run the message again from its raw HL7 through every stage", None))},
+    "/api/audit": {"get": {
+        "summary": "The audit trail, newest first, one page at a time (keyset: pass `next` as `before`)",
+        "description": "Admins only. Logins, failed logins, user and token changes, refused tokens, payload views "
+                       "and actions, with user, time, target and outcome.",
+        "parameters": [_q("user", "Only this user's rows"), _q("action", "Only this action, e.g. discard"),
+                       _q("target", "Only rows about this message key (or user, or path)"),
+                       _q("before", "The cursor `next` of the previous page"),
+                       _q("limit", "Page size, 1 to 500 (default 50)", INT)],
+        "responses": _answers(_obj({"audit": {"type": "array", "items": _obj({
+            "id": INT, "at": TIME, "user": STR, "action": STR, "target": STR, "outcome": STR})},
+            "next": {"type": ["string", "null"]}}), 400, 401, 403)}},
     "/api/dashboard": {"get": {
         "summary": "Traffic of the last hour and day, per hour, recipients, queues, reference files",
         "description": VIEWER + " Counts only, read from indexes.",
@@ -141,29 +165,6 @@ PATHS: dict[str, dict[str, Any]] = {
                                               "channels": {"type": "array", "items": ANY_OBJ},
                                               "certificates": {"type": "array", "items": ANY_OBJ}}),
                                         note=STR), 401)}},
-    "/api/messages/{key}/{action}": {"post": {
-        "summary": "Act on a message: release, retry-recipient, discard or replay (audited; never a second mail "
-                   "to a recipient who accepted the document)",
-        "description": OPERATOR + " A session caller sends the X-CSRF-Token header; a bearer token needs none. "
-                                  "Body: {\"recipient\": ...} for retry-recipient, {\"reason\": ...} for discard.",
-        "parameters": [_path("key", "The journal key"),
-                       {"name": "action", "in": "path", "required": True,
-                        "schema": {"type": "string", "enum": ["release", "retry-recipient", "discard", "replay"]}}],
-        "requestBody": {"required": False, "content": {"application/json": {"schema": _optional(
-            {"type": "object", "properties": {}, "required": []}, recipient=STR, reason=STR)}}},
-        "responses": {**_answers(_obj({"message_key": STR, "action": STR, "outcome": STR}), 400, 401, 403, 404),
-                      "409": {"description": "The action cannot be done on this message now (the reason says why)",
-                              "content": {"application/json": {"schema": ERROR}}}}}},
-    "/api/audit": {"get": {
-        "summary": "The audit trail, newest first: logins, failed logins, lockouts, user and token changes, payload "
-                   "views and actions",
-        "description": "Admins only.",
-        "parameters": [_q("user", "Who"), _q("action", "What, e.g. payload.view or login.failed"),
-                       _q("target", "A message key or user name"), _q("before", "The cursor `next` of the previous page"),
-                       _q("limit", "Page size", INT)],
-        "responses": _answers(_obj({"audit": {"type": "array", "items": _obj({
-            "id": INT, "at": TIME, "user": STR, "action": STR, "target": STR, "outcome": STR})},
-            "next": {"type": ["string", "null"]}}), 400, 401, 403)}},
     "/api/openapi.json": {"get": {
         "summary": "This description", "description": "No login needed.", "security": [],
         "responses": _answers(ANY_OBJ)}},

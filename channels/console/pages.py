@@ -69,6 +69,8 @@ async def messages(request: Request) -> Response:
         error = ""
     except browse.BadQuery as exc:
         page, error = browse.Page([], None), str(exc)
+    if not error:
+        await browse.audit_patient_search(request, len(page.records))
     if not operator:
         page = browse.Page([browse.masked_record(r) for r in page.records], page.next_cursor)
     filters = {name: params.get(name, "") for name in browse.FILTERS}

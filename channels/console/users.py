@@ -52,6 +52,11 @@ _SCHEMA = (
         id INTEGER PRIMARY KEY, at TEXT NOT NULL, user TEXT NOT NULL, action TEXT NOT NULL,
         target TEXT NOT NULL DEFAULT '', outcome TEXT NOT NULL DEFAULT '')""",
     "CREATE TABLE IF NOT EXISTS settings (name TEXT PRIMARY KEY, value BLOB NOT NULL)",
+    # The audit page filters by user, action or target, newest first; retention removes by age.
+    "CREATE INDEX IF NOT EXISTS audit_by_user ON audit (user, id)",
+    "CREATE INDEX IF NOT EXISTS audit_by_action ON audit (action, id)",
+    "CREATE INDEX IF NOT EXISTS audit_by_target ON audit (target, id)",
+    "CREATE INDEX IF NOT EXISTS audit_by_at ON audit (at)",
     """CREATE TABLE IF NOT EXISTS tokens (
         id TEXT PRIMARY KEY, user TEXT NOT NULL, hash TEXT NOT NULL, created_at TEXT NOT NULL,
         revoked_at TEXT, last_used_at TEXT)""",
@@ -103,7 +108,9 @@ class LoginResult:
 class SqliteUsers:
     """Users, their argon2id hashes, lockout counters and the login audit, in one SQLite file."""
 
-    def __init__(self, path: str | os.PathLike[str], *, hasher: PasswordHasher | None = None):
+    def __init__(self, path: str | os.PathLike[str], *, hasher: PasswordHasher | None = None, actor: str = "cli"):
+        """``actor``: who the audit names for user and token changes made through this store (the CLI's user)."""
+        self.actor = actor
         self.path = Path(path)
         self._hasher = hasher or PasswordHasher()
         self._conn: sqlite3.Connection | None = None
@@ -156,7 +163,7 @@ class SqliteUsers:
                       (name, str(Role(role)), self._hasher.hash(password), now.isoformat()))
         except sqlite3.IntegrityError as exc:
             raise ValueError(f"user {name!r} exists already") from exc
-        self.audit("cli", "user.add", name, str(role))
+        self.audit(self.actor, "user.add", name, str(role))
         return User(name, Role(role), created_at=now)
 
     def users(self) -> list[User]:
@@ -169,13 +176,13 @@ class SqliteUsers:
     def disable(self, name: str) -> bool:
         done = bool(self._run("UPDATE users SET disabled = 1 WHERE name = ? RETURNING name", (name,)))
         if done:
-            self.audit("cli", "user.disable", name, "disabled")
+            self.audit(self.actor, "user.disable", name, "disabled")
         return done
 
     def enable(self, name: str) -> bool:
         done = bool(self._run("UPDATE users SET disabled = 0 WHERE name = ? RETURNING name", (name,)))
         if done:
-            self.audit("cli", "user.enable", name, "enabled")
+            self.audit(self.actor, "user.enable", name, "enabled")
         return done
 
     def reset(self, name: str, password: str) -> bool:
@@ -185,7 +192,7 @@ class SqliteUsers:
         done = bool(self._run("UPDATE users SET hash = ?, failures = 0, locked_until = NULL WHERE name = ? "
                               "RETURNING name", (self._hasher.hash(password), name)))
         if done:
-            self.audit("cli", "user.reset", name, "password set, lockout cleared")
+            self.audit(self.actor, "user.reset", name, "password set, lockout cleared")
         return done
 
     # ---------------------------------------------------------------- tokens
@@ -198,7 +205,7 @@ class SqliteUsers:
         token = f"{TOKEN_PREFIX}{token_id}_{secrets.token_urlsafe(32)}"
         self._run("INSERT INTO tokens (id, user, hash, created_at) VALUES (?, ?, ?, ?)",
                   (token_id, name, _digest(token), _now().isoformat()))
-        self.audit("cli", "token.add", name, f"token {token_id}")
+        self.audit(self.actor, "token.add", name, f"token {token_id}")
         return token_id, token
 
     def tokens(self, name: str) -> list[tuple[str, str, str | None, str | None]]:
@@ -213,7 +220,7 @@ class SqliteUsers:
         if token_id is not None:
             sql, params = sql + " AND id = ?", params + [token_id]
         count = len(self._run(sql + " RETURNING id", tuple(params)))
-        self.audit("cli", "token.revoke", name, f"{count} token(s) {token_id or 'all'}")
+        self.audit(self.actor, "token.revoke", name, f"{count} token(s) {token_id or 'all'}")
         return count
 
     def token_user(self, token: str) -> User | None:

@@ -61,7 +61,7 @@ async def test_discard_says_what_it_did_per_message_and_audits_it(tmp_path):
         trail = [(u, a, t, o) for _, u, a, t, o in users.audit_trail()]
     finally:
         users.close()
-    assert ("alice", "discard", keys["A"], "discarded: sent by post") in trail
+    assert ("alice", "discard", keys["A"], "done") in trail and ("alice", "discard", keys["C"], "refused") in trail
     assert ("alice", "discard", "NO-SUCH-KEY", "refused: no such message") in trail
 
 

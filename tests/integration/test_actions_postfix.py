@@ -108,3 +108,70 @@ async def test_a_failed_recipient_is_mailed_on_retry_once_it_accepts(tmp_path):
         assert sorted(recipients) == sorted([DR_MARTIN.address, cardio.address])    # one mail each, in all
     finally:
         await pipe.stop()
+
+
+@pytest.fixture(params=["embedded", "amqp"])
+async def short_lease(request, postfix, tmp_path, monkeypatch):
+    """The module's engine, with a one-second claim lease so that a held claim parks a job within seconds."""
+    from datetime import timedelta
+
+    from channels.app.engine import Engine
+    from tests.contract.conftest import _check_rabbitmq
+    if request.param == "amqp":
+        await _check_rabbitmq()
+    monkeypatch.setattr(Engine, "claim_lease", lambda self: timedelta(seconds=1))
+    pipe = Pipeline(tmp_path, postfix.pki, postfix.port, bus_kind=request.param)
+    await pipe.start()
+    yield pipe
+    await pipe.stop()
+
+
+async def test_releasing_a_parked_delivery_job_mails_only_the_recipient_that_never_got_it(short_lease, postfix):
+    """A job parked while another worker held one recipient's claim: release sends that one, never the other.
+
+    The claim is held (and renewed) under another message for the whole retry policy, so the job's copies
+    wait a lease each time, then park; the park fails the held recipient. Release reopens it and replays
+    the job: the accepted recipient is not mailed again.
+    """
+    from datetime import timedelta
+
+    from channels.testing.messages import CARDIOLOGIE
+    from mappings.cda_header import read_header
+    from router import queues
+
+    pipeline = short_lease
+    tag = pipeline.prefix[-9:-1]
+    cda = make_cda(document_extension=f"REL-{tag}")
+    document_id = read_header(cda).document_id
+    lease = dict(stale_after=timedelta(seconds=1))
+    assert await pipeline.journal.claim(document_id, CARDIOLOGIE.address, message_key="ANOTHER-WORKER", **lease)
+
+    async def hold() -> None:                              # the other worker, alive, renewing its claim
+        while True:
+            await pipeline.journal.renew_claims(document_id, [CARDIOLOGIE.address], message_key="ANOTHER-WORKER")
+            await asyncio.sleep(0.2)
+
+    holder = asyncio.create_task(hold())
+    try:
+        control_id = f"REL-{tag}"
+        assert (await pipeline.send(oru(cda, control_id, [DR_MARTIN, CARDIOLOGIE]))).code == "AA"
+        deadline = time.monotonic() + 30
+        while not any(e.headers.get("document_id") == document_id
+                      for e in await pipeline.engine.bus.parked(queues.DELIVER_MSS)):
+            assert time.monotonic() < deadline, "the delivery job was never parked"
+            await asyncio.sleep(0.1)
+    finally:
+        holder.cancel()
+    record = await pipeline.wait_final(control_id)
+    assert record.state == MessageState.PARTIAL, record.detail
+    postfix.wait_for_mail(1, match=lambda m: xdm_cda(m.message) == cda)
+    assert mails_to(postfix, CARDIOLOGIE.address, cda) == 0
+
+    done = await MessageActions(pipeline.journal, pipeline.engine.bus).release(record.key, "carol")
+    assert done.outcome == "released from deliver.mss"
+    again = await settled_after(pipeline, record.key, "release")
+    assert again.state == MessageState.DELIVERED, again.detail
+    postfix.wait_for_mail(2, match=lambda m: xdm_cda(m.message) == cda)
+    await asyncio.sleep(1.0)                               # room for a wrong second mail to land before counting
+    assert mails_to(postfix, DR_MARTIN.address, cda) == 1
+    assert mails_to(postfix, CARDIOLOGIE.address, cda) == 1

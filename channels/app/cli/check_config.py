@@ -50,6 +50,10 @@ def check_config(path: Path) -> int:
     print(f"  dmp      {settings.dmp.url + ' (VIHF signed by ' + str(settings.dmp.vihf.signing_cert) + ')' if settings.dmp else 'no DMP channel: DESTDMP=Y is answered ZAM^Z01 N'}")
     print(f"  render   schematrons {settings.render.schematrons}; letters to {', '.join(settings.render.letter_roles)}; "
           f"lab reports to {', '.join(settings.render.lab_roles)}")
+    r = settings.retention
+    kept = [f"{what} {days} days" for what, days in (("content", r.content_days), ("messages", r.metadata_days),
+                                                        ("audit", r.audit_days)) if days is not None]
+    print(f"  retention {', '.join(kept) + f' (a pass every {r.interval} s)' if kept else 'none: everything is kept'}")
     for problem in _file_problems(settings):
         print(f"  warning: {problem}")
     return 0

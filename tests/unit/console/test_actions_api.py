@@ -20,7 +20,7 @@ ENDPOINTS = [
     ("POST", "/api/messages/{key}/replay", {}, MessageState.FAILED, (401, 403, 200, 200)),
     ("POST", "/api/messages/{key}/replay", {}, MessageState.PROCESSING, (401, 403, 409, 409)),  # still running
     ("POST", "/api/messages/NO-SUCH-KEY/discard", {"reason": "x"}, MessageState.PARKED, (401, 403, 404, 404)),
-    ("POST", "/api/messages/{key}/explode", {}, MessageState.PARKED, (401, 403, 404, 404)),
+    ("POST", "/api/messages/{key}/explode", {}, MessageState.PARKED, (404, 404, 404, 404)),   # no such action
     ("GET", "/messages/{key}/discard", None, MessageState.PARKED, (303, 403, 200, 200)),
     ("GET", "/messages/{key}/retry-recipient", None, MessageState.FAILED, (303, 403, 200, 200)),
 ]
@@ -72,9 +72,10 @@ async def test_discard_through_the_api_closes_the_message_and_audits_it(console)
     assert any(a.startswith("by operator: refused: a discard needs a reason") for a in audits)
     trail = [(user, target, outcome) for _, user, action, target, outcome in console.users.audit_trail()
              if action == "discard"]
-    assert trail[1] == ("operator", key, "discarded: duplicate of CTL-9")        # newest first
-    assert trail[0][:2] == ("operator", key) and trail[0][2].startswith("refused: message")
-    assert trail[2][2].startswith("refused: a discard needs a reason")
+    assert trail[:3] == [("operator", key, "refused"), ("operator", key, "done"),   # newest first
+                         ("operator", key, "refused")]
+    stored = console.users.path.read_bytes()                 # no free text in the (unencrypted) users file
+    assert b"duplicate of CTL-9" not in stored
 
 
 async def test_the_discard_page_asks_for_a_ticked_confirmation(console):
@@ -115,3 +116,29 @@ async def test_replay_puts_the_raw_message_back_on_the_inbound_queue(console):
     assert received[0].headers["channel"] == "his" and received[0].headers["codec"] == "utf-8"
     assert (await console.journal.message(key)).state == MessageState.QUEUED
     assert "0 recipient(s) reopened" in result.outcome
+
+
+async def test_a_replay_the_bus_does_not_take_leaves_the_message_as_it_was(console):
+    key = await console.receive("CTL-NOBUS")
+    await console.journal.set_state(key, MessageState.PARTIAL, step="delivered")
+    await console.bus.close()
+    async with console.logged_in("operator") as client:
+        token = (await client.get("/api/session")).json()["csrf"]
+        response = await client.post(f"/api/messages/{key}/replay", headers={"x-csrf-token": token})
+    assert response.status_code == 409 and "the bus did not take" in response.json()["error"]
+    assert (await console.journal.message(key)).state == MessageState.PARTIAL
+
+
+async def test_a_message_whose_content_retention_emptied_is_not_run_again(console):
+    from datetime import UTC, datetime, timedelta
+    key = await console.receive("CTL-EMPTY")
+    await console.journal.set_state(key, MessageState.FAILED, step="delivered")
+    assert await console.journal.expire_content(datetime.now(UTC) + timedelta(days=1), limit=10) == 1
+    actions = console.app.state.actions
+    from router.actions import ActionError
+    with pytest.raises(ActionError, match="no content left"):
+        await actions.replay(key, "operator")
+    await console.journal.set_state(key, MessageState.REJECTED, step="test")
+    with pytest.raises(ActionError, match="refused at the door"):
+        await actions.replay(key, "operator")
+    assert (await console.journal.message(key)).state == MessageState.REJECTED

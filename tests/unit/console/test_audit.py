@@ -45,10 +45,10 @@ async def test_logins_payload_views_and_actions_are_in_the_audit_with_user_time_
         rows = (await client.get("/api/audit", params={"user": "operator"})).json()["audit"]
         page = await client.get("/audit", params={"target": key})
     seen = [(r["action"], r["target"], r["outcome"]) for r in rows]
-    assert seen[:5] == [("discard", key, "discarded: duplicate"), ("payload.view", key, "api"),
+    assert seen[:5] == [("discard", key, "done"), ("payload.view", key, "api"),
                         ("payload.view", key, "page"), ("login", "", "ok"), ("login", "", "wrong password")]
     assert all(datetime.fromisoformat(r["at"]) >= before for r in rows)
-    assert page.status_code == 200 and "discarded: duplicate" in page.text and f'href="/messages/{key}"' in page.text
+    assert page.status_code == 200 and "discard" in page.text and f'href="/messages/{key}"' in page.text
 
 
 async def test_the_audit_pages_by_keyset(console):
@@ -77,3 +77,29 @@ def test_the_audit_keeps_its_own_retention(console):
     console.users.audit("script", "probe", "new", "ok")
     assert console.users.prune_audit(datetime.now(UTC) - timedelta(days=1)) == 0
     assert [r.target for r in console.users.audit_page(action="probe")] == ["new"]
+
+
+async def test_the_audit_and_action_answers_have_the_fields_the_openapi_description_gives(console):
+    from channels.console.openapi import SPEC
+    key = await console.receive("CTL-OAS")
+    await console.journal.set_state(key, MessageState.FAILED, step="test")
+    _, token = console.users.new_token("admin")
+    bearer = {"authorization": f"Bearer {token}"}
+    async with console.client() as client:
+        audit = (await client.get("/api/audit", headers=bearer)).json()
+        discard = (await client.post(f"/api/messages/{key}/discard", json={"reason": "x"}, headers=bearer)).json()
+    for body, path, method in ((audit, "/api/audit", "get"), (discard, "/api/messages/{key}/discard", "post")):
+        schema = SPEC["paths"][path][method]["responses"]["200"]["content"]["application/json"]["schema"]
+        assert set(body) == set(schema["properties"]) == set(schema["required"]), path
+
+
+async def test_a_search_by_patient_identifier_is_audited_without_the_identifier(console, tmp_path):
+    async with console.logged_in("operator") as client:
+        await client.get("/api/messages", params={"ins": "180017512345678"})
+        await client.get("/messages", params={"ipp": "700123", "ins": "180017512345678"})
+        await client.get("/api/messages", params={"type": "ORU^R01"})                # not a patient search
+    rows = [(r.user, r.action, r.target, r.outcome) for r in console.users.audit_page(action="patient.search")]
+    assert rows == [("operator", "patient.search", "ipp+ins", "0 message(s) on this page"),
+                    ("operator", "patient.search", "ins", "0 message(s) on this page")]
+    stored = console.users.path.read_bytes()
+    assert b"180017512345678" not in stored and b"700123" not in stored

@@ -7,6 +7,7 @@ disabled user's tokens stop working. Every use of an admin command is audited.
 
 from __future__ import annotations
 
+import getpass
 import hashlib
 import io
 import sqlite3
@@ -52,7 +53,8 @@ def test_token_is_printed_once_and_kept_only_as_its_hash(config, monkeypatch, ca
     assert user(config, monkeypatch, "token", "nobody") == 1
     assert "no user 'nobody'" in capsys.readouterr().err
     audit = sqlite3.connect(tmp_path / "users.sqlite").execute("SELECT user, action, target FROM audit").fetchall()
-    assert ("cli", "token.add", "ops") in audit and ("cli", "token.revoke", "ops") in audit
+    by = f"cli:{getpass.getuser()}"                        # who ran the command
+    assert (by, "token.add", "ops") in audit and (by, "token.revoke", "ops") in audit
 
 
 async def test_reset_sets_a_new_password_and_clears_the_lockout(console, monkeypatch):
