@@ -31,7 +31,7 @@ from router import queues
 from router.cda_checks import template_ids_of
 from router.cda_xml import parse_cda
 from router.content_check import ContentCheck
-from router.errors import PermanentError, UnsupportedMessageError, ValidationError
+from router.errors import PermanentError, TransientError, UnsupportedMessageError, ValidationError
 from router.hl7.parse import parse_message
 from router.model import Action, CdaHeader, DocumentJob, MessageSource, Recipient, RecipientKind
 from router.mode import is_render_mode
@@ -90,8 +90,15 @@ class ProcessStage:
                                      detail=f"attempt {envelope.attempt + 1}")
         source: MessageSource | None = None
         parsed = None
+        body = envelope.body
+        if envelope.headers.get(queues.BODY_HEADER) == queues.BODY_IN_JOURNAL:
+            if record is None:
+                raise TransientError(f"message {key} travelled as a journal reference but is not in the journal")
+            body = record.raw           # a large message: the door journaled it and published a reference
+        del record
         try:
-            parsed = parse_message(envelope.body, envelope.headers.get("codec") or self.default_charset)
+            parsed = parse_message(body, envelope.headers.get("codec") or self.default_charset)
+            del body
             if parsed.header.message_type.upper() == "ADT":
                 if self.adt is None:
                     raise UnsupportedMessageError("ADT messages need the ADT stage, which is not configured")
