@@ -131,10 +131,13 @@ class ProcessStage:
             if source is not None:
                 await self._refusal_zams(source, key, parsed.message, exc)
             raise
-        if await self._dispatch(job) and self.adt is not None and self.adt.is_stay_letter(job.header.type_code):
+        stay_letter = self.adt is not None and self.adt.is_stay_letter(job.header.type_code)
+        encounters = _encounters(parsed.message) if stay_letter else None
+        del parsed          # the parsed message holds ~5x a large one: not kept while the job is published
+        if await self._dispatch(job) and stay_letter:
             await self.adt.letter_dispatched(
                 facility=source.sending_facility or envelope.headers.get("channel", ""),
-                encounters=_encounters(parsed.message), message_key=key, document_id=job.header.document_id)
+                encounters=encounters, message_key=key, document_id=job.header.document_id)
         if self.profile_sample is not None and self.profile_sample.due(job.content_digest):
             await self._sample_profiles(job, checked)
 
