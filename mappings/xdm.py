@@ -22,6 +22,7 @@ import io
 import zipfile
 import zlib
 from datetime import datetime, timezone
+from functools import lru_cache
 
 from mappings.xds_metadata import build_submission, metadata_bytes
 from router.model import DocumentJob
@@ -71,7 +72,10 @@ def compression_for(data: bytes) -> int:
     return zipfile.ZIP_STORED if ratio > STORE_RATIO else zipfile.ZIP_DEFLATED
 
 
+@lru_cache(maxsize=1)
 def _version() -> str:
+    """Liaison's version for README.TXT; once per process (importlib.metadata reads the disk: 3 % of a
+    worker's CPU when asked per document)."""
     try:
         from importlib.metadata import version
         return version("liaison")

@@ -106,8 +106,11 @@ class Ingest:
             await self.journal.set_state(key, MessageState.RECEIVED, step="door", detail=str(reuse),
                                          ack_code="AE", only_from=_ONLY_RECEIVED)
         try:
-            await self.bus.publish(queues.INBOUND, raw, message_id=key,
-                                   headers={"channel": self.channel, "codec": codec})
+            headers = {"channel": self.channel, "codec": codec}
+            body = raw
+            if len(raw) > queues.INLINE_BODY_BYTES:     # the worker reads it from the journal (router/queues.py)
+                body, headers[queues.BODY_HEADER] = b"", queues.BODY_IN_JOURNAL
+            await self.bus.publish(queues.INBOUND, body, message_id=key, headers=headers)
         except TransientError as exc:
             # Stored but not queued: ask the sender to resend later (AR, original mode).
             # The resend finds the journal row still "received" and publishes it then.

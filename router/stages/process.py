@@ -31,7 +31,7 @@ from router import queues
 from router.cda_checks import template_ids_of
 from router.cda_xml import parse_cda
 from router.content_check import ContentCheck
-from router.errors import PermanentError, UnsupportedMessageError, ValidationError
+from router.errors import PermanentError, TransientError, UnsupportedMessageError, ValidationError
 from router.hl7.parse import parse_message
 from router.model import Action, CdaHeader, DocumentJob, MessageSource, Recipient, RecipientKind
 from router.mode import is_render_mode
@@ -91,8 +91,15 @@ class ProcessStage:
                                      detail=f"attempt {envelope.attempt + 1}")
         source: MessageSource | None = None
         parsed = None
+        body = envelope.body
+        if envelope.headers.get(queues.BODY_HEADER) == queues.BODY_IN_JOURNAL:
+            if record is None:
+                raise TransientError(f"message {key} travelled as a journal reference but is not in the journal")
+            body = record.raw           # a large message: the door journaled it and published a reference
+        del record
         try:
-            parsed = parse_message(envelope.body, envelope.headers.get("codec") or self.default_charset)
+            parsed = parse_message(body, envelope.headers.get("codec") or self.default_charset)
+            del body
             if parsed.header.message_type.upper() == "ADT":
                 if self.adt is None:
                     raise UnsupportedMessageError("ADT messages need the ADT stage, which is not configured")
@@ -125,10 +132,13 @@ class ProcessStage:
             if source is not None:
                 await self._refusal_zams(source, key, parsed.message, exc)
             raise
-        if await self._dispatch(job) and self.adt is not None and self.adt.is_stay_letter(job.header.type_code):
+        stay_letter = self.adt is not None and self.adt.is_stay_letter(job.header.type_code)
+        encounters = _encounters(parsed.message) if stay_letter else None
+        del parsed          # the parsed message holds ~5x a large one: not kept while the job is published
+        if await self._dispatch(job) and stay_letter:
             await self.adt.letter_dispatched(
                 facility=source.sending_facility or envelope.headers.get("channel", ""),
-                encounters=_encounters(parsed.message), message_key=key, document_id=job.header.document_id)
+                encounters=encounters, message_key=key, document_id=job.header.document_id)
         if self.profile_sample is not None and self.profile_sample.due(job.content_digest):
             await self._sample_profiles(job, checked)
 

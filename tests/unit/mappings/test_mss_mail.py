@@ -185,3 +185,37 @@ def test_refuses_a_mail_without_type_code_nil_or_recipients():
         _build(recipients=[])
     with pytest.raises(MappingError, match="audience"):
         _build(audience="famille")
+
+
+def _package_reference(raw: bytes, xdm: bytes) -> bytes:
+    """The same mail built entirely by the email package (set_content, make_mixed, attach), from the headers
+    of ``raw``: the oracle the hand-assembled multipart body must match byte for byte."""
+    from email.message import EmailMessage, MIMEPart
+
+    from mappings.mss_mail import ATTACHMENT_NAME, _POLICY
+    parsed = email.message_from_bytes(raw, policy=_POLICY)
+    msg = EmailMessage(policy=_POLICY)
+    for name, value in parsed.items():
+        if name not in ("MIME-Version", "Content-Type"):
+            msg[name] = value
+    text = parsed.get_payload()[0].get_content()
+    msg.set_content(text, subtype="plain", charset="utf-8", cte="quoted-printable")
+    msg.make_mixed()
+    attachment = MIMEPart(policy=_POLICY)
+    attachment.set_content(xdm, maintype="application", subtype="zip", disposition="attachment",
+                           filename=ATTACHMENT_NAME)
+    msg.attach(attachment)
+    msg.set_boundary(parsed.get_boundary())
+    return msg.as_bytes(policy=_POLICY)
+
+
+@pytest.mark.parametrize("size", [1, 747, 748, 20_000])
+def test_the_assembled_mail_is_byte_for_byte_what_the_email_package_writes(size):
+    xdm = bytes(range(256)) * (size // 256) + bytes(range(size % 256))
+    job = _job(flags=replace(Flags(), body_ps="Cher confrère,\nci-joint — « résultat » œdème.", ack_lecture=True),
+               reply_to="secretariat@hopital-test.mssante.fr")
+    recipients = [MARTIN, Recipient("dr.zoe@hopital-test.mssante.fr", name='Zoé "Z" Élan')]
+    raw, _ = build_mss_mail(job, xdm, sender=SENDER, recipients=recipients, audience="ps", nil="TEST-NIL-0001",
+                            default_body="Bonjour", message_id_domain="hopital-test.mssante.fr", now=NOW)
+    assert raw == _package_reference(raw, xdm)
+    assert email.message_from_bytes(raw, policy=email.policy.default).get_payload()[1].get_content() == xdm
