@@ -71,8 +71,11 @@ class MaildirNoticeReader:
         while not self._stopping.is_set():
             try:
                 deferred = await self.read_once()
-            except OSError as exc:       # permissions, a disk gone: say it, try again later
-                log.warning("maildir.pass_failed", path=str(self.settings.path), error=str(exc))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:     # any failure of one pass (a disk gone...): say it, try again later
+                log.warning("maildir.pass_failed", path=str(self.settings.path),
+                            error=f"{type(exc).__name__}: {exc}")
                 deferred = False
             wait = min(self.settings.poll_interval, _DEFERRED_RETRY) if deferred else self.settings.poll_interval
             try:
@@ -103,6 +106,10 @@ class MaildirNoticeReader:
                 try:
                     raw = await asyncio.to_thread(path.read_bytes)
                 except FileNotFoundError:    # moved by someone else meanwhile (a mail client): not ours now
+                    continue
+                except OSError as exc:       # unreadable (permissions): said, left, the others go on
+                    log.warning("maildir.mail_unreadable", file=path.name, error=str(exc))
+                    left.add(path)
                     continue
                 disposal = await self._handler.handle(raw)
                 if disposal == Disposal.LATER:

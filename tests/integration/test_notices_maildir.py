@@ -138,3 +138,17 @@ def test_settings_read_one_notice_source_and_name_the_key(tmp_path):
     with pytest.raises(ConfigError) as folder:
         settings_from_dict({"notices": {"maildir": "Maildir", "done_folder": "Traités"}}, base=tmp_path)
     assert "notices.done_folder" in str(folder.value)
+
+
+async def test_a_maildir_created_after_the_start_is_read_once_it_exists(tmp_path):
+    """The MTA creates the Maildir at the first mail: the reader waits for it and keeps running."""
+    later = tmp_path / "not-yet" / "Maildir"
+    pipe = await sink_pipeline(tmp_path, notices_maildir=MaildirSettings(path=later, poll_interval=0.2))
+    try:
+        mail = await send_document(pipe, "MD-LATE-1", ACK_LECTURE_MSS="Y")
+        await asyncio.sleep(0.5)                                         # a few polls without the Maildir
+        assert pipe.engine.notice_reader.passes == 0
+        deliver(later, mdn_mail(original_message_id=mail.message_id, reader=DR_MARTIN.address, to=PFI))
+        assert len(await zams_for(pipe, "MD-LATE-1", "Z03", 1)) == 1
+    finally:
+        await pipe.stop()
