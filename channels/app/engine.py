@@ -3,9 +3,9 @@
 ``Engine`` is what ``liaison run`` and ``liaison demo`` start: the journal, the
 bus, the MLLP listeners (the door), and one consumer per pipeline stage
 (``inbound`` → ``deliver.mss`` → ``acks.his``), and the lettre de liaison
-watchdog (``router.watchdog``) next to the consumers; with ``[imap]``, the reader
-of the notices (DSN, MDN, error mails) that come back to the structure's mailbox
-(``channels.notices.imap``), whose ZAMs join ``acks.his``. It is the only module
+watchdog (``router.watchdog``) next to the consumers; with ``[imap]`` or ``[notices] maildir``,
+the reader of the notices (DSN, MDN, error mails) that come back to the structure's mailbox
+(``channels.notices.imap`` or ``channels.notices.maildir``), whose ZAMs join ``acks.his``. It is the only module
 that imports both the core and the adapters.
 """
 
@@ -154,7 +154,7 @@ class Engine:
     # Seconds to wait at start for a journal or bus that is not there yet (a database restarting, servers
     # booting in any order) before giving up; a failure that is not transient ends the start at once.
     start_patience: float = 60.0
-    notice_reader: Any = None                 # the IMAP notice reader, when [imap] is set
+    notice_reader: Any = None                 # the notice reader: IMAP ([imap]) or Maildir ([notices] maildir)
 
     async def start(self, *, listen: bool = True, consume: bool = True) -> None:
         s = self.settings
@@ -299,6 +299,10 @@ class Engine:
         if s.imap is not None:
             from channels.notices.imap import ImapNoticeReader
             self.notice_reader = ImapNoticeReader(s.imap, self.journal, NoticeDecider(self.journal, zams))
+            self.notice_reader.start()
+        elif s.notices_maildir is not None:
+            from channels.notices.maildir import MaildirNoticeReader
+            self.notice_reader = MaildirNoticeReader(s.notices_maildir, self.journal, NoticeDecider(self.journal, zams))
             self.notice_reader.start()
         self._start_retention()
 

@@ -6,7 +6,7 @@ parses ``[site]`` and ``[mappings]``; each adapter parses its own section
 :mod:`channels.smtp.settings`, ``[[correspondents]]`` and ``[directory]`` in
 :mod:`channels.directory.settings`, ``[whitelist]`` in
 :mod:`channels.whitelist.settings`, ``[dmp]`` in :mod:`channels.xds.dmp`, ``[console]`` in
-:mod:`channels.console.settings`; ``[retention]`` in :mod:`router.retention`, ``[imap]`` in :mod:`channels.notices.settings`). This
+:mod:`channels.console.settings`; ``[retention]`` in :mod:`router.retention`, ``[imap]`` and ``[notices]`` in :mod:`channels.notices.settings`). This
 module puts them together into one frozen :class:`Settings` and refuses an
 unknown section. Every error names the key it is about (``mss.relay: expected a
 smtp:// or smtps:// URL``). Secrets never live in the TOML: the journal key and
@@ -26,7 +26,8 @@ from typing import Any
 from channels.console.settings import ConsoleSettings, console_settings
 from channels.directory.settings import correspondents_settings, directory_settings
 from channels.mllp.settings import AckSettings, ListenerSettings, ack_settings, listeners_settings
-from channels.notices.settings import ImapSettings, imap_settings
+from channels.notices.settings import (ImapSettings, MaildirSettings, imap_settings, maildir_settings,
+                                       one_notice_source)
 from channels.smtp.settings import MssSettings, mss_settings
 from channels.whitelist.settings import WhitelistSettings
 from channels.whitelist.settings import from_config as whitelist_settings
@@ -40,7 +41,7 @@ from router.errors import ConfigError
 from router.retention import RetentionSettings, retention_settings
 
 SECTIONS = {"engine", "listeners", "mss", "acks", "site", "mappings", "render", "correspondents", "whitelist",
-            "directory", "dmp", "console", "retention", "imap"}
+            "directory", "dmp", "console", "retention", "imap", "notices"}
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,7 @@ class Settings(EngineSettings):
     console: ConsoleSettings | None = None                   # [console]: None = the web console not configured
     retention: RetentionSettings = field(default_factory=RetentionSettings)   # [retention]: default keeps all
     imap: ImapSettings | None = None                         # [imap]: None = notices (DSN, MDN) are not read
+    notices_maildir: MaildirSettings | None = None           # [notices] maildir: notices read from a local Maildir
 
 
 def load_settings(path: str | Path, env: Mapping[str, str] | None = None) -> Settings:
@@ -79,6 +81,9 @@ def settings_from_dict(data: Mapping[str, Any], env: Mapping[str, str] | None = 
     env = env if env is not None else {}
     engine = engine_settings(read_table(data, "engine"), env, base)
     no_unknown(data, "", SECTIONS)
+    imap = imap_settings(read_table(data, "imap"), env, base)
+    notices_maildir = maildir_settings(read_table(data, "notices"), base)
+    one_notice_source(imap, notices_maildir)
     site, tables = site_and_tables(read_table(data, "site"), read_table(data, "mappings"), env, base)
     return Settings(
         **{f.name: getattr(engine, f.name) for f in fields(EngineSettings)},
@@ -94,5 +99,5 @@ def settings_from_dict(data: Mapping[str, Any], env: Mapping[str, str] | None = 
         tables=tables,
         console=console_settings(read_table(data, "console"), base) if "console" in data else None,
         retention=retention_settings(read_table(data, "retention")),
-        imap=imap_settings(read_table(data, "imap"), env, base),
+        imap=imap, notices_maildir=notices_maildir,
     )

@@ -10,7 +10,7 @@ Features:
 - Works through the mailbox in batches of ``batch`` mails (UID SEARCH, then UID FETCH
   BODY.PEEK[] per batch): a mailbox with thousands of old mails is never all in memory, and a
   mail left for later never holds up the ones after it.
-- Each mail is parsed (``parse.py``) and applied (``router.notices.NoticeDecider``), then
+- Each mail is parsed and applied (``handling.py``, shared with the Maildir reader), then
   moved, never deleted: to ``done_folder`` when it was a notice for one of our mails
   (applied now or earlier), to ``unrecognised_folder`` when it names no mail of ours or
   is no notice at all, or one that can never be applied (journaled as unmatched or malformed first). MOVE when the server
@@ -28,20 +28,17 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import hashlib
 import re
 import ssl
 
 import aioimaplib
 import structlog
 
-from channels.notices.parse import NoticeFormatError, parse_notice
+from channels.notices.handling import Disposal, NoticeHandler
 from channels.notices.settings import ImapSettings
 from channels.smtp.tls import client_context
-from router.errors import EngineError, PermanentError, TransientError
-from router.ports import Journal, NoticeRecord, NoticeVerdict
+from router.ports import Journal
 from router.notices import NoticeDecider
-from router.stages.clock import now
 
 __all__ = ["ImapNoticeReader", "imap_utf7"]
 
@@ -60,6 +57,7 @@ class ImapNoticeReader:
         self.settings = settings
         self.journal = journal
         self.decider = decider
+        self._handler = NoticeHandler(journal, decider, source="imap")
         self._tls = tls or client_context(client_cert=settings.client_cert or None,
                                           client_key=settings.client_key or None,
                                           ca_file=settings.ca_file or None)
@@ -153,35 +151,11 @@ class ImapNoticeReader:
 
     async def _handle(self, raw: bytes) -> str | None:
         """Apply one mail; the folder it goes to, or None to leave it for the next pass."""
-        s = self.settings
-        try:
-            notice = parse_notice(raw)
-        except NoticeFormatError as exc:
-            log.info("imap.notice_unreadable")
-            return await self._aside(_notice_id(raw), "unknown", str(exc))
-        try:
-            verdict = await self.decider.apply(notice)
-        except PermanentError as exc:
-            # A notice that can never be applied (its mail's HL7 header unreadable...): kept aside, said why.
-            log.warning("imap.notice_refused", kind=str(notice.kind), error=str(exc))
-            return await self._aside(notice.notice_id, str(notice.kind), f"cannot be applied: {exc}")
-        except (EngineError, OSError) as exc:
-            log.warning("imap.notice_deferred", kind=str(notice.kind), error=str(exc))
+        disposal = await self._handler.handle(raw)
+        if disposal == Disposal.LATER:
             self._deferred = True
             return None
-        return s.unrecognised_folder if verdict == NoticeVerdict.UNMATCHED else s.done_folder
-
-    async def _aside(self, notice_id: str, kind: str, detail: str) -> str | None:
-        """Journal a mail as malformed and send it to the unrecognised folder (None: the journal is down)."""
-        try:
-            await self.journal.record_notice(NoticeRecord(notice_id=notice_id, kind=kind,
-                                                          verdict=NoticeVerdict.MALFORMED, at=now(),
-                                                          detail=detail[:300]))
-        except TransientError as journal_down:
-            log.warning("imap.notice_deferred", error=str(journal_down))
-            self._deferred = True
-            return None
-        return self.settings.unrecognised_folder
+        return self.settings.done_folder if disposal == Disposal.DONE else self.settings.unrecognised_folder
 
     async def _move(self, imap: aioimaplib.IMAP4, uid: int, folder: str) -> None:
         if imap.has_capability("MOVE"):
@@ -256,11 +230,6 @@ def _mailbox(name: str) -> str:
     """A mailbox name as an IMAP argument: modified UTF-7, quoted."""
     encoded = imap_utf7(name).replace("\\", "\\\\").replace('"', '\\"')
     return f'"{encoded}"'
-
-
-def _notice_id(raw: bytes) -> str:
-    match = re.search(rb"^Message-ID:\s*(<[^>\r\n]+>)", raw, re.IGNORECASE | re.MULTILINE)
-    return match[1].decode("ascii", "replace") if match else "sha256:" + hashlib.sha256(raw).hexdigest()
 
 
 def _ok(response, what: str):

@@ -92,3 +92,57 @@ def imap_settings(table: Mapping[str, Any], env: Mapping[str, str], base: Path |
         reconnect_delay=read_seconds(table, "imap.reconnect_delay", default.reconnect_delay),
         timeout=read_seconds(table, "imap.timeout", default.timeout),
     )
+
+
+# ---------------------------------------------------------------------- [notices]: a local Maildir instead
+
+@dataclass(frozen=True)
+class MaildirSettings:
+    """``[notices] maildir``: the structure's mail is delivered by a local MTA into this Maildir.
+
+    A structure whose MSSanté mail lands on the Liaison server (Postfix ``home_mailbox = Maildir/``,
+    Dovecot LDA) is read there instead of over IMAP; processed mails go to Maildir++ folders.
+
+        [notices]
+        maildir = "/var/mail/pfi/Maildir"                 # holds new/, cur/, tmp/
+        done_folder = ".Liaison.Traités"                  # notices applied (never deleted)
+        unrecognised_folder = ".Liaison.Non reconnus"     # unmatched or unreadable mails
+        batch = 50                                        # mails read per pass
+        poll_interval = 5                                 # seconds between looks
+    """
+
+    path: Path
+    done_folder: str = ".Liaison.Traités"
+    unrecognised_folder: str = ".Liaison.Non reconnus"
+    batch: int = 50
+    poll_interval: float = 5.0
+
+
+_NOTICES_KEYS = {"maildir", "done_folder", "unrecognised_folder", "batch", "poll_interval"}
+
+
+def maildir_settings(table: Mapping[str, Any], base: Path | None = None) -> MaildirSettings | None:
+    """The ``[notices]`` table, checked; None when no ``maildir`` is set."""
+    no_unknown(table, "notices", _NOTICES_KEYS)
+    path = read_str(table, "notices.maildir", "")
+    if not path:
+        return None
+    folder = Path(path) if base is None else base / path
+    default = MaildirSettings(path=folder)
+    names = {}
+    for key in ("done_folder", "unrecognised_folder"):
+        name = read_str(table, f"notices.{key}", getattr(default, key))
+        if not name.startswith(".") or "/" in name or name in (".", ".."):
+            raise ConfigError(f"notices.{key}", f"expected a Maildir++ folder name such as '.Liaison.Traités', "
+                                                f"got {name!r}")
+        names[key] = name
+    return MaildirSettings(path=folder, **names,
+                           batch=read_int(table, "notices.batch", default.batch, minimum=1, maximum=1000),
+                           poll_interval=read_seconds(table, "notices.poll_interval", default.poll_interval))
+
+
+def one_notice_source(imap: ImapSettings | None, maildir: MaildirSettings | None) -> None:
+    """Notices are read from one place: both configured is an error naming the keys."""
+    if imap is not None and maildir is not None:
+        raise ConfigError("notices.maildir", "the notices are read from one source: set either imap.url or "
+                                             "notices.maildir, not both")

@@ -14,7 +14,9 @@ A script is a list of replies (an int code or a full ``"550 5.1.1 text"`` line)
 consumed one per attempt; the last one repeats. ``rcpt_script`` is keyed by
 recipient, ``mail_script`` applies to MAIL FROM, ``data_script`` to the end of
 DATA. With ``implicit_tls=True`` the sink speaks TLS from the first byte (SMTPS,
-port 465 style) instead of STARTTLS.
+port 465 style) instead of STARTTLS. With ``dsn=True`` the sink announces the DSN extension
+(RFC 3461) and keeps what the client asked: ``ENVID`` and, per recipient, ``NOTIFY``
+(:attr:`ReceivedMail.envelope_id`, :attr:`ReceivedMail.notify`); it writes no DSN itself.
 
 Each accepted message is kept in :attr:`SmtpSink.messages` and written once per
 accepted recipient, Maildir style, as ``<maildir>/<recipient>/new/<unique>.eml``
@@ -41,7 +43,7 @@ from aiosmtpd.smtp import SMTP, TLSSetupException, syntax
 
 from channels.testing.pki import TestPki
 
-__all__ = ["ReceivedMail", "SmtpSink"]
+__all__ = ["ReceivedMail", "SmtpSink", "folder_name"]
 
 log = structlog.get_logger(__name__)
 
@@ -69,6 +71,8 @@ class ReceivedMail:
     client_subject: str              # commonName of the client certificate
     connection: int                  # which TCP connection brought it (1, 2, ...)
     files: tuple[Path, ...] = field(default=())
+    envelope_id: str = ""            # ENVID of MAIL FROM (dsn=True), xtext-decoded
+    notify: Mapping[str, str] = field(default_factory=dict)   # NOTIFY of each accepted recipient (dsn=True)
 
 
 class SmtpSink:
@@ -79,12 +83,14 @@ class SmtpSink:
                  rcpt_script: Mapping[str, Sequence[Reply]] | None = None,
                  mail_script: Sequence[Reply] | None = None,
                  data_script: Sequence[Reply] | None = None, implicit_tls: bool = False,
-                 data_delay: float = 0.0, keep_in_memory: bool = True):
+                 data_delay: float = 0.0, keep_in_memory: bool = True, dsn: bool = False):
         self.maildir = Path(maildir)
         #: Seconds each DATA waits before its reply: a slow relay (a busy MTA, content filtering).
         self.data_delay = data_delay
         #: False: mails are only written to the Maildir (a long bench run would otherwise hold every one).
         self.keep_in_memory = keep_in_memory
+        #: True: announce DSN and accept its MAIL/RCPT parameters (kept in :class:`ReceivedMail`).
+        self.dsn = dsn
         self.host = host
         self.port = port
         self.messages: list[ReceivedMail] = []
@@ -155,7 +161,8 @@ class SmtpSink:
 
     def _new_session(self) -> SMTP:
         self.connections += 1
-        session = _SinkSMTP(_Handler(self, self.connections), None if self.implicit_tls else self._context,
+        handler = (_DsnHandler if self.dsn else _Handler)(self, self.connections)
+        session = _SinkSMTP(handler, None if self.implicit_tls else self._context,
                             hostname="mx.sink.test", loop=asyncio.get_running_loop())
         self._sessions.add(session)
         return session
@@ -168,7 +175,8 @@ class SmtpSink:
             return f"{reply} {_TEXTS.get(reply, 'Scripted reply')}"
         return reply
 
-    def _store(self, sender: str, recipients: list[str], data: bytes, subject: str, connection: int) -> None:
+    def _store(self, sender: str, recipients: list[str], data: bytes, subject: str, connection: int,
+               envelope_id: str = "", notify: Mapping[str, str] | None = None) -> None:
         files = []
         for recipient in recipients:
             folder = self.maildir / _folder_name(recipient)
@@ -180,7 +188,8 @@ class SmtpSink:
             os.replace(folder / "tmp" / name, folder / "new" / name)
             files.append(folder / "new" / name)
         if self.keep_in_memory:
-            self.messages.append(ReceivedMail(sender, tuple(recipients), data, subject, connection, tuple(files)))
+            self.messages.append(ReceivedMail(sender, tuple(recipients), data, subject, connection, tuple(files),
+                                              envelope_id, {r: (notify or {}).get(r.lower(), "") for r in recipients}))
         self._arrived.set()
 
 
@@ -203,6 +212,29 @@ class _SinkSMTP(SMTP):
     async def smtp_DATA(self, arg: str) -> None:
         self._sink.data_commands += 1
         await super().smtp_DATA(arg)
+
+    @syntax("MAIL FROM: <address>", extended=" [SP <mail-parameters>]")
+    async def smtp_MAIL(self, arg: str | None) -> None:
+        """With ``dsn``: take ENVID and RET off (aiosmtpd refuses parameters it does not know), keep ENVID."""
+        params = {}
+        if self._sink.dsn and arg:
+            arg, params = _take_params(arg, ("ENVID", "RET"))
+        await super().smtp_MAIL(arg)
+        if self.envelope is not None and self.envelope.mail_from is not None:
+            self.envelope.dsn_envid = _xtext_decode(params.get("ENVID", ""))
+            self.envelope.dsn_notify = {}
+
+    @syntax("RCPT TO: <address>", extended=" [SP <mail-parameters>]")
+    async def smtp_RCPT(self, arg: str | None) -> None:
+        """With ``dsn``: take NOTIFY and ORCPT off, keep NOTIFY per recipient."""
+        params = {}
+        if self._sink.dsn and arg:
+            arg, params = _take_params(arg, ("NOTIFY", "ORCPT"))
+        accepted = len(self.envelope.rcpt_tos) if self.envelope is not None else 0
+        await super().smtp_RCPT(arg)
+        envelope = self.envelope
+        if envelope is not None and len(envelope.rcpt_tos) > accepted and hasattr(envelope, "dsn_notify"):
+            envelope.dsn_notify[envelope.rcpt_tos[-1].lower()] = params.get("NOTIFY", "")
 
 
 class _Handler:
@@ -229,7 +261,8 @@ class _Handler:
         reply = self.sink._next(self.sink._data, 250)
         if reply.startswith("250"):
             self.sink._store(envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content or b"",
-                             _client_subject(server, session), self.connection)
+                             _client_subject(server, session), self.connection,
+                             getattr(envelope, "dsn_envid", ""), getattr(envelope, "dsn_notify", None))
         return reply
 
     async def handle_exception(self, error: Exception) -> str:
@@ -241,6 +274,35 @@ class _Handler:
         else:
             log.exception("smtp_sink.error", connection=self.connection)
         return f"500 Error: ({type(error).__name__}) {error}"
+
+
+class _DsnHandler(_Handler):
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        """The usual EHLO lines, and DSN (RFC 3461) before the last one."""
+        session.host_name = hostname
+        return [*responses[:-1], "250-DSN", responses[-1]]
+
+
+def _take_params(arg: str, names: tuple[str, ...]) -> tuple[str, dict[str, str]]:
+    """``arg`` without the ``NAME=value`` parameters named, and those parameters (names upper-cased)."""
+    kept, taken = [], {}
+    for word in arg.split(" "):
+        name, eq, value = word.partition("=")
+        if eq and name.upper() in names:
+            taken[name.upper()] = value
+        else:
+            kept.append(word)
+    return " ".join(kept), taken
+
+
+def _xtext_decode(text: str) -> str:
+    """RFC 3461 xtext: ``+HH`` stands for the byte HH."""
+    return re.sub(r"\+([0-9A-Fa-f]{2})", lambda m: chr(int(m[1], 16)), text)
+
+
+def folder_name(address: str) -> str:
+    """The Maildir folder of an address in the sink's directory (``<maildir>/<folder_name(address)>``)."""
+    return _folder_name(address)
 
 
 def _folder_name(address: str) -> str:

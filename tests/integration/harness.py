@@ -25,7 +25,7 @@ from channels.app.engine import Engine
 from channels.app.settings import Settings
 from channels.mllp.sender import MllpSender
 from channels.mllp.settings import AckSettings, ListenerSettings
-from channels.notices.settings import ImapSettings
+from channels.notices.settings import ImapSettings, MaildirSettings
 from channels.smtp.settings import MssSettings
 from channels.testing.mail_sink import SmtpSink
 from channels.testing.pki import TestPki, make_test_pki
@@ -68,6 +68,7 @@ class Pipeline:
     dmp: DmpSettings | None = None
     tables: Tables | None = None
     imap: ImapSettings | None = None            # [imap]: the notices read back (tests/integration/test_notices_imap.py)
+    notices_maildir: MaildirSettings | None = None   # [notices] maildir (tests/integration/test_notices_maildir.py)
     mss_options: dict = field(default_factory=dict)   # more [mss] settings (dsn, mdn, mdn_to)
     engine: Engine | None = None
     sink: SmtpSink | None = None                # the mail sink it relays to, stopped with it (sink_pipeline)
@@ -91,7 +92,7 @@ class Pipeline:
                             client_key=str(self.client_key or self.pki.client_key),
                             ca_file=str(self.pki.ca_cert), nil=self.nil, timeout=10.0,
                             message_id_domain="hopital-test.mssante.fr", **self.mss_options),
-            imap=self.imap,
+            imap=self.imap, notices_maildir=self.notices_maildir,
             acks=AckSettings(host="127.0.0.1", port=his_port, timeout=5.0),
         )
         self.engine = Engine(settings, bus=bus)

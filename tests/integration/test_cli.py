@@ -67,13 +67,29 @@ async def test_demo_delivers_every_sample_and_its_journal_tells_every_step(tmp_p
     assert "rendered-letter" in text and "LDL-SES rendered by Liaison" in text
     assert "MSSanté whitelist: the demo's own list" in text
     assert len(list((tmp_path / "demo" / "xdm").glob("*_IHE_XDM.ZIP"))) == 5
-    assert len(list((tmp_path / "demo" / "his").glob("*_ZAM_Z02.hl7"))) == 4
+    his = tmp_path / "demo" / "his"
+    # Z02 when the relay took each mail and again when its DSN said delivered; Z03 when the doctor's MDN said read.
+    assert len(list(his.glob("*_ZAM_Z02.hl7"))) == 8
+    z03s = sorted(his.glob("*_ZAM_Z03.hl7"))
+    assert len(z03s) == 2
+    readers = [p.read_bytes().decode("utf-8") for p in z03s]
+    assert all("ACK_LECTURE_MSS" in z and "|Y^^expandedYes-NoIndicator|" in z for z in readers)
+    assert any("LECTEUR_MSS" in z and "^^X.400^paul.durand@ch-test.mssante.fr|" in z for z in readers)
+    [durand] = [line for line in lines if "paul.durand@ch-test.mssante.fr" in line and "lab-report" in line]
+    assert "accepted (Z02)" in durand and "delivered (Z02)" in durand and "read (Z03)" in durand
+    assert text.count("read (Z03)") == 2 and text.count("delivered (Z02)") == 4
+    assert "notices: every DSN and MDN was applied (7 delivered, 2 read)" in text
+    assert "7 DSN 'delivered'" in text and "2 MDN 'displayed'" in text and "9 moved to .Liaison.Traités" in text
+    assert ("4 ZAM^Z02 when the relay took the mail, 4 ZAM^Z02 when the DSN said delivered (ACK_RECEPTION=Y), "
+            "2 ZAM^Z03 when the MDN said read (ACK_LECTURE_MSS=Y)") in text
+    done_box = tmp_path / "demo" / "mail" / "pfi@ch-test.mssante.fr" / ".Liaison.Traités" / "cur"
+    assert len(list(done_box.iterdir())) == 9
     # the summary's counts are what is on disk, and say why they differ
     copies = list((tmp_path / "demo" / "mail").glob("*/new/*.eml"))
     mailboxes = {path.parent.parent for path in copies}
     assert f"mails sent through the relay: 5," in text
     assert f"{len(copies)} copies, one per recipient, in {len(mailboxes)} mailboxes" in text and len(copies) == 7
-    assert "ZAM acknowledgements (HIS):   4 in" in text and "render-mode messages ask for none" in text
+    assert "ZAM acknowledgements (HIS):   10 in" in text and "render-mode messages ask for none" in text
     assert "11490-0 Lettre de liaison à la sortie - CH de Test " in text          # titles are not cut
     hint = next(line for line in lines if "see every step:" in line).split("see every step:", 1)[1].split()
     done = subprocess.run(hint, capture_output=True, text=True, timeout=120, cwd=tmp_path,
@@ -91,6 +107,10 @@ async def test_demo_delivers_every_sample_and_its_journal_tells_every_step(tmp_p
     timeline = capsys.readouterr().out
     for step in ("received", "queued", "processing", "schema", "dispatched", "outcome", "zam", "delivered"):
         assert f"  {step} " in timeline
+    assert "ZAM^Z03 Y for paul.durand@ch-test.mssante.fr" in timeline
+    [durand] = [line for line in timeline.splitlines() if line.strip().startswith("paul.durand@ch-test.mssante.fr")
+                and "relayed 20" in line]
+    assert "delivered 20" in durand and "read 20" in durand and "displayed by paul.durand" in durand
     rendered = next(line for line in listing if "MDM^T02" in line)          # newest first: the rendered letter
     assert await asyncio.to_thread(main, ["journal", "-c", config, "show", rendered.split()[0]]) == 0
     timeline = capsys.readouterr().out
