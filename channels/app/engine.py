@@ -99,7 +99,7 @@ def audit_pruner(settings: Settings):
         from channels.console.users import SqliteUsers
 
         def run() -> int:
-            users = SqliteUsers(users_file).open()
+            users = SqliteUsers(users_file, journal_key=settings.journal_key).open()
             try:
                 return users.prune_audit(before, limit)
             finally:

@@ -13,7 +13,11 @@ in the journal itself, on the message's timeline.
 - ``audit``: one row per login, failed login, lockout, user change, token
   refused, payload viewed and action on a message (user, time, target,
   outcome); read by admins at ``/audit``, pruned after ``[retention]
-  audit_days``.
+  audit_days``. Encrypted like the journal: with the journal key, the outcome
+  (the row's free text) is sealed with AES-256-GCM under a key derived from it
+  (HKDF, its own label), bound to the row's time, user, action and target;
+  those stay clear, as the journal's keys and states do, so the page filters
+  on them. A file written with one key refuses another (a sealed check value).
 - ``settings``: the random secret that signs session cookies, made on creation.
 - ``tokens``: API tokens for the REST API (``Authorization: Bearer``), each a
   user's with that user's role; only their SHA-256 is kept, shown once at
@@ -37,7 +41,10 @@ from pathlib import Path
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from channels.cipher import Codec, DecryptError, aad, make_codec
 from router.errors import ConfigError, TransientError
 
 MAX_FAILURES = 5
@@ -108,10 +115,13 @@ class LoginResult:
 class SqliteUsers:
     """Users, their argon2id hashes, lockout counters and the login audit, in one SQLite file."""
 
-    def __init__(self, path: str | os.PathLike[str], *, hasher: PasswordHasher | None = None, actor: str = "cli"):
-        """``actor``: who the audit names for user and token changes made through this store (the CLI's user)."""
+    def __init__(self, path: str | os.PathLike[str], *, hasher: PasswordHasher | None = None, actor: str = "cli",
+                 journal_key: bytes | None = None):
+        """``actor``: who the audit names for user and token changes made through this store (the CLI's user);
+        ``journal_key``: the journal's key (``engine.journal_key``), from which the audit's own key is derived."""
         self.actor = actor
         self.path = Path(path)
+        self._codec: Codec = make_codec(audit_key(journal_key) if journal_key is not None else None)
         self._hasher = hasher or PasswordHasher()
         self._conn: sqlite3.Connection | None = None
         self._lock = threading.Lock()
@@ -127,10 +137,31 @@ class SqliteUsers:
                 for statement in _SCHEMA:
                     conn.execute(statement)
                 conn.execute("INSERT OR IGNORE INTO settings VALUES ('session_secret', ?)", (secrets.token_bytes(32),))
+                self._check_key(conn)
             except (OSError, sqlite3.Error) as exc:
                 raise ConfigError("console.users", f"{self.path}: {exc}") from exc
             self._conn = conn
         return self
+
+    def _check_key(self, conn: sqlite3.Connection) -> None:
+        """The first open with a key seals a check value; later opens must open it with the same key."""
+        where = aad("settings", "audit_key_check")
+        if self._codec.encrypted:
+            conn.execute("INSERT OR IGNORE INTO settings VALUES ('audit_key_check', ?)",
+                         (self._codec.seal_bytes(b"liaison audit", where),))
+        row = conn.execute("SELECT value FROM settings WHERE name = 'audit_key_check'").fetchone()
+        if row is None:
+            return
+        if not self._codec.encrypted:
+            conn.close()
+            raise ConfigError("engine.journal_key", f"{self.path}: the console audit is encrypted; give the journal "
+                                                    "key it was written with (LIAISON_JOURNAL_KEY or its file)")
+        try:
+            self._codec.open_bytes(row[0], where)
+        except DecryptError as exc:
+            conn.close()
+            raise ConfigError("engine.journal_key", f"{self.path}: the console audit was written with another "
+                                                    "journal key") from exc
 
     def close(self) -> None:
         if self._conn is not None:
@@ -238,8 +269,18 @@ class SqliteUsers:
         return user
 
     def audit(self, user: str, action: str, target: str = "", outcome: str = "") -> None:
+        at = _now().isoformat()
         self._run("INSERT INTO audit (at, user, action, target, outcome) VALUES (?, ?, ?, ?, ?)",
-                  (_now().isoformat(), user, action, target, outcome))
+                  (at, user, action, target, self._codec.seal_text(outcome, aad("audit", at, user, action, target))))
+
+    def _outcome(self, at: str, user: str, action: str, target: str, stored: str | bytes) -> str:
+        """A row's outcome in clear; a row written before the key was set is clear already."""
+        if isinstance(stored, str):
+            return stored
+        try:
+            return self._codec.open_text(stored, aad("audit", at, user, action, target))
+        except DecryptError as exc:
+            return f"(cannot be read: {exc})"
 
     async def audit_async(self, user: str, action: str, target: str = "", outcome: str = "") -> None:
         """:meth:`audit` for async callers (the actions service's audit writer)."""
@@ -257,7 +298,8 @@ class SqliteUsers:
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         rows = self._run(f"SELECT id, at, user, action, target, outcome FROM audit {where} ORDER BY id DESC LIMIT ?",
                          (*params, limit))
-        return [AuditRow(row[0], datetime.fromisoformat(row[1]), *row[2:]) for row in rows]
+        return [AuditRow(row[0], datetime.fromisoformat(row[1]), row[2], row[3], row[4], self._outcome(*row[1:]))
+                for row in rows]
 
     def prune_audit(self, before: datetime, limit: int = 1000) -> int:
         """Remove up to ``limit`` audit rows older than ``before`` (the audit's own retention); how many."""
@@ -266,7 +308,8 @@ class SqliteUsers:
 
     def audit_trail(self, limit: int = 100) -> list[tuple[str, str, str, str, str]]:
         """The latest audit rows, newest first: (at, user, action, target, outcome)."""
-        return self._run("SELECT at, user, action, target, outcome FROM audit ORDER BY id DESC LIMIT ?", (limit,))
+        rows = self._run("SELECT at, user, action, target, outcome FROM audit ORDER BY id DESC LIMIT ?", (limit,))
+        return [(*row[:4], self._outcome(*row)) for row in rows]
 
     # ----------------------------------------------------------------- login
 
@@ -326,3 +369,8 @@ def _user(row: tuple) -> User:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def audit_key(journal_key: bytes) -> bytes:
+    """The audit's own 32-byte key, derived from the journal key (never the journal key itself)."""
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"liaison console audit v1").derive(journal_key)

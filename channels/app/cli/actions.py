@@ -120,4 +120,4 @@ def _audit_store(settings: Settings):
     if settings.console is None:
         return None
     from channels.console.users import SqliteUsers
-    return SqliteUsers(settings.console.users).open()
+    return SqliteUsers(settings.console.users, journal_key=settings.journal_key).open()

@@ -64,7 +64,8 @@ async def serve_console(settings: ConsoleSettings, journal: Journal, bus: Bus, s
     from channels.app.installation import SettingsInstallation
     from channels.console.serve import console_server, serve_until
     from channels.console.users import SqliteUsers
-    users = SqliteUsers(settings.users).open()
+    users = SqliteUsers(settings.users,
+                        journal_key=engine_settings.journal_key if engine_settings is not None else None).open()
     try:
         scheme = "https" if settings.https else "http"
         print(f"console on {scheme}://{settings.host}:{settings.port}/ (users in {settings.users})", file=sys.stderr)

@@ -57,7 +57,8 @@ def add_parser(subparsers) -> None:
 async def run(args: argparse.Namespace, *, stdin=None, out=print) -> int:
     from channels.console.users import Role, SqliteUsers
     settings = load_settings(args.config) if args.config else Settings()
-    users = SqliteUsers((settings.console or ConsoleSettings()).users, actor=f"cli:{getpass.getuser()}").open()
+    users = SqliteUsers((settings.console or ConsoleSettings()).users, actor=f"cli:{getpass.getuser()}",
+                        journal_key=settings.journal_key).open()
     try:
         if args.user_command == "add":
             password = _password(args.password_stdin, stdin or sys.stdin)
