@@ -12,6 +12,8 @@ and says where it goes next, so that every reader moves mails by the same rules:
 
 from __future__ import annotations
 
+import asyncio
+
 import hashlib
 import re
 from enum import Enum
@@ -76,3 +78,29 @@ def notice_id(raw: bytes) -> str:
     """The mail's Message-ID, else a digest of its bytes (the same mail read twice gets the same id)."""
     match = re.search(rb"^Message-ID:\s*(<[^>\r\n]+>)", raw, re.IGNORECASE | re.MULTILINE)
     return match[1].decode("ascii", "replace") if match else "sha256:" + hashlib.sha256(raw).hexdigest()
+
+
+class ReaderTask:
+    """Start and stop of a notice reader: its ``run()`` in a task, until ``stop()`` sets ``_stopping``."""
+
+    task_name = "notices"
+    _task: asyncio.Task | None = None
+
+    def __init__(self) -> None:
+        self._stopping = asyncio.Event()
+
+    async def run(self) -> None:
+        raise NotImplementedError
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self.run(), name=self.task_name)
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None

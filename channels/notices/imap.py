@@ -34,7 +34,7 @@ import ssl
 import aioimaplib
 import structlog
 
-from channels.notices.handling import Disposal, NoticeHandler
+from channels.notices.handling import Disposal, NoticeHandler, ReaderTask
 from channels.notices.settings import ImapSettings
 from channels.smtp.tls import client_context
 from router.ports import Journal
@@ -49,8 +49,10 @@ _MAX_BACKOFF = 60.0
 _DEFERRED_RETRY = 2.0             # seconds before a mail left in the mailbox (journal, bus, still sending) is retried
 
 
-class ImapNoticeReader:
+class ImapNoticeReader(ReaderTask):
     """The IMAP side of the notices: connect, read in batches, apply, move; reconnect when the server goes."""
+
+    task_name = "imap-notices"
 
     def __init__(self, settings: ImapSettings, journal: Journal, decider: NoticeDecider, *,
                  tls: ssl.SSLContext | None = None):
@@ -61,27 +63,13 @@ class ImapNoticeReader:
         self._tls = tls or client_context(client_cert=settings.client_cert or None,
                                           client_key=settings.client_key or None,
                                           ca_file=settings.ca_file or None)
-        self._task: asyncio.Task | None = None
-        self._stopping = asyncio.Event()
+        super().__init__()
         self._lost = asyncio.Event()
         self.handled = 0                 # mails moved out of the mailbox since start (for tests and metrics)
         self._deferred = False           # a mail of the last pass was left for later (read again soon)
         self.connections = 0             # sessions opened since start
 
     # ------------------------------------------------------------------ lifecycle
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self.run(), name="imap-notices")
-
-    async def stop(self) -> None:
-        self._stopping.set()
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
 
     async def run(self) -> None:
         """Read until stopped, reconnecting with backoff whenever the session fails."""

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import structlog
 
-from channels.notices.handling import Disposal, NoticeHandler
+from channels.notices.handling import Disposal, NoticeHandler, ReaderTask
 from channels.notices.settings import MaildirSettings
 from router.notices import NoticeDecider
 from router.ports import Journal
@@ -38,32 +38,20 @@ log = structlog.get_logger(__name__)
 _DEFERRED_RETRY = 2.0             # seconds before a mail left in the inbox (journal, bus, still sending) is retried
 
 
-class MaildirNoticeReader:
+class MaildirNoticeReader(ReaderTask):
     """The Maildir side of the notices: list, apply, move; one pass every ``poll_interval``."""
+
+    task_name = "maildir-notices"
 
     def __init__(self, settings: MaildirSettings, journal: Journal, decider: NoticeDecider):
         self.settings = settings
         self._handler = NoticeHandler(journal, decider, source="maildir")
-        self._task: asyncio.Task | None = None
-        self._stopping = asyncio.Event()
+        super().__init__()
         self._missing_said = False
         self.handled = 0                 # mails moved out of the inbox since start (for tests and metrics)
         self.passes = 0                  # passes over the inbox since start
 
     # ------------------------------------------------------------------ lifecycle
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self.run(), name="maildir-notices")
-
-    async def stop(self) -> None:
-        self._stopping.set()
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
 
     async def run(self) -> None:
         """Pass over the inbox until stopped; a failing pass is said and tried again at the next poll."""
