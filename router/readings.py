@@ -49,6 +49,9 @@ class Activity:
     outcomes: tuple[tuple[str, int, int, int], ...]   # (status, last hour, last day, standing now) per recipient
     hourly: tuple[tuple[datetime, int, int], ...]  # (hour start, received, of which delivered), oldest first
     oldest_waiting: tuple[str, datetime, str] | None   # (key, received_at, state) of the oldest non-final message
+    #: (channel, peer host, messages, last received) of every peer that sent in the last hour, busiest first:
+    #: what the journal can tell of the MLLP peers from any server (a listener's sockets are its own)
+    peers: tuple[tuple[str, str, int, datetime], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -77,6 +77,8 @@ def dashboard_json(board: Dashboard) -> dict[str, Any]:
         "oldest_waiting": None if oldest is None else {
             "key": oldest[0], "received_at": oldest[1].isoformat(), "state": oldest[2],
             "waiting_seconds": round((board.at - oldest[1]).total_seconds(), 1)},
+        "peers": [{"channel": channel, "host": host, "messages": count, "last_at": last.isoformat()}
+                  for channel, host, count, last in activity.peers],
         "queues": [depth_json(d) for d in board.depths],
         "reference_files": None if board.refreshes is None else [
             {"name": r.name, "at": r.at.isoformat() if r.at else None, "sha256": r.sha256, "source": r.source,

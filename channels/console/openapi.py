@@ -146,6 +146,9 @@ PATHS: dict[str, dict[str, Any]] = {
                                                            "now": INT})},
             "hourly": {"type": "array", "items": _obj({"hour": TIME, "received": INT, "delivered": INT})},
             "oldest_waiting": {"type": ["object", "null"]},
+            "peers": {"type": "array", "description": "MLLP peers (host, without the connection's port) that "
+                                                      "sent in the last hour, busiest first, from the journal",
+                      "items": _obj({"channel": STR, "host": STR, "messages": INT, "last_at": TIME})},
             "queues": {"type": "array", "items": ANY_OBJ},
             "reference_files": {"type": ["array", "null"],
                                 "description": "null when the console was started without the configuration"},

@@ -72,7 +72,24 @@ def activity(now: datetime) -> Operation[Activity]:
                 ()).rows
         if rows and (oldest is None or moment(rows[0][1]) < oldest[1]):
             oldest = (rows[0][0], moment(rows[0][1]), str(state))
-    return Activity(at=now, messages=messages, outcomes=outcomes, hourly=tuple(hourly), oldest_waiting=oldest)
+    found = yield ("SELECT channel, peer, count(*), max(received_at) FROM messages "
+                   "WHERE received_at >= ? AND received_at <= ? AND peer <> '' GROUP BY channel, peer",
+                   (hour_ago, ts(now)))
+    return Activity(at=now, messages=messages, outcomes=outcomes, hourly=tuple(hourly), oldest_waiting=oldest,
+                    peers=peers_by_host(found.rows))
+
+
+def peers_by_host(rows) -> tuple[tuple[str, str, int, datetime], ...]:
+    """Per channel and peer host (a sender's connections differ by their port only), busiest first."""
+    hosts: dict[tuple[str, str], list] = {}
+    for channel, peer, count, last in rows:
+        host, colon, port = peer.rpartition(":")
+        host = host if colon and port.isdigit() else peer
+        seen = hosts.setdefault((channel, host), [0, moment(last)])
+        seen[0] += int(count)
+        seen[1] = max(seen[1], moment(last))
+    return tuple(sorted(((channel, host, count, last) for (channel, host), (count, last) in hosts.items()),
+                        key=lambda peer: (-peer[2], peer[0], peer[1])))
 
 
 def metrics_sample(after_event: int | None, now: datetime, limit: int) -> Operation[MetricsSample]:

@@ -469,6 +469,11 @@ async def test_activity_counts_the_last_hour_and_day_hourly_and_finds_the_oldest
     outcomes = {status: rest for status, *rest in seen.outcomes}
     assert outcomes["retrying"] == [1, 1, 1] and outcomes["accepted"] == [0, 1, 0]
     assert seen.oldest_waiting == (keys["day", 1], at["day"], "received")
+    # both "hour" messages came from 127.0.0.1 on the same port; two more connections of another host:
+    for n, peer in enumerate(("10.1.2.3:50001", "10.1.2.3:50002")):
+        await journal.record_received(received(f"ACT-peer-{n}", at=now - timedelta(minutes=n + 1), peer=peer))
+    assert (await journal.activity(now)).peers == (
+        ("mllp", "10.1.2.3", 2, now - timedelta(minutes=1)), ("mllp", "127.0.0.1", 2, at["hour"]))
 
 
 # ---------------------------------------------------------------- durability

@@ -42,11 +42,12 @@ class Console:
                 assert response.status_code == 303, response.text
             yield client
 
-    async def receive(self, control_id: str, *, raw: bytes = RAW, message_type: str = "ORU^R01") -> str:
+    async def receive(self, control_id: str, *, raw: bytes = RAW, message_type: str = "ORU^R01",
+                      peer: str = "") -> str:
         key, _ = await self.journal.record_received(ReceivedMessage(
             raw=raw.replace(b"CTL-1", control_id.encode()), channel="his", sending_application="DXCARE",
             sending_facility="CHU-TEST", control_id=control_id, message_type=message_type,
-            received_at=datetime.now(UTC)))
+            received_at=datetime.now(UTC), peer=peer))
         return key
 
     async def park(self, key: str, reason: str = "CDA fails the schema") -> None:

@@ -42,7 +42,7 @@ def client_of(console, installation):
 
 async def test_dashboard_counts_by_channel_type_and_state_with_queues_and_reference_files(client_of):
     console = client_of
-    keys = [await console.receive(f"DASH-{i}") for i in range(3)]
+    keys = [await console.receive(f"DASH-{i}", peer=f"10.0.0.7:{40000 + i}") for i in range(3)]
     await console.journal.set_state(keys[0], MessageState.DELIVERED, step="delivered")
     await console.journal.set_state(keys[1], MessageState.PARKED, step="parked")
     await console.journal.record_outcome(Outcome("DOC-1", "dr.x@test.mssante.fr", OutcomeStatus.RETRYING, "451",
@@ -64,7 +64,9 @@ async def test_dashboard_counts_by_channel_type_and_state_with_queues_and_refere
     assert board["oldest_waiting"]["key"] == keys[2]
     [whitelist] = board["reference_files"]
     assert whitelist["sha256"] == "ab" * 32 and "hunter2" not in whitelist["source"]
+    assert [(p["channel"], p["host"], p["messages"]) for p in board["peers"]] == [("his", "10.0.0.7", 3)]
     assert page.status_code == 200 and 'id="throughput"' in page.text and "abababab" in page.text
+    assert "<td>10.0.0.7</td>" in page.text
     assert "hunter2" not in page.text
 
 
