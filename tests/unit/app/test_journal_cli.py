@@ -99,11 +99,15 @@ def test_journal_migrate_from_v6_files_older_messages_under_their_identifiers(tm
                 message_type="ADT^A01", received_at=datetime.now(UTC)))
 
     asyncio.run(fill())
-    with sqlite3.connect(path) as conn:         # back to v6: no digests table, no v7 indexes
-        for statement in ("DROP TABLE message_identifiers", "DROP INDEX messages_recent",
-                          "DROP INDEX outcomes_by_status", "DROP INDEX stays_by_discharge",
-                          "DELETE FROM schema_version WHERE version >= 7"):
-            conn.execute(statement)
+    import re
+
+    from channels.journal.schema import statements
+    later = [(kind, name) for version, listed in statements("sqlite").items() if version >= 7
+             for text in listed for kind, name in re.findall(r"CREATE (TABLE|INDEX) (?:IF NOT EXISTS )?(\w+)", text)]
+    with sqlite3.connect(path) as conn:         # back to v6: what v7 and later made is dropped, newest first
+        for kind, name in reversed(later):
+            conn.execute(f"DROP {kind} IF EXISTS {name}")
+        conn.execute("DELETE FROM schema_version WHERE version >= 7")
     toml = config(tmp_path, f"sqlite://{path}", migrate=False)
     capsys.readouterr()
     assert main(["journal", "migrate", "-c", toml]) == 0
