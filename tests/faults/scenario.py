@@ -23,7 +23,7 @@ from tests.faults.tally import (BAD, FINAL, MailIndex, Row, claims_taken_over, d
                                 expected_zams, journal_states)
 
 Fault = Callable[[Deployment, Stream, MailIndex], Awaitable[float]]
-MESSAGES = int(os.environ.get("LIAISON_FAULTS_MESSAGES", "100"))
+MESSAGES = int(os.environ.get("LIAISON_FAULTS_MESSAGES", "60"))
 SETTLE_TIMEOUT = float(os.environ.get("LIAISON_FAULTS_SETTLE", "150"))
 REPORT = os.environ.get("LIAISON_FAULTS_REPORT", "")
 
