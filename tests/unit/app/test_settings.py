@@ -86,3 +86,21 @@ def test_a_cluster_bus_is_one_amqp_bus_over_the_nodes_in_their_order():
     bus = bus_from_url(settings_from_dict({"engine": {"bus": nodes}}).bus)
     assert isinstance(bus, AmqpBus) and bus.urls == tuple(nodes)
     assert repr(bus) == "AmqpBus('amqp://rabbit-b:5672,rabbit-a:5672,rabbit-c:5672/')"
+
+
+def test_the_multi_server_example_names_a_postgresql_journal_and_the_cluster_nodes(tmp_path):
+    import tomllib
+    data = tomllib.loads((ROOT / "deploy" / "liaison.multi-server.example.toml").read_text())
+    # The files it names are the operator's (certificates, keys, the ANS bundle): here, none of them.
+    key = tmp_path / "journal.key"
+    key.write_text("A" * 43 + "=\n")
+    data["engine"] |= {"journal_key_file": str(key), "cda_schema_required": False, "schematrons": "off"}
+    data["engine"].pop("schematron_dir")
+    data["engine"].pop("cda_schema_dir")
+    for name in ("client_cert", "client_key", "ca_file"):
+        data["mss"].pop(name)
+    data.pop("console")
+    settings = settings_from_dict(data, env={}, base=tmp_path)
+    assert settings.journal.startswith("postgresql://liaison@db.local:5432/liaison")
+    assert not settings.journal_migrate
+    assert len(settings.bus) == 3 and all(url.startswith("amqp://") for url in settings.bus)
