@@ -411,26 +411,6 @@ async def test_amqp_a_handler_in_flight_when_the_connection_drops_runs_to_its_en
 
 
 @pytest.mark.parametrize("bus_kind", ["amqp", pytest.param("amqp-cluster", marks=pytest.mark.rabbitmq_cluster)])
-async def test_amqp_retry_queues_are_quorum_queues_on_a_cluster_only(bus_kind, bus_url, queue):
-    bus = open_bus(bus_url)
-    try:
-        retry_name = await bus.retry_queue(AMQP_TEST_PREFIX + queue, FAST_RETRY.delays[0])
-    finally:
-        await bus.close()
-    other = "classic" if bus_kind == "amqp-cluster" else "quorum"      # the type it was not declared with
-    connection = await aio_pika.connect(bus_url.split(",")[0])
-    try:
-        channel = await connection.channel()
-        with pytest.raises(ChannelPreconditionFailed):
-            await channel.declare_queue(retry_name, durable=True, arguments={"x-queue-type": other})
-        channel = await connection.channel()
-        declared = await channel.declare_queue(retry_name, passive=True)
-        assert declared.name == retry_name
-    finally:
-        await connection.close()
-
-
-@pytest.mark.parametrize("bus_kind", ["amqp", pytest.param("amqp-cluster", marks=pytest.mark.rabbitmq_cluster)])
 async def test_amqp_publish_the_broker_returns_is_bus_unavailable(bus_url, new_queue):
     bus = open_bus(bus_url)
     try:
