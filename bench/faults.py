@@ -60,6 +60,9 @@ def main() -> int:
                 f"{time.strftime('%H:%M:%S', time.gmtime(at))}.{int(at % 1 * 1000):03d} {mid}" for at, mid in copies)
                 + "".join(f"; kill at {time.strftime('%H:%M:%S', time.gmtime(k))}.{int(k % 1 * 1000):03d}"
                           for k in row.get("killed_at", [])))
+        for pair in row.get("unexplained", []):
+            print(f"{row['scenario']}: {pair} copied without a claim taken over by a kill"
+                  f"{' (no claim taken over)' if pair not in row.get('taken_over_pairs', []) else ''}")
     print(f"\n{len(rows)} scenario(s), {len(failed)} not all zeros{': ' + ', '.join(failed) if failed else ''}"
           f"; pytest exit {result.returncode}")
     return 1 if failed or result.returncode else 0

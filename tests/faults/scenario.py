@@ -52,7 +52,9 @@ async def run_scenario(servers: Servers, root: Path, name: str, fault: Fault, *,
                   "dead": dead, "killed_at": deployment.killed_at,
                   "copies": {f"{pair[0]} {pair[1]}": copies for pair, copies in mails.copies.items()
                              if len(copies) > 1},
-                  "taken_over_pairs": sorted(f"{e} {d}" for e, d in taken_over)}
+                  "taken_over_pairs": sorted(f"{e} {d}" for e, d in taken_over),
+                  "unexplained": sorted(f"{p[0]} {p[1]}" for p, c in mails.copies.items() if len(c) > 1
+                                        and p not in mails.explained(taken_over, deployment.killed_at))}
         print(f"\n{name}: {json.dumps(row.as_dict())} {json.dumps(detail)}")
         for process in dead:
             print(f"----- {process} exited; end of its log:\n{deployment.log(process)[-4000:]}")

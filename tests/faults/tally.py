@@ -90,14 +90,17 @@ class MailIndex:
 
     def window_copies(self, taken_over: set[tuple[str, str]], killed_at: list[float]) -> int:
         """Extra copies explained by a kill in the SMTP window (see the module docstring)."""
-        explained = 0
+        return sum(len(self.copies[pair]) - 1 for pair in self.explained(taken_over, killed_at))
+
+    def explained(self, taken_over: set[tuple[str, str]], killed_at: list[float]) -> set[tuple[str, str]]:
+        found = set()
         for pair, copies in self.copies.items():
             if len(copies) < 2 or pair not in taken_over or len({mid for _, mid in copies}) != 1:
                 continue
             first = min(at for at, _ in copies)
             if any(first <= kill + WINDOW_SLACK for kill in killed_at):
-                explained += len(copies) - 1
-        return explained
+                found.add(pair)
+        return found
 
 
 def distinct_zams(his) -> set[tuple[str, str]]:
