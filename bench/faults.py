@@ -19,6 +19,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,6 +54,15 @@ def main() -> int:
     for row in rows:
         print("| " + " | ".join(str(row.get(key, "")) for key, _ in COLUMNS) + " |")
     failed = [row["scenario"] for row in rows if any(row.get(key) for key in BAD) or row["aa"] != row["messages"]]
+    for row in rows:
+        for pair, copies in row.get("copies", {}).items():
+            print(f"{row['scenario']}: extra copies of {pair}: " + ", ".join(
+                f"{time.strftime('%H:%M:%S', time.gmtime(at))}.{int(at % 1 * 1000):03d} {mid}" for at, mid in copies)
+                + "".join(f"; kill at {time.strftime('%H:%M:%S', time.gmtime(k))}.{int(k % 1 * 1000):03d}"
+                          for k in row.get("killed_at", [])))
+        for pair in row.get("unexplained", []):
+            print(f"{row['scenario']}: {pair} copied without a claim taken over by a kill"
+                  f"{' (no claim taken over)' if pair not in row.get('taken_over_pairs', []) else ''}")
     print(f"\n{len(rows)} scenario(s), {len(failed)} not all zeros{': ' + ', '.join(failed) if failed else ''}"
           f"; pytest exit {result.returncode}")
     return 1 if failed or result.returncode else 0

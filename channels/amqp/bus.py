@@ -11,8 +11,8 @@ Features, the same contract as ``EmbeddedBus`` (both pass tests/contract/test_bu
 - ``publish`` is persistent and returns once the broker confirmed it (publisher confirms);
   concurrent publishes on the shared channel are pipelined, not serialised.
 - Queues are declared on first use (see ``wire.py`` for the layout): durable quorum stage
-  queues, quorum ``.parked`` queues, per-delay ``.retry.<ms>`` queues that dead-letter back
-  to the stage queue (classic on one node, quorum on a cluster).
+  queues, quorum ``.parked`` queues, classic per-delay ``.retry.<ms>`` queues that
+  dead-letter back to the stage queue.
 - ``consume``: one channel per subscription with ``basic.qos(prefetch)``; a delivery left
   unsettled, or in flight when the connection drops, is redelivered by the broker.
 - The connection is aio-pika's robust one (``failover.py``): after a broker restart, or when
@@ -271,12 +271,11 @@ class AmqpBus:
 
     async def retry_queue(self, name: str, delay: float) -> str:
         """The delay queue for ``delay`` seconds in front of ``name``, declared on first use."""
-        cluster = len(self.urls) > 1
-        retry_name, arguments = wire.retry_queue(name, delay, quorum=cluster)
+        retry_name, arguments = wire.retry_queue(name, delay)
         if retry_name not in self._declared:
-            # A classic queue (one node) is not restored by aio-pika on reconnection: redeclaring it
-            # while its node is down would fail the whole channel's restore. A quorum one can be.
-            await self._declare_one(retry_name, arguments, robust=cluster)
+            # Not restored by aio-pika on reconnection: a classic queue lives on one node, and
+            # redeclaring it while that node is down would fail the whole channel's restore.
+            await self._declare_one(retry_name, arguments, robust=False)
         return retry_name
 
     def forget(self, subscription: AmqpSubscription) -> None:

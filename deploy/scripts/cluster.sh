@@ -75,8 +75,11 @@ TOML
 
 start_engine() {   # NAME VERB...
     local name=$1; shift
-    ( cd "$ROOT" && PYTHONPATH="$ROOT" setsid "$PYTHON" -m channels.app.cli.main "$@" -c "$dir/etc/$name.toml" \
-        </dev/null >>"$dir/logs/$name.log" 2>&1 & echo $! >"$dir/run/$name.pid" )
+    # setsid: its own session, out of this script's terminal; $! is the engine's own pid (setsid execs it).
+    ( cd "$ROOT" || exit 1
+      PYTHONPATH="$ROOT" setsid "$PYTHON" -m channels.app.cli.main "$@" -c "$dir/etc/$name.toml" \
+          </dev/null >>"$dir/logs/$name.log" 2>&1 &
+      echo $! >"$dir/run/$name.pid" )
 }
 
 alive() { [ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }

@@ -403,24 +403,32 @@ async def test_amqp_stage_and_parked_queues_are_durable_quorum_queues(bus, bus_u
         await connection.close()
 
 
-@pytest.mark.parametrize("bus_kind", ["amqp", pytest.param("amqp-cluster", marks=pytest.mark.rabbitmq_cluster)])
-async def test_amqp_retry_queues_are_quorum_queues_on_a_cluster_only(bus_kind, bus_url, queue):
+@pytest.mark.parametrize("bus_kind", ["amqp"])
+async def test_amqp_a_handler_in_flight_when_the_connection_drops_runs_to_its_end(bus_url, queue):
+    """aiormq cancels its delivery tasks when the connection drops; the handler must not be cut there
+    (between a relay's 250 and the journal's write, that mailed a recipient twice: the fault suite)."""
     bus = open_bus(bus_url)
     try:
-        retry_name = await bus.retry_queue(AMQP_TEST_PREFIX + queue, FAST_RETRY.delays[0])
+        await bus.publish(queue, b"x", message_id="DROP-1")
+        started, ends = asyncio.Event(), []
+
+        async def handler(delivery):
+            started.set()
+            try:
+                await asyncio.sleep(1.0)
+            except asyncio.CancelledError:
+                ends.append("cancelled")
+                raise
+            ends.append("finished")
+
+        subscription = await bus.consume(queue, handler)
+        await asyncio.wait_for(started.wait(), DEADLINE)
+        bus._connection.transport.connection._reader_task.cancel()     # the broker's side of it, gone
+        await eventually(lambda: ends, "the handler's end")
+        assert ends == ["finished"]
+        await subscription.cancel()
     finally:
         await bus.close()
-    other = "classic" if bus_kind == "amqp-cluster" else "quorum"      # the type it was not declared with
-    connection = await aio_pika.connect(bus_url.split(",")[0])
-    try:
-        channel = await connection.channel()
-        with pytest.raises(ChannelPreconditionFailed):
-            await channel.declare_queue(retry_name, durable=True, arguments={"x-queue-type": other})
-        channel = await connection.channel()
-        declared = await channel.declare_queue(retry_name, passive=True)
-        assert declared.name == retry_name
-    finally:
-        await connection.close()
 
 
 @pytest.mark.parametrize("bus_kind", ["amqp", pytest.param("amqp-cluster", marks=pytest.mark.rabbitmq_cluster)])

@@ -23,7 +23,7 @@ from tests.faults.tally import (BAD, FINAL, MailIndex, Row, claims_taken_over, d
                                 expected_zams, journal_states)
 
 Fault = Callable[[Deployment, Stream, MailIndex], Awaitable[float]]
-MESSAGES = int(os.environ.get("LIAISON_FAULTS_MESSAGES", "100"))
+MESSAGES = int(os.environ.get("LIAISON_FAULTS_MESSAGES", "60"))
 SETTLE_TIMEOUT = float(os.environ.get("LIAISON_FAULTS_SETTLE", "150"))
 REPORT = os.environ.get("LIAISON_FAULTS_REPORT", "")
 
@@ -49,7 +49,12 @@ async def run_scenario(servers: Servers, root: Path, name: str, fault: Fault, *,
         row.smtp_window = mails.window_copies(taken_over, deployment.killed_at)
         row.duplicates -= row.smtp_window
         detail = {"answers": dict(stream.answers), "dropped_on_link": getattr(deployment.upload, "dropped", 0),
-                  "dead": dead}
+                  "dead": dead, "killed_at": deployment.killed_at,
+                  "copies": {f"{pair[0]} {pair[1]}": copies for pair, copies in mails.copies.items()
+                             if len(copies) > 1},
+                  "taken_over_pairs": sorted(f"{e} {d}" for e, d in taken_over),
+                  "unexplained": sorted(f"{p[0]} {p[1]}" for p, c in mails.copies.items() if len(c) > 1
+                                        and p not in mails.explained(taken_over, deployment.killed_at))}
         print(f"\n{name}: {json.dumps(row.as_dict())} {json.dumps(detail)}")
         for process in dead:
             print(f"----- {process} exited; end of its log:\n{deployment.log(process)[-4000:]}")

@@ -175,21 +175,18 @@ class SmallVolume:
         self.filler = self.path / "filler"
 
     def fill(self) -> None:
-        with self.filler.open("ab") as out:
-            block = b"\0" * (1 << 20)
-            try:
-                while True:
-                    out.write(block)
-                    out.flush()
-            except OSError:
-                pass
-            small = b"\0" * 4096
-            try:
-                while True:
-                    out.write(small)
-                    out.flush()
-            except OSError:
-                pass
+        """Write zeros until the volume refuses even 4 KiB more."""
+        fd = os.open(self.filler, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            for size in (1 << 20, 1 << 12):
+                block = b"\0" * size
+                try:
+                    while True:
+                        os.write(fd, block)
+                except OSError:
+                    pass
+        finally:
+            os.close(fd)
 
     def empty(self) -> None:
         self.filler.unlink(missing_ok=True)

@@ -22,6 +22,7 @@ from pathlib import Path
 from channels.directory.extraction import ExtractionError
 from channels.directory.importer import DEFAULT_MAX_REJECTED, ImportRefused, import_extraction
 from channels.directory.index import IndexDirectory
+from channels.journal.leases import file_lease
 from router.errors import PeerUnavailable
 
 DEFAULT_INDEX = Path("/var/lib/liaison/directory.sqlite")
@@ -62,8 +63,13 @@ async def run(args: argparse.Namespace, out=print) -> int:
     index = args.index or default_index_path()
     if args.directory_command == "import":
         try:
-            report = await asyncio.to_thread(import_extraction, args.file, index, force=args.force,
-                                             max_rejected=args.max_rejected)
+            # One import at a time into an index (a timer and an operator, say): a lock beside it.
+            async with file_lease(Path(index), "import") as mine:
+                if not mine:
+                    print(f"import not started: another import into {index} is running", file=sys.stderr)
+                    return 2
+                report = await asyncio.to_thread(import_extraction, args.file, index, force=args.force,
+                                                 max_rejected=args.max_rejected)
         except ImportRefused as exc:
             for line in exc.report.describe()[:-1]:
                 out(line)

@@ -95,3 +95,21 @@ def test_the_imap_section_is_read_with_its_password_from_the_environment():
     assert (settings.imap.host, settings.imap.user, settings.imap.password) == ("imap.test", "pfi@ch.mssante.fr",
                                                                                 "secret")
     assert refused_key(settings_from_dict, {"imap": {"url": "imap://imap.test"}}) == "imap.url"
+
+
+def test_the_multi_server_example_names_a_postgresql_journal_and_the_cluster_nodes(tmp_path):
+    import tomllib
+    data = tomllib.loads((ROOT / "deploy" / "liaison.multi-server.example.toml").read_text())
+    # The files it names are the operator's (certificates, keys, the ANS bundle): here, none of them.
+    key = tmp_path / "journal.key"
+    key.write_text("A" * 43 + "=\n")
+    data["engine"] |= {"journal_key_file": str(key), "cda_schema_required": False, "schematrons": "off"}
+    data["engine"].pop("schematron_dir")
+    data["engine"].pop("cda_schema_dir")
+    for name in ("client_cert", "client_key", "ca_file"):
+        data["mss"].pop(name)
+    data.pop("console")
+    settings = settings_from_dict(data, env={}, base=tmp_path)
+    assert settings.journal.startswith("postgresql://liaison@db.local:5432/liaison")
+    assert not settings.journal_migrate
+    assert len(settings.bus) == 3 and all(url.startswith("amqp://") for url in settings.bus)

@@ -50,3 +50,15 @@ async def test_lookup_needs_an_identifier_or_a_search_and_an_index(tmp_path, cap
     assert await run(parse("lookup", "--index", index), out=print) == 2
     assert await run(parse("lookup", files.rpps(1), "--index", index), out=print) == 2
     assert "not found" in capsys.readouterr().err
+
+
+async def test_a_second_import_into_the_same_index_while_one_runs_is_not_started(tmp_path, capsys):
+    from channels.journal.leases import file_lease
+    index = tmp_path / "d.sqlite"
+    source = files.write_mssante(tmp_path, [files.per(n) for n in range(1, 4)])
+    async with file_lease(index, "import") as mine:                  # another import holds it
+        assert mine
+        assert await run(parse("import", str(source), "--index", str(index)), out=print) == 2
+    assert "another import into" in capsys.readouterr().err
+    assert not index.exists()
+    assert await run(parse("import", str(source), "--index", str(index)), out=lambda line: None) == 0
