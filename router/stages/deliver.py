@@ -229,8 +229,12 @@ class DeliverStage:
         by_address = {r.address: r for r in group}
         for result in results:
             if result.status == RecipientStatus.ACCEPTED:
-                await self.journal.mark_mail(envelope_id, result.address, MailStep.RELAYED, at=now(),
-                                             detail=f"{result.code} {result.text}".strip())
+                # After the relay's 250 every write is patient (see _final): giving up here would send the job
+                # back to the bus and its next copy would mail again (found by the fault suite once this
+                # write came in with the delivery notices).
+                await self._patiently(lambda: self.journal.mark_mail(
+                    envelope_id, result.address, MailStep.RELAYED, at=now(),
+                    detail=f"{result.code} {result.text}".strip()), job, "mail")
             await self._record(job, by_address[result.address], result, message_id, last_attempt=last_attempt)
 
     async def _record(self, job: DocumentJob, recipient: Recipient, result: RecipientResult, message_id: str,

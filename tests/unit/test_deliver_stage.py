@@ -255,6 +255,35 @@ class OutcomeWritesFailFor:
         await self._journal.record_outcome(outcome)
 
 
+class RelayedMarksFailFor(OutcomeWritesFailFor):
+    """The real journal, whose "relayed" marks of a sent mail fail as "journal unavailable" for ``seconds``."""
+
+    async def record_outcome(self, outcome):
+        await self._journal.record_outcome(outcome)
+
+    async def mark_mail(self, *args, **kwargs):
+        from router.errors import TransientError
+        loop = asyncio.get_running_loop()
+        self._until = self._until or loop.time() + self.seconds
+        if loop.time() < self._until:
+            self.failed += 1
+            raise TransientError("journal unavailable: the database system is shutting down")
+        return await self._journal.mark_mail(*args, **kwargs)
+
+
+async def test_a_relayed_mark_meeting_a_journal_away_waits_for_it_and_never_mails_again(tmp_path):
+    """The fault suite's PostgreSQL restart: the 250 came, the journal is away for the mail's "relayed" mark."""
+    async with SqliteJournal(tmp_path / "journal.sqlite") as real:
+        journal = RelayedMarksFailFor(real, seconds=1.0)
+        mailer = SlowRecordingMailer()
+        stage = deliver_stage(journal, mailer, lease=2.0)
+        job = await received_job(real, "PATIENT-MARK-1")
+        await stage(Envelope(body=job.to_json(), message_id=job.job_id))     # no TransientError: waited it out
+        assert journal.failed >= 2
+        assert len(mailer.sent) == 1
+        assert [o.status for o in await real.outcomes(job.header.document_id)] == [OutcomeStatus.ACCEPTED]
+
+
 async def test_an_accepted_mail_is_recorded_once_the_journal_is_back_not_mailed_again(tmp_path):
     async with SqliteJournal(tmp_path / "journal.sqlite") as real:
         journal = OutcomeWritesFailFor(real, seconds=1.0)
