@@ -7,6 +7,8 @@ Every failure is a :class:`~router.errors.ParseError` with a readable reason.
 
 from __future__ import annotations
 
+import re
+import secrets
 from dataclasses import dataclass
 
 import hl7
@@ -18,6 +20,11 @@ from router.hl7.msh import MshHeader, read_header
 from router.hl7.segments import normalise_segments
 
 log = structlog.get_logger(__name__)
+
+#: A run of base64 this long (an embedded CDA or PDF in OBX-5) is kept out of python-hl7's parse: it splits
+#: the text into segments, fields, repetitions and components, each a copy, and held ~5x a 35 MiB message
+#: while it ran. Base64 holds no HL7 separator, so the run is one leaf wherever it lies.
+_LONG_RUN = re.compile(r"[A-Za-z0-9+/=]{65536,}")
 
 
 @dataclass
@@ -51,7 +58,36 @@ def parse_message(raw: bytes, default_charset: str = "utf-8", *, strict_charset:
     if lossy:
         log.warning("hl7.charset_replaced", control_id=header.control_id, codec=codec)
     try:
-        message = hl7.parse(text)
+        message = _parse_setting_aside(text)
     except Exception as exc:  # python-hl7 raises ParseException, ValueError, IndexError...
         raise ParseError(f"HL7 parse failed: {exc}") from exc
     return ParsedMessage(text=text, codec=codec, header=header, message=message, lossy=lossy)
+
+
+def _parse_setting_aside(text: str) -> hl7.Message:
+    """``hl7.parse(text)``, each long base64 run standing in as a marker leaf, put back in the tree after."""
+    runs: dict[str, str] = {}
+    tag = secrets.token_hex(8)
+
+    def aside(match: re.Match[str]) -> str:
+        marker = f"LIAISON{tag}RUN{len(runs)}"
+        runs[marker] = match.group()
+        return marker
+
+    short = _LONG_RUN.sub(aside, text) if len(text) > _LONG_RUN_MIN else text
+    message = hl7.parse(short)
+    if runs:
+        _put_back(message, runs)
+    return message
+
+
+_LONG_RUN_MIN = 65536
+
+
+def _put_back(node: list, runs: dict[str, str]) -> None:
+    for index, item in enumerate(node):
+        if isinstance(item, str):
+            if item in runs:
+                node[index] = runs.pop(item)
+        elif isinstance(item, list):
+            _put_back(item, runs)
