@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 
 import hl7
 import structlog
@@ -25,17 +26,28 @@ log = structlog.get_logger(__name__)
 #: the text into segments, fields, repetitions and components, each a copy, and held ~5x a 35 MiB message
 #: while it ran. Base64 holds no HL7 separator, so the run is one leaf wherever it lies.
 _LONG_RUN = re.compile(r"[A-Za-z0-9+/=]{65536,}")
+_LONG_RUN_MIN = 65536
+_TAG = secrets.token_hex(8)
+_MARKER = re.compile(f"LIAISON{_TAG}RUN[0-9]+")
 
 
 @dataclass
 class ParsedMessage:
     """A decoded, normalised message with its header and python-hl7 tree."""
 
-    text: str                  # decoded, ``\r``-separated, no blank segments
+    short_text: str            # the text with each long base64 run a marker (``runs``): what the PFI path reads
     codec: str                 # the Python codec used (answer in the same one)
     header: MshHeader
     message: hl7.Message
     lossy: bool = False        # some bytes did not match the charset and were replaced (U+FFFD)
+    runs: dict[str, str] = field(default_factory=dict)     # marker -> the run (the same str as the tree's leaf)
+
+    @cached_property
+    def text(self) -> str:
+        """Decoded, ``\\r``-separated, no blank segments; rebuilt with its runs only for a reader that asks."""
+        if not self.runs:
+            return self.short_text
+        return _MARKER.sub(lambda found: self.runs.get(found.group(), found.group()), self.short_text)
 
 
 def parse_message(raw: bytes, default_charset: str = "utf-8", *, strict_charset: bool = False) -> ParsedMessage:
@@ -57,34 +69,27 @@ def parse_message(raw: bytes, default_charset: str = "utf-8", *, strict_charset:
     header = read_header(text)
     if lossy:
         log.warning("hl7.charset_replaced", control_id=header.control_id, codec=codec)
+    runs: dict[str, str] = {}
+    if len(text) > _LONG_RUN_MIN:
+        text = _LONG_RUN.sub(lambda found: _aside(found, runs), text)     # the full text is not kept
     try:
-        message = _parse_setting_aside(text)
+        message = hl7.parse(text)
     except Exception as exc:  # python-hl7 raises ParseException, ValueError, IndexError...
         raise ParseError(f"HL7 parse failed: {exc}") from exc
-    return ParsedMessage(text=text, codec=codec, header=header, message=message, lossy=lossy)
-
-
-def _parse_setting_aside(text: str) -> hl7.Message:
-    """``hl7.parse(text)``, each long base64 run standing in as a marker leaf, put back in the tree after."""
-    runs: dict[str, str] = {}
-    tag = secrets.token_hex(8)
-
-    def aside(match: re.Match[str]) -> str:
-        marker = f"LIAISON{tag}RUN{len(runs)}"
-        runs[marker] = match.group()
-        return marker
-
-    short = _LONG_RUN.sub(aside, text) if len(text) > _LONG_RUN_MIN else text
-    message = hl7.parse(short)
     if runs:
-        _put_back(message, runs)
-    return message
+        _put_back(message, dict(runs))
+    return ParsedMessage(short_text=text, codec=codec, header=header, message=message, lossy=lossy, runs=runs)
 
 
-_LONG_RUN_MIN = 65536
+def _aside(found: re.Match[str], runs: dict[str, str]) -> str:
+    """A marker for one long run, kept in ``runs``; random per process, so no message can forge one."""
+    marker = f"LIAISON{_TAG}RUN{len(runs)}"
+    runs[marker] = found.group()
+    return marker
 
 
 def _put_back(node: list, runs: dict[str, str]) -> None:
+    """Each marker leaf of the tree becomes its run again."""
     for index, item in enumerate(node):
         if isinstance(item, str):
             if item in runs:

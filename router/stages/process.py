@@ -287,7 +287,7 @@ class ProcessStage:
 
 def message_source(parsed) -> MessageSource:
     header = parsed.header
-    msh = parsed.text.split("\r", 1)[0]
+    msh = parsed.short_text.split("\r", 1)[0]     # not .text: a large message's would be rebuilt
     return MessageSource(
         sending_application=header.sending_application, sending_facility=header.sending_facility,
         receiving_application=header.receiving_application, receiving_facility=header.receiving_facility,

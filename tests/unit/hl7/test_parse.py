@@ -57,6 +57,7 @@ def test_a_long_base64_run_is_parsed_apart_and_lands_in_the_tree_as_python_hl7_w
     assert value(obx, 5, 5) == run                                   # the leaf itself, not a marker
     assert value(parsed.message.segment("NTE"), 3, repetition=2) == run
     assert "RUN0" not in str(parsed.message)
+    assert run not in parsed.short_text and parsed.text == normalise_segments(text)    # rebuilt when asked
 
 
 def test_parsing_a_large_embedded_document_holds_no_tree_of_copies_of_it():
