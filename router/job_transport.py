@@ -2,7 +2,7 @@
 
 The process stage publishes each job to ``deliver.mss`` and ``deposit.dmp``. A CDA carrying a
 20 MB PDF is ~27 MB of base64 in the job's JSON, and the bus client copies a body several times
-while framing it (publishing and consuming it, the worker peaked at 7.4x the HL7 message). Over
+while framing it (``router/queues.py``), in the worker that publishes it and in the one that takes it. Over
 :data:`router.queues.INLINE_BODY_BYTES` the CDA is written once to the journal
 (:meth:`Journal.record_job_content`, durable before the job is published) and the job goes with an
 empty CDA and the ``body: journal`` header; the stage that takes it reads the CDA back by job id.
@@ -16,18 +16,16 @@ from dataclasses import replace
 from router import queues
 from router.errors import TransientError
 from router.model import DocumentJob
-from router.ports import Bus, Envelope, Journal
+from router.ports import Envelope, Journal
 
 
-async def publish_job(bus: Bus, journal: Journal, queue: str, job: DocumentJob, *, message_id: str,
-                      headers: dict[str, str]) -> None:
-    """Publish ``job`` on ``queue``; a CDA over the inline limit goes to the journal first (once per job)."""
+async def job_body(journal: Journal, job: DocumentJob) -> tuple[bytes, dict[str, str]]:
+    """The body and extra headers to publish ``job`` with (to every queue): a CDA over the inline limit is
+    written to the journal first, once, and left out of the body."""
     if len(job.cda) <= queues.INLINE_BODY_BYTES:
-        await bus.publish(queue, job.to_json(), message_id=message_id, headers=headers)
-        return
+        return job.to_json(), {}
     await journal.record_job_content(job.job_id, job.message_key, job.cda)
-    await bus.publish(queue, replace(job, cda=b"").to_json(), message_id=message_id,
-                      headers={**headers, queues.BODY_HEADER: queues.BODY_IN_JOURNAL})
+    return replace(job, cda=b"").to_json(), {queues.BODY_HEADER: queues.BODY_IN_JOURNAL}
 
 
 async def job_of(envelope: Envelope, journal: Journal) -> DocumentJob:
