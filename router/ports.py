@@ -238,6 +238,12 @@ class Journal(Protocol):
     async def rendered_document(self, facility: str, source_id: str) -> RenderedDocument | None:
         """The latest document rendered for that source id, or None."""
 
+    async def record_job_content(self, job_id: str, message_key: str, cda: bytes) -> None:
+        """Keep the CDA of a job too large for the bus under its job id, durably; a second call keeps the first."""
+
+    async def job_content(self, job_id: str) -> bytes | None:
+        """The CDA kept for ``job_id``, or None (never kept, or gone with its message's content)."""
+
     async def record_dmp_entry(self, entry: DmpEntry) -> None:
         """Keep which DMP entry (entryUUID, version) holds a document now; the latest write wins."""
 

@@ -8,7 +8,8 @@ Each call handles at most ``limit`` messages, oldest first, in one transaction,
 so a pass is many short batches that never hold the writer long.
 
 - content: the received bytes (``messages.raw``) and the CDA kept for later
-  versions (``documents.cda``) become empty; the timeline and outcomes stay.
+  versions (``documents.cda``) become empty, a large job's CDA (``job_contents``) goes; the timeline and
+  outcomes stay.
 - metadata: the message row, its timeline (``events``), its outcomes, its
   content bindings, its identifiers' keyed digests, its sent mails with their
   recipients' steps, and the notices matched to it go. Afterwards nothing remembers that a recipient accepted
@@ -43,6 +44,7 @@ def expire_content(before: str, limit: int) -> Operation[int]:
         marks = ", ".join("?" * len(keys))
         yield f"UPDATE messages SET raw = ? WHERE key IN ({marks})", (b"", *keys)
         yield f"UPDATE documents SET cda = ? WHERE message_key IN ({marks})", (b"", *keys)
+        yield f"DELETE FROM job_contents WHERE message_key IN ({marks})", tuple(keys)
     return len(keys)
 
 
@@ -56,7 +58,8 @@ def expire_metadata(before: str, limit: int) -> Operation[int]:
         yield f"UPDATE documents SET cda = ? WHERE message_key IN ({marks})", (b"", *keys)
         yield (f"DELETE FROM mail_recipients WHERE envelope_id IN "
                f"(SELECT envelope_id FROM sent_mails WHERE message_key IN ({marks}))", tuple(keys))
-        for table in ("events", "outcomes", "document_contents", "message_identifiers", "sent_mails", "notices"):
+        for table in ("events", "outcomes", "document_contents", "message_identifiers", "sent_mails", "notices",
+                      "job_contents"):
             yield f"DELETE FROM {table} WHERE message_key IN ({marks})", tuple(keys)
         yield f"DELETE FROM messages WHERE key IN ({marks})", tuple(keys)
     return len(keys)

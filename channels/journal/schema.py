@@ -48,6 +48,9 @@ Tables:
   relay took it and when it was delivered, failed, read or refused (``mails.py``);
   and every notice read, with what was made of it (matched, duplicate, unmatched,
   malformed).
+- ``job_contents`` (v10): the CDA of a DocumentJob too large to travel on the bus (over 1 MiB), keyed by
+  job id with its message key, sealed like ``raw`` (``job_contents.py``); the bus carries the job without
+  it. Retention removes the rows with the message's content.
 - ``schema_version``: one row per applied migration.
 
 Migrations: ``VERSIONS`` is one list for both dialects, so that a version
@@ -410,6 +413,23 @@ VERSIONS: dict[int, tuple[str | PerDialect, ...]] = {
         "CREATE INDEX document_contents_by_message ON document_contents (message_key)",
         "CREATE INDEX message_identifiers_by_message ON message_identifiers (message_key)",
         "CREATE INDEX notices_by_message ON notices (message_key)",
+    ),
+    10: (
+        # A DocumentJob's CDA over 1 MiB travels on the bus as a reference to this row (``job_contents.py``).
+        PerDialect(
+            """CREATE TABLE job_contents (
+            job_id       TEXT PRIMARY KEY,
+            message_key  TEXT NOT NULL,
+            cda          BLOB NOT NULL,
+            created_at   TEXT NOT NULL
+        )""",
+            """CREATE TABLE job_contents (
+            job_id       text PRIMARY KEY,
+            message_key  text NOT NULL,
+            cda          bytea NOT NULL,
+            created_at   timestamptz NOT NULL
+        )"""),
+        "CREATE INDEX job_contents_by_message ON job_contents (message_key)",
     ),
 }
 LATEST = max(VERSIONS)

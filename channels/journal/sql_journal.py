@@ -18,6 +18,7 @@ from channels.journal import activity as activity_sql
 from channels.journal import consents as consent_sql
 from channels.journal.digests import IdentifierDigests
 from channels.journal import documents as document_sql
+from channels.journal import job_contents as job_sql
 from channels.journal import mails as mail_sql
 from channels.journal import operations as ops
 from channels.journal import retention as retention_sql
@@ -150,6 +151,11 @@ class SqlJournal:
 
         await self._write(operation)
 
+    async def record_job_content(self, job_id: str, message_key: str, cda: bytes) -> None:
+        """Keep a large job's CDA once under its job id (``job_contents.py``)."""
+        now = ts(self._clock.now())
+        await self._write(lambda: job_sql.store(self._codec, job_id, message_key, cda, now))
+
     async def record_dmp_entry(self, entry: DmpEntry) -> None:
         now = ts(self._clock.now())
         await self._write(lambda: ops.record_dmp_entry(entry, now))
@@ -266,6 +272,9 @@ class SqlJournal:
 
     async def dmp_entry(self, document_id: str) -> DmpEntry | None:
         return await self._query(ops.dmp_entry(document_id))
+
+    async def job_content(self, job_id: str) -> bytes | None:
+        return await self._query(job_sql.content(self._codec, job_id))
 
 
 def not_open() -> TransientError:

@@ -7,7 +7,10 @@ Every failure is a :class:`~router.errors.ParseError` with a readable reason.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+import secrets
+from dataclasses import dataclass, field
+from functools import cached_property
 
 import hl7
 import structlog
@@ -19,16 +22,32 @@ from router.hl7.segments import normalise_segments
 
 log = structlog.get_logger(__name__)
 
+#: A run of base64 this long (an embedded CDA or PDF in OBX-5) is kept out of python-hl7's parse: it splits
+#: the text into segments, fields, repetitions and components, each a copy, and held ~5x a 35 MiB message
+#: while it ran. Base64 holds no HL7 separator, so the run is one leaf wherever it lies.
+_LONG_RUN = re.compile(r"[A-Za-z0-9+/=]{65536,}")
+_LONG_RUN_MIN = 65536
+_TAG = secrets.token_hex(8)
+_MARKER = re.compile(f"LIAISON{_TAG}RUN[0-9]+")
+
 
 @dataclass
 class ParsedMessage:
     """A decoded, normalised message with its header and python-hl7 tree."""
 
-    text: str                  # decoded, ``\r``-separated, no blank segments
+    short_text: str            # the text with each long base64 run a marker (``runs``): what the PFI path reads
     codec: str                 # the Python codec used (answer in the same one)
     header: MshHeader
     message: hl7.Message
     lossy: bool = False        # some bytes did not match the charset and were replaced (U+FFFD)
+    runs: dict[str, str] = field(default_factory=dict)     # marker -> the run (the same str as the tree's leaf)
+
+    @cached_property
+    def text(self) -> str:
+        """Decoded, ``\\r``-separated, no blank segments; rebuilt with its runs only for a reader that asks."""
+        if not self.runs:
+            return self.short_text
+        return _MARKER.sub(lambda found: self.runs.get(found.group(), found.group()), self.short_text)
 
 
 def parse_message(raw: bytes, default_charset: str = "utf-8", *, strict_charset: bool = False) -> ParsedMessage:
@@ -50,8 +69,30 @@ def parse_message(raw: bytes, default_charset: str = "utf-8", *, strict_charset:
     header = read_header(text)
     if lossy:
         log.warning("hl7.charset_replaced", control_id=header.control_id, codec=codec)
+    runs: dict[str, str] = {}
+    if len(text) > _LONG_RUN_MIN:
+        text = _LONG_RUN.sub(lambda found: _aside(found, runs), text)     # the full text is not kept
     try:
         message = hl7.parse(text)
     except Exception as exc:  # python-hl7 raises ParseException, ValueError, IndexError...
         raise ParseError(f"HL7 parse failed: {exc}") from exc
-    return ParsedMessage(text=text, codec=codec, header=header, message=message, lossy=lossy)
+    if runs:
+        _put_back(message, dict(runs))
+    return ParsedMessage(short_text=text, codec=codec, header=header, message=message, lossy=lossy, runs=runs)
+
+
+def _aside(found: re.Match[str], runs: dict[str, str]) -> str:
+    """A marker for one long run, kept in ``runs``; random per process, so no message can forge one."""
+    marker = f"LIAISON{_TAG}RUN{len(runs)}"
+    runs[marker] = found.group()
+    return marker
+
+
+def _put_back(node: list, runs: dict[str, str]) -> None:
+    """Each marker leaf of the tree becomes its run again."""
+    for index, item in enumerate(node):
+        if isinstance(item, str):
+            if item in runs:
+                node[index] = runs.pop(item)
+        elif isinstance(item, list):
+            _put_back(item, runs)

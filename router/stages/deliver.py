@@ -25,6 +25,7 @@ from datetime import timedelta
 import structlog
 
 from router.errors import PeerUnavailable, RejectedByPeer, TransientError
+from router.job_transport import job_of
 from router.model import Action, DocumentJob, Recipient, RecipientKind
 from router.ports import (AddressCheck, Envelope, Journal, JournalEvent, MailPackager, Mailer, MailRecipient, MailStep,
                           MessageState, Outcome, OutcomeStatus, RecipientResult, RecipientStatus, SentMail)
@@ -56,7 +57,7 @@ class DeliverStage:
         self.stale_claim = stale_claim
 
     async def __call__(self, envelope: Envelope) -> None:
-        job = DocumentJob.from_json(envelope.body)
+        job = await job_of(envelope, self.journal)     # a large CDA is read back from the journal
         last_attempt = self.policy.next_delay(envelope.attempt) is None
         current = {o.destination: o for o in await self.journal.outcomes(delivery_key(job))}
         done = {address: o.status for address, o in current.items() if final_for(o, job)}
@@ -148,7 +149,7 @@ class DeliverStage:
 
     async def parked(self, envelope: Envelope, reason: str) -> None:
         """The job was parked (a permanent error, or retries spent): fail what is still pending, tell the HIS."""
-        job = DocumentJob.from_json(envelope.body)
+        job = DocumentJob.from_json(envelope.body)      # its header and recipients: a CDA in the journal stays there
         done = {o.destination: o.status for o in await self.journal.outcomes(delivery_key(job)) if final_for(o, job)}
         for recipient in self._addressable(job):
             if done.get(recipient.address) not in _FINAL:

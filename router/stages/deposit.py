@@ -35,6 +35,7 @@ import structlog
 
 from router.dmp_rules import confidentiality_codes, deposit_refusal, describe
 from router.errors import PeerUnavailable, PermanentError
+from router.job_transport import job_of
 from router.model import Action, DmpConsent, DocumentJob
 from router.ports import (DepositReceipt, Envelope, Journal, JournalEvent, MessageState, Outcome, OutcomeStatus,
                           SharedRecord)
@@ -67,7 +68,7 @@ class DepositStage:
         self.stale_claim = stale_claim
 
     async def __call__(self, envelope: Envelope) -> None:
-        job = DocumentJob.from_json(envelope.body)
+        job = await job_of(envelope, self.journal)     # a large CDA is read back from the journal
         key = deposit_key(job)
         earlier = {o.destination: o for o in await self.journal.outcomes(key)}.get(DMP)
         if earlier is not None and final_for(earlier, job):
@@ -163,7 +164,7 @@ class DepositStage:
 
     async def parked(self, envelope: Envelope, reason: str) -> None:
         """The job was parked: a deposit still pending is failed, and the HIS told."""
-        job = DocumentJob.from_json(envelope.body)
+        job = DocumentJob.from_json(envelope.body)      # its header and recipients: a CDA in the journal stays there
         done = {o.destination: o.status for o in await self.journal.outcomes(deposit_key(job)) if final_for(o, job)}
         if done.get(DMP) not in _FINAL:
             await self._final(job, OutcomeStatus.FAILED, f"not deposited: {reason}", DMP_UNREACHABLE)

@@ -34,6 +34,7 @@ from router.content_check import ContentCheck
 from router.errors import PermanentError, TransientError, UnsupportedMessageError, ValidationError
 from router.hl7.parse import parse_message
 from router.model import Action, CdaHeader, DocumentJob, MessageSource, Recipient, RecipientKind
+from router.job_transport import job_body
 from router.mode import is_render_mode
 from router.payloads import without_payloads
 from router.pfi import read_pfi
@@ -238,11 +239,13 @@ class ProcessStage:
     async def _dispatch(self, job: DocumentJob) -> bool:
         """Hand the job to delivery; True when it went somewhere (mailboxes, or the DMP deposit queue)."""
         wants_mail, to_dmp = self._destinations(job)
-        headers = {"message_key": job.message_key, "document_id": job.header.document_id}
+        if wants_mail or to_dmp:
+            body, extra = await job_body(self.journal, job)     # a large CDA: journaled once for both queues
+            headers = {"message_key": job.message_key, "document_id": job.header.document_id, **extra}
         if wants_mail:
-            await self.bus.publish(queues.DELIVER_MSS, job.to_json(), message_id=job.job_id, headers=headers)
+            await self.bus.publish(queues.DELIVER_MSS, body, message_id=job.job_id, headers=headers)
         if to_dmp:
-            await self.bus.publish(queues.DEPOSIT_DMP, job.to_json(), message_id=f"dmp:{job.job_id}", headers=headers)
+            await self.bus.publish(queues.DEPOSIT_DMP, body, message_id=f"dmp:{job.job_id}", headers=headers)
             await self._event(job.message_key, job, "dmp", "queued", f"{job.action.value} queued for the DMP")
         elif job.flags.dest_dmp:
             # Without a DMP channel the journal and the HIS (ZAM^Z01 N) are told so rather than left waiting.
@@ -285,7 +288,7 @@ class ProcessStage:
 
 def message_source(parsed) -> MessageSource:
     header = parsed.header
-    msh = parsed.text.split("\r", 1)[0]
+    msh = parsed.short_text.split("\r", 1)[0]     # not .text: a large message's would be rebuilt
     return MessageSource(
         sending_application=header.sending_application, sending_facility=header.sending_facility,
         receiving_application=header.receiving_application, receiving_facility=header.receiving_facility,

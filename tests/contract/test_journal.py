@@ -583,13 +583,15 @@ async def test_contents_are_encrypted_at_rest_and_metadata_stays_searchable(back
     await journal.set_state(key, MessageState.PARKED, step="validated", detail="MARKER-DETAIL-DURAND")
     await journal.record_outcome(Outcome(DOC, MAIL_A, OutcomeStatus.FAILED, "MARKER-OUTCOME-DURAND", T0, key))
     await journal.record_document(a_document(cda=b"<ClinicalDocument>MARKER-CDA-DURAND</ClinicalDocument>"))
+    await journal.record_job_content("K-1:DOC", key, b"<ClinicalDocument>MARKER-JOB-DURAND</ClinicalDocument>")
     while_open = backend.stored_bytes()
     await journal.close()
     after_close = backend.stored_bytes()
 
     for stored in (while_open, after_close):
         assert b"REST-1" in stored                      # searchable metadata in clear
-        for marker in (secret, b"MARKER-DETAIL-DURAND", b"MARKER-OUTCOME-DURAND", b"MARKER-CDA-DURAND"):
+        for marker in (secret, b"MARKER-DETAIL-DURAND", b"MARKER-OUTCOME-DURAND", b"MARKER-CDA-DURAND",
+                       b"MARKER-JOB-DURAND"):
             assert (marker in stored) is (not backend.encrypted), marker
 
 
@@ -915,6 +917,16 @@ async def test_a_rendered_document_is_found_by_facility_and_source_id_and_its_la
                         cda=b"<ClinicalDocument>v2</ClinicalDocument>")
     await journal.record_document(second)
     assert await journal.rendered_document("CHU-TEST", "TXA-DOC-1") == second
+
+
+async def test_a_large_jobs_cda_is_kept_once_under_its_job_id(journal):
+    cda = b"<ClinicalDocument>" + bytes(range(256)) * 8192 + b"</ClinicalDocument>"      # 2 MiB, every byte value
+    assert await journal.job_content("K-1:DOC-1") is None
+    await journal.record_job_content("K-1:DOC-1", "K-1", cda)
+    await journal.record_job_content("K-1:DOC-1", "K-1", b"<other/>")     # a redelivered message: the first stays
+    kept = await journal.job_content("K-1:DOC-1")
+    assert type(kept) is bytes and kept == cda
+    assert await journal.job_content("K-1:DOC-2") is None
 
 
 async def test_the_dmp_entry_of_a_document_is_kept_and_its_latest_version_wins(journal):

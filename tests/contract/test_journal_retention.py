@@ -89,6 +89,20 @@ async def test_the_kept_cda_is_emptied_with_the_content_and_its_version_row_stay
     assert kept.cda == b"" and kept.version == 1 and kept.set_id == "SET-1"
 
 
+async def test_a_large_jobs_cda_goes_with_the_content_and_with_the_metadata(journal):
+    emptied = await message(journal, "JC", MessageState.DELIVERED, at=T0 - timedelta(days=1))     # oldest first
+    removed = await message(journal, "JM", MessageState.DELIVERED)
+    waiting = await message(journal, "JW", MessageState.DISPATCHED)
+    for key in (emptied, removed, waiting):
+        await journal.record_job_content(f"{key}:DOC", key, b"<ClinicalDocument/>")
+    assert await journal.expire_content(CUTOFF, limit=1) == 1
+    assert await journal.job_content(f"{emptied}:DOC") is None
+    assert await journal.job_content(f"{removed}:DOC") == b"<ClinicalDocument/>"
+    assert await journal.expire_metadata(CUTOFF, limit=100) == 2
+    assert await journal.job_content(f"{removed}:DOC") is None
+    assert await journal.job_content(f"{waiting}:DOC") == b"<ClinicalDocument/>"      # never a non-final one
+
+
 async def test_the_runner_works_in_batches_and_says_what_went(journal):
     for n in range(7):
         await message(journal, f"R{n}", MessageState.DELIVERED)

@@ -42,6 +42,8 @@ async def run(args: argparse.Namespace) -> int:
 async def _serve(settings: Settings, *, listen: bool = True, consume: bool = True) -> int:
     """Run the engine until SIGINT or SIGTERM, then stop it gracefully."""
     from channels.app.engine import Engine
+    from channels.app.malloc import fix_mmap_threshold
+    fix_mmap_threshold()            # a large message's peak goes back to the OS (channels/app/malloc.py)
     if isinstance(settings.bus, str) and settings.bus.startswith("embedded:") and not (listen and consume):
         # The embedded bus is one file locked by one process: a lone listener or worker has no partner.
         print("warning: the embedded bus serves one process; run listeners and workers apart only on a "
