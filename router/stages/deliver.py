@@ -250,7 +250,9 @@ class DeliverStage:
             await self._final(job, recipient, OutcomeStatus.FAILED, f"retries spent; last answer: {detail}",
                               MSS_UNREACHABLE)
         else:
-            await self._outcome(job, recipient, OutcomeStatus.RETRYING, detail)
+            # Patient too: a recipient of the same mail may have been accepted and not yet recorded.
+            await self._patiently(lambda: self._outcome(job, recipient, OutcomeStatus.RETRYING, detail), job,
+                                  "outcome")
 
     async def _final(self, job: DocumentJob, recipient: Recipient, status: OutcomeStatus, detail: str,
                      error: tuple[str, str] | None) -> None:
