@@ -84,9 +84,21 @@ class Browser:
 
     async def landed(self, old_element, timeout: float = 10.0) -> None:
         """Wait until the page the click left is gone (the next one loaded), so a following get() is not raced."""
-        from selenium.webdriver.support import expected_conditions
+        from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
         from selenium.webdriver.support.ui import WebDriverWait
-        await self.run(WebDriverWait(self.driver, timeout).until, expected_conditions.staleness_of(old_element))
+
+        def gone(_driver) -> bool:
+            try:
+                old_element.is_enabled()
+                return False
+            except StaleElementReferenceException:
+                return True
+            except WebDriverException as exc:      # chromedriver's word for a node whose document was replaced
+                if "does not belong to the document" in str(exc):
+                    return True
+                raise
+
+        await self.run(WebDriverWait(self.driver, timeout).until, gone)
         await self.run(WebDriverWait(self.driver, timeout).until,
                        lambda driver: driver.execute_script("return document.readyState") == "complete")
 
