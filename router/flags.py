@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -245,25 +246,28 @@ def check_combination(flags: Flags, *, has_ps_recipients: bool, has_patient_reci
     segments) gives the segments' sequence numbers; without it ERR-2 names
     the segment and field only.
     """
-    places = _Places.of(message)
-    problems = [(rule.reason, "103", places.row(rule.row)) for rule in RULES if rule.forbidden(flags)]
+    # (reason, HL7 code, where): the place is found only when something is wrong (the door runs this per message).
+    problems: list[tuple[str, str, Callable[[_Places], str]]] = [
+        (rule.reason, "103", functools.partial(_Places.row, code=rule.row)) for rule in RULES if rule.forbidden(flags)]
     if flags.dest_mss_ps and not has_ps_recipients:
         problems.append(("DESTMSSANTEPS=Y sans destinataire professionnel (PRT RCT) "
-                         "— no professional recipient given", "101", places.missing_recipient()))
+                         "— no professional recipient given", "101", _Places.missing_recipient))
     if flags.dest_mss_patient and not has_patient_recipient:
         problems.append(("DESTMSSANTEPAT=Y sans destinataire patient (PRT RCT avec INS) "
-                         "— no patient recipient given", "101", places.missing_recipient()))
+                         "— no patient recipient given", "101", _Places.missing_recipient))
     if has_ps_recipients and not flags.dest_mss_ps:
         problems.append(("destinataire professionnel (PRT RCT) avec DESTMSSANTEPS=N "
-                         "— professional recipients given but not asked for", "103", places.row("DESTMSSANTEPS")))
+                         "— professional recipients given but not asked for", "103",
+                         functools.partial(_Places.row, code="DESTMSSANTEPS")))
     if has_patient_recipient and not flags.dest_mss_patient:
         problems.append(("destinataire patient (PRT RCT) avec DESTMSSANTEPAT=N "
-                         "— a patient recipient given but not asked for", "103", places.row("DESTMSSANTEPAT")))
+                         "— a patient recipient given but not asked for", "103",
+                         functools.partial(_Places.row, code="DESTMSSANTEPAT")))
     if problems:
         reasons = [reason for reason, _, _ in problems]
-        _, code, location = problems[0]
+        _, code, place = problems[0]
         raise ValidationError("; ".join(reasons), details=reasons, hl7_code=code,
-                              hl7_text=_TEXTS[code], hl7_location=location)
+                              hl7_text=_TEXTS[code], hl7_location=place(_Places.of(message)))
 
 
 _TEXTS = {"101": "Required field missing", "103": "Table value not found"}

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from channels.app.demo.his import RecordingHis
 from channels.journal.postgresql import PostgresJournal
+from channels.testing.engine_config import mail_and_acks_toml
 from channels.testing.local import free_port, wait_port
 from tests.faults.servers import LETTERS, Postgres, Servers
 from tests.support.tcp_proxy import SlowUpload, TcpProxy
@@ -112,21 +113,7 @@ name = "his"
 host = "127.0.0.1"
 port = {port}
 
-[mss]
-relay = "smtp://127.0.0.1:{self.relay.port}?pool={SMTP_POOL}"
-sender = "pfi@hopital-test.mssante.fr"
-client_cert = "{self.servers.postfix.pki.client_cert}"
-client_key = "{self.servers.postfix.pki.client_key}"
-ca_file = "{self.servers.postfix.pki.ca_cert}"
-nil = "TEST-NIL-0001"
-message_id_domain = "hopital-test.mssante.fr"
-timeout = 30
-
-[acks]
-host = "127.0.0.1"
-port = {his_port}
-timeout = 5
-""")
+{mail_and_acks_toml(relay_port=self.relay.port, pool=SMTP_POOL, pki=self.servers.postfix.pki, his_port=his_port)}""")
 
     def start_process(self, name: str) -> None:
         verb = ["run", "--ingest-only"] if name in self.ports else ["worker"]

@@ -47,6 +47,7 @@ import pytest
 from channels.journal.sqlite import SqliteJournal
 from channels.app.demo.his import RecordingHis
 from channels.mllp.sender import MllpSender
+from channels.testing.engine_config import mail_and_acks_toml
 from channels.testing.rabbitmq import RabbitmqctlMissing, rabbitmq_vhost
 from channels.testing.messages import DR_MARTIN, PATIENT, encode_message, make_cda, make_pfi_oru, patient_rct
 from router.ports import MessageState, OutcomeStatus
@@ -238,21 +239,7 @@ name = "his"
 host = "127.0.0.1"
 port = 0
 
-[mss]
-relay = "smtp://127.0.0.1:{relay_port}?pool={SMTP_POOL}"
-sender = "pfi@hopital-test.mssante.fr"
-client_cert = "{pki.client_cert}"
-client_key = "{pki.client_key}"
-ca_file = "{pki.ca_cert}"
-nil = "TEST-NIL-0001"
-message_id_domain = "hopital-test.mssante.fr"
-timeout = 30
-
-[acks]
-host = "127.0.0.1"
-port = {his_port}
-timeout = 5
-""")
+{mail_and_acks_toml(relay_port=relay_port, pool=SMTP_POOL, pki=pki, his_port=his_port)}""")
     return str(path)
 
 
