@@ -23,7 +23,8 @@ from channels.console import browse
 from channels.console.pages import render
 from channels.console.security import check_api_csrf, check_csrf, requires
 from channels.console.users import Role
-from router.actions import ActionError, ActionResult, MessageActions, NoSuchMessageError
+from channels.console.action_errors import as_http_errors, status_of
+from router.actions import ActionError, ActionResult, MessageActions
 
 #: action (as in URLs) → (title, what it does, needs a recipient, needs a reason)
 ACTIONS = {
@@ -76,12 +77,8 @@ async def perform(request: Request) -> Response:
     check_csrf(request, form.get("csrf"))
     if form.get("confirm") != "yes":
         raise HTTPException(400, "not confirmed: tick the confirmation box")
-    try:
+    with as_http_errors():
         await _do(request.app.state.actions, action, key, request.state.user.name, dict(form))
-    except NoSuchMessageError as exc:
-        raise HTTPException(404, str(exc)) from exc
-    except ActionError as exc:
-        raise HTTPException(409, str(exc)) from exc
     return RedirectResponse(f"/messages/{key}", status_code=303)
 
 
@@ -98,10 +95,8 @@ async def api_perform(request: Request) -> Response:
         return JSONResponse({"error": "expected a JSON object body, e.g. {\"reason\": \"...\"}"}, status_code=400)
     try:
         result = await _do(request.app.state.actions, action, key, request.state.user.name, fields)
-    except NoSuchMessageError as exc:
-        return JSONResponse({"error": str(exc)}, status_code=404)
     except ActionError as exc:
-        return JSONResponse({"error": str(exc)}, status_code=409)
+        return JSONResponse({"error": str(exc)}, status_code=status_of(exc))
     return JSONResponse({"message_key": result.message_key, "action": result.action, "outcome": result.outcome})
 
 

@@ -8,7 +8,6 @@ CSRF token.
 
 from __future__ import annotations
 
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
@@ -16,7 +15,7 @@ from starlette.routing import Route
 from channels.console import browse
 from channels.console.security import check_api_csrf, csrf_token, requires
 from channels.console.users import Role
-from router.actions import ActionError, NoSuchMessageError
+from channels.console.action_errors import as_http_errors
 
 
 @requires(Role.VIEWER, api=True)
@@ -77,13 +76,9 @@ async def parked(request: Request) -> Response:
 @requires(Role.OPERATOR, api=True)
 async def release(request: Request) -> Response:
     check_api_csrf(request)
-    try:
+    with as_http_errors():
         result = await request.app.state.actions.release_parked(
             request.path_params["queue"], request.path_params["message_id"], request.state.user.name)
-    except NoSuchMessageError as exc:
-        raise HTTPException(404, str(exc)) from exc
-    except ActionError as exc:
-        raise HTTPException(409, str(exc)) from exc
     return JSONResponse({"released": True, "message_key": result.message_key, "outcome": result.outcome})
 
 

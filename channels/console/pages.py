@@ -11,7 +11,7 @@ from channels.console import browse
 from channels.console.narrative import carried_cda, readable
 from channels.console.security import check_csrf, csrf_token, current_user, requires
 from channels.console.users import LOCK_FOR, MAX_FAILURES, Role
-from router.actions import ActionError, NoSuchMessageError
+from channels.console.action_errors import as_http_errors
 from router.ports import MessageState
 
 LOGIN_FAILED = {
@@ -124,13 +124,9 @@ async def release(request: Request) -> Response:
     check_csrf(request, form.get("csrf"))
     if form.get("confirm") != "yes":
         raise HTTPException(400, "the release was not confirmed")
-    try:
+    with as_http_errors():
         result = await request.app.state.actions.release_parked(
             request.path_params["queue"], request.path_params["message_id"], request.state.user.name)
-    except NoSuchMessageError as exc:
-        raise HTTPException(404, str(exc)) from exc
-    except ActionError as exc:
-        raise HTTPException(409, str(exc)) from exc
     return RedirectResponse(f"/messages/{result.message_key}", status_code=303)
 
 
