@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import re
 
 import httpx
 from argon2 import PasswordHasher
 
+from channels.app.cli.main import main
 from channels.console.users import Role, SqliteUsers
 
 PASSWORD = "correct horse battery"
@@ -31,3 +33,9 @@ async def login(client: httpx.AsyncClient, name: str, password: str) -> httpx.Re
     """Log in through the login page, as a browser would (its form's CSRF token included)."""
     form = await client.get("/login")
     return await client.post("/login", data={"name": name, "password": password, "csrf": csrf_of(form.text)})
+
+
+def user(config, monkeypatch, *args: str, stdin: str = "") -> int:
+    """Run ``liaison user ARGS -c config`` with ``stdin`` as its standard input; its exit status."""
+    monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
+    return main(["user", "-c", str(config), *args])

@@ -80,3 +80,13 @@ async def console(tmp_path):
         await bus.close()
         await journal.close()
         users.close()
+
+
+@pytest.fixture
+def config(tmp_path):
+    """A ``liaison.toml`` naming a journal and a users file, for the ``liaison user`` tests."""
+    path = tmp_path / "liaison.toml"
+    path.write_text(f'[engine]\njournal = "sqlite://{tmp_path}/journal.sqlite"\n'
+                    f'[console]\nusers = "{tmp_path}/users.sqlite"\n')
+    return path
+

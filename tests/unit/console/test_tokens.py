@@ -9,28 +9,13 @@ from __future__ import annotations
 
 import getpass
 import hashlib
-import io
 import sqlite3
 
 import pytest
 
-from channels.app.cli.main import main
 from channels.console.users import MAX_FAILURES
 from router.ports import MessageState
-from tests.support.console import PASSWORD, login
-
-
-@pytest.fixture
-def config(tmp_path):
-    path = tmp_path / "liaison.toml"
-    path.write_text(f'[engine]\njournal = "sqlite://{tmp_path}/journal.sqlite"\n'
-                    f'[console]\nusers = "{tmp_path}/users.sqlite"\n')
-    return path
-
-
-def user(config, monkeypatch, *args: str, stdin: str = "") -> int:
-    monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
-    return main(["user", "-c", str(config), *args])
+from tests.support.console import PASSWORD, login, user
 
 
 def test_token_is_printed_once_and_kept_only_as_its_hash(config, monkeypatch, capsys, tmp_path):

@@ -2,25 +2,11 @@
 
 from __future__ import annotations
 
-import io
 import sqlite3
 
 import pytest
 
-from channels.app.cli.main import main
-
-
-@pytest.fixture
-def config(tmp_path):
-    path = tmp_path / "liaison.toml"
-    path.write_text(f'[engine]\njournal = "sqlite://{tmp_path}/journal.sqlite"\n'
-                    f'[console]\nusers = "{tmp_path}/users.sqlite"\n')
-    return path
-
-
-def user(config, monkeypatch, *args: str, stdin: str = "") -> int:
-    monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
-    return main(["user", "-c", str(config), *args])
+from tests.support.console import user
 
 
 def test_add_list_disable(config, monkeypatch, capsys, tmp_path):
