@@ -37,10 +37,10 @@ from pathlib import Path
 from channels.notices.imap import imap_utf7
 from channels.testing.local import free_port
 from channels.testing.pki import TestPki, make_test_pki
+from channels.testing.system import SBIN_PATH, process_alive, run_tool
 
 __all__ = ["DovecotInstance", "dovecot_unavailable", "start_dovecot"]
 
-_SBIN = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
 
 _CONFIG = """\
 instance_name = liaison-test-{port}
@@ -129,7 +129,7 @@ class DovecotInstance:
         # The master daemonizes; its output goes to a file, not to pipes it would keep open.
         with open(self.root / "start.out", "wb") as out:
             code = subprocess.run(["dovecot", "-c", str(self.config)], stdout=out, stderr=subprocess.STDOUT,
-                                  stdin=subprocess.DEVNULL, env={**os.environ, "PATH": _SBIN}, timeout=60).returncode
+                                  stdin=subprocess.DEVNULL, env={**os.environ, "PATH": SBIN_PATH}, timeout=60).returncode
         if code != 0:
             said = (self.root / "start.out").read_text(errors="replace").strip()
             raise RuntimeError(f"dovecot did not start ({code}): {said}\n{self.log_tail()}")
@@ -155,11 +155,11 @@ class DovecotInstance:
 
     def _halt(self) -> None:
         pid = self._master_pid()
-        _run(["doveadm", "-c", str(self.config), "stop"], check=False)
+        run_tool(["doveadm", "-c", str(self.config), "stop"], check=False)
         deadline = time.monotonic() + 15
-        while pid is not None and _alive(pid) and time.monotonic() < deadline:
+        while pid is not None and process_alive(pid) and time.monotonic() < deadline:
             time.sleep(0.05)
-        if pid is not None and _alive(pid):
+        if pid is not None and process_alive(pid):
             os.kill(pid, signal.SIGKILL)
         # The master's children (auth, imap-login, imap...) exit just after it: wait for them, so nothing is left.
         deadline = time.monotonic() + 10
@@ -190,7 +190,7 @@ class DovecotInstance:
 
 def dovecot_unavailable() -> str | None:
     """Why a private Dovecot cannot run here, or None when it can."""
-    if shutil.which("dovecot", path=_SBIN) is None or shutil.which("doveadm", path=_SBIN) is None:
+    if shutil.which("dovecot", path=SBIN_PATH) is None or shutil.which("doveadm", path=SBIN_PATH) is None:
         return "dovecot is not installed (apt-get install dovecot-imapd)"
     if os.geteuid() != 0:
         return "a private Dovecot instance needs root"
@@ -261,19 +261,3 @@ def _maildir_name(folder: str) -> str:
     return imap_utf7(folder).replace("/", ".")
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _run(args: list[str], *, check: bool = True) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PATH": _SBIN}
-    result = subprocess.run(args, capture_output=True, text=True, env=env, timeout=60)
-    if check and result.returncode != 0:
-        raise RuntimeError(f"{' '.join(args)} exited {result.returncode}: {result.stderr.strip()}")
-    return result

@@ -31,7 +31,6 @@ import os
 import pwd
 import shutil
 import socket
-import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -41,7 +40,9 @@ from pathlib import Path
 
 import pytest
 
+from channels.testing.local import free_port
 from channels.testing.pki import TestPki, make_test_pki
+from channels.testing.system import SBIN_PATH, process_alive, run_tool
 
 __all__ = ["BUSY", "BUSY_REPLY", "DOMAINS", "LOCAL_DOMAIN", "UNDELIVERABLE", "UNKNOWN", "UNKNOWN_REPLY", "DeliveredMail", "PostfixInstance",
            "postfix_fixture", "postfix_unavailable", "require_postfix", "start_postfix"]
@@ -54,7 +55,6 @@ BUSY = ("occupe@hopital-test.mssante.fr",)
 UNKNOWN_REPLY = "550 5.1.1 User unknown in virtual mailbox table"
 BUSY_REPLY = "450 4.2.1 Mailbox busy, try again later"
 MAIN_CF = Path("/etc/postfix/main.cf")
-_SBIN = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
 
 _MASTER_CF = """\
 {port}      inet  n       -       n       -       -       smtpd
@@ -158,12 +158,12 @@ class PostfixInstance:
             return
         self._stopped = True
         pid = _master_pid(self.root)
-        _run(["postfix", "-c", str(self.conf_dir), "stop"], check=False)
+        run_tool(["postfix", "-c", str(self.conf_dir), "stop"], check=False)
         deadline = time.monotonic() + 15
-        while pid is not None and _alive(pid) and time.monotonic() < deadline:
+        while pid is not None and process_alive(pid) and time.monotonic() < deadline:
             time.sleep(0.05)
-        if pid is not None and _alive(pid):
-            _run(["postfix", "-c", str(self.conf_dir), "abort"], check=False)
+        if pid is not None and process_alive(pid):
+            run_tool(["postfix", "-c", str(self.conf_dir), "abort"], check=False)
         _deauthorise(self.conf_dir)
         if not self._keep:
             shutil.rmtree(self.root, ignore_errors=True)
@@ -171,7 +171,7 @@ class PostfixInstance:
 
 def postfix_unavailable() -> str | None:
     """Why a private Postfix cannot run here, or None when it can."""
-    if shutil.which("postfix", path=_SBIN) is None or shutil.which("postconf", path=_SBIN) is None:
+    if shutil.which("postfix", path=SBIN_PATH) is None or shutil.which("postconf", path=SBIN_PATH) is None:
         return "postfix is not installed (run deploy/scripts/prepare-postfix.sh as root)"
     if os.geteuid() != 0:
         return "a private Postfix instance needs root"
@@ -208,12 +208,12 @@ def start_postfix(*, domains: Iterable[str] = DOMAINS, unknown: Iterable[str] = 
     root.chmod(0o755)               # Postfix's daemons run as 'postfix' and must reach the queue
     instance: PostfixInstance | None = None
     try:
-        instance = PostfixInstance(root, _free_port(), pki or make_test_pki(root / "pki"), keep=keep)
+        instance = PostfixInstance(root, free_port(), pki or make_test_pki(root / "pki"), keep=keep)
         _configure(instance, tuple(domains), tuple(unknown), tuple(busy), dict(mailboxes or {}))
         _authorise(instance.conf_dir)
-        if _run(["postfix", "-c", str(instance.conf_dir), "check"], check=False).returncode != 0:
+        if run_tool(["postfix", "-c", str(instance.conf_dir), "check"], check=False).returncode != 0:
             raise RuntimeError(f"postfix check failed: {_explain('check', instance)}")
-        if _run(["postfix", "-c", str(instance.conf_dir), "start"], check=False).returncode != 0:
+        if run_tool(["postfix", "-c", str(instance.conf_dir), "start"], check=False).returncode != 0:
             raise RuntimeError(f"postfix start failed: {_explain('start', instance)}")
         _wait_for_banner(instance, start_timeout)
         return instance
@@ -300,7 +300,7 @@ def _configure(instance: PostfixInstance, domains: tuple[str, ...], unknown: tup
         (conf / "mailboxes").write_text("".join(lines))
         settings["virtual_mailbox_base"] = "/"
         settings["virtual_mailbox_maps"] = f"texthash:{conf / 'mailboxes'}"
-    _run(["postconf", "-c", str(conf), "-e", *(f"{k}={v}" for k, v in settings.items())])
+    run_tool(["postconf", "-c", str(conf), "-e", *(f"{k}={v}" for k, v in settings.items())])
 
 
 def _authorise(conf_dir: Path) -> None:
@@ -308,20 +308,20 @@ def _authorise(conf_dir: Path) -> None:
     if not MAIN_CF.exists():
         MAIN_CF.parent.mkdir(parents=True, exist_ok=True)
         MAIN_CF.write_text("# created by Liaison's tests: Postfix installed with 'No configuration'\n")
-    current = _run(["postconf", "-h", "alternate_config_directories"]).stdout.split()
+    current = run_tool(["postconf", "-h", "alternate_config_directories"]).stdout.split()
     if str(conf_dir) not in current:
-        _run(["postconf", "-e", "alternate_config_directories=" + " ".join([*current, str(conf_dir)])])
+        run_tool(["postconf", "-e", "alternate_config_directories=" + " ".join([*current, str(conf_dir)])])
 
 
 def _deauthorise(conf_dir: Path) -> None:
-    result = _run(["postconf", "-h", "alternate_config_directories"], check=False)
+    result = run_tool(["postconf", "-h", "alternate_config_directories"], check=False)
     current = result.stdout.split()
     if result.returncode == 0 and str(conf_dir) in current:
         remaining = [d for d in current if d != str(conf_dir)]
         if remaining:
-            _run(["postconf", "-e", "alternate_config_directories=" + " ".join(remaining)], check=False)
+            run_tool(["postconf", "-e", "alternate_config_directories=" + " ".join(remaining)], check=False)
         else:
-            _run(["postconf", "-X", "alternate_config_directories"], check=False)
+            run_tool(["postconf", "-X", "alternate_config_directories"], check=False)
 
 
 def _wait_for_banner(instance: PostfixInstance, timeout: float) -> None:
@@ -342,7 +342,7 @@ def _wait_for_banner(instance: PostfixInstance, timeout: float) -> None:
 
 def _explain(command: str, instance: PostfixInstance) -> str:
     """Postfix prints its errors only to a terminal or its log: rerun under script(1) to see them."""
-    shown = _run(["script", "-qc", f"postfix -c {instance.conf_dir} {command}", "/dev/null"], check=False)
+    shown = run_tool(["script", "-qc", f"postfix -c {instance.conf_dir} {command}", "/dev/null"], check=False)
     return f"{shown.stdout.strip()}\nmail log:\n{instance.log_tail()}"
 
 
@@ -353,25 +353,3 @@ def _master_pid(root: Path) -> int | None:
         return None
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _run(args: list[str], *, check: bool = True) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PATH": _SBIN}
-    result = subprocess.run(args, capture_output=True, text=True, env=env, timeout=60)
-    if check and result.returncode != 0:
-        raise RuntimeError(f"{' '.join(args)} exited {result.returncode}: {result.stderr.strip()}")
-    return result
