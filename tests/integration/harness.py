@@ -133,6 +133,15 @@ class Pipeline:
                 return record
             await asyncio.sleep(0.05)
 
+    async def zams(self, control_id: str, trigger: str, count: int, timeout: float = 30.0) -> list[str]:
+        """The ZAM^``trigger`` the HIS received for ``control_id``, once there are ``count`` (or at the deadline)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [z for z in self.his.received if f"ZAM^{trigger}" in z and f"|{control_id}|" in z]
+            if len(found) >= count or time.monotonic() > deadline:
+                return found
+            await asyncio.sleep(0.05)
+
 
 async def sink_pipeline(root: Path, **options) -> Pipeline:
     """A started engine relaying to the scriptable TLS mail sink (``pipe.sink``, stopped with it): no Postfix."""

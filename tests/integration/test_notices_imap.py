@@ -16,8 +16,8 @@ from channels.smtp.mailer import SmtpMailer
 from channels.testing.cda import make_cda
 from channels.testing.messages import DR_MARTIN, Patient, Rct, encode_message, make_pfi_oru
 from channels.testing.notices import error_mail, mdn_mail
-from mappings.cda_header import read_header
 from router.ports import MessageState, NoticeVerdict, OutcomeStatus
+from tests.support.poll import eventually
 from tests.integration.harness import Pipeline
 from tests.support.dovecot import require_dovecot, start_dovecot
 from tests.support.postfix import UNDELIVERABLE, require_postfix, start_postfix
@@ -83,21 +83,12 @@ def segments(zam: str, name: str) -> list[str]:
     return [s for s in zam.split("\r") if s.startswith(name)]
 
 
-async def zams_for(pipe: Pipeline, control_id: str, trigger: str, count: int, timeout: float = 30.0) -> list[str]:
-    deadline = time.monotonic() + timeout
-    while True:
-        found = [z for z in pipe.his.received if f"ZAM^{trigger}" in z and f"|{control_id}|" in z]
-        if len(found) >= count or time.monotonic() > deadline:
-            return found
-        await asyncio.sleep(0.1)
-
-
 async def test_real_dsns_give_the_final_zam_z02_delivered_and_failed(pipe, servers):
     dovecot, _ = servers
     message_id = await send_document(pipe, "NOT-DSN-1", [DR_MARTIN, ABSENT], ACK_RECEPTION="Y")
 
     # Relay acceptance (Z02 Y x2), then the DSNs: delivered for Martin (Z02 Y), failed for the absent one (Z02 N).
-    zams = await zams_for(pipe, "NOT-DSN-1", "Z02", 4)
+    zams = await pipe.zams("NOT-DSN-1", "Z02", 4)
     assert len(zams) == 4, pipe.his.received
     failed = [z for z in zams if "|N^^expandedYes-NoIndicator|" in z]
     assert len(failed) == 1 and ABSENT.address in failed[0]
@@ -114,7 +105,8 @@ async def test_real_dsns_give_the_final_zam_z02_delivered_and_failed(pipe, serve
     assert outcomes == {DR_MARTIN.address: OutcomeStatus.ACCEPTED, ABSENT.address: OutcomeStatus.FAILED}
     kept = [n for n in await pipe.journal.notices() if n.envelope_id == mail.envelope_id]
     assert {n.kind for n in kept} == {"dsn"} and len(kept) == 2
-    await eventually(lambda: len(dovecot.messages(PFI, DONE)) >= 2)      # moved once applied, never deleted
+    await eventually(lambda: len(dovecot.messages(PFI, DONE)) >= 2, "both DSNs moved to Traités",
+                     timeout=20.0)                                    # moved once applied, never deleted
 
     lines: list[str] = []
     assert await show(pipe.engine.settings, mail.message_key, raw=False, out=lines.append) == 0
@@ -134,14 +126,15 @@ async def test_an_mdn_processed_gives_zam_z03_once_even_when_delivered_twice(pip
     mdn = mdn_mail(original_message_id=message_id, reader=DR_MARTIN.address, to=PFI)
 
     await reply_as_recipient(postfix, DR_MARTIN.address, mdn)
-    [z03] = await zams_for(pipe, "NOT-MDN-1", "Z03", 1)
+    [z03] = await pipe.zams("NOT-MDN-1", "Z03", 1)
     assert "ACK_LECTURE_MSS" in z03 and f"^^X.400^{DR_MARTIN.address}" in z03 and "|Y^^expandedYes" in z03
 
     dovecot, reader = servers[0], pipe.engine.notice_reader
     done = len(dovecot.messages(PFI, DONE))
     await reply_as_recipient(postfix, DR_MARTIN.address, mdn)            # the same notice again
-    await eventually(lambda: len(dovecot.messages(PFI, DONE)) > done)   # read, applied, moved
-    assert len(await zams_for(pipe, "NOT-MDN-1", "Z03", 2, timeout=2)) == 1
+    await eventually(lambda: len(dovecot.messages(PFI, DONE)) > done, "the second MDN moved to Traités",
+                     timeout=20.0)                                    # read, applied, moved
+    assert len(await pipe.zams("NOT-MDN-1", "Z03", 2, timeout=2)) == 1
     assert reader.handled >= 3                                           # the DSN, the MDN, its copy
 
 
@@ -154,7 +147,7 @@ async def test_an_mdn_error_and_an_error_mail_carry_the_ans_code_to_the_his(pipe
     await reply_as_recipient(postfix, ABSENT.address, error_mail(
         original_message_id=message_id, sender=ABSENT.address, to=PFI, code="903", label="Document illisible"))
 
-    zams = await zams_for(pipe, "NOT-ERR-1", "Z03", 2)
+    zams = await pipe.zams("NOT-ERR-1", "Z03", 2)
     by_reader = {next(a for a in (DR_MARTIN.address, ABSENT.address) if a in z): z for z in zams}
     assert "902^Identifiant de patient inconnu^MSSERRORCODE" in segments(by_reader[DR_MARTIN.address], "ERR")[0]
     assert "903^Document illisible^MSSERRORCODE" in segments(by_reader[ABSENT.address], "ERR")[0]
@@ -168,7 +161,8 @@ async def test_garbage_is_journaled_and_moved_aside_and_the_channel_goes_on(pipe
                              + b"\r\nSubject: Bonjour\r\nMessage-ID: <garbage-1@hopital-test>\r\n\r\nPas un accuse.\r\n")
     kept = await wait_for_notice(pipe, lambda n: n.notice_id == "<garbage-1@hopital-test>")
     assert kept.verdict == NoticeVerdict.MALFORMED and "expected a delivery status notification" in kept.detail
-    await eventually(lambda: len(dovecot.messages(PFI, UNRECOGNISED)) > before)
+    await eventually(lambda: len(dovecot.messages(PFI, UNRECOGNISED)) > before, "the garbage moved to Non reconnus",
+                     timeout=20.0)
     lines: list[str] = []
     assert await notices(pipe.engine.settings, unrecognised=True, limit=10, out=lines.append) == 0
     assert any("<garbage-1@hopital-test>" in line and "malformed" in line for line in lines)
@@ -176,21 +170,21 @@ async def test_garbage_is_journaled_and_moved_aside_and_the_channel_goes_on(pipe
     message_id = await send_document(pipe, "NOT-GARB-1", [DR_MARTIN], ACK_LECTURE_MSS="Y")
     await reply_as_recipient(postfix, DR_MARTIN.address, mdn_mail(original_message_id=message_id,
                                                                   reader=DR_MARTIN.address, to=PFI))
-    assert len(await zams_for(pipe, "NOT-GARB-1", "Z03", 1)) == 1
+    assert len(await pipe.zams("NOT-GARB-1", "Z03", 1)) == 1
 
 
 async def test_dovecot_restarted_mid_run_the_reader_reconnects_and_misses_nothing(pipe, servers):
     dovecot, postfix = servers
     message_id = await send_document(pipe, "NOT-RST-1", [DR_MARTIN], ACK_LECTURE_MSS="Y")
     reader = pipe.engine.notice_reader
-    await eventually(lambda: reader.connections >= 1)
+    await eventually(lambda: reader.connections >= 1, "the reader connected", timeout=20.0)
     opened = reader.connections
 
     dovecot.restart()
     await reply_as_recipient(postfix, DR_MARTIN.address, mdn_mail(original_message_id=message_id,
                                                                   reader=DR_MARTIN.address, to=PFI))
 
-    assert len(await zams_for(pipe, "NOT-RST-1", "Z03", 1)) == 1
+    assert len(await pipe.zams("NOT-RST-1", "Z03", 1)) == 1
     assert reader.connections > opened
 
 
@@ -205,14 +199,6 @@ async def wait_for_notice(pipe: Pipeline, match, timeout: float = 30.0):
         await asyncio.sleep(0.1)
 
 
-async def eventually(predicate, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.05)
-
-
 async def test_a_full_mailbox_is_worked_through_in_batches(pipe, servers):
     """Twelve old mails (the reader fetches five at a time): each one journaled and moved."""
     import aioimaplib
@@ -221,7 +207,7 @@ async def test_a_full_mailbox_is_worked_through_in_batches(pipe, servers):
     from channels.testing.notices import dsn_mail
     dovecot, _ = servers
     reader = pipe.engine.notice_reader
-    await eventually(lambda: reader.connections >= 1)
+    await eventually(lambda: reader.connections >= 1, "the reader connected", timeout=20.0)
     handled = reader.handled
     tls = client_context(client_cert=dovecot.pki.client_cert, client_key=dovecot.pki.client_key,
                          ca_file=dovecot.pki.ca_cert)
@@ -233,7 +219,8 @@ async def test_a_full_mailbox_is_worked_through_in_batches(pipe, servers):
                                    message_id=f"<old-{i}@relay>"), mailbox="INBOX")
     await imap.logout()
 
-    await eventually(lambda: reader.handled >= handled + 12, timeout=60)        # a busy CI machine is slow
+    await eventually(lambda: reader.handled >= handled + 12, "the twelve mails handled",
+                     timeout=60)                                      # a busy CI machine is slow
     kept = {n.notice_id for n in await pipe.journal.notices(limit=500, verdicts=frozenset({NoticeVerdict.UNMATCHED}))}
     assert {f"<old-{i}@relay>" for i in range(12)} <= kept
     assert not dovecot.messages(PFI)                                     # the inbox is empty, nothing deleted

@@ -6,7 +6,6 @@ never deleted."""
 from __future__ import annotations
 
 import asyncio
-import time
 
 import pytest
 
@@ -18,6 +17,7 @@ from channels.testing.messages import DR_MARTIN, Patient, encode_message, make_p
 from channels.testing.notices import dsn_mail, mdn_mail
 from router.errors import ConfigError
 from router.ports import NoticeVerdict
+from tests.support.poll import eventually
 from tests.integration.harness import Pipeline, sink_pipeline
 
 PFI = "pfi@hopital-test.mssante.fr"
@@ -51,34 +51,17 @@ async def send_document(pipe: Pipeline, control_id: str, **flags):
     return mail
 
 
-async def zams_for(pipe: Pipeline, control_id: str, trigger: str, count: int, timeout: float = 20.0) -> list[str]:
-    deadline = time.monotonic() + timeout
-    while True:
-        found = [z for z in pipe.his.received if f"ZAM^{trigger}" in z and f"|{control_id}|" in z]
-        if len(found) >= count or time.monotonic() > deadline:
-            return found
-        await asyncio.sleep(0.05)
-
-
-async def eventually(predicate, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.05)
-
-
 async def test_a_delivered_dsn_in_the_maildir_gives_the_final_zam_z02(pipe):
     mail = await send_document(pipe, "MD-DSN-1", ACK_RECEPTION="Y")
-    assert len(await zams_for(pipe, "MD-DSN-1", "Z02", 1)) == 1          # the relay took it
+    assert len(await pipe.zams("MD-DSN-1", "Z02", 1)) == 1          # the relay took it
 
     deliver(box(pipe), dsn_mail(envelope_id=mail.envelope_id, recipient=DR_MARTIN.address, to=PFI,
                                 original_message_id=mail.message_id))
-    zams = await zams_for(pipe, "MD-DSN-1", "Z02", 2)
+    zams = await pipe.zams("MD-DSN-1", "Z02", 2)
     assert len(zams) == 2 and all("|Y^^expandedYes-NoIndicator|" in z for z in zams)
     [recipient] = (await pipe.journal.sent_mail(message_id=mail.message_id)).recipients
     assert recipient.relayed_at and recipient.delivered_at
-    await eventually(lambda: len(mails_in(pipe, DONE)) == 1)
+    await eventually(lambda: len(mails_in(pipe, DONE)) == 1, "the DSN moved to Traités", timeout=20.0)
     assert mails_in(pipe) == []                                          # moved, not deleted
     [moved] = mails_in(pipe, DONE)
     assert moved.parent.name == "cur" and moved.name.endswith(":2,S") and b"delivery-status" in moved.read_bytes()
@@ -90,12 +73,12 @@ async def test_an_mdn_processed_gives_zam_z03_once_even_when_delivered_twice(pip
     mdn = mdn_mail(original_message_id=mail.message_id, reader=DR_MARTIN.address, to=PFI)
 
     deliver(box(pipe), mdn)
-    [z03] = await zams_for(pipe, "MD-MDN-1", "Z03", 1)
+    [z03] = await pipe.zams("MD-MDN-1", "Z03", 1)
     assert "ACK_LECTURE_MSS" in z03 and f"^^X.400^{DR_MARTIN.address}" in z03 and "|Y^^expandedYes" in z03
 
     deliver(box(pipe), mdn)                                              # the same notice again
-    await eventually(lambda: len(mails_in(pipe, DONE)) == 2)
-    assert len(await zams_for(pipe, "MD-MDN-1", "Z03", 2, timeout=1.0)) == 1
+    await eventually(lambda: len(mails_in(pipe, DONE)) == 2, "both MDNs moved to Traités", timeout=20.0)
+    assert len(await pipe.zams("MD-MDN-1", "Z03", 2, timeout=1.0)) == 1
     [recipient] = (await pipe.journal.sent_mail(message_id=mail.message_id)).recipients
     assert recipient.read_at
 
@@ -103,24 +86,24 @@ async def test_an_mdn_processed_gives_zam_z03_once_even_when_delivered_twice(pip
 async def test_garbage_is_moved_to_non_reconnus_and_the_reader_goes_on(pipe):
     deliver(box(pipe), b"From: quelquun@hopital-test.mssante.fr\r\nTo: " + PFI.encode()
             + b"\r\nSubject: Bonjour\r\nMessage-ID: <garbage-md@hopital-test>\r\n\r\nPas un accuse.\r\n")
-    await eventually(lambda: len(mails_in(pipe, UNRECOGNISED)) == 1)
+    await eventually(lambda: len(mails_in(pipe, UNRECOGNISED)) == 1, "the garbage moved to Non reconnus", timeout=20.0)
     [kept] = [n for n in await pipe.journal.notices(limit=50) if n.notice_id == "<garbage-md@hopital-test>"]
     assert kept.verdict == NoticeVerdict.MALFORMED
 
     mail = await send_document(pipe, "MD-GARB-1", ACK_LECTURE_MSS="Y")
     deliver(box(pipe), mdn_mail(original_message_id=mail.message_id, reader=DR_MARTIN.address, to=PFI))
-    assert len(await zams_for(pipe, "MD-GARB-1", "Z03", 1)) == 1
+    assert len(await pipe.zams("MD-GARB-1", "Z03", 1)) == 1
 
 
 async def test_old_mails_in_cur_are_worked_through_in_batches(pipe):
     """Seven mails a client left in ``cur/`` (the reader takes three at a time): each journaled and moved."""
     root = box(pipe)
-    await eventually(lambda: pipe.engine.notice_reader.passes >= 1)
+    await eventually(lambda: pipe.engine.notice_reader.passes >= 1, "a first pass of the reader", timeout=20.0)
     for i in range(7):
         path = deliver(root, dsn_mail(envelope_id=f"OLDMD{i:03d}", recipient=DR_MARTIN.address, to=PFI,
                                       message_id=f"<old-md-{i}@relay>"))
         path.rename(root / "cur" / f"{path.name}:2,S")
-    await eventually(lambda: len(mails_in(pipe, UNRECOGNISED)) == 7)
+    await eventually(lambda: len(mails_in(pipe, UNRECOGNISED)) == 7, "seven mails moved to Non reconnus", timeout=20.0)
     kept = {n.notice_id for n in await pipe.journal.notices(limit=100, verdicts=frozenset({NoticeVerdict.UNMATCHED}))}
     assert {f"<old-md-{i}@relay>" for i in range(7)} <= kept
     assert mails_in(pipe) == []
@@ -149,6 +132,6 @@ async def test_a_maildir_created_after_the_start_is_read_once_it_exists(tmp_path
         await asyncio.sleep(0.5)                                         # a few polls without the Maildir
         assert pipe.engine.notice_reader.passes == 0
         deliver(later, mdn_mail(original_message_id=mail.message_id, reader=DR_MARTIN.address, to=PFI))
-        assert len(await zams_for(pipe, "MD-LATE-1", "Z03", 1)) == 1
+        assert len(await pipe.zams("MD-LATE-1", "Z03", 1)) == 1
     finally:
         await pipe.stop()
