@@ -1,4 +1,4 @@
-"""The ``[mss]`` and ``[acks]`` sections a test or benchmark engine writes into its ``liaison.toml``.
+"""The sections a test or benchmark engine writes into its ``liaison.toml``.
 
 Why one builder: the worker-crash test, the fault suite and the end-to-end benchmark all run the
 real ``liaison`` processes against a loopback relay (Postfix or the TLS sink) with the tests' own PKI
@@ -7,7 +7,8 @@ and a fake HIS; the sections that wire them must not drift apart.
 
 from __future__ import annotations
 
-from typing import Protocol
+import json
+from typing import Any, Protocol
 
 SENDER = "pfi@hopital-test.mssante.fr"
 MESSAGE_ID_DOMAIN = "hopital-test.mssante.fr"
@@ -38,3 +39,17 @@ host = "127.0.0.1"
 port = {his_port}
 timeout = {ack_timeout}
 """
+
+
+def engine_toml(*, bus: str | list[str], journal: str, **options: Any) -> str:
+    """``[engine]`` with its bus (one URL or a cluster's list), journal and any other key (JSON is TOML for these)."""
+    lines = [f"bus = {json.dumps(bus)}", f"journal = {json.dumps(journal)}"]
+    lines += [f"{key} = {json.dumps(value)}" for key, value in options.items()]
+    return "[engine]\n" + "\n".join(lines) + "\n\n"
+
+
+def listener_toml(*, port: int, name: str = "his", **options: Any) -> str:
+    """One ``[[listeners]]`` entry on 127.0.0.1 (``port = 0``: the OS picks it, the engine logs it)."""
+    lines = [f"name = {json.dumps(name)}", 'host = "127.0.0.1"', f"port = {port}"]
+    lines += [f"{key} = {json.dumps(value)}" for key, value in options.items()]
+    return "[[listeners]]\n" + "\n".join(lines) + "\n\n"

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from channels.app.demo.his import RecordingHis
 from channels.journal.postgresql import PostgresJournal
-from channels.testing.engine_config import mail_and_acks_toml
+from channels.testing.engine_config import engine_toml, listener_toml, mail_and_acks_toml
 from channels.testing.local import free_port, wait_port
 from tests.faults.servers import LETTERS, Postgres, Servers
 from tests.support.tcp_proxy import SlowUpload, TcpProxy
@@ -100,20 +100,12 @@ class Deployment:
         first = index % len(LETTERS)
         bus = urls[first:] + urls[:first]            # each server lists another node first
         port = self.ports.get(name, 0)
-        (self.root / f"{name}.toml").write_text(f"""\
-[engine]
-bus = {json.dumps(bus)}
-journal = "{self.journal_url}"
-cda_schema_required = false
-retry_delays = {json.dumps(RETRY_DELAYS)}
-claim_lease = {LEASE}
-
-[[listeners]]
-name = "his"
-host = "127.0.0.1"
-port = {port}
-
-{mail_and_acks_toml(relay_port=self.relay.port, pool=SMTP_POOL, pki=self.servers.postfix.pki, his_port=his_port)}""")
+        (self.root / f"{name}.toml").write_text(
+            engine_toml(bus=bus, journal=self.journal_url, cda_schema_required=False, retry_delays=RETRY_DELAYS,
+                        claim_lease=LEASE)
+            + listener_toml(port=port)
+            + mail_and_acks_toml(relay_port=self.relay.port, pool=SMTP_POOL, pki=self.servers.postfix.pki,
+                                 his_port=his_port))
 
     def start_process(self, name: str) -> None:
         verb = ["run", "--ingest-only"] if name in self.ports else ["worker"]

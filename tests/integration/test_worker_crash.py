@@ -47,7 +47,7 @@ import pytest
 from channels.journal.sqlite import SqliteJournal
 from channels.app.demo.his import RecordingHis
 from channels.mllp.sender import MllpSender
-from channels.testing.engine_config import mail_and_acks_toml
+from channels.testing.engine_config import engine_toml, listener_toml, mail_and_acks_toml
 from channels.testing.rabbitmq import RabbitmqctlMissing, rabbitmq_vhost
 from channels.testing.messages import DR_MARTIN, PATIENT, encode_message, make_cda, make_pfi_oru, patient_rct
 from router.ports import MessageState, OutcomeStatus
@@ -226,20 +226,10 @@ class Processes:
 
 def write_config(root: Path, *, bus_url: str, relay_port: int, his_port: int, pki) -> str:
     path = root / "liaison.toml"
-    path.write_text(f"""\
-[engine]
-bus = "{bus_url}"
-journal = "sqlite://{root / 'journal.sqlite'}"
-cda_schema_required = false
-retry_delays = {json.dumps(RETRY_DELAYS)}
-claim_lease = {LEASE}
-
-[[listeners]]
-name = "his"
-host = "127.0.0.1"
-port = 0
-
-{mail_and_acks_toml(relay_port=relay_port, pool=SMTP_POOL, pki=pki, his_port=his_port)}""")
+    path.write_text(engine_toml(bus=bus_url, journal=f"sqlite://{root / 'journal.sqlite'}", cda_schema_required=False,
+                                retry_delays=RETRY_DELAYS, claim_lease=LEASE)
+                    + listener_toml(port=0)
+                    + mail_and_acks_toml(relay_port=relay_port, pool=SMTP_POOL, pki=pki, his_port=his_port))
     return str(path)
 
 
