@@ -137,6 +137,9 @@ class Journal(Protocol):
 
     async def add_event(self, event: JournalEvent) -> None: ...
 
+    async def add_events(self, events: Sequence[JournalEvent]) -> None:
+        """Append several events in one write: a stage's steps go with its next durable step, not one commit each."""
+
     async def record_outcome(self, outcome: Outcome) -> None:
         """Latest outcome per (document, destination) wins; every one is also an event."""
 

@@ -88,6 +88,11 @@ def add_event(codec: Codec, item: JournalEvent) -> Operation[None]:
                 item.destination)
 
 
+def add_events(codec: Codec, items: Sequence[JournalEvent]) -> Operation[None]:
+    for item in items:
+        yield from add_event(codec, item)
+
+
 def event(codec: Codec, message_key: str, at: str, step: str, state: str, detail: str, document_id: str = "",
           destination: str = "") -> Statement:
     """The statement that appends one event to the timeline."""

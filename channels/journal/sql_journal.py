@@ -92,6 +92,11 @@ class SqlJournal:
     async def add_event(self, event: JournalEvent) -> None:
         await self._write(lambda: ops.add_event(self._codec, event))
 
+    async def add_events(self, events: Sequence[JournalEvent]) -> None:
+        if events:
+            events = tuple(events)
+            await self._write(lambda: ops.add_events(self._codec, events))
+
     async def record_outcome(self, outcome: Outcome) -> None:
         """Keep the outcome with the latest ``at`` per (document, destination); append every one as an event."""
         digests = self._digests.of((("document", outcome.document_id), ("recipient", outcome.destination)))

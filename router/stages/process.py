@@ -44,6 +44,7 @@ from router.ports import Bus, Envelope, Journal, JournalEvent, MessageState
 from router.stages.adt import AdtStage
 from router.stages.clock import now
 from router.stages.render import RenderStage
+from router.stages.timeline import Timeline
 from router.stages.zam import DOCUMENT_INVALID, ZamQueue, refusal_detail
 from router.unchecked import UncheckedPolicy
 
@@ -91,6 +92,7 @@ class ProcessStage:
         await self.journal.set_state(key, MessageState.PROCESSING, step="processing",
                                      detail=f"attempt {envelope.attempt + 1}")
         source: MessageSource | None = None
+        timeline: Timeline | None = None
         parsed = None
         body = envelope.body
         if envelope.headers.get(queues.BODY_HEADER) == queues.BODY_IN_JOURNAL:
@@ -117,18 +119,23 @@ class ProcessStage:
                 content_check = self.render_check
             else:
                 job = read_pfi(parsed.message, message_key=key, source=source, cda_reader=self.cda_reader)
-                await self._event(key, job, "pfi", "read",
-                                  f"{job.action} {job.header.type_code} for {len(job.recipients)} recipient(s)")
-                await self._journal_pfi_recipients(job)
+            timeline = Timeline(self.journal, key, job.header.document_id)
+            if not rendered:
+                timeline.add("pfi", "read", f"{job.action} {job.header.type_code} for {len(job.recipients)} "
+                                            "recipient(s)")
+                _note_pfi_recipients(job, timeline)
             checked = without_payloads(job.cda)     # the checks' view: embedded files stood in (router/payloads.py)
             if self.schema_check is not None:
                 self.schema_check(checked)
-                await self._event(key, job, "schema", "valid", "CDA conforms to CDA_extended.xsd")
+                timeline.add("schema", "valid", "CDA conforms to CDA_extended.xsd")
             else:
-                await self._event(key, job, "schema", "skipped", "no CDA schema directory configured")
-            await self._check_content(job, checked, content_check, rendered=rendered)
-            await self._bind_content(job)
+                timeline.add("schema", "skipped", "no CDA schema directory configured")
+            self._check_content(job, checked, content_check, rendered=rendered, timeline=timeline)
+            await timeline.flush()
+            await self._bind_content(job, timeline)
         except PermanentError as exc:
+            if timeline is not None:
+                await timeline.flush()      # the checks that passed, before the one that refused it
             await self.journal.set_state(key, MessageState.PARKED, step="invalid", detail=_reason(exc))
             if source is not None:
                 await self._refusal_zams(source, key, parsed.message, exc)
@@ -136,7 +143,7 @@ class ProcessStage:
         stay_letter = self.adt is not None and self.adt.is_stay_letter(job.header.type_code)
         encounters = _encounters(parsed.message) if stay_letter else None
         del parsed          # the parsed message holds ~5x a large one: not kept while the job is published
-        if await self._dispatch(job) and stay_letter:
+        if await self._dispatch(job, timeline) and stay_letter:
             await self.adt.letter_dispatched(
                 facility=source.sending_facility or envelope.headers.get("channel", ""),
                 encounters=encounters, message_key=key, document_id=job.header.document_id)
@@ -154,7 +161,7 @@ class ProcessStage:
         else:
             await self._event(job.message_key, job, "profiles", "valid", "sampled CI-SIS profile check passed")
 
-    async def _bind_content(self, job: DocumentJob) -> None:
+    async def _bind_content(self, job: DocumentJob, timeline: Timeline) -> None:
         """A document id stands for one content: a re-send is answered, another content under it refused.
 
         The first content dispatched under an id is bound to it. The same content
@@ -170,10 +177,10 @@ class ProcessStage:
         bound = await self.journal.bind_content(job.header.document_id, digest, job.message_key)
         if bound.digest == digest:
             if bound.message_key != job.message_key:
-                await self._event(job.message_key, job, "content", "resent",
-                                  f"same content as message {await self._control_id(bound.message_key)} "
-                                  f"(dispatched {bound.at:%Y-%m-%d %H:%M:%S} UTC): recipients who accepted it "
-                                  "are not mailed again, and each gets its answer for this message")
+                timeline.add("content", "resent",
+                             f"same content as message {await self._control_id(bound.message_key)} "
+                             f"(dispatched {bound.at:%Y-%m-%d %H:%M:%S} UTC): recipients who accepted it "
+                             "are not mailed again, and each gets its answer for this message")
             return
         earlier = await self._control_id(bound.message_key)
         raise ValidationError(
@@ -187,8 +194,8 @@ class ProcessStage:
         record = await self.journal.message(message_key)
         return f"MSH-10 {record.control_id}" if record is not None else message_key
 
-    async def _check_content(self, job: DocumentJob, cda: bytes, content_check: ContentCheck | None, *,
-                             rendered: bool) -> None:
+    def _check_content(self, job: DocumentJob, cda: bytes, content_check: ContentCheck | None, *,
+                       rendered: bool, timeline: Timeline) -> None:
         """The engine checks, then the volet's schematron, on ``cda`` (the job's, embedded files stood in);
         a document no volet schematron checks gets the policy."""
         if self.cda_checks is None and content_check is None:
@@ -198,12 +205,12 @@ class ProcessStage:
         document = parse_cda(cda)
         if self.cda_checks is not None:
             covered = self.cda_checks(document, to_dmp=to_dmp)
-            await self._event(key, job, "engine_checks", "valid", covered)
+            timeline.add("engine_checks", "valid", covered)
         if content_check is None:
             return
         report = content_check.check(cda, template_ids_of(document))
-        await self._event(key, job, "schematron", "valid",
-                          f"{len(report.passed)} CI-SIS schematron(s) passed: {', '.join(report.passed) or 'none'}")
+        timeline.add("schematron", "valid",
+                     f"{len(report.passed)} CI-SIS schematron(s) passed: {', '.join(report.passed) or 'none'}")
         if report.checked:
             return
         reason = report.unchecked_reason()
@@ -212,7 +219,7 @@ class ProcessStage:
             raise ValidationError(f"{reason}: refused ({refused_by} = \"refuse\")",
                                   details=[f"checked by: {', '.join(report.passed) or 'no schematron'}"])
         log.warning("process.unchecked_volet", key=key, reason=reason)
-        await self._event(key, job, "schematron", "warning", f"{reason}: sent with this warning")
+        timeline.add("schematron", "warning", f"{reason}: sent with this warning")
 
     def _destinations(self, job: DocumentJob) -> tuple[bool, bool]:
         """(mailed to MSSanté recipients, deposited in the DMP): the one dispatch decision."""
@@ -236,23 +243,25 @@ class ProcessStage:
                                           detail=detail, error_code="207" if own_table else exc.hl7_code,
                                           error_location=exc.hl7_location)
 
-    async def _dispatch(self, job: DocumentJob) -> bool:
+    async def _dispatch(self, job: DocumentJob, timeline: Timeline) -> bool:
         """Hand the job to delivery; True when it went somewhere (mailboxes, or the DMP deposit queue)."""
         wants_mail, to_dmp = self._destinations(job)
         if wants_mail or to_dmp:
             body, extra = await job_body(self.journal, job)     # a large CDA: journaled once for both queues
             headers = {"message_key": job.message_key, "document_id": job.header.document_id, **extra}
+        await timeline.flush()          # before the job leaves this stage
         if wants_mail:
             await self.bus.publish(queues.DELIVER_MSS, body, message_id=job.job_id, headers=headers)
         if to_dmp:
             await self.bus.publish(queues.DEPOSIT_DMP, body, message_id=f"dmp:{job.job_id}", headers=headers)
-            await self._event(job.message_key, job, "dmp", "queued", f"{job.action.value} queued for the DMP")
+            timeline.add("dmp", "queued", f"{job.action.value} queued for the DMP")
         elif job.flags.dest_dmp:
             # Without a DMP channel the journal and the HIS (ZAM^Z01 N) are told so rather than left waiting.
-            await self._event(job.message_key, job, "dmp", "not_configured",
-                              "DESTDMP=Y but no DMP deposit channel is configured; not deposited")
+            timeline.add("dmp", "not_configured", "DESTDMP=Y but no DMP deposit channel is configured; not deposited")
+            await timeline.flush()
             await self.zams.reception_dmp(job.source, job.message_key, document_id=job.header.document_id,
                                           delivered=False, reason="not deposited")
+        await timeline.flush()
         if not (wants_mail or to_dmp):
             await self.journal.set_state(job.message_key, MessageState.FAILED, step="dispatched",
                                          detail="nothing to deliver: no MSSanté destination, and no DMP channel",
@@ -265,25 +274,24 @@ class ProcessStage:
                                      only_from=_DISPATCHABLE)
         return True
 
-    async def _journal_pfi_recipients(self, job: DocumentJob) -> None:
-        """Each PRT recipient with its reason: named by the HIS; flags and whitelist are checked when sending.
-
-        A recipient refused on reading is journaled as such; the deliver stage records its outcome and ZAM.
-        """
-        for recipient in job.recipients:
-            who = "patient" if recipient.kind is RecipientKind.PATIENT else (recipient.identifier or "organisation")
-            if recipient.refusal is not None:
-                state, detail = "refused", f"PRT RCT {who}: not mailed: {recipient.refusal.reason}"
-            else:
-                state, detail = "kept", (f"PRT RCT {who}: address given by the HIS (PRT-15.4); the MetaDMPMSS "
-                                         "flags and the MSSanté whitelist are checked when sending")
-            await self.journal.add_event(JournalEvent(
-                message_key=job.message_key, at=now(), step="recipient", state=state,
-                destination=recipient.address, document_id=job.header.document_id, detail=detail))
-
     async def _event(self, key: str, job: DocumentJob, step: str, state: str, detail: str) -> None:
         await self.journal.add_event(JournalEvent(message_key=key, at=now(), step=step, state=state,
                                                   detail=detail, document_id=job.header.document_id))
+
+
+def _note_pfi_recipients(job: DocumentJob, timeline: Timeline) -> None:
+    """Each PRT recipient with its reason: named by the HIS; flags and whitelist are checked when sending.
+
+    A recipient refused on reading is journaled as such; the deliver stage records its outcome and ZAM.
+    """
+    for recipient in job.recipients:
+        who = "patient" if recipient.kind is RecipientKind.PATIENT else (recipient.identifier or "organisation")
+        if recipient.refusal is not None:
+            state, detail = "refused", f"PRT RCT {who}: not mailed: {recipient.refusal.reason}"
+        else:
+            state, detail = "kept", (f"PRT RCT {who}: address given by the HIS (PRT-15.4); the MetaDMPMSS "
+                                     "flags and the MSSanté whitelist are checked when sending")
+        timeline.add("recipient", state, detail, destination=recipient.address)
 
 
 def message_source(parsed) -> MessageSource:

@@ -260,6 +260,21 @@ async def test_events_are_returned_in_time_order(journal):
                                      "1.2.250.1.999.1.1.20250314.1", "his")
 
 
+
+async def test_add_events_appends_them_all_in_one_write(journal):
+    key, _ = await journal.record_received(received("EVT-2"))
+    batch = [JournalEvent(key, T0 + timedelta(seconds=3), "schema", "valid", "CDA conforms"),
+             JournalEvent(key, T0 + timedelta(seconds=1), "pfi", "read", "new CR-BIO for 2 recipient(s)"),
+             JournalEvent(key, T0 + timedelta(seconds=2), "recipient", "kept", "PRT RCT", "1.2.3^DOC",
+                          "dr.martin@hopital-test.mssante.fr")]
+    await journal.add_events(batch)
+    await journal.add_events([])
+
+    events = await journal.events(key)
+    assert [e.step for e in events] == ["received", "pfi", "recipient", "schema"]
+    assert events[2] == batch[2]
+
+
 # ------------------------------------------------------------------- outcomes
 
 DOC = "1.2.250.1.999.1.1.20250314.7"
