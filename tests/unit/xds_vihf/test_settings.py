@@ -8,7 +8,7 @@ import pytest
 
 from channels.xds.vihf import AUTOMATE, PURPOSES, CodedValue, from_config
 from router.errors import ConfigError
-from tests.support.cachet_pki import KEY_PASSWORD, STRUCTURE_ID
+from channels.testing.cachet_pki import KEY_PASSWORD, STRUCTURE_ID
 from tests.unit.xds_vihf.conftest import table
 
 

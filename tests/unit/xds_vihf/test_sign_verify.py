@@ -12,7 +12,7 @@ from lxml import etree
 from channels.xds.vihf import (AUTOMATE, CONFIDENTIALITY_CODE, DS, PURPOSES, RESOURCE_ID, ROLE, SAML,
                                SECRET_CONNECTION, VihfError, build_vihf, sign_vihf, verify_vihf)
 from router.identity import nir_key
-from tests.support.cachet_pki import CACHET_DN, KEY_PASSWORD
+from channels.testing.cachet_pki import CACHET_DN, KEY_PASSWORD
 from tests.unit.xds_vihf.conftest import INS, INS_TEST_OID
 from tests.unit.xds_vihf.xmlsec import xmlsec1_verify
 
