@@ -74,7 +74,7 @@ async def main() -> int:
             print("FAILED: " + "; ".join(phase.problems[:5]))
             return 1
         peak = {name: status_kb(pid, "VmHWM") for name, pid in pids.items()}
-    print(f"went through in {took:.1f} s (MLLP in → both ZAMs back)\n")
+    print(f"went through in {took:.1f} s (MLLP in → its ZAMs back, DMP entry stored)\n")
     print(f"{'process':<12}{'idle MiB':>10}{'peak MiB':>10}{'peak-idle':>11}{'× message':>11}")
     for name in pids:
         grown = (peak[name] - idle[name]) * 1024
