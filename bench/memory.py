@@ -6,7 +6,8 @@ resident memory (``VmRSS``) once idle, sends one PFI MDM^T02 whose LDL-SES carri
 waits until its ZAMs are back (the document went through: mail accepted by the sink, stored by the DMP
 double), then reads each process's peak resident memory (``VmHWM``, the high-water mark since it started).
 It prints, per process, idle RSS, peak RSS, the peak over idle and that as a multiple of the HL7 message's
-size. The goal is a peak over idle under 5x the message size. The PDF is drawn with fpdf2 uncompressed (figures), as the e2e mix's is.
+size. The goal is a peak over idle under 5x the message size. The PDF is drawn with fpdf2 uncompressed
+(figures), as the e2e mix's is.
 
     PYTHONPATH=. .venv/bin/python bench/memory.py [--pdf-mb 20] [--bus amqp|embedded]
 """
