@@ -1,4 +1,5 @@
-"""What ``bench/e2e.py`` watches: the fake HIS's ZAMs, the mails at the sink, and each process's CPU time."""
+"""What ``bench/e2e.py`` watches: the fake HIS's ZAMs, the mails at the sink, the DMP double's ledger, and
+each process's CPU time."""
 
 from __future__ import annotations
 
@@ -10,16 +11,19 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from channels.app.demo.his import RecordingHis
+from channels.xds.soap import ITI41_ACTION
 from router.hl7.msh import MshHeader
 
+DMP = "dmp"                # where a ZAM^Z01 is filed in FakeHis.zams
 _MESSAGE_ID = re.compile(rb"^Message-ID:\s*(\S+)", re.IGNORECASE | re.MULTILINE)
 
 
 class FakeHis(RecordingHis):
-    """The demo's recording HIS, keeping per document and recipient the ZAM^Z02 it got and when.
+    """The demo's recording HIS, keeping per document and recipient the ZAM^Z02 it got and when, and per
+    document its ZAM^Z01 (the DMP's answer), filed under the address ``dmp``.
 
     A ZAM is known by its own MSH-10: the same ZAM twice is a redelivery by the bus (counted, harmless);
-    two different ZAMs for one document and one recipient are a duplicate answer.
+    two different ZAMs for one document and one recipient (or the DMP) are a duplicate answer.
     """
 
     def __init__(self) -> None:
@@ -34,14 +38,15 @@ class FakeHis(RecordingHis):
         now = time.time()
         segments = text.split("\r")
         msh = segments[0].split("|")
-        if msh[8].startswith("ZAM^Z02"):
+        if msh[8].startswith(("ZAM^Z02", "ZAM^Z01")):
             zam_id = msh[9]
             if zam_id in self.first_seen:
                 self.redelivered += 1
             else:
                 self.first_seen[zam_id] = now
-                obx1, obx2 = [s.split("|") for s in segments if s.startswith("OBX|")][:2]
-                answered, address, answer = obx1[4], obx2[5].split("^")[3], obx1[5][:1]
+                obx = [s.split("|") for s in segments if s.startswith("OBX|")]
+                address = obx[1][5].split("^")[3] if msh[8].startswith("ZAM^Z02") else DMP
+                answered, answer = obx[0][4], obx[0][5][:1]
                 self.zams[answered][address].append((zam_id, answer))
         else:
             self.other[msh[8]] += 1
@@ -68,9 +73,72 @@ class FakeHis(RecordingHis):
         return problems
 
     def refusals(self, documents) -> list[str]:
-        """A ZAM that is not Y (the recipient was not mailed), per document and recipient."""
-        return [f"ZAM^Z02 {zams[0][1]} for {d.control_id} → {address}" for d in documents
+        """A ZAM that is not Y (the recipient was not mailed, the DMP did not store it), per document and target."""
+        return [f"ZAM {zams[0][1]} for {d.control_id} → {address}" for d in documents
                 for address, zams in self.zams.get(d.control_id, {}).items() if zams[0][1] != "Y"]
+
+
+class DmpLedger:
+    """What the DMP double (``bench/dmp_double.py``) received and stored, read from its ledger as it grows.
+
+    Every expected uniqueId must be stored once, nothing else stored, and the double must have received
+    one ITI-41 request per document (a second request for a stored document is a duplicate deposit even
+    though the double refuses it, as the real DMP would). Render mode: Liaison assigns the uniqueIds,
+    so only their count and distinctness are checked (``expect_any``).
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.stored: Counter[str] = Counter()
+        self.requests: Counter[str] = Counter()        # SOAP action → count
+        self.expected: set[str] = set()
+        self.expected_any = 0
+        self._offset = 0
+        self._reported: set[str] = set()
+
+    def expect(self, documents) -> None:
+        for doc in documents:
+            if doc.dmp and doc.unique_id:
+                self.expected.add(doc.unique_id)
+            elif doc.dmp:
+                self.expected_any += 1
+
+    def scan(self) -> None:
+        if not self.path.exists():
+            return
+        with self.path.open("rb") as f:
+            f.seek(self._offset)
+            data = f.read()
+        complete = data[:data.rfind(b"\n") + 1]
+        self._offset += len(complete)
+        for line in complete.decode().splitlines():
+            kind, _, value = line.partition("\t")
+            (self.stored if kind == "stored" else self.requests)[value] += 1
+
+    def has(self, unique_id: str) -> bool:
+        return unique_id in self.stored
+
+    def check(self, final: bool = False) -> list[str]:
+        """Duplicates and unexpected entries now; with ``final``, what is missing and the requests' count."""
+        self.scan()
+        problems = []
+        for unique_id, count in self.stored.items():
+            if unique_id in self._reported:
+                continue
+            if count > 1 or (not self.expected_any and unique_id not in self.expected):
+                self._reported.add(unique_id)
+                problems.append(f"{'DUPLICATE' if count > 1 else 'UNEXPECTED'} at the DMP: {unique_id} stored "
+                                f"{count} time(s)")
+        if final:
+            want = len(self.expected) + self.expected_any
+            deposits = self.requests[ITI41_ACTION]
+            missing = self.expected - set(self.stored)
+            if missing or len(self.stored) != want:
+                problems.append(f"LOST at the DMP: {len(self.stored)} stored, expected {want}"
+                                + (f" (missing {', '.join(sorted(missing)[:5])})" if missing else ""))
+            if deposits != want or sum(self.requests.values()) != deposits:
+                problems.append(f"DMP requests: {dict(self.requests)} for {want} document(s) (one ITI-41 each)")
+        return problems
 
 
 class MailCount:

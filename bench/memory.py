@@ -1,12 +1,13 @@
 """Peak memory of the chain for one MDM carrying a large PDF (default 20 MB), per process.
 
 Starts the chain as ``bench/e2e.py`` does (listener + worker on RabbitMQ, or one engine on the embedded
-bus; the TLS sink; the fake HIS), warms it with a few PFI messages, reads each process's resident memory
-(``VmRSS``) once idle, sends one PFI MDM^T02 whose LDL-SES carries a PDF of ``--pdf-mb`` MB, waits until
-both its ZAMs are back (the document went through: mail accepted by the sink), then reads each process's
-peak resident memory (``VmHWM``, the high-water mark since it started). It prints, per process, idle
-RSS, peak RSS, the peak over idle and that as a multiple of the HL7 message's size. The goal is a peak over
-idle under 5x the message size. The PDF is drawn with fpdf2 uncompressed (figures), as the e2e mix's is.
+bus; the TLS sink; the DMP double; the fake HIS), warms it with a few PFI messages, reads each process's
+resident memory (``VmRSS``) once idle, sends one PFI MDM^T02 whose LDL-SES carries a PDF of ``--pdf-mb`` MB,
+waits until its ZAMs are back (the document went through: mail accepted by the sink, stored by the DMP
+double), then reads each process's peak resident memory (``VmHWM``, the high-water mark since it started).
+It prints, per process, idle RSS, peak RSS, the peak over idle and that as a multiple of the HL7 message's
+size. The goal is a peak over idle under 5x the message size. The PDF is drawn with fpdf2 uncompressed
+(figures), as the e2e mix's is.
 
     PYTHONPATH=. .venv/bin/python bench/memory.py [--pdf-mb 20] [--bus amqp|embedded]
 """
@@ -26,7 +27,8 @@ import structlog
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.e2e import add_chain_options, run_phase, running_chain  # noqa: E402
+from bench.e2e import run_phase  # noqa: E402
+from bench.e2e_chain import add_chain_options, running_chain  # noqa: E402
 from bench.e2e_load import pfi_mix  # noqa: E402
 
 
@@ -58,7 +60,7 @@ async def main() -> int:
           f"(built in {time.monotonic() - started:.0f} s); schematrons {args.schematrons}, bus {args.bus}")
     async with running_chain(args, 1) as chain:
         warm = pfi_mix(20, f"W{tag}")
-        phase = await run_phase(warm, chain.mllp_port, chain.his, chain.journal, chain.mails, args.stall)
+        phase = await run_phase(warm, chain, args.stall)
         if phase.problems:
             print("FAILED (warm-up): " + "; ".join(phase.problems[:5]))
             return 1
@@ -67,13 +69,13 @@ async def main() -> int:
         idle = {name: status_kb(pid, "VmRSS") for name, pid in pids.items()}
         before = {name: status_kb(pid, "VmHWM") for name, pid in pids.items()}
         sent = time.monotonic()
-        phase = await run_phase([big], chain.mllp_port, chain.his, chain.journal, chain.mails, args.stall)
+        phase = await run_phase([big], chain, args.stall)
         took = time.monotonic() - sent
         if phase.problems:
             print("FAILED: " + "; ".join(phase.problems[:5]))
             return 1
         peak = {name: status_kb(pid, "VmHWM") for name, pid in pids.items()}
-    print(f"went through in {took:.1f} s (MLLP in → both ZAMs back)\n")
+    print(f"went through in {took:.1f} s (MLLP in → its ZAMs back, DMP entry stored)\n")
     print(f"{'process':<12}{'idle MiB':>10}{'peak MiB':>10}{'peak-idle':>11}{'× message':>11}")
     for name in pids:
         grown = (peak[name] - idle[name]) * 1024

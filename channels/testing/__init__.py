@@ -2,7 +2,8 @@
 
 Fictitious HL7 v2 message builders (``messages``, ``adt_messages``,
 ``lab_messages``, ``mdm_messages``), a throw-away PKI (``pki``), a local TLS
-mail server that keeps what it receives (``mail_sink``) and a whitelist
-publisher in the ANS format (``whitelist_publish``). No adapter and no core
+mail server that keeps what it receives (``mail_sink``), a whitelist
+publisher in the ANS format (``whitelist_publish``), a DMP double (``dmp_double``:
+XDS.b over mutual TLS) and the *cachet* PKI that signs its VIHF (``cachet_pki``). No adapter and no core
 module imports this package (an import-linter contract in ``pyproject.toml``).
 """

@@ -16,7 +16,7 @@ written with mode 0600 (Postfix loads them as root before dropping privileges).
 
 The builders below (:func:`ca_certificate`, :func:`issue_certificate`,
 :func:`write_certificate`, :func:`write_key`) are also how the VIHF tests mint
-their *certificat de cachet* (``tests/support/cachet_pki.py``), so both test
+their *certificat de cachet* (``channels/testing/cachet_pki.py``), so both test
 PKIs share one way of making a CA and a certificate and differ only in names,
 key types and key usages.
 """

@@ -113,7 +113,7 @@ class DmpRecord:
     def _assertion(self, job: DocumentJob, now: datetime):
         assertion = build_vihf(self.vihf, ins=job.header.ins, ins_oid=job.header.ins_oid,
                                secret_connection=job.flags.connexion_secrete, now=now)
-        return sign_vihf(assertion, self.signing.key_pem, self.signing.cert_pem, self.signing.password)
+        return sign_vihf(assertion, self.signing.private_key, self.signing.cert_pem)
 
 
 def _warnings(result) -> str:

@@ -53,6 +53,7 @@ from typing import Any
 
 import structlog
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import rsa
 from lxml import etree
 from signxml import (CanonicalizationMethod, DigestAlgorithm, InvalidCertificate, InvalidDigest, InvalidInput,
                      InvalidSignature, SignatureConfiguration, SignatureConstructionMethod, SignatureMethod,
@@ -198,9 +199,12 @@ def build_vihf(settings: VihfSettings, *, ins: str, ins_oid: str, secret_connect
 
 # --- signing -----------------------------------------------------------------------
 
-def sign_vihf(assertion: etree._Element, key_pem: bytes, cert_pem: bytes,
+def sign_vihf(assertion: etree._Element, key: bytes | rsa.RSAPrivateKey, cert_pem: bytes,
               password: bytes | None = None) -> etree._Element:
-    """A signed copy of ``assertion``: enveloped signature placed right after ``Issuer``."""
+    """A signed copy of ``assertion``: enveloped signature placed right after ``Issuer``.
+
+    ``key`` is the PEM (with its ``password``) or the key already parsed (:attr:`SigningMaterial.private_key`,
+    what the DMP channel passes: parsing it is the costly part)."""
     if assertion.tag != f"{{{SAML}}}Assertion" or not assertion.get("ID"):
         raise ValueError("sign_vihf takes a SAML 2.0 Assertion with an ID")
     document = etree.fromstring(etree.tostring(assertion, with_tail=False))
@@ -217,7 +221,7 @@ def sign_vihf(assertion: etree._Element, key_pem: bytes, cert_pem: bytes,
                        c14n_algorithm=CanonicalizationMethod.EXCLUSIVE_XML_CANONICALIZATION_1_0)
     signer.namespaces = {None: DS}          # <Signature xmlns="...xmldsig#">, as in the ANS example
     try:
-        signed = signer.sign(document, key=key_pem, passphrase=password, cert=cert_pem,
+        signed = signer.sign(document, key=key, passphrase=password, cert=cert_pem,
                              reference_uri=f"#{document.get('ID')}", id_attribute="ID")
     except (SignXMLException, ValueError, TypeError) as exc:
         raise ValueError(f"cannot sign the VIHF: {exc}") from exc

@@ -30,6 +30,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +77,12 @@ class SigningMaterial:
     key_pem: bytes = field(repr=False)
     cert_pem: bytes
     password: bytes | None = field(default=None, repr=False)
+
+    @cached_property
+    def private_key(self) -> rsa.RSAPrivateKey:
+        """The key, parsed once: parsing (and checking) an RSA key costs far more than a signature with it
+        (OpenSSL 3 checks the key on load; it was a third of a worker's CPU when done for every deposit)."""
+        return serialization.load_pem_private_key(self.key_pem, password=self.password)
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 Adapters (one today; another joins :data:`ADAPTERS` with a :class:`Registry` of its own):
 
 - ``dmp``: ``DmpRecord`` (``channels.xds.dmp``, as ``dmp_record`` builds it from ``[dmp]`` settings)
-  against the DMP test double (``tests.support.dmp_double``): mutual TLS on 127.0.0.1, each VIHF
+  against the DMP test double (``channels.testing.dmp_double``): mutual TLS on 127.0.0.1, each VIHF
   verified against the test cachet CA, the metadata checked against the CDA.
 
 The adapter reaches its registry through a :class:`~tests.support.tcp_proxy.TcpProxy`, so a test can
@@ -24,9 +24,9 @@ from channels.xds.vihf import verify_vihf
 from router.errors import PeerUnavailable, RejectedByPeer
 from router.model import Action, DocumentJob, Flags
 from router.ports import DepositReceipt, DmpEntry, SharedRecord
-from tests.support.cachet_pki import CachetPki, make_cachet_pki, vihf_table
+from channels.testing.cachet_pki import CachetPki, make_cachet_pki, vihf_table
 from channels.testing.cda import make_cda, make_job
-from tests.support.dmp_double import AnswerLost, DmpDouble, Hang, HttpError, RegistryFailure
+from channels.testing.dmp_double import AnswerLost, DmpDouble, Hang, HttpError, RegistryFailure
 from tests.support.tcp_proxy import TcpProxy
 
 FIRST = "1.2.250.1.999.1.3^CONTRAT-DOC-1"

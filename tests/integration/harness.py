@@ -39,8 +39,8 @@ from router.hl7.ack import AckReply
 from router.ingest import MAX_FRAME_BYTES
 from router.ports import MessageRecord, MessageState
 from channels.testing.mdm_messages import CORRESPONDENTS
-from tests.support.cachet_pki import make_cachet_pki, vihf_table
-from tests.support.dmp_double import DmpDouble
+from channels.testing.cachet_pki import make_cachet_pki, vihf_table
+from channels.testing.dmp_double import DmpDouble
 
 AMQP_URL = os.environ.get("LIAISON_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 FINAL = {MessageState.DELIVERED, MessageState.PARTIAL, MessageState.FAILED, MessageState.PARKED,

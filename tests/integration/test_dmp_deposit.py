@@ -18,7 +18,7 @@ from channels.app.cli.journal import show
 from tests.integration.harness import Pipeline
 from channels.testing.adt_messages import PATIENT as ADT_PATIENT, make_adt, zfa
 from channels.testing.cda import make_cda
-from tests.support.dmp_double import HttpError, RegistryFailure
+from channels.testing.dmp_double import HttpError, RegistryFailure
 from channels.testing.messages import Patient, encode_message, make_pfi_oru
 
 DMP_ONLY = {"DESTDMP": "Y", "DESTMSSANTEPS": "N", "ACK_RECEPTION": "Y"}

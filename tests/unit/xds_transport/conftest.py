@@ -12,7 +12,7 @@ from channels.xds.client import XdsClient
 from mappings.xds_metadata import build_submission, entry_uuid
 from router.model import Action, Participant
 from channels.testing.cda import make_cda, make_job
-from tests.support.dmp_double import DmpDouble
+from channels.testing.dmp_double import DmpDouble
 from channels.testing.pki import TestPki, make_test_pki
 
 SAML2 = "urn:oasis:names:tc:SAML:2.0:assertion"

@@ -14,7 +14,8 @@ from mappings.xds_metadata import DE_PATIENT_ID, RIM, SS_PATIENT_ID, entry_uuid
 from router.errors import MappingError, PeerUnavailable, RejectedByPeer
 from router.model import Action
 from channels.testing.cda import SAMPLE_DOCUMENT_IDS, make_cda, nir_with_key
-from tests.support.dmp_double import DmpDouble, Fault, Hang, HttpError, RegistryFailure
+from channels.testing.local import free_port
+from channels.testing.dmp_double import DmpDouble, Fault, Hang, HttpError, RegistryFailure
 from tests.unit.xds_transport.conftest import make_assertion, submission_for
 
 UNIQUE_ID = SAMPLE_DOCUMENT_IDS["cr-bio"]
@@ -79,6 +80,14 @@ async def test_stopped_dmp_is_unavailable(pki, verifier, make_client, cda):
 async def test_plain_soap_answers_are_read_too(pki, verifier, make_client, cda):
     async with DmpDouble.from_pki(pki, verify_assertion=verifier, mtom_responses=False) as plain:
         assert (await deposit(make_client(plain), cda)).ok
+
+
+async def test_the_double_listens_on_the_port_it_is_given(pki, verifier, make_client, cda):
+    # A double in a process of its own (bench/dmp_double.py) must be where the engine's config says.
+    port = free_port()
+    async with DmpDouble.from_pki(pki, verify_assertion=verifier, port=port) as fixed:
+        assert fixed.port == port and fixed.url().startswith(f"https://localhost:{port}/")
+        assert (await deposit(make_client(fixed), cda)).ok
 
 
 # --- TLS -----------------------------------------------------------------------------------

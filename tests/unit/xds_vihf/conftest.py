@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from channels.xds.vihf import VihfSettings, from_config
-from tests.support.cachet_pki import CachetPki, make_cachet_pki, vihf_table
+from channels.testing.cachet_pki import CachetPki, make_cachet_pki, vihf_table
 
 #: A fictitious test INS (key computed by router.identity.nir_key) under the test OID.
 INS = "285057512345623"

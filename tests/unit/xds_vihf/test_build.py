@@ -13,7 +13,7 @@ from channels.xds.vihf import (CONFIDENTIALITY_CODE, DS, HL7, RESOURCE_ID, ROLE,
                                from_config, sign_vihf)
 from router.errors import ValidationError
 from tests.support.fixtures import require_fixture
-from tests.support.cachet_pki import CACHET_DN
+from channels.testing.cachet_pki import CACHET_DN
 from tests.unit.xds_vihf.conftest import INS, INS_PROD_OID, INS_TEST_OID, table
 
 NOW = datetime(2025, 3, 14, 9, 26, 53, 589793, tzinfo=timezone.utc)

@@ -8,7 +8,7 @@ import pytest
 
 from channels.xds.vihf import AUTOMATE, PURPOSES, CodedValue, from_config
 from router.errors import ConfigError
-from tests.support.cachet_pki import KEY_PASSWORD, STRUCTURE_ID
+from channels.testing.cachet_pki import KEY_PASSWORD, STRUCTURE_ID
 from tests.unit.xds_vihf.conftest import table
 
 
@@ -49,7 +49,14 @@ def test_an_encrypted_key_is_opened_with_the_password_from_the_environment(pki):
     material = settings.signing_material({"CACHET_PW": KEY_PASSWORD.decode()})
     assert material.password == KEY_PASSWORD
     assert b"ENCRYPTED" in material.key_pem
+    assert material.private_key.key_size == 2048
     assert KEY_PASSWORD.decode() not in repr(material) and KEY_PASSWORD.decode() not in repr(settings)
+
+
+def test_the_signing_key_is_parsed_once_not_per_signature(settings):
+    # Parsing an RSA key (OpenSSL 3 checks it) cost the DMP channel more than all the rest of a deposit.
+    material = settings.signing_material({})
+    assert material.private_key is material.private_key
 
 
 @pytest.mark.parametrize(("overrides", "env", "key"), [

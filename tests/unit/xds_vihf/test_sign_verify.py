@@ -12,7 +12,7 @@ from lxml import etree
 from channels.xds.vihf import (AUTOMATE, CONFIDENTIALITY_CODE, DS, PURPOSES, RESOURCE_ID, ROLE, SAML,
                                SECRET_CONNECTION, VihfError, build_vihf, sign_vihf, verify_vihf)
 from router.identity import nir_key
-from tests.support.cachet_pki import CACHET_DN, KEY_PASSWORD
+from channels.testing.cachet_pki import CACHET_DN, KEY_PASSWORD
 from tests.unit.xds_vihf.conftest import INS, INS_TEST_OID
 from tests.unit.xds_vihf.xmlsec import xmlsec1_verify
 
@@ -185,6 +185,14 @@ def test_an_envelope_with_a_second_assertion_is_refused(settings, material, pki,
     resource_id(forged).text = f"{OTHER_INS}^^^&{INS_TEST_OID}&ISO^NH"
     with pytest.raises(VihfError, match="expected one"):
         verify_vihf(embed(etree.tostring(forged), genuine), pki.ca_cert.read_bytes(), now=now)
+
+
+def test_a_key_parsed_once_signs_as_its_pem_does(settings, material, pki, now, tmp_path):
+    assertion = build_vihf(settings, ins=INS, ins_oid=INS_TEST_OID, secret_connection=False, now=now)
+    data = etree.tostring(sign_vihf(assertion, material.private_key, material.cert_pem))
+    assert verify_vihf(data, pki.ca_cert.read_bytes(), now=now).issuer == CACHET_DN
+    ok, output = xmlsec1_verify(data, pki.ca_cert, tmp_path)
+    assert ok, output
 
 
 def test_an_encrypted_key_signs_with_its_password(settings, pki, now, tmp_path):

@@ -176,7 +176,7 @@ class DmpDouble:
 
     def __init__(self, *, server_cert: Path, server_key: Path, ca_cert: Path,
                  verify_assertion: Callable[[etree._Element], object], host: str = "127.0.0.1",
-                 known_patients: set[str] | None = None, mtom_responses: bool = True):
+                 known_patients: set[str] | None = None, mtom_responses: bool = True, port: int = 0):
         self.host = host
         self.verify_assertion = verify_assertion
         self.known_patients = known_patients
@@ -189,7 +189,7 @@ class DmpDouble:
         self._ssl.verify_mode = ssl.CERT_REQUIRED
         self._runner: web.AppRunner | None = None
         self._stopping = asyncio.Event()
-        self.port = 0
+        self.port = port                # 0: a free port, chosen at start
 
     @classmethod
     def from_pki(cls, pki, **options) -> DmpDouble:
@@ -204,7 +204,7 @@ class DmpDouble:
         await self._runner.setup()
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, 0))
+        sock.bind((self.host, self.port))
         self.port = sock.getsockname()[1]
         await web.SockSite(self._runner, sock, ssl_context=self._ssl).start()
 
