@@ -24,6 +24,7 @@ from pathlib import Path
 from bench.e2e_load import RENDER_ROLES
 from bench.e2e_watch import DmpLedger, FakeHis, MailCount
 from channels.journal.sqlite import SqliteJournal
+from channels.testing.engine_config import engine_toml, listener_toml, mail_and_acks_toml
 from channels.testing.cachet_pki import make_cachet_pki, vihf_table
 from channels.testing.local import free_port, wait_port
 from channels.testing.mdm_messages import CORRESPONDENTS
@@ -79,34 +80,12 @@ def write_config(root: Path, *, bus_url: str, mllp_port: int, relay_port: int, h
         "[[correspondents]]\n" + "\n".join(f"{key} = {json.dumps(value)}" for key, value in entry.items())
         for entry in CORRESPONDENTS)
     path = root / "liaison.toml"
-    path.write_text(f"""\
-[engine]
-bus = "{bus_url}"
-journal = "sqlite://{root / 'journal.sqlite'}"
-cda_schema_required = true
-schematrons = "{schematrons}"
-
-[[listeners]]
-name = "his"
-host = "127.0.0.1"
-port = {mllp_port}
-max_frame_bytes = {max_frame_bytes}
-
-[mss]
-relay = "smtp://127.0.0.1:{relay_port}?pool={smtp_pool}"
-sender = "pfi@hopital-test.mssante.fr"
-client_cert = "{pki.client_cert}"
-client_key = "{pki.client_key}"
-ca_file = "{pki.ca_cert}"
-nil = "TEST-NIL-0001"
-message_id_domain = "hopital-test.mssante.fr"
-timeout = 30
-
-[acks]
-host = "127.0.0.1"
-port = {his_port}
-timeout = 5
-
+    path.write_text(
+        engine_toml(bus=bus_url, journal=f"sqlite://{root / 'journal.sqlite'}", cda_schema_required=True,
+                    schematrons=schematrons)
+        + listener_toml(port=mllp_port, max_frame_bytes=max_frame_bytes)
+        + mail_and_acks_toml(relay_port=relay_port, pool=smtp_pool, pki=pki, his_port=his_port)
+        + f"""
 [dmp]
 url = "https://localhost:{dmp_port}/repository"
 registry_url = "https://localhost:{dmp_port}/registry"
