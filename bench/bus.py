@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import aiormq  # noqa: E402
 import structlog  # noqa: E402
 
+from bench.ceilings import amqp_batched_confirms  # noqa: E402
 from channels.amqp import AmqpBus  # noqa: E402
 from channels.embedded import EmbeddedBus  # noqa: E402
 from router.settle import RetryPolicy, settle  # noqa: E402
@@ -105,21 +106,7 @@ def ceiling_sqlite(count: int) -> float:
 
 
 async def ceiling_amqp(count: int) -> float:
-    connection = await aiormq.connect(AMQP_URL)
-    try:
-        channel = await connection.channel(publisher_confirms=True)
-        name = f"{PREFIX}ceiling.{uuid.uuid4().hex[:8]}"
-        await channel.queue_declare(name, durable=True, arguments={"x-queue-type": "quorum"})
-        properties = aiormq.spec.Basic.Properties(delivery_mode=2)
-        started = time.perf_counter()
-        for _ in range(count // 100):
-            await asyncio.gather(*(channel.basic_publish(BODY, routing_key=name, properties=properties)
-                                   for _ in range(100)))
-        rate = (count // 100 * 100) / (time.perf_counter() - started)
-        await channel.queue_delete(name)
-    finally:
-        await connection.close()
-    return rate
+    return await amqp_batched_confirms(AMQP_URL, BODY, count)
 
 
 async def run(adapter: str, count: int, prefetch: int) -> None:

@@ -16,7 +16,8 @@ A document is done when its DMP answer is in (the double stored its uniqueId and
 HIS) and every recipient's outcome is final: PFI, both its ZAM^Z02 reached the HIS (each follows the
 recipient's final outcome); render (no ZAM^Z02), the journal says DELIVERED. An ADT is done when the
 journal says DELIVERED and its stay is recorded. It prints documents/s, p50/p99 latency MLLP-in → done,
-and CPU seconds per document of each process. It checks as it goes that nothing was lost or duplicated
+CPU seconds per document of each process, and the stage ceilings measured first in the same run (bare MLLP
+echo, RabbitMQ batched confirms, the TLS sink: ``bench/ceilings.py``) with the ratios. It checks as it goes that nothing was lost or duplicated
 (mails per recipient and Message-ID at the sink, ZAMs per document and recipient, entries and requests
 at the DMP, final journal states): a run with a loss or a duplicate prints FAILED and the bench exits 1.
 Figures only: nothing here asserts a timing.
@@ -46,9 +47,11 @@ import structlog
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.ceilings import amqp_batched_confirms, smtp_sink  # noqa: E402
 from bench.e2e_chain import Chain, add_chain_options, running_chain  # noqa: E402
 from bench.e2e_load import ADT_TRIGGERS, MIXES, Document, mix  # noqa: E402
 from bench.e2e_watch import DMP, cpu_seconds, find_rabbitmq_pid  # noqa: E402
+from bench.ingest import measure_echo  # noqa: E402
 from channels.journal.sqlite import SqliteJournal  # noqa: E402
 from router.ports import MessageState  # noqa: E402
 
@@ -289,11 +292,12 @@ async def main() -> int:
     speed = min(timeit.repeat("sum(range(10**6))", number=1, repeat=5)) * 1000
     print(f"machine: {os.cpu_count()} CPU(s), sum(range(10**6)) {speed:.0f} ms; shared with other work: "
           f"figures are noisy, compare runs of the same moment\n")
+    ceilings = await measure_ceilings(args)
     results: list[Result] = []
     for w, run_index in itertools.product(workers, range(1, args.runs + 1)):
         results.append(await run_config(args, w, run_index, args.pdf_kb))
         report(results[-1])
-    summary(results, args.rate)
+    summary(results, args.rate, ceilings)
     if any(r.problems for r in results):
         print("\n*** FAILED: a run lost, duplicated or refused something (see above) ***")
         return 1
@@ -312,7 +316,22 @@ def report(r: Result) -> None:
     print("    CPU ms per document: " + ", ".join(f"{name} {ms:.1f}" for name, ms in r.cpu_ms.items()), flush=True)
 
 
-def summary(results: list[Result], rate: float | None) -> None:
+async def measure_ceilings(args) -> dict[str, float]:
+    """The bare stages on this machine now (bench/ceilings.py): a document needs at least one of each."""
+    print("stage ceilings, same run (no Liaison work in them):", flush=True)
+    found = {"MLLP echo, 8 connections waiting for each ACK, 3 KB (msg/s)":
+             (await measure_echo(argparse.Namespace(messages=4000, connections=CONNECTIONS)))["rate"]}
+    if args.bus == "amqp":
+        found["RabbitMQ confirms in batches of 100, quorum queue, 21 KB (msg/s)"] = await amqp_batched_confirms(
+            args.amqp_url, os.urandom(10_500).hex().encode(), 4000)
+    found["TLS mail sink, 16 connections, 40 KB mails (mails/s)"] = await smtp_sink(1600, 40_000)
+    for name, value in found.items():
+        print(f"  {name}: {value:,.0f}")
+    print(flush=True)
+    return found
+
+
+def summary(results: list[Result], rate: float | None, ceilings: dict[str, float]) -> None:
     print(f"\n{'configuration':<42}{'docs/s':>8}{'ingest/s':>10}{'p50 ms':>8}{'p99 ms':>8}  CPU ms/doc")
     for r in results:
         if r.problems:
@@ -332,6 +351,10 @@ def summary(results: list[Result], rate: float | None) -> None:
         print("scaling (median docs/s): " + ", ".join(
             f"{label.split(', ')[-1]} {statistics.median(rates):.1f} (×{statistics.median(rates) / base:.2f})"
             for label, rates in by_workers.items()))
+    best = max((r.rate for r in results if not r.problems), default=0)
+    if best:
+        print(f"best docs/s {best:.1f} against each ceiling: " + ", ".join(
+            f"{name.split(',')[0]} {best / value:.3f}" for name, value in ceilings.items()))
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@ or the embedded one with --bus embedded), then N messages over M persistent
 MLLP connections, each connection waiting for its ACK before sending the next
 (as HIS senders do). Prints messages/s, p50/p99 latency, CPU seconds of the
 engine process per message, the same for a bare asyncio MLLP echo server in
-the same run, and their ratio. Figures only: nothing here asserts a timing.
+the same run, RabbitMQ's publisher confirms in batches of 100 with the same body
+(bench/ceilings.py), and the ratios. Figures only: nothing here asserts a timing.
 
     .venv/bin/python bench/ingest.py --messages 20000 --connections 8 [--bus amqp|embedded]
         [--journal postgresql://liaison@127.0.0.1:55432/liaison]
@@ -32,6 +33,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from bench.ceilings import amqp_batched_confirms  # noqa: E402
 from bench.postgres import bench_schema, process_cpu, server_cpu  # noqa: E402
 from channels.testing.local import free_port, wait_port  # noqa: E402
 from channels.testing.messages import DR_LEROY, DR_MARTIN, encode_message, make_pfi_oru  # noqa: E402
@@ -101,6 +103,16 @@ def stop(proc: subprocess.Popen) -> None:
         proc.kill()
 
 
+async def measure_echo(args) -> dict:
+    """The bare asyncio MLLP echo (bench/mllp_echo.py) under the same load: the door's ceiling."""
+    echo_port = free_port()
+    echo = start([sys.executable, "bench/mllp_echo.py", "--port", str(echo_port)])
+    try:
+        return await measure("bare asyncio MLLP echo (ceiling)", echo, echo_port, args)
+    finally:
+        stop(echo)
+
+
 async def measure_engine(args, journal: str) -> dict:
     """``liaison run --ingest-only`` on a SQLite journal in a temporary folder, or in a new PostgreSQL schema."""
     with tempfile.TemporaryDirectory(prefix="liaison-bench-") as tmp, \
@@ -137,12 +149,10 @@ async def main() -> None:
     args = parser.parse_args()
     results = []
 
-    echo_port = free_port()
-    echo = start([sys.executable, "bench/mllp_echo.py", "--port", str(echo_port)])
-    try:
-        results.append(await measure("bare asyncio MLLP echo (ceiling)", echo, echo_port, args))
-    finally:
-        stop(echo)
+    results.append(await measure_echo(args))
+    confirms = None
+    if args.bus == "amqp":
+        confirms = await amqp_batched_confirms(args.amqp_url, sample_message(0), args.messages)
 
     journals = ["sqlite"] + ([args.journal] if args.journal else [])
     for journal in journals:
@@ -155,8 +165,11 @@ async def main() -> None:
         print(f"{r['name']:72} {r['rate']:9.0f} {r['p50']:8.2f} {r['p99']:8.2f} {r['cpu_ms']:11.3f} {db:>7} "
               f"{r['failures']:7}")
     print("(CPU: the engine process; DB CPU: the PostgreSQL server's processes, when local - SQLite's is the engine's)")
+    if confirms is not None:
+        print(f"RabbitMQ publisher confirms, batches of 100, quorum queue, same body (ceiling): {confirms:.0f} msg/s")
     for r in results[1:]:
-        print(f"ratio engine / ceiling, {r['name']}: {r['rate'] / results[0]['rate']:.2f}")
+        against = f", to the batched confirms {r['rate'] / confirms:.2f}" if confirms else ""
+        print(f"ratio engine / ceiling, {r['name']}: to the MLLP echo {r['rate'] / results[0]['rate']:.2f}{against}")
 
 
 if __name__ == "__main__":
