@@ -4,7 +4,9 @@ Rates on a shared machine move from one minute to the next (spec/performance.md)
 measured an hour earlier says little. These are the bare stages, with none of Liaison's work:
 
 - RabbitMQ: persistent messages to a quorum queue with publisher confirms, 100 in flight at a time
-  (the "batched confirms" ceiling of spec/performance.md), with the benchmark's own message body;
+  (the "batched confirms" ceiling of spec/performance.md), with the benchmark's own message body; and
+  the same with as many publishers as the door has connections, each waiting for its confirm before
+  the next, as the door does (one message in flight per MLLP connection waiting for its ACK);
 - the mail relay: the local TLS sink (``bench/smtp_sink.py``) in its own process, mails of the
   given size over STARTTLS with the client certificate, on ``connections`` reused connections.
 
@@ -50,6 +52,31 @@ async def amqp_batched_confirms(url: str, body: bytes, count: int) -> float:
     finally:
         await connection.close()
     return rate
+
+
+async def amqp_confirm_each(url: str, body: bytes, count: int, publishers: int) -> tuple[float, float]:
+    """(messages/s, p50 ms) with ``publishers`` concurrent publishers each awaiting its confirm before the next."""
+    connection = await aiormq.connect(url)
+    try:
+        channel = await connection.channel(publisher_confirms=True)
+        name = f"liaison-bench.ceiling.{uuid.uuid4().hex[:8]}"
+        await channel.queue_declare(name, durable=True, arguments={"x-queue-type": "quorum"})
+        properties = aiormq.spec.Basic.Properties(delivery_mode=2)
+        latencies: list[float] = []
+
+        async def one_publisher() -> None:
+            for _ in range(count // publishers):
+                sent = time.perf_counter()
+                await channel.basic_publish(body, routing_key=name, properties=properties, mandatory=True)
+                latencies.append(time.perf_counter() - sent)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(one_publisher() for _ in range(publishers)))
+        rate = len(latencies) / (time.perf_counter() - started)
+        await channel.queue_delete(name)
+    finally:
+        await connection.close()
+    return rate, sorted(latencies)[len(latencies) // 2] * 1000
 
 
 async def smtp_sink(count: int, size: int, connections: int = 16) -> float:

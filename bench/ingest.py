@@ -33,7 +33,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from bench.ceilings import amqp_batched_confirms  # noqa: E402
+from bench.ceilings import amqp_batched_confirms, amqp_confirm_each  # noqa: E402
 from bench.postgres import bench_schema, process_cpu, server_cpu  # noqa: E402
 from channels.testing.local import free_port, wait_port  # noqa: E402
 from channels.testing.messages import DR_LEROY, DR_MARTIN, encode_message, make_pfi_oru  # noqa: E402
@@ -75,13 +75,15 @@ async def load(port: int, messages: int, connections: int, offset: int) -> tuple
     return time.perf_counter() - start, latencies, failures
 
 
-async def measure(name: str, proc: subprocess.Popen, port: int, args, server_cpu=None) -> dict:
-    """Rate, latencies and CPU per message of ``proc`` (and of the database server, given ``server_cpu``)."""
+async def measure(name: str, procs: subprocess.Popen | list[subprocess.Popen], port: int, args,
+                  server_cpu=None) -> dict:
+    """Rate, latencies and CPU per message of ``procs`` together (and of the database server, given ``server_cpu``)."""
+    procs = procs if isinstance(procs, list) else [procs]
     await wait_port(port, time.monotonic() + 60)
     await load(port, min(2000, args.messages), args.connections, offset=10**8)   # warm-up
-    cpu0, server0 = process_cpu(proc.pid), server_cpu() if server_cpu else None
+    cpu0, server0 = sum(process_cpu(p.pid) for p in procs), server_cpu() if server_cpu else None
     elapsed, latencies, failures = await load(port, args.messages, args.connections, offset=0)
-    cpu = process_cpu(proc.pid) - cpu0
+    cpu = sum(process_cpu(p.pid) for p in procs) - cpu0
     server = server_cpu() - server0 if server_cpu else None
     latencies.sort()
     count = len(latencies)
@@ -121,19 +123,22 @@ async def measure_engine(args, journal: str) -> dict:
         bus = args.amqp_url if args.bus == "amqp" else f"embedded://{tmp}/bus.sqlite"
         config = Path(tmp) / "liaison.toml"
         config.write_text(f'[engine]\nbus = "{bus}"\njournal = "{url}"\n'
-                          f'[[listeners]]\nname = "bench"\nport = {port}\n')
+                          f'[[listeners]]\nname = "bench"\nport = {port}\n'
+                          + ("reuse_port = true\n" if args.listeners > 1 else ""))
         key = {"LIAISON_JOURNAL_KEY": base64.b64encode(os.urandom(32)).decode()} if args.encrypted else {}
-        engine = start([sys.executable, "-m", "channels.app.cli.main", "--log-level", "warning", "run", "--ingest-only",
-                        "-c", str(config)], env=key)
+        engines = [start([sys.executable, "-m", "channels.app.cli.main", "--log-level", "warning", "run",
+                          "--ingest-only", "-c", str(config)], env=key) for _ in range(args.listeners)]
         try:
             sealed = ", encrypted journal and bus" if args.encrypted else ""
             kind = "SQLite" if journal == "sqlite" else "PostgreSQL"
-            return await measure(f"liaison run --ingest-only ({args.bus} bus, {kind} journal{sealed})",
-                                 engine, port, args, server_cpu=None if journal == "sqlite" else server_cpu(url))
+            processes = f", {args.listeners} processes on the port" if args.listeners > 1 else ""
+            return await measure(f"liaison run --ingest-only ({args.bus} bus, {kind} journal{sealed}{processes})",
+                                 engines, port, args, server_cpu=None if journal == "sqlite" else server_cpu(url))
         finally:
-            stop(engine)
-            if engine.returncode not in (0, -15, None):
-                print(engine.stderr.read().decode()[-2000:], file=sys.stderr)
+            for engine in engines:
+                stop(engine)
+                if engine.returncode not in (0, -15, None):
+                    print(engine.stderr.read().decode()[-2000:], file=sys.stderr)
 
 
 async def main() -> None:
@@ -141,6 +146,8 @@ async def main() -> None:
     parser.add_argument("--messages", type=int, default=20000)
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--bus", choices=["amqp", "embedded"], default="amqp")
+    parser.add_argument("--listeners", type=int, default=1,
+                        help="liaison run --ingest-only processes sharing the port (listeners.reuse_port; RabbitMQ)")
     parser.add_argument("--encrypted", action="store_true",
                         help="with a journal key: journal values and bus bodies AES-GCM-sealed, as in production")
     parser.add_argument("--journal", metavar="POSTGRESQL_URL", default="",
@@ -150,9 +157,10 @@ async def main() -> None:
     results = []
 
     results.append(await measure_echo(args))
-    confirms = None
+    confirms = each = None
     if args.bus == "amqp":
         confirms = await amqp_batched_confirms(args.amqp_url, sample_message(0), args.messages)
+        each = await amqp_confirm_each(args.amqp_url, sample_message(0), args.messages, args.connections)
 
     journals = ["sqlite"] + ([args.journal] if args.journal else [])
     for journal in journals:
@@ -167,8 +175,11 @@ async def main() -> None:
     print("(CPU: the engine process; DB CPU: the PostgreSQL server's processes, when local - SQLite's is the engine's)")
     if confirms is not None:
         print(f"RabbitMQ publisher confirms, batches of 100, quorum queue, same body (ceiling): {confirms:.0f} msg/s")
+        print(f"RabbitMQ, {args.connections} publishers each waiting for its confirm, as the door's connections "
+              f"(ceiling): {each[0]:.0f} msg/s, p50 {each[1]:.2f} ms")
     for r in results[1:]:
-        against = f", to the batched confirms {r['rate'] / confirms:.2f}" if confirms else ""
+        against = (f", to the batched confirms {r['rate'] / confirms:.2f}, to {args.connections} confirms in flight "
+                   f"{r['rate'] / each[0]:.2f}") if confirms else ""
         print(f"ratio engine / ceiling, {r['name']}: to the MLLP echo {r['rate'] / results[0]['rate']:.2f}{against}")
 
 

@@ -349,7 +349,8 @@ class Engine:
                         max_frame_bytes=listener.max_frame_bytes)
         server = MllpServer(ingest, host=listener.host, port=listener.port,
                             max_frame_bytes=listener.max_frame_bytes, read_timeout=listener.read_timeout,
-                            max_connections=listener.max_connections, ssl_context=listener_ssl(listener, where))
+                            max_connections=listener.max_connections, ssl_context=listener_ssl(listener, where),
+                            reuse_port=listener.reuse_port)
         await server.start()
         self.servers[listener.name] = server
         self.ingests.append(ingest)

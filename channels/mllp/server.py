@@ -41,8 +41,9 @@ class MllpServer:
     def __init__(self, handler: FrameHandler, *, host: str = "127.0.0.1", port: int = 0,
                  max_frame_bytes: int = MAX_FRAME_BYTES, read_timeout: float | None = 300.0,
                  max_connections: int = 256, ssl_context: ssl.SSLContext | None = None,
-                 default_charset: str = "utf-8", name: str = "mllp"):
+                 default_charset: str = "utf-8", name: str = "mllp", reuse_port: bool = False):
         self.handler = handler
+        self.reuse_port = reuse_port
         self.host = host
         self.port = port
         self.max_frame_bytes = max_frame_bytes
@@ -77,6 +78,7 @@ class MllpServer:
         self._server = await asyncio.start_server(
             self._serve, self.host, self.port, ssl=self.ssl_context, limit=READ_CHUNK,
             ssl_handshake_timeout=self.read_timeout if self.ssl_context else None,
+            reuse_port=self.reuse_port or None,
         )
         self.port = self._server.sockets[0].getsockname()[1]
         log.info("mllp.listening", channel=self.name, host=self.host, port=self.port, tls=self.ssl_context is not None)

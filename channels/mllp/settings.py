@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from router.config_values import no_unknown, read_int, read_seconds, read_str
+from router.config_values import no_unknown, read_bool, read_int, read_seconds, read_str
 from router.errors import ConfigError
 from router.ingest import MAX_FRAME_BYTES
 
@@ -37,6 +37,7 @@ class ListenerSettings:
     tls_cert: str = ""
     tls_key: str = ""
     tls_client_ca: str = ""          # set: clients must present a certificate from this CA
+    reuse_port: bool = False         # several `liaison run` on this port, the kernel spreads the connections
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,7 @@ def _listener(item: Any, where: str) -> ListenerSettings:
         tls_cert=read_str(item, f"{where}.tls_cert", ""),
         tls_key=read_str(item, f"{where}.tls_key", ""),
         tls_client_ca=read_str(item, f"{where}.tls_client_ca", ""),
+        reuse_port=read_bool(item, f"{where}.reuse_port", False),
     )
     if bool(settings.tls_cert) != bool(settings.tls_key):
         raise ConfigError(f"{where}.tls_key", "tls_cert and tls_key go together")
