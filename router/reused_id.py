@@ -23,7 +23,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 from lxml import etree
 
@@ -38,13 +38,19 @@ _CHUNK = 1024                      # base64 characters decoded and parsed at a t
 _DELETE = "D"                      # OBX-11: a deletion names the document it withdraws and is not bound
 
 
-async def reused_id_refusal(segments: Sequence[Segment], journal: Journal) -> ValidationError | None:
-    """The refusal for a PFI document whose id is already bound to other content, else None."""
+async def reused_id_refusal(segments: Sequence[Segment], journal: Journal,
+                            runs: Mapping[str, str] | None = None) -> ValidationError | None:
+    """The refusal for a PFI document whose id is already bound to other content, else None.
+
+    ``runs``: the long base64 runs the door set aside (:func:`router.hl7.runs.set_runs_aside`), by the
+    marker that stands for each in ``segments``.
+    """
     document = next((s for s in segments if s.id == "OBX" and value(s, 2).upper() == "ED" and not is_meta_row(s)),
                     None)
     if document is None or value(document, 11).upper() == _DELETE:
         return None
     data = value(document, 5, 5)
+    data = runs.get(data, data) if runs else data
     document_id = _document_id_from_base64(data)
     if not document_id:
         return None
