@@ -23,7 +23,7 @@ from datetime import datetime
 
 from channels.cipher import Codec, aad
 from channels.journal.keys import new_key
-from channels.journal.sql import Operation, Statement, moment, stamp, ts
+from channels.journal.sql import Operation, Statement, large_blob, moment, stamp, ts
 from router.ports import (ContentBinding, DmpEntry, JournalEvent, MessageRecord, MessageState, Outcome,
                           OutcomeStatus, ReceivedMessage)
 
@@ -56,7 +56,7 @@ def record_received(codec: Codec, message: ReceivedMessage, now: str,
     origin = f"{message.channel} from {message.peer}" if message.peer else message.channel
     if inserted.rowcount == 1:
         yield ("INSERT INTO message_contents (key, raw) VALUES (?, ?)",
-               (key, codec.seal_bytes(message.raw, aad("messages", key, "raw"))))
+               (key, large_blob("message_contents", "raw", codec.seal_bytes(message.raw, aad("messages", key, "raw")))))
         yield event(codec, key, received_at, "received", str(MessageState.RECEIVED), origin)
         yield from index(key, digests)
         return key, True
