@@ -36,7 +36,7 @@ from router.hl7 import ack as acks
 from router.hl7.charset import decode_lenient, encode
 from router.hl7.segments import normalise_segments
 from router.hl7.msh import MshHeader, Segment, iter_segments, read_header
-from router.hl7.runs import set_runs_aside
+from router.hl7.runs import Runs, set_runs_aside
 from router.identity import searchable_identifiers
 from router.mode import is_render_mode
 from router.pfi import check_routing
@@ -79,7 +79,7 @@ class Ingest:
         text, codec, lossy = decode_lenient(raw, self.default_charset)
         if "\n" in text:
             text = normalise_segments(text)      # the raw bytes stay as received
-        text, runs = set_runs_aside(text)        # an embedded CDA's base64 stays one str, not split into copies
+        text, runs = set_runs_aside(text, in_place=True)     # an embedded CDA's base64 is not split into copies
         try:
             header = read_header(text)
         except ParseError as exc:
@@ -182,7 +182,7 @@ class Ingest:
             await asyncio.gather(*self._background, return_exceptions=True)
 
     async def _reused_id(self, header: MshHeader, segments: list[Segment],
-                         runs: Mapping[str, str]) -> ValidationError | None:
+                         runs: Runs) -> ValidationError | None:
         """For a PFI document (the HIS wrote the CDA): its id already sent with other content? See reused_id."""
         if header.message_type not in PFI_TYPES or is_render_mode(segments):
             return None

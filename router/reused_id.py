@@ -23,13 +23,14 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 
 from lxml import etree
 
 from router.errors import ValidationError
 from router.flags import is_meta_row
 from router.hl7.msh import Segment
+from router.hl7.runs import Runs, Span
 from router.ports import Journal
 from router.recipients_pfi import value
 
@@ -39,7 +40,7 @@ _DELETE = "D"                      # OBX-11: a deletion names the document it wi
 
 
 async def reused_id_refusal(segments: Sequence[Segment], journal: Journal,
-                            runs: Mapping[str, str] | None = None) -> ValidationError | None:
+                            runs: Runs | None = None) -> ValidationError | None:
     """The refusal for a PFI document whose id is already bound to other content, else None.
 
     ``runs``: the long base64 runs the door set aside (:func:`router.hl7.runs.set_runs_aside`), by the
@@ -58,7 +59,7 @@ async def reused_id_refusal(segments: Sequence[Segment], journal: Journal,
     if bound is None:
         return None
     try:
-        digest = hashlib.sha256(base64.b64decode("".join(data.split()), validate=True)).hexdigest()
+        digest = hashlib.sha256(base64.b64decode("".join(str(data).split()), validate=True)).hexdigest()
     except (binascii.Error, ValueError):
         return None
     if bound.digest == digest:
@@ -77,7 +78,7 @@ def cda_document_id(cda: bytes) -> str:
     return _document_id(iter((cda,)))
 
 
-def _document_id_from_base64(data: str) -> str:
+def _document_id_from_base64(data: str | Span) -> str:
     """The CDA id of a base64 OBX-5, decoding and parsing only as far as the id (the header's first kilobytes).
 
     Small steps on purpose: the parser's cost is the bytes it is fed, and the id

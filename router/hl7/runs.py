@@ -22,15 +22,46 @@ _TAG = secrets.token_hex(8)
 MARKER = re.compile(f"LIAISON{_TAG}RUN[0-9]+")
 
 
-def set_runs_aside(text: str) -> tuple[str, dict[str, str]]:
-    """``text`` with each long base64 run replaced by a marker, and the runs by marker (empty when none)."""
-    runs: dict[str, str] = {}
+class Span:
+    """A run read in place in the text it was found in: slices of it are copies, the run itself is not.
+
+    The door reads an embedded CDA's first kilobytes for its id; copying the 35 MiB run first held the
+    frame, its text and the run at once (3x the message).
+    """
+
+    __slots__ = ("text", "start", "stop")
+
+    def __init__(self, text: str, start: int, stop: int):
+        self.text, self.start, self.stop = text, start, stop
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+    def __getitem__(self, part: slice) -> str:
+        start, stop, step = part.indices(len(self))
+        if step != 1:
+            raise ValueError("a run is read in plain slices")
+        return self.text[self.start + start:self.start + stop]
+
+    def __str__(self) -> str:
+        return self.text[self.start:self.stop]
+
+
+Runs = dict[str, "str | Span"]
+
+
+def set_runs_aside(text: str, *, in_place: bool = False) -> tuple[str, Runs]:
+    """``text`` with each long base64 run replaced by a marker, and the runs by marker (empty when none).
+
+    ``in_place``: each run is a :class:`Span` of ``text`` (which the runs then keep alive) instead of a copy.
+    """
+    runs: Runs = {}
     if len(text) > LONG_RUN_MIN:
-        text = _LONG_RUN.sub(lambda found: _aside(found, runs), text)
+        text = _LONG_RUN.sub(lambda found: _aside(found, runs, in_place), text)
     return text, runs
 
 
-def _aside(found: re.Match[str], runs: dict[str, str]) -> str:
+def _aside(found: re.Match[str], runs: Runs, in_place: bool) -> str:
     marker = f"LIAISON{_TAG}RUN{len(runs)}"
-    runs[marker] = found.group()
+    runs[marker] = Span(found.string, *found.span()) if in_place else found.group()
     return marker

@@ -174,7 +174,7 @@ async def test_the_door_holds_a_large_embedded_document_once_and_still_reads_its
         finally:
             tracemalloc.stop()
         assert b"MSA|AA" in answer
-        assert peak < 2.5 * len(raw), f"{peak / len(raw):.1f}x the message"
+        assert peak < 2.5 * len(raw), f"{peak / len(raw):.1f}x the message"       # the text, and its decoding
         key = (await journal.search(control_id="ORU-BIG"))[0].key
         assert (await journal.message(key)).raw == raw                       # journaled byte for byte
         cda = make_cda(document_extension="ORU-BIG-CRBIO")
