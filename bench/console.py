@@ -56,7 +56,7 @@ from channels.cipher import aad, make_codec  # noqa: E402
 from channels.journal import SqliteJournal  # noqa: E402
 from channels.journal.digests import IdentifierDigests  # noqa: E402
 from channels.journal.keys import encode  # noqa: E402
-from channels.journal.operations import MESSAGE_COLUMNS  # noqa: E402
+from channels.journal.operations import MESSAGE_ROW  # noqa: E402
 from channels.journal.sql import ts  # noqa: E402
 from router.ports import MessageState  # noqa: E402
 
@@ -94,11 +94,12 @@ class Traffic:
     def document(self, i: int) -> str:
         return f"1.2.250.1.999.1.3^DOC{i:09d}"
 
-    def batch(self, first: int, count: int) -> tuple[list[tuple], list[tuple]]:
-        """(message rows in MESSAGE_COLUMNS order + peer, identifier rows) for messages first..first+count-1."""
+    def batch(self, first: int, count: int) -> tuple[list[tuple], list[tuple], list[tuple]]:
+        """(message rows in MESSAGE_ROW order + peer, identifier rows, content rows) for messages
+        first..first+count-1."""
         rng, codec = self.rng, self.codec
         types, states = weighted(TYPES, count, rng), weighted(STATES, count, rng)
-        messages, identifiers = [], []
+        messages, identifiers, contents = [], [], []
         for offset in range(count):
             i = first + offset
             at = self.start + self.step * i
@@ -110,18 +111,19 @@ class Traffic:
                    f"PID|||{self.ipp(patient)}^^^CHU-TEST^PI~{self.ins(patient)}^^^ASIP-SANTE-INS-NIR&"
                    f"1.2.250.1.213.1.4.8&ISO^INS||DURAND^Helene||19800101|F\r").encode()
             stamp, state = ts(at), states[offset]
-            messages.append((key, codec.seal_bytes(raw, aad("messages", key, "raw")), "his", "DXCARE", "CHU-TEST",
-                             control_id, types[offset], str(state), stamp, stamp,
+            contents.append((key, codec.seal_bytes(raw, aad("messages", key, "raw"))))
+            messages.append((key, "his", "DXCARE", "CHU-TEST", control_id, types[offset], str(state), stamp, stamp,
                              "AA" if state is not MessageState.REJECTED else "AE",
                              codec.seal_text("", aad("messages", key, "detail")), "127.0.0.1:40000"))
             pairs = [("ipp", self.ipp(patient)), ("ins", self.ins(patient))]
             if types[offset] in ("ORU^R01", "MDM^T02"):
                 pairs += [("document", self.document(i)), ("recipient", f"dr.{patient % 5000}@test.mssante.fr")]
             identifiers += [(digest, key) for digest in self.digests.of(pairs)]
-        return messages, identifiers
+        return messages, identifiers, contents
 
 
-INSERT_MESSAGES = f"INSERT INTO messages ({MESSAGE_COLUMNS}, peer) VALUES ({', '.join('?' * 13)})"
+INSERT_MESSAGES = f"INSERT INTO messages ({MESSAGE_ROW}, peer) VALUES ({', '.join('?' * 12)})"
+INSERT_CONTENTS = "INSERT INTO message_contents (key, raw) VALUES (?, ?)"
 INSERT_IDENTIFIERS = "INSERT INTO message_identifiers (digest, message_key) VALUES (?, ?)"
 
 
@@ -133,9 +135,10 @@ async def fill_sqlite(path: Path, traffic: Traffic) -> float:
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = NORMAL")     # the fill only; the journal itself runs FULL
     for first in range(0, traffic.n, BATCH):
-        messages, identifiers = traffic.batch(first, min(BATCH, traffic.n - first))
+        messages, identifiers, contents = traffic.batch(first, min(BATCH, traffic.n - first))
         conn.execute("BEGIN")
         conn.executemany(INSERT_MESSAGES, messages)
+        conn.executemany(INSERT_CONTENTS, contents)
         conn.executemany(INSERT_IDENTIFIERS, identifiers)
         conn.execute("COMMIT")
         progress(first + len(messages), traffic.n, began)
@@ -152,15 +155,18 @@ async def fill_postgresql(url: str, traffic: Traffic) -> float:
     async with PostgresJournal(url, key=KEY):
         pass
     began = time.perf_counter()
-    columns = [c.strip() for c in MESSAGE_COLUMNS.split(",")] + ["peer"]
+    columns = [c.strip() for c in MESSAGE_ROW.split(",")] + ["peer"]
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("SET synchronous_commit = off")
         conn.execute("SET TIME ZONE 'UTC'")
         for first in range(0, traffic.n, BATCH):
-            messages, identifiers = traffic.batch(first, min(BATCH, traffic.n - first))
+            messages, identifiers, contents = traffic.batch(first, min(BATCH, traffic.n - first))
             with conn.transaction():
                 with conn.cursor().copy(f"COPY messages ({', '.join(columns)}) FROM STDIN") as copy:
                     for row in messages:
+                        copy.write_row(row)
+                with conn.cursor().copy("COPY message_contents (key, raw) FROM STDIN") as copy:
+                    for row in contents:
                         copy.write_row(row)
                 with conn.cursor().copy("COPY message_identifiers (digest, message_key) FROM STDIN") as copy:
                     for row in identifiers:

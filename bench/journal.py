@@ -75,11 +75,11 @@ def ceiling(path: Path, total: int, batch: int, size: int) -> dict:
         conn.execute("BEGIN IMMEDIATE")
         for i in range(first, min(first + batch, total)):
             key, now = new_key(), ts(datetime.now(UTC))
-            conn.execute("INSERT INTO messages (key, raw, channel, peer, sending_application, sending_facility, "
+            conn.execute("INSERT INTO messages (key, channel, peer, sending_application, sending_facility, "
                          "control_id, message_type, state, ack_code, detail, received_at, updated_at) "
-                         "VALUES (?, ?, 'mllp', '', 'DXCARE', 'CHU-TEST', ?, 'ADT^A03', 'received', '', '', ?, ?) "
-                         "ON CONFLICT (sending_application, control_id) DO NOTHING",
-                         (key, make_raw(f"CEIL-{i}", size), f"CEIL-{i}", now, now))
+                         "VALUES (?, 'mllp', '', 'DXCARE', 'CHU-TEST', ?, 'ADT^A03', 'received', '', '', ?, ?) "
+                         "ON CONFLICT (sending_application, control_id) DO NOTHING", (key, f"CEIL-{i}", now, now))
+            conn.execute("INSERT INTO message_contents (key, raw) VALUES (?, ?)", (key, make_raw(f"CEIL-{i}", size)))
             conn.execute("INSERT INTO events (message_key, at, step, state, detail) "
                          "VALUES (?, ?, 'received', 'received', 'mllp')", (key, now))
         conn.execute("COMMIT")

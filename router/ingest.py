@@ -36,6 +36,7 @@ from router.hl7 import ack as acks
 from router.hl7.charset import decode_lenient, encode
 from router.hl7.segments import normalise_segments
 from router.hl7.msh import MshHeader, Segment, iter_segments, read_header
+from router.hl7.runs import Runs, set_runs_aside
 from router.identity import searchable_identifiers
 from router.mode import is_render_mode
 from router.pfi import check_routing
@@ -78,6 +79,7 @@ class Ingest:
         text, codec, lossy = decode_lenient(raw, self.default_charset)
         if "\n" in text:
             text = normalise_segments(text)      # the raw bytes stay as received
+        text, runs = set_runs_aside(text, in_place=True)     # an embedded CDA's base64 is not split into copies
         try:
             header = read_header(text)
         except ParseError as exc:
@@ -93,7 +95,8 @@ class Ingest:
         if refusal is not None:
             return await self._refuse(raw, peer, header, codec, refusal, identifiers=identifiers)
 
-        reuse = await self._reused_id(header, segments)
+        reuse = await self._reused_id(header, segments, runs)
+        runs.clear()                             # not held while the message is journaled
         key, is_new = await self.journal.record_received(self._received(raw, peer, header, header.control_id,
                                                                         identifiers))
         if not is_new:
@@ -178,11 +181,12 @@ class Ingest:
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
 
-    async def _reused_id(self, header: MshHeader, segments: list[Segment]) -> ValidationError | None:
+    async def _reused_id(self, header: MshHeader, segments: list[Segment],
+                         runs: Runs) -> ValidationError | None:
         """For a PFI document (the HIS wrote the CDA): its id already sent with other content? See reused_id."""
         if header.message_type not in PFI_TYPES or is_render_mode(segments):
             return None
-        return await reused_id_refusal(segments, self.journal)
+        return await reused_id_refusal(segments, self.journal, runs)
 
     def _triage(self, header: MshHeader, segments: list[Segment]) -> EngineError | None:
         triggers = self.accepted.get(header.message_type)

@@ -30,6 +30,7 @@ from lxml import etree
 from router.errors import ValidationError
 from router.flags import is_meta_row
 from router.hl7.msh import Segment
+from router.hl7.runs import Runs, Span
 from router.ports import Journal
 from router.recipients_pfi import value
 
@@ -38,13 +39,19 @@ _CHUNK = 1024                      # base64 characters decoded and parsed at a t
 _DELETE = "D"                      # OBX-11: a deletion names the document it withdraws and is not bound
 
 
-async def reused_id_refusal(segments: Sequence[Segment], journal: Journal) -> ValidationError | None:
-    """The refusal for a PFI document whose id is already bound to other content, else None."""
+async def reused_id_refusal(segments: Sequence[Segment], journal: Journal,
+                            runs: Runs | None = None) -> ValidationError | None:
+    """The refusal for a PFI document whose id is already bound to other content, else None.
+
+    ``runs``: the long base64 runs the door set aside (:func:`router.hl7.runs.set_runs_aside`), by the
+    marker that stands for each in ``segments``.
+    """
     document = next((s for s in segments if s.id == "OBX" and value(s, 2).upper() == "ED" and not is_meta_row(s)),
                     None)
     if document is None or value(document, 11).upper() == _DELETE:
         return None
     data = value(document, 5, 5)
+    data = runs.get(data, data) if runs else data
     document_id = _document_id_from_base64(data)
     if not document_id:
         return None
@@ -52,7 +59,7 @@ async def reused_id_refusal(segments: Sequence[Segment], journal: Journal) -> Va
     if bound is None:
         return None
     try:
-        digest = hashlib.sha256(base64.b64decode("".join(data.split()), validate=True)).hexdigest()
+        digest = hashlib.sha256(base64.b64decode("".join(str(data).split()), validate=True)).hexdigest()
     except (binascii.Error, ValueError):
         return None
     if bound.digest == digest:
@@ -71,7 +78,7 @@ def cda_document_id(cda: bytes) -> str:
     return _document_id(iter((cda,)))
 
 
-def _document_id_from_base64(data: str) -> str:
+def _document_id_from_base64(data: str | Span) -> str:
     """The CDA id of a base64 OBX-5, decoding and parsing only as far as the id (the header's first kilobytes).
 
     Small steps on purpose: the parser's cost is the bytes it is fed, and the id

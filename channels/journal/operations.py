@@ -23,12 +23,18 @@ from datetime import datetime
 
 from channels.cipher import Codec, aad
 from channels.journal.keys import new_key
-from channels.journal.sql import Operation, Statement, moment, stamp, ts
+from channels.journal.sql import Operation, Statement, large_blob, moment, stamp, ts
 from router.ports import (ContentBinding, DmpEntry, JournalEvent, MessageRecord, MessageState, Outcome,
                           OutcomeStatus, ReceivedMessage)
 
-MESSAGE_COLUMNS = ("key, raw, channel, sending_application, sending_facility, control_id, "
-                   "message_type, state, received_at, updated_at, ack_code, detail")
+#: The columns of a ``messages`` row; its received bytes are in ``message_contents`` (schema v11: an UPDATE
+#: of the row no longer rewrites them).
+MESSAGE_ROW = ("key, channel, sending_application, sending_facility, control_id, "
+               "message_type, state, received_at, updated_at, ack_code, detail")
+#: A message as read: the row with its received bytes (NULL once retention emptied them) second.
+MESSAGE_COLUMNS = ("key, (SELECT raw FROM message_contents c WHERE c.key = messages.key) AS raw, channel, "
+                   "sending_application, sending_facility, control_id, message_type, state, received_at, updated_at, "
+                   "ack_code, detail")
 EVENT_COLUMNS = "message_key, at, step, state, detail, document_id, destination"
 OUTCOME_COLUMNS = "document_id, destination, status, detail, at, message_key"
 
@@ -42,21 +48,23 @@ def record_received(codec: Codec, message: ReceivedMessage, now: str,
     key = new_key()
     received_at = ts(message.received_at)
     inserted = yield (
-        f"INSERT INTO messages ({MESSAGE_COLUMNS}, peer) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', ?, ?) "
+        f"INSERT INTO messages ({MESSAGE_ROW}, peer) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, '', ?, ?) "
         "ON CONFLICT (sending_application, control_id) DO NOTHING",
-        (key, codec.seal_bytes(message.raw, aad("messages", key, "raw")), message.channel,
-         message.sending_application, message.sending_facility, message.control_id, message.message_type,
-         str(MessageState.RECEIVED), received_at, now, codec.seal_text("", aad("messages", key, "detail")),
-         message.peer))
+        (key, message.channel, message.sending_application, message.sending_facility, message.control_id,
+         message.message_type, str(MessageState.RECEIVED), received_at, now,
+         codec.seal_text("", aad("messages", key, "detail")), message.peer))
     origin = f"{message.channel} from {message.peer}" if message.peer else message.channel
     if inserted.rowcount == 1:
+        yield ("INSERT INTO message_contents (key, raw) VALUES (?, ?)",
+               (key, large_blob("message_contents", "raw", codec.seal_bytes(message.raw, aad("messages", key, "raw")))))
         yield event(codec, key, received_at, "received", str(MessageState.RECEIVED), origin)
         yield from index(key, digests)
         return key, True
-    found = yield ("SELECT key, raw FROM messages WHERE sending_application = ? AND control_id = ?",
+    found = yield ("SELECT m.key, c.raw FROM messages m LEFT JOIN message_contents c ON c.key = m.key "
+                   "WHERE m.sending_application = ? AND m.control_id = ?",
                    (message.sending_application, message.control_id))
     first_key, stored = found.rows[0]
-    same = codec.open_bytes(stored, aad("messages", first_key, "raw")) == bytes(message.raw)
+    same = stored is not None and codec.open_bytes(stored, aad("messages", first_key, "raw")) == bytes(message.raw)
     content = "identical bytes" if same else f"different bytes ({len(message.raw)} bytes), first copy kept"
     yield event(codec, first_key, now, "duplicate", "duplicate", f"resent on {origin}: {content}")
     return first_key, False
@@ -286,7 +294,7 @@ def dmp_entry(document_id: str) -> Operation[DmpEntry | None]:
 def message_record(codec: Codec, row: tuple) -> MessageRecord:
     key, raw, channel, app, facility, control_id, message_type, state, received, updated, ack, detail = row
     return MessageRecord(
-        key=key, raw=codec.open_bytes(raw, aad("messages", key, "raw")) if len(raw) else b"", channel=channel,
+        key=key, raw=codec.open_bytes(raw, aad("messages", key, "raw")) if raw else b"", channel=channel,
         sending_application=app, sending_facility=facility, control_id=control_id, message_type=message_type,
         state=MessageState(state), received_at=moment(received), updated_at=moment(updated), ack_code=ack,
         detail=codec.open_text(detail, aad("messages", key, "detail")))

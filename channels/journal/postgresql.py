@@ -45,7 +45,7 @@ from channels.cipher import Codec, make_codec
 from channels.journal.digests import IdentifierDigests
 from channels.journal.pg_writer import UNAVAILABLE, PgGroupCommit
 from channels.journal.schema import POSTGRESQL, codec_check, migration
-from channels.journal.sql import Operation, Result, Statement, SystemClock
+from channels.journal.sql import LargeBlob, Operation, Result, Statement, SystemClock
 from channels.journal.sql_journal import SqlJournal, not_open
 from channels.journal.writer import unavailable
 from router.config_values import redact_url
@@ -314,8 +314,8 @@ def _bound(sql: str, params: Sequence[Any]) -> tuple[str, Sequence[Any] | None]:
     """
     if not params:
         return sql, None
-    return _placeholders(sql), [value.replace("\x00", "\u2400") if type(value) is str and "\x00" in value else value
-                                for value in params]
+    return _placeholders(sql), [value.replace("\x00", "\u2400") if type(value) is str and "\x00" in value
+                                else value.data if type(value) is LargeBlob else value for value in params]
 
 
 @functools.lru_cache(maxsize=256)

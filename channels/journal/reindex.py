@@ -60,7 +60,7 @@ async def reindex(query: Callable, write: Callable, codec, digests, *, batch: in
     after = None
     done = 0
     while True:
-        rows = await query(page("messages", ("key",), ("raw",), after, batch))
+        rows = await query(page("message_contents", ("key",), ("raw",), after, batch))
         if not rows:
             break
         filed = [(key, digests.of(patient_identifiers(codec.open_bytes(raw, aad("messages", key, "raw")))))

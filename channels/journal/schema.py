@@ -3,8 +3,8 @@
 Tables:
 
 - ``messages``: one row per received message. ``raw`` holds exactly the bytes
-  received (or their AES-GCM envelope); identifiers, states and timestamps are
-  clear columns for search. ``UNIQUE (sending_application, control_id)`` is the
+  received (or their AES-GCM envelope) up to v10, in ``message_contents`` from
+  v11; identifiers, states and timestamps are clear columns for search. ``UNIQUE (sending_application, control_id)`` is the
   idempotency key (MSH-3 + MSH-10, see ``sqlite.py`` for why not MSH-4).
 - ``events``: the append-only timeline (an UPDATE trigger refuses rewrites).
 - ``outcomes``: the current outcome per (document id, destination); every
@@ -51,6 +51,12 @@ Tables:
 - ``job_contents`` (v10): the CDA of a DocumentJob too large to travel on the bus (over 1 MiB), keyed by
   job id with its message key, sealed like ``raw`` (``job_contents.py``); the bus carries the job without
   it. Retention removes the rows with the message's content.
+- ``message_contents`` (v11): the received bytes of each message (or their AES-GCM envelope, sealed
+  under the same associated data as before, ``messages``/key/``raw``), moved out of the ``messages`` row,
+  which keeps the identifiers, state and timestamps. SQLite rewrites a whole row on every UPDATE: with
+  the bytes in the row, each state change of a 35 MiB message took ~70 MiB of SQLite's memory (and
+  rewrote its pages). A message whose content retention expired has no row here; v11 moves the
+  existing bytes and drops ``messages.raw``.
 - ``schema_version``: one row per applied migration.
 
 Migrations: ``VERSIONS`` is one list for both dialects, so that a version
@@ -430,6 +436,21 @@ VERSIONS: dict[int, tuple[str | PerDialect, ...]] = {
             created_at   timestamptz NOT NULL
         )"""),
         "CREATE INDEX job_contents_by_message ON job_contents (message_key)",
+    ),
+    11: (
+        # The received bytes leave the ``messages`` row: SQLite rewrites a whole row on every UPDATE, so each
+        # state change of a 35 MiB message copied it twice in SQLite's memory (see the module docstring).
+        PerDialect(
+            """CREATE TABLE message_contents (
+            key          TEXT PRIMARY KEY,
+            raw          BLOB NOT NULL
+        )""",
+            """CREATE TABLE message_contents (
+            key          text COLLATE "C" PRIMARY KEY,
+            raw          bytea NOT NULL
+        )"""),
+        "INSERT INTO message_contents (key, raw) SELECT key, raw FROM messages WHERE length(raw) > 0",
+        "ALTER TABLE messages DROP COLUMN raw",
     ),
 }
 LATEST = max(VERSIONS)

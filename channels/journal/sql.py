@@ -17,6 +17,7 @@ comes back - text from SQLite, a ``datetime`` from PostgreSQL - goes through :fu
 from __future__ import annotations
 
 from collections.abc import Generator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple, TypeVar
 
@@ -34,15 +35,56 @@ Statement = tuple[str, Sequence[Any]]
 Operation = Generator[Statement, Result, T]
 
 
+#: A value this large is written into SQLite in pieces (:class:`LargeBlob`).
+LARGE_BLOB_BYTES = 1 << 20
+_BLOB_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class LargeBlob:
+    """A large bytes value that the statement inserts into ``table.column``, the last column of a new row.
+
+    Why: Python's ``sqlite3`` binds a blob as a copy and SQLite builds the row's record from that copy,
+    so a 35 MiB message was held three times while it was journaled. On SQLite, :func:`run` inserts a
+    ``zeroblob`` of its size instead (a last column's zeros are not built in memory) and writes ``data``
+    into it a megabyte at a time, in the same transaction; PostgreSQL binds ``data`` as it is.
+    """
+
+    table: str
+    column: str
+    data: bytes
+
+
+def large_blob(table: str, column: str, data: bytes) -> bytes | LargeBlob:
+    """``data`` as it is, or as a :class:`LargeBlob` when it is over :data:`LARGE_BLOB_BYTES`."""
+    return LargeBlob(table, column, data) if len(data) > LARGE_BLOB_BYTES else data
+
+
 def run(conn: Any, operation: Operation[T]) -> T:
     """Run an operation on a DB-API connection (SQLite's), one statement after the other."""
     try:
         statement = next(operation)
         while True:
-            cursor = conn.execute(*statement)
+            cursor = _execute(conn, *statement)
             statement = operation.send(Result(cursor.rowcount, cursor.fetchall()))
     except StopIteration as done:
         return done.value
+
+
+def _execute(conn: Any, sql: str, params: Sequence[Any]) -> Any:
+    """``conn.execute``; a :class:`LargeBlob` is inserted as a zeroblob, then written in pieces."""
+    at = next((n for n, value in enumerate(params) if isinstance(value, LargeBlob)), None)
+    if at is None:
+        return conn.execute(sql, params)
+    blob = params[at]
+    pieces = sql.split("?")            # the journal's statements hold no ``?`` in literals
+    sql = "".join(piece + ("zeroblob(?)" if n == at else "?") for n, piece in enumerate(pieces[:-1])) + pieces[-1]
+    cursor = conn.execute(sql, [len(blob.data) if n == at else value for n, value in enumerate(params)])
+    if cursor.rowcount == 1:
+        with conn.blobopen(blob.table, blob.column, cursor.lastrowid) as target, memoryview(blob.data) as data:
+            for start in range(0, len(data), _BLOB_CHUNK):
+                target.write(data[start:start + _BLOB_CHUNK])
+    return cursor
 
 
 def ts(moment: datetime) -> str:

@@ -7,8 +7,6 @@ Every failure is a :class:`~router.errors.ParseError` with a readable reason.
 
 from __future__ import annotations
 
-import re
-import secrets
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -18,18 +16,10 @@ import structlog
 from router.errors import ParseError
 from router.hl7.charset import CharsetError, decode
 from router.hl7.msh import MshHeader, read_header
+from router.hl7.runs import MARKER, set_runs_aside
 from router.hl7.segments import normalise_segments
 
 log = structlog.get_logger(__name__)
-
-#: A run of base64 this long (an embedded CDA or PDF in OBX-5) is kept out of python-hl7's parse: it splits
-#: the text into segments, fields, repetitions and components, each a copy, and held ~5x a 35 MiB message
-#: while it ran. Base64 holds no HL7 separator, so the run is one leaf wherever it lies.
-_LONG_RUN = re.compile(r"[A-Za-z0-9+/=]{65536,}")
-_LONG_RUN_MIN = 65536
-_TAG = secrets.token_hex(8)
-_MARKER = re.compile(f"LIAISON{_TAG}RUN[0-9]+")
-
 
 @dataclass
 class ParsedMessage:
@@ -47,7 +37,7 @@ class ParsedMessage:
         """Decoded, ``\\r``-separated, no blank segments; rebuilt with its runs only for a reader that asks."""
         if not self.runs:
             return self.short_text
-        return _MARKER.sub(lambda found: self.runs.get(found.group(), found.group()), self.short_text)
+        return MARKER.sub(lambda found: self.runs.get(found.group(), found.group()), self.short_text)
 
 
 def parse_message(raw: bytes, default_charset: str = "utf-8", *, strict_charset: bool = False) -> ParsedMessage:
@@ -69,9 +59,7 @@ def parse_message(raw: bytes, default_charset: str = "utf-8", *, strict_charset:
     header = read_header(text)
     if lossy:
         log.warning("hl7.charset_replaced", control_id=header.control_id, codec=codec)
-    runs: dict[str, str] = {}
-    if len(text) > _LONG_RUN_MIN:
-        text = _LONG_RUN.sub(lambda found: _aside(found, runs), text)     # the full text is not kept
+    text, runs = set_runs_aside(text)          # the full text is not kept
     try:
         message = hl7.parse(text)
     except Exception as exc:  # python-hl7 raises ParseException, ValueError, IndexError...
@@ -79,13 +67,6 @@ def parse_message(raw: bytes, default_charset: str = "utf-8", *, strict_charset:
     if runs:
         _put_back(message, dict(runs))
     return ParsedMessage(short_text=text, codec=codec, header=header, message=message, lossy=lossy, runs=runs)
-
-
-def _aside(found: re.Match[str], runs: dict[str, str]) -> str:
-    """A marker for one long run, kept in ``runs``; random per process, so no message can forge one."""
-    marker = f"LIAISON{_TAG}RUN{len(runs)}"
-    runs[marker] = found.group()
-    return marker
 
 
 def _put_back(node: list, runs: dict[str, str]) -> None:

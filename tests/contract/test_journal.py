@@ -634,8 +634,8 @@ async def test_a_value_moved_to_another_row_does_not_decrypt(backend):
     async with backend.make(key=KEY) as journal:
         first, _ = await journal.record_received(received("MOVE-1"))
         second, _ = await journal.record_received(received("MOVE-2"))
-    backend.execute([("UPDATE messages SET raw = (SELECT raw FROM messages WHERE key = ?) WHERE key = ?",
-                      (first, second))])
+    backend.execute([("UPDATE message_contents SET raw = (SELECT raw FROM message_contents WHERE key = ?) "
+                      "WHERE key = ?", (first, second))])
 
     async with backend.make(key=KEY) as journal:
         assert (await journal.message(first)).raw == hl7("MOVE-1")

@@ -105,6 +105,8 @@ def test_journal_migrate_from_v6_files_older_messages_under_their_identifiers(tm
     later = [(kind, name) for version, listed in statements("sqlite").items() if version >= 7
              for text in listed for kind, name in re.findall(r"CREATE (TABLE|INDEX) (?:IF NOT EXISTS )?(\w+)", text)]
     with sqlite3.connect(path) as conn:         # back to v6: what v7 and later made is dropped, newest first
+        conn.execute("ALTER TABLE messages ADD COLUMN raw BLOB NOT NULL DEFAULT x''")     # v11 moved the bytes
+        conn.execute("UPDATE messages SET raw = (SELECT raw FROM message_contents c WHERE c.key = messages.key)")
         for kind, name in reversed(later):
             conn.execute(f"DROP {kind} IF EXISTS {name}")
         conn.execute("DELETE FROM schema_version WHERE version >= 7")
