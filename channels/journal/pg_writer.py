@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import psycopg
 import structlog
@@ -33,7 +33,14 @@ from router.errors import TransientError
 log = structlog.get_logger(__name__)
 
 UNAVAILABLE = (psycopg.OperationalError, psycopg.InterfaceError)   # PoolTimeout is an OperationalError
-Write = tuple[Callable[[], Any], bool]         # (make the operation, must it run alone?)
+
+
+class Write(NamedTuple):
+    make: Callable[[], Any]         # makes the operation (anew, when a failed batch is run again)
+    alone: bool                     # it reads rows it then writes: not side by side with others
+    large: bool                     # it writes a value over a mebibyte (no pipeline mode for its batch)
+
+
 Transaction = Callable[[list[Write]], Awaitable[list[Any]]]
 
 
@@ -54,7 +61,7 @@ class PgGroupCommit:
         self._closed = False
         self._task = asyncio.create_task(self._run(), name="journal-writer")
 
-    async def submit(self, make: Callable[[], Any], *, alone: bool = False) -> Any:
+    async def submit(self, make: Callable[[], Any], *, alone: bool = False, large: bool = False) -> Any:
         """Run ``make()`` in the next batch; return its result once committed.
 
         ``alone``: the operation reads rows it then writes, so it must not run side by side with
@@ -63,7 +70,7 @@ class PgGroupCommit:
         if self._closed:
             raise TransientError("journal unavailable: closed")
         future = asyncio.get_running_loop().create_future()
-        self._queue.append(((make, alone), future))
+        self._queue.append((Write(make, alone, large), future))
         self._wakeup.set()
         return await future
 

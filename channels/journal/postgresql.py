@@ -43,7 +43,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from channels.cipher import Codec, make_codec
 from channels.journal.digests import IdentifierDigests
-from channels.journal.pg_writer import UNAVAILABLE, PgGroupCommit
+from channels.journal.pg_writer import UNAVAILABLE, PgGroupCommit, Write
 from channels.journal.schema import POSTGRESQL, codec_check, migration
 from channels.journal.sql import LargeBlob, Operation, Result, Statement, SystemClock
 from channels.journal.sql_journal import SqlJournal, not_open
@@ -223,12 +223,13 @@ class PostgresJournal(SqlJournal):
 
     # ------------------------------------------------------------ statements
 
-    async def _write(self, operation: Callable[[], Operation[T]], *, alone: bool = False) -> T:
+    async def _write(self, operation: Callable[[], Operation[T]], *, alone: bool = False,
+                     large: bool = False) -> T:
         if self._writer is None:
             raise not_open()
-        return await self._writer.submit(operation, alone=alone)
+        return await self._writer.submit(operation, alone=alone, large=large)
 
-    async def _transaction(self, writes: list[tuple[Callable[[], Operation[Any]], bool]]) -> list[Any]:
+    async def _transaction(self, writes: list[Write]) -> list[Any]:
         """Run a batch of new operations in one transaction on one pool connection (for ``PgGroupCommit``).
 
         In pipeline mode, the operations of a batch advance together: the first statement of each
@@ -238,14 +239,22 @@ class PostgresJournal(SqlJournal):
         binding, that a row exists) and each of their writes is one statement; an operation that
         reads rows it then writes (``mark_stay``, ``record_dmp_consent``) is submitted ``alone``
         and runs by itself, in its place in the batch.
+
+        A batch carrying a large value (a received message or a CDA over a mebibyte) runs without
+        pipeline mode, one statement after the other: in pipeline mode psycopg may stop sending a
+        statement of many megabytes half way and wait for its result, while the server waits for
+        the rest of it (a 16-35 MiB message hung one time in two; psycopg issue #685).
         """
         pool = self._pool
         if pool is None:
             raise not_open()
+        if any(write.large for write in writes):
+            async with pool.connection() as conn, conn.transaction():
+                return [await _run(conn, write.make()) for write in writes]
         results: list[Any] = []
         async with pool.connection() as conn, conn.pipeline() as pipeline, conn.transaction():
-            for alone, group in itertools.groupby(writes, key=lambda write: write[1]):
-                makes = [make for make, _ in group]
+            for alone, group in itertools.groupby(writes, key=lambda write: write.alone):
+                makes = [write.make for write in group]
                 for together in ([[make] for make in makes] if alone else [makes]):
                     results += await _advance_together(conn, pipeline, [make() for make in together])
         return results

@@ -24,7 +24,7 @@ from channels.journal import operations as ops
 from channels.journal import retention as retention_sql
 from channels.journal import reindex as reindex_sql
 from channels.journal import stays as stay_sql
-from channels.journal.sql import Operation, ts
+from channels.journal.sql import LARGE_BLOB_BYTES, Operation, ts
 from router.errors import TransientError
 from router.ports import (Activity, Clock, ContentBinding, DmpEntry, JournalEvent, MailStep, MessageRecord, MessageState,
                           MetricsSample, NoticeRecord, NoticeVerdict, Outcome, PatientConsent, ReceivedMessage,
@@ -59,11 +59,13 @@ class SqlJournal:
         writer = self._last_writer
         return {"operations": writer.operations if writer else 0, "commits": writer.commits if writer else 0}
 
-    async def _write(self, operation: Callable[[], Operation[T]], *, alone: bool = False) -> T:
+    async def _write(self, operation: Callable[[], Operation[T]], *, alone: bool = False,
+                     large: bool = False) -> T:
         """Run a new ``operation()`` in a write transaction; return its result once committed.
 
         The adapter may make it again (a batch that failed is run again one operation at a time).
         ``alone``: the operation reads rows it then writes, so it must not run side by side with others.
+        ``large``: it writes a value over :data:`LARGE_BLOB_BYTES` (a received message, a CDA).
         """
         raise NotImplementedError
 
@@ -76,7 +78,8 @@ class SqlJournal:
     async def record_received(self, message: ReceivedMessage) -> tuple[str, bool]:
         """Store the raw message; on a resend return the first key, ``False``, and log a "duplicate" event."""
         digests = self._digests.of(message.identifiers)
-        return await self._write(lambda: ops.record_received(self._codec, message, ts(self._clock.now()), digests))
+        return await self._write(lambda: ops.record_received(self._codec, message, ts(self._clock.now()), digests),
+                                 large=len(message.raw) > LARGE_BLOB_BYTES)
 
     async def set_state(self, key: str, state: MessageState, *, step: str, detail: str = "",
                         ack_code: str | None = None,
@@ -154,12 +157,13 @@ class SqlJournal:
             yield from document_sql.upsert(self._codec, document, now)
             yield from ops.index(document.message_key, digests)
 
-        await self._write(operation)
+        await self._write(operation, large=len(document.cda) > LARGE_BLOB_BYTES)
 
     async def record_job_content(self, job_id: str, message_key: str, cda: bytes) -> None:
         """Keep a large job's CDA once under its job id (``job_contents.py``)."""
         now = ts(self._clock.now())
-        await self._write(lambda: job_sql.store(self._codec, job_id, message_key, cda, now))
+        await self._write(lambda: job_sql.store(self._codec, job_id, message_key, cda, now),
+                          large=len(cda) > LARGE_BLOB_BYTES)
 
     async def record_dmp_entry(self, entry: DmpEntry) -> None:
         now = ts(self._clock.now())

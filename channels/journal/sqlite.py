@@ -290,7 +290,8 @@ class SqliteJournal(SqlJournal):
 
     # ------------------------------------------------------------ statements
 
-    async def _write(self, operation: Callable[[], Operation[T]], *, alone: bool = False) -> T:
+    async def _write(self, operation: Callable[[], Operation[T]], *, alone: bool = False,
+                     large: bool = False) -> T:
         """Run a new ``operation()`` in the writer's next batch (again, alone, if its batch fails)."""
         if self._writer is None:
             raise not_open() if not self.read_only else TransientError(f"journal {self.path} is open read-only")

@@ -8,7 +8,6 @@ bytes moved, an emptied one (retention) left without content.
 
 from __future__ import annotations
 
-import pytest
 
 from channels.cipher import aad, make_codec
 from channels.journal.schema import LATEST, VERSION_TABLE, statements, ts
@@ -83,3 +82,16 @@ async def test_retention_removes_the_contents_row(backend, journal):  # noqa: F8
     assert await journal.expire_content(T0.replace(year=T0.year + 1), 10) == 0
     await journal.close()
     assert backend.execute([("SELECT count(*) FROM message_contents", ())]) == [(0,)]
+
+
+async def test_messages_of_tens_of_mebibytes_are_journaled_and_come_back(journal):  # noqa: F811
+    """A 20 MB PDF makes a ~28 MiB message; on PostgreSQL such a statement in pipeline mode could stall for ever
+    (psycopg stopped sending it half way and waited for its result): each one must be stored, in bounded time."""
+    import asyncio
+
+    for n in range(4):
+        raw = large_message(f"HUGE-{n}", 28 * 2**20)
+        key, new = await asyncio.wait_for(journal.record_received(received(f"HUGE-{n}", raw=raw)), timeout=60)
+        assert new
+        assert (await journal.message(key)).raw == raw
+    await journal.close()
