@@ -8,7 +8,6 @@ bytes moved, an emptied one (retention) left without content.
 
 from __future__ import annotations
 
-
 from channels.cipher import aad, make_codec
 from channels.journal.schema import LATEST, VERSION_TABLE, statements, ts
 from router.ports import MessageState
