@@ -44,7 +44,8 @@ from psycopg_pool import AsyncConnectionPool
 from channels.cipher import Codec, make_codec
 from channels.journal.digests import IdentifierDigests
 from channels.journal.pg_writer import UNAVAILABLE, PgGroupCommit, Write
-from channels.journal.schema import POSTGRESQL, codec_check, migration
+from channels.journal.key_check import codec_check
+from channels.journal.schema import POSTGRESQL, migration
 from channels.journal.sql import LargeBlob, Operation, Result, Statement, SystemClock
 from channels.journal.sql_journal import SqlJournal, not_open
 from channels.journal.writer import unavailable

@@ -83,14 +83,12 @@ import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from channels.cipher import Codec, DecryptError, EncryptionKeyError, aad
-from channels.journal.sql import Operation, run, ts
+from channels.journal.sql import Operation, run_immediate, ts
 from router.errors import ConfigError
 
-__all__ = ["LATEST", "MIGRATIONS", "PG_MIGRATIONS", "VERSION_TABLE", "VERSIONS", "check_codec", "codec_check",
-           "migrate", "migration", "statements", "ts"]
+__all__ = ["LATEST", "MIGRATIONS", "PG_MIGRATIONS", "VERSION_TABLE", "VERSIONS", "migrate", "migration",
+           "statements", "ts"]
 
-KEY_CHECK_PLAINTEXT = b"liaison journal key check v1"
 SQLITE, POSTGRESQL = "sqlite", "postgresql"
 
 
@@ -498,53 +496,4 @@ def migration(dialect: str, *, allowed: bool = True) -> Operation[tuple[int, int
 
 def migrate(conn: sqlite3.Connection, *, allowed: bool = True) -> tuple[int, int]:
     """:func:`migration` on a SQLite journal: (version found, version now)."""
-    return _immediate(conn, migration(SQLITE, allowed=allowed))
-
-
-def codec_check(codec: Codec) -> Operation[None]:
-    """Record the encryption mode of a new journal; refuse a key that does not fit an old one."""
-    where = aad("settings", "key_check")
-    rows = dict((yield "SELECT name, value FROM settings", ()).rows)
-    if "cipher" not in rows:
-        yield "INSERT INTO settings VALUES ('cipher', ?)", (codec.name,)
-        if codec.encrypted:
-            yield "INSERT INTO settings VALUES ('key_check', ?)", (codec.seal_bytes(KEY_CHECK_PLAINTEXT, where),)
-        return
-    verify_codec(rows, codec)
-
-
-def verify_codec(rows: dict, codec: Codec) -> None:
-    """Refuse a key that does not fit the journal whose ``settings`` rows these are (a read-only open uses it)."""
-    if "cipher" not in rows:
-        return
-    where = aad("settings", "key_check")
-    stored = rows["cipher"]
-    stored = bytes(stored).decode("ascii") if isinstance(stored, (bytes, memoryview)) else stored
-    if stored != codec.name:
-        if codec.encrypted:
-            raise EncryptionKeyError("this journal was created without encryption; open it without a key")
-        raise EncryptionKeyError(f"this journal is encrypted ({stored}): a key is required to open it")
-    if codec.encrypted:
-        try:
-            ok = codec.open_bytes(bytes(rows["key_check"]), where) == KEY_CHECK_PLAINTEXT
-        except DecryptError:
-            ok = False
-        if not ok:
-            raise EncryptionKeyError("wrong key: it does not decrypt this journal")
-
-
-def check_codec(conn: sqlite3.Connection, codec: Codec) -> None:
-    """:func:`codec_check` on a SQLite journal."""
-    _immediate(conn, codec_check(codec))
-
-
-def _immediate(conn: sqlite3.Connection, operation: Operation):
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        result = run(conn, operation)
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
-    return result
+    return run_immediate(conn, migration(SQLITE, allowed=allowed))

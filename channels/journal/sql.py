@@ -117,3 +117,16 @@ class SystemClock:
 
     def now(self) -> datetime:
         return datetime.now(UTC)
+
+
+def run_immediate(conn: Any, operation: Operation[T]) -> T:
+    """:func:`run` in a ``BEGIN IMMEDIATE`` transaction of its own on a SQLite connection (migrations, key check)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        result = run(conn, operation)
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return result

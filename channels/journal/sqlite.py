@@ -48,7 +48,8 @@ import structlog
 
 from channels.cipher import make_codec
 from channels.journal.digests import IdentifierDigests
-from channels.journal.schema import LATEST, check_codec, migrate as migrate_schema, verify_codec
+from channels.journal.key_check import check_codec, verify_codec
+from channels.journal.schema import LATEST, migrate as migrate_schema
 from channels.journal.sql import Operation, SystemClock, run
 from channels.journal import operations as ops
 from channels.journal.leases import file_lease
