@@ -16,11 +16,13 @@ The bare MLLP echo is ``bench/ingest.py``'s (``measure_echo``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import AsyncIterator
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -33,49 +35,46 @@ from channels.testing.pki import make_test_pki
 
 ROOT = Path(__file__).resolve().parents[1]
 BATCH = 100
+PERSISTENT = aiormq.spec.Basic.Properties(delivery_mode=2)
 
 
-async def amqp_batched_confirms(url: str, body: bytes, count: int) -> float:
-    """Messages/s published with confirms, ``BATCH`` in flight, to a quorum queue of its own (deleted after)."""
+@contextlib.asynccontextmanager
+async def quorum_queue(url: str) -> AsyncIterator[tuple[aiormq.abc.AbstractChannel, str]]:
+    """A confirming channel and a quorum queue of its own, deleted after."""
     connection = await aiormq.connect(url)
     try:
         channel = await connection.channel(publisher_confirms=True)
         name = f"liaison-bench.ceiling.{uuid.uuid4().hex[:8]}"
         await channel.queue_declare(name, durable=True, arguments={"x-queue-type": "quorum"})
-        properties = aiormq.spec.Basic.Properties(delivery_mode=2)
-        started = time.perf_counter()
-        for _ in range(count // BATCH):
-            await asyncio.gather(*(channel.basic_publish(body, routing_key=name, properties=properties)
-                                   for _ in range(BATCH)))
-        rate = count // BATCH * BATCH / (time.perf_counter() - started)
+        yield channel, name
         await channel.queue_delete(name)
     finally:
         await connection.close()
-    return rate
+
+
+async def amqp_batched_confirms(url: str, body: bytes, count: int) -> float:
+    """Messages/s published with confirms, ``BATCH`` in flight, to a quorum queue of its own."""
+    async with quorum_queue(url) as (channel, name):
+        started = time.perf_counter()
+        for _ in range(count // BATCH):
+            await asyncio.gather(*(channel.basic_publish(body, routing_key=name, properties=PERSISTENT)
+                                   for _ in range(BATCH)))
+        return count // BATCH * BATCH / (time.perf_counter() - started)
 
 
 async def amqp_confirm_each(url: str, body: bytes, count: int, publishers: int) -> tuple[float, float]:
     """(messages/s, p50 ms) with ``publishers`` concurrent publishers each awaiting its confirm before the next."""
-    connection = await aiormq.connect(url)
-    try:
-        channel = await connection.channel(publisher_confirms=True)
-        name = f"liaison-bench.ceiling.{uuid.uuid4().hex[:8]}"
-        await channel.queue_declare(name, durable=True, arguments={"x-queue-type": "quorum"})
-        properties = aiormq.spec.Basic.Properties(delivery_mode=2)
-        latencies: list[float] = []
-
+    latencies: list[float] = []
+    async with quorum_queue(url) as (channel, name):
         async def one_publisher() -> None:
             for _ in range(count // publishers):
                 sent = time.perf_counter()
-                await channel.basic_publish(body, routing_key=name, properties=properties, mandatory=True)
+                await channel.basic_publish(body, routing_key=name, properties=PERSISTENT, mandatory=True)
                 latencies.append(time.perf_counter() - sent)
 
         started = time.perf_counter()
         await asyncio.gather(*(one_publisher() for _ in range(publishers)))
         rate = len(latencies) / (time.perf_counter() - started)
-        await channel.queue_delete(name)
-    finally:
-        await connection.close()
     return rate, sorted(latencies)[len(latencies) // 2] * 1000
 
 
