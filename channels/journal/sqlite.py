@@ -210,18 +210,7 @@ class SqliteJournal(SqlJournal):
     async def migrate(self) -> tuple[int, int]:
         """Create or upgrade the schema without opening the journal; (version found, version now)."""
         self._create_file()
-
-        def upgrade() -> tuple[int, int]:
-            conn = self._connect()
-            try:
-                return migrate_schema(conn)
-            finally:
-                conn.close()
-
-        try:
-            return await asyncio.to_thread(upgrade)
-        except sqlite3.OperationalError as exc:
-            raise unavailable(exc) from exc
+        return await self._on_own_connection(migrate_schema)
 
     async def content_binding(self, document_id: str) -> ContentBinding | None:
         """A primary-key read on the event loop's own connection, without a thread hop.
@@ -247,45 +236,45 @@ class SqliteJournal(SqlJournal):
         if self.read_only:
             raise TransientError(f"journal {self.path} is open read-only")
 
-        def reclaim() -> str:
-            conn = self._connect()
-            try:
-                if conn.execute("PRAGMA auto_vacuum").fetchone()[0] != 2:
-                    free = conn.execute("PRAGMA freelist_count").fetchone()[0]
-                    return (f"SQLite: {free} free page(s) reused by new rows, the file does not shrink (this journal "
-                            "was made before incremental vacuum): run `liaison retention --compact` once, engine "
-                            "stopped")
-                before = conn.execute("PRAGMA freelist_count").fetchone()[0]
-                # executescript steps the pragma to its end (execute frees one page per step taken).
-                conn.executescript(f"PRAGMA incremental_vacuum({int(max_pages)});")
-                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
-                after = conn.execute("PRAGMA freelist_count").fetchone()[0]
-                size = conn.execute("PRAGMA page_size").fetchone()[0]
-                freed = before - after
-                return f"SQLite: {freed} page(s) ({freed * size // 1024} KiB) given back to the file system"
-            finally:
-                conn.close()
+        def reclaim(conn: sqlite3.Connection) -> str:
+            if conn.execute("PRAGMA auto_vacuum").fetchone()[0] != 2:
+                free = conn.execute("PRAGMA freelist_count").fetchone()[0]
+                return (f"SQLite: {free} free page(s) reused by new rows, the file does not shrink (this journal "
+                        "was made before incremental vacuum): run `liaison retention --compact` once, engine "
+                        "stopped")
+            before = conn.execute("PRAGMA freelist_count").fetchone()[0]
+            # executescript steps the pragma to its end (execute frees one page per step taken).
+            conn.executescript(f"PRAGMA incremental_vacuum({int(max_pages)});")
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+            after = conn.execute("PRAGMA freelist_count").fetchone()[0]
+            size = conn.execute("PRAGMA page_size").fetchone()[0]
+            freed = before - after
+            return f"SQLite: {freed} page(s) ({freed * size // 1024} KiB) given back to the file system"
 
-        try:
-            return await asyncio.to_thread(reclaim)
-        except sqlite3.OperationalError as exc:
-            raise unavailable(exc) from exc
+        return await self._on_own_connection(reclaim)
 
     async def compact(self) -> int:
         """Once, engine stopped: turn incremental vacuum on in an older journal and rewrite it (VACUUM); bytes freed."""
-        def vacuum() -> int:
-            size = self.path.stat().st_size
+        def vacuum(conn: sqlite3.Connection) -> None:
+            conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
+            conn.execute("VACUUM")
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+
+        size = self.path.stat().st_size
+        await self._on_own_connection(vacuum)
+        return size - self.path.stat().st_size
+
+    async def _on_own_connection(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """``work(conn)`` in a thread, on a connection of its own closed after (schema and file maintenance)."""
+        def run_it() -> T:
             conn = self._connect()
             try:
-                conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
-                conn.execute("VACUUM")
-                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+                return work(conn)
             finally:
                 conn.close()
-            return size - self.path.stat().st_size
 
         try:
-            return await asyncio.to_thread(vacuum)
+            return await asyncio.to_thread(run_it)
         except sqlite3.OperationalError as exc:
             raise unavailable(exc) from exc
 
