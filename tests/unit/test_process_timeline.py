@@ -19,6 +19,7 @@ from mappings.cda_header import read_header
 from router.errors import ValidationError
 from router.ports import Envelope, MessageState, ReceivedMessage
 from router.stages.process import ProcessStage
+from router.stages.zam import ZamQueue
 
 NOW = datetime(2024, 3, 15, 16, 0, tzinfo=timezone.utc)
 
@@ -35,7 +36,7 @@ async def bus(tmp_path):
     await bus.close()
 
 
-async def run_stage(tmp_path, bus, control_id: str, schema_check=None, zams=None):
+async def run_stage(tmp_path, bus, control_id: str, schema_check=None):
     raw = encode_message(make_pfi_oru(make_cda(), control_id=control_id, recipients=[DR_MARTIN, DR_LEROY]))
     journal = SqliteJournal(tmp_path / "journal.sqlite")
     await journal.open()
@@ -43,7 +44,8 @@ async def run_stage(tmp_path, bus, control_id: str, schema_check=None, zams=None
         raw=raw, channel="his", sending_application="LABO-TEST", sending_facility="CH-TEST",
         control_id=control_id, message_type="ORU^R01", received_at=NOW))
     writes = journal.stats()["operations"]
-    stage = ProcessStage(bus, journal, zams, cda_reader=read_header, schema_check=schema_check)
+    stage = ProcessStage(bus, journal, ZamQueue(bus, journal, enabled=True), cda_reader=read_header,
+                         schema_check=schema_check)
     envelope = Envelope(body=raw, message_id=key, headers={"channel": "his", "codec": "utf-8"})
     return journal, key, writes, stage, envelope
 
@@ -63,23 +65,12 @@ async def test_a_document_s_steps_are_one_write_and_keep_their_order(tmp_path, b
     await journal.close()
 
 
-class NoZams:
-    """The refusal ZAMs are not what this test looks at: it only needs them asked for."""
-
-    def __init__(self):
-        self.asked = 0
-
-    async def reception_mss(self, *args, **kwargs) -> None:
-        self.asked += 1
-
-
 async def test_a_refused_job_keeps_the_steps_that_passed_before_the_refusal(tmp_path, bus):
-    zams = NoZams()
-    journal, key, _, stage, envelope = await run_stage(tmp_path, bus, "ORU-T2", schema_check=refuse, zams=zams)
+    journal, key, _, stage, envelope = await run_stage(tmp_path, bus, "ORU-T2", schema_check=refuse)
     with pytest.raises(ValidationError):
         await stage(envelope)
 
     steps = [(e.step, e.state) for e in await journal.events(key)]
-    assert steps[2:] == [("pfi", "read"), ("recipient", "kept"), ("recipient", "kept"), ("invalid", "parked")]
-    assert zams.asked == 2
+    assert steps[2:6] == [("pfi", "read"), ("recipient", "kept"), ("recipient", "kept"), ("invalid", "parked")]
+    assert [step for step, _ in steps[6:]] == ["zam", "zam"]          # each recipient told, after the refusal
     await journal.close()
